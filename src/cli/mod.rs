@@ -1,0 +1,99 @@
+//! Command line: argument parsing (clap), messages on stderr and exit codes.
+
+mod parse_cmd;
+
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Exit codes, documented in the README. Stable: CI scripts branch on them.
+pub mod exit {
+    pub const OK: u8 = 0;
+    /// A build failed or was interrupted (its record is still written).
+    pub const BUILD_FAILED: u8 = 1;
+    /// The command line was wrong (clap's own code for usage errors).
+    pub const USAGE: u8 = 2;
+    /// No artifact: a truncated log, the wrong file, or a build that finished without an image.
+    pub const NO_ARTIFACT: u8 = 3;
+    /// The input is invalid: the message names the file, the line and what was expected.
+    pub const INVALID_INPUT: u8 = 4;
+    /// Reading or writing a file failed.
+    pub const IO: u8 = 5;
+}
+
+const ABOUT: &str = "Turn Packer / image-builder Azure build output into image records";
+
+const EXAMPLES: &str = "\
+Examples:
+  make build-azure-sig-ubuntu-2404 | sigcat parse --tee -o records.json
+  sigcat parse packer.out
+  sigcat parse packer.out --manifest manifest.json --format github >> \"$GITHUB_OUTPUT\"
+  eval \"$(sigcat parse packer.out --format env)\"";
+
+#[derive(Parser)]
+#[command(name = "sigcat", version, about = ABOUT, after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Parse(parse_cmd::ParseArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    let code = match cli.command {
+        Command::Parse(args) => parse_cmd::run(args),
+    };
+    ExitCode::from(code)
+}
+
+/// Prints an error and returns its exit code.
+pub fn report(error: &sigcat::Error) -> u8 {
+    eprintln!("sigcat: error: {error}");
+    match error {
+        sigcat::Error::Input(_) => exit::INVALID_INPUT,
+        sigcat::Error::Io { .. } => exit::IO,
+        sigcat::Error::Usage(_) => exit::USAGE,
+    }
+}
+
+pub fn warn(message: &str) {
+    eprintln!("sigcat: warning: {message}");
+}
+
+/// Writes `bytes` to `path` so that readers see the old file or the whole new one, never a part.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), sigcat::Error> {
+    let io = |e| sigcat::Error::io(path.display().to_string(), e);
+    let name = path
+        .file_name()
+        .ok_or_else(|| sigcat::Error::Usage(format!("{}: not a file name", path.display())))?;
+    let tmp = path.with_file_name(format!(
+        ".{}.sigcat-{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
