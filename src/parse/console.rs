@@ -72,6 +72,12 @@ impl ConsoleParser {
         }
     }
 
+    /// Whether the next line must be fed whatever it holds (inside an artifact block); otherwise
+    /// only lines that [`line_finder`] matches can change anything.
+    pub fn wants_every_line(&self) -> bool {
+        self.open.is_some()
+    }
+
     /// Feeds one raw line (colour, CI prefixes and all).
     pub fn feed(&mut self, number: u64, raw: &[u8], truncated: bool) -> Result<(), InputError> {
         if self.open.is_some() {
@@ -336,6 +342,25 @@ impl ConsoleParser {
             warnings: self.warnings,
         })
     }
+}
+
+/// Finds the lines that can matter outside an artifact block: everything [`worth_a_look`]
+/// accepts contains one of these.
+pub fn line_finder() -> aho_corasick::AhoCorasick {
+    // Each pattern starts with bytes that are rare in provisioner output, so the SIMD
+    // prefilter (Teddy) skips noise without stopping: `==> ` alone starts every say line.
+    // Leftmost matching is what enables the packed (Teddy) searcher.
+    aho_corasick::AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+        .build([
+            "Build '",
+            "--> ",
+            "> Builds finished",
+            "> Some builds",
+            "Cleanly cancelled",
+            "output will be in this color.",
+        ])
+        .expect("fixed patterns build")
 }
 
 /// The fast filter: a line matters only if, after its prefixes, it starts like a result,

@@ -126,6 +126,44 @@ impl<R: Read> LineReader<R> {
         }
     }
 
+    /// Skips, without looking at them one by one, the whole lines in which `finder` finds
+    /// nothing, then returns the next line (which contains a match, or is too long to search
+    /// whole). The skipped lines are still counted. This is what lets sigcat read a 1 GiB log
+    /// at close to the speed of `grep -c`: most of a build log is provisioner noise.
+    pub fn next_line_matching(
+        &mut self,
+        finder: &aho_corasick::AhoCorasick,
+    ) -> io::Result<Option<Line<'_>>> {
+        loop {
+            if self.skipping {
+                return self.next_line();
+            }
+            let pending = &self.buf[self.start..self.end];
+            // Only complete lines may be skipped: a match can still arrive in a partial one.
+            let Some(last_newline) = memchr::memrchr(b'\n', pending) else {
+                if self.eof || pending.len() >= MAX_LINE {
+                    return self.next_line();
+                }
+                self.fill()?;
+                continue;
+            };
+            let complete = &pending[..=last_newline];
+            let skip_to = match finder.find(complete) {
+                Some(m) => memchr::memrchr(b'\n', &complete[..m.start()]).map_or(0, |p| p + 1),
+                None => complete.len(),
+            };
+            self.line_number += count_newlines(&complete[..skip_to]);
+            self.start += skip_to;
+            if skip_to < complete.len() {
+                return self.next_line();
+            }
+            if self.eof {
+                return self.next_line();
+            }
+            self.fill()?;
+        }
+    }
+
     /// Moves the unread bytes to the front and reads one more chunk.
     fn fill(&mut self) -> io::Result<()> {
         if self.start > 0 {
@@ -164,6 +202,20 @@ impl<R: Read> LineReader<R> {
         }
         Ok(())
     }
+}
+
+fn count_newlines(bytes: &[u8]) -> u64 {
+    // Byte-wide counters over blocks of 255 let the compiler vectorise this loop fully
+    // (a plain `filter().count()` runs at a fraction of the speed).
+    let mut total = 0u64;
+    for block in bytes.chunks(255) {
+        let mut n: u8 = 0;
+        for &b in block {
+            n += (b == b'\n') as u8;
+        }
+        total += u64::from(n);
+    }
+    total
 }
 
 fn strip_cr(line: &[u8]) -> &[u8] {
@@ -328,6 +380,31 @@ mod tests {
         assert_eq!(got[0].1.len(), MAX_LINE);
         assert!(got[0].2);
         assert_eq!(got[1], (2, b"after".to_vec(), false));
+    }
+
+    #[test]
+    fn skipping_unmatched_lines_keeps_line_numbers() {
+        let finder = aho_corasick::AhoCorasick::new(["needle"]).unwrap();
+        let mut input = Vec::new();
+        for i in 0..100_000 {
+            if i % 25_000 == 7 {
+                input.extend_from_slice(format!("line {i} has a needle\n").as_bytes());
+            } else {
+                input.extend_from_slice(format!("line {i} is noise\n").as_bytes());
+            }
+        }
+        input.extend_from_slice(b"last needle without newline");
+        let mut r = LineReader::new(&input[..]);
+        let mut got = Vec::new();
+        while let Some(l) = r.next_line_matching(&finder).unwrap() {
+            got.push((l.number, String::from_utf8_lossy(l.bytes).into_owned()));
+        }
+        let want: Vec<(u64, String)> = [7u64, 25_007, 50_007, 75_007]
+            .iter()
+            .map(|i| (i + 1, format!("line {i} has a needle")))
+            .chain([(100_001, "last needle without newline".to_string())])
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]

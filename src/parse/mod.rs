@@ -78,7 +78,16 @@ pub fn parse_stream<R: Read>(
         }
         InputFormat::Console => {
             let mut parser = console::ConsoleParser::new(source, InputFormat::Console);
-            while let Some(line) = reader.next_line().map_err(io_err)? {
+            let finder = console::line_finder();
+            loop {
+                let next = if parser.wants_every_line() {
+                    reader.next_line()
+                } else {
+                    reader.next_line_matching(&finder)
+                };
+                let Some(line) = next.map_err(io_err)? else {
+                    break;
+                };
                 parser.feed(line.number, line.bytes, line.truncated)?;
             }
             Ok(parser.finish()?)
