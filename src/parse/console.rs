@@ -216,16 +216,19 @@ impl ConsoleParser {
 
     fn close_block(&mut self) {
         let Some(open) = self.open.take() else { return };
-        if self.fingerprints.insert(open.block.fingerprint()) {
-            if self.blocks.len() >= MAX_IMAGES {
-                self.warn(format!(
-                    "line {}: more than {MAX_IMAGES} artifact blocks; the rest are ignored",
-                    open.block.first_line
-                ));
-                return;
-            }
-            self.blocks.push(open.block);
+        let fingerprint = open.block.fingerprint();
+        if self.fingerprints.contains(&fingerprint) {
+            return;
         }
+        if self.blocks.len() >= MAX_IMAGES {
+            self.warn(format!(
+                "line {}: more than {MAX_IMAGES} distinct artifact blocks; the rest are ignored",
+                open.block.first_line
+            ));
+            return;
+        }
+        self.fingerprints.insert(fingerprint);
+        self.blocks.push(open.block);
     }
 
     fn build_mut(&mut self, name: &str, number: u64) -> Option<&mut BuildState> {
