@@ -42,6 +42,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// sigcat will not produce what was asked because applying it would fail or do harm
+    /// (a Kubernetes minor-version skip, a third-party image without a Plan...).
+    #[error("{0}")]
+    Refused(String),
     /// The command line asked for something the inputs cannot give (e.g. one record but several).
     #[error("{0}")]
     Usage(String),

@@ -1,6 +1,7 @@
 //! Command line: argument parsing (clap), messages on stderr and exit codes.
 
 mod parse_cmd;
+mod render_cmd;
 
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -20,6 +21,8 @@ pub mod exit {
     pub const INVALID_INPUT: u8 = 4;
     /// Reading or writing a file failed.
     pub const IO: u8 = 5;
+    /// sigcat refused: applying the result would fail or do harm (version skew, missing Plan).
+    pub const REFUSED: u8 = 6;
 }
 
 const ABOUT: &str = "Turn Packer / image-builder Azure build output into image records";
@@ -29,7 +32,8 @@ Examples:
   make build-azure-sig-ubuntu-2404 | sigcat parse --tee -o records.json
   sigcat parse packer.out
   sigcat parse packer.out --manifest manifest.json --format github >> \"$GITHUB_OUTPUT\"
-  eval \"$(sigcat parse packer.out --format env)\"";
+  eval \"$(sigcat parse packer.out --format env)\"
+  sigcat render records.json --from current-template.yaml | kubectl apply -f -";
 
 #[derive(Parser)]
 #[command(name = "sigcat", version, about = ABOUT, after_help = EXAMPLES)]
@@ -41,6 +45,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Parse(parse_cmd::ParseArgs),
+    Render(render_cmd::RenderArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -57,6 +62,7 @@ pub fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Parse(args) => parse_cmd::run(args),
+        Command::Render(args) => render_cmd::run(args),
     };
     ExitCode::from(code)
 }
@@ -68,6 +74,7 @@ pub fn report(error: &sigcat::Error) -> u8 {
         sigcat::Error::Input(_) => exit::INVALID_INPUT,
         sigcat::Error::Io { .. } => exit::IO,
         sigcat::Error::Usage(_) => exit::USAGE,
+        sigcat::Error::Refused(_) => exit::REFUSED,
     }
 }
 

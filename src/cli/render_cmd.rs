@@ -1,0 +1,240 @@
+//! `sigcat render`: records (or a log / manifest) → AzureMachineTemplate and upgrade changes.
+
+use super::{report, warn, write_atomically};
+use clap::{Args, ValueEnum};
+use sigcat::parse;
+use sigcat::record::kubernetes::KubeVersion;
+use sigcat::record::{Record, same_build};
+use sigcat::render::{self, ImageKind, Plan, TemplateOptions, yaml};
+use std::io::Write;
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "\
+Examples:
+  # A fresh cluster: a minimal template for the image in the log.
+  sigcat render packer.out --manifest manifest.json --vm-size Standard_D2s_v3 | kubectl apply -f -
+  # A copy of the current template with only its image changed:
+  kubectl get azuremachinetemplate my-cluster-md-0 -o yaml > md-0.yaml
+  sigcat render records.json --from md-0.yaml
+  # The whole upgrade: new templates, then the control plane, then the MachineDeployments.
+  kubectl get kubeadmcontrolplane,machinedeployment -o yaml > current.yaml
+  sigcat render records.json --from cp.yaml --from md-0.yaml --upgrade current.yaml | kubectl apply -f -
+  # Flatcar and other third-party bases need a Plan:
+  sigcat render records.json --from md-0.yaml --plan kinvolk:flatcar-container-linux-corevm-amd64:stable-gen2
+
+Exit codes: 0 done; 2 usage error; 3 no image in the input; 4 invalid input; 5 I/O error;
+6 refused (unknown Kubernetes version, minor-version skip, downgrade, workers ahead of the
+control plane, a third-party image without a Plan).";
+
+#[derive(Args)]
+#[command(about = "Render CAPZ AzureMachineTemplates (and upgrade changes) from a record", after_help = EXAMPLES)]
+pub struct RenderArgs {
+    /// Records from `sigcat parse` (JSON lines), or a log / manifest to parse; stdin if none.
+    inputs: Vec<PathBuf>,
+    /// The manifest.json of the same run, when the input is a log.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// Which record to render when the input holds several images.
+    #[arg(long, value_name = "NAME")]
+    build: Option<String>,
+    /// Kubernetes version when the record does not know it (needed for --upgrade).
+    #[arg(long, value_name = "VERSION")]
+    kubernetes_version: Option<String>,
+    /// The image API: computeGallery (CAPZ >= 1.4), sharedGallery (older CAPZ), or id (managed image).
+    #[arg(long, value_enum)]
+    image_api: Option<ImageApi>,
+    /// Plan of a third-party base image: PUBLISHER:OFFER:SKU.
+    #[arg(long, value_name = "PUBLISHER:OFFER:SKU")]
+    plan: Option<Plan>,
+    /// YAML file mapping image definitions (with `*`) to plans: `plans: [{definition, publisher, offer, sku}]`.
+    #[arg(long, value_name = "FILE")]
+    plans_file: Option<PathBuf>,
+    /// A current AzureMachineTemplate (`kubectl get -o yaml`); repeat for several. The copy
+    /// keeps every field but `image:`, the name and what the server set.
+    #[arg(long, value_name = "FILE")]
+    from: Vec<PathBuf>,
+    /// VM size of a minimal template (required without --from).
+    #[arg(long, value_name = "SIZE")]
+    vm_size: Option<String>,
+    /// Base of the new template's name (default: the --from name, else the image definition).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Namespace of a minimal template.
+    #[arg(long, value_name = "NS")]
+    namespace: Option<String>,
+    /// Current KubeadmControlPlane / MachineDeployment / Cluster objects to move to the new templates.
+    #[arg(long, value_name = "FILE", requires = "from")]
+    upgrade: Option<PathBuf>,
+    /// How to print the upgrade: whole objects, or merge patches of the changed fields.
+    #[arg(long = "as", value_enum, default_value = "objects")]
+    as_: AsArg,
+    /// Write to FILE (atomically) instead of stdout.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ImageApi {
+    ComputeGallery,
+    SharedGallery,
+    Id,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AsArg {
+    Objects,
+    Patches,
+}
+
+pub fn run(args: RenderArgs) -> u8 {
+    match render_all(&args) {
+        Ok(text) => {
+            let written = match &args.output {
+                Some(path) => write_atomically(path, text.as_bytes()),
+                None => std::io::stdout()
+                    .lock()
+                    .write_all(text.as_bytes())
+                    .map_err(|e| sigcat::Error::io("<stdout>", e)),
+            };
+            match written {
+                Ok(()) => super::exit::OK,
+                Err(e) => report(&e),
+            }
+        }
+        Err(e) => report(&e),
+    }
+}
+
+fn read(path: &PathBuf) -> Result<String, sigcat::Error> {
+    std::fs::read_to_string(path).map_err(|e| sigcat::Error::io(path.display().to_string(), e))
+}
+
+/// Records from JSON lines, or by parsing the input as `sigcat parse` would.
+fn load_records(args: &RenderArgs) -> Result<Vec<Record>, sigcat::Error> {
+    let mut records = Vec::new();
+    let stdin = [PathBuf::from("-")];
+    let inputs: &[PathBuf] = if args.inputs.is_empty() {
+        &stdin
+    } else {
+        &args.inputs
+    };
+    for path in inputs {
+        let (bytes, source) = if path.as_os_str() == "-" {
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut b)
+                .map_err(|e| sigcat::Error::io("<stdin>", e))?;
+            (b, "<stdin>".to_string())
+        } else {
+            (
+                std::fs::read(path)
+                    .map_err(|e| sigcat::Error::io(path.display().to_string(), e))?,
+                path.display().to_string(),
+            )
+        };
+        let as_records: Option<Vec<Record>> = std::str::from_utf8(&bytes).ok().and_then(|t| {
+            t.lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(|l| serde_json::from_str::<Record>(l).ok())
+                .collect()
+        });
+        match as_records {
+            Some(r) if !r.is_empty() => records.extend(r),
+            _ => records.extend(parse::parse_bytes(&bytes, &source, None)?.records),
+        }
+    }
+    if let Some(manifest) = &args.manifest {
+        let builds = parse::read_manifest(manifest)?;
+        for w in parse::manifest::join(&mut records, &builds, &manifest.display().to_string())? {
+            warn(&w);
+        }
+    }
+    if let Some(v) = &args.kubernetes_version {
+        parse::apply_kubernetes_version(&mut records, v)?;
+    }
+    Ok(records)
+}
+
+fn render_all(args: &RenderArgs) -> Result<String, sigcat::Error> {
+    let records = load_records(args)?;
+    let mut images: Vec<&Record> = records.iter().filter(|r| r.has_image()).collect();
+    if let Some(b) = &args.build {
+        images.retain(|r| same_build(&r.build_name, b));
+    }
+    let record = match images.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(sigcat::Error::Usage(
+                "no image in the input to render (did the build fail?)".into(),
+            ));
+        }
+        many => {
+            let names: Vec<&str> = many.iter().map(|r| r.build.as_str()).collect();
+            return Err(sigcat::Error::Usage(format!(
+                "{} images ({}); choose one with --build NAME",
+                many.len(),
+                names.join(", ")
+            )));
+        }
+    };
+    let mut options = TemplateOptions {
+        image_kind: args.image_api.map(|k| match k {
+            ImageApi::ComputeGallery => ImageKind::ComputeGallery,
+            ImageApi::SharedGallery => ImageKind::SharedGallery,
+            ImageApi::Id => ImageKind::Id,
+        }),
+        plan: args.plan.clone(),
+        vm_size: args.vm_size.clone(),
+        base_name: args.name.clone(),
+        namespace: args.namespace.clone(),
+        ..TemplateOptions::default()
+    };
+    if let Some(path) = &args.plans_file {
+        options.plan_rules =
+            render::template::read_plans(&read(path)?, &path.display().to_string())?;
+    }
+
+    let mut docs = Vec::new();
+    let mut replacements = Vec::new();
+    if args.from.is_empty() {
+        docs.push(render::new_template(record, None, &options)?);
+    }
+    for path in &args.from {
+        let source = path.display().to_string();
+        let objects = yaml::read_objects(&read(path)?, &source)?;
+        let templates: Vec<_> = objects
+            .iter()
+            .filter(|o| yaml::str_at(o, &["kind"]) == Some(render::template::AMT_KIND))
+            .collect();
+        if templates.is_empty() {
+            return Err(sigcat::InputError::new(&source, None, "no AzureMachineTemplate here; expected `kubectl get azuremachinetemplate NAME -o yaml` output").into());
+        }
+        for current in templates {
+            let new = render::new_template(record, Some(current), &options)?;
+            let old_name = yaml::str_at(current, &["metadata", "name"])
+                .unwrap_or_default()
+                .to_string();
+            let new_name = yaml::str_at(&new, &["metadata", "name"])
+                .unwrap_or_default()
+                .to_string();
+            replacements.push((old_name, new_name));
+            docs.push(new);
+        }
+    }
+    if let Some(path) = &args.upgrade {
+        let version = record.kubernetes_version.as_deref().and_then(KubeVersion::parse).ok_or_else(|| {
+            sigcat::Error::Refused(format!("the Kubernetes version of `{}` is unknown; give --manifest or --kubernetes-version before upgrading", record.build))
+        })?;
+        let objects = yaml::read_objects(&read(path)?, &path.display().to_string())?;
+        let upgrade = render::plan_upgrade(
+            &objects,
+            &replacements,
+            &version,
+            args.as_ == AsArg::Patches,
+        )?;
+        for note in &upgrade.notes {
+            warn(note);
+        }
+        docs.extend(upgrade.objects);
+    }
+    Ok(yaml::to_stream(&docs))
+}

@@ -1,0 +1,13 @@
+//! Records → CAPZ manifests: a new `AzureMachineTemplate` whose `image:` section points at the
+//! record's image, and the changes that move a control plane and its MachineDeployments to it.
+//!
+//! Everything is built as YAML values and written by a serializer, never by string templates,
+//! so values YAML would misread (`1.30`, `on`, `0123`) stay strings.
+
+pub mod emit;
+pub mod template;
+pub mod upgrade;
+pub mod yaml;
+
+pub use template::{ImageKind, Plan, PlanRule, TemplateOptions, new_template, template_name};
+pub use upgrade::{UpgradeOutput, plan_upgrade};
