@@ -12,4 +12,12 @@ pub mod record;
 pub mod render;
 
 pub use error::{Error, InputError};
+
+/// FNV-1a: unlike `DefaultHasher`, the same on every machine and Rust version, which generated
+/// names and delimiters rely on.
+pub(crate) fn stable_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
 pub use record::Record;

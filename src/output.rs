@@ -43,7 +43,7 @@ pub fn render(
         Format::Github => {
             for (key, value) in variables(records) {
                 if value.contains('\n') {
-                    let delimiter = format!("SIGCAT_EOF_{:x}", fxhash(&value));
+                    let delimiter = format!("SIGCAT_EOF_{:x}", crate::stable_hash(&value));
                     let _ = writeln!(out, "{key}<<{delimiter}\n{value}\n{delimiter}");
                 } else {
                     let _ = writeln!(out, "{key}={value}");
@@ -225,12 +225,6 @@ fn escape_vso_property(value: &str) -> String {
     escape_vso_data(value)
         .replace(';', "%3B")
         .replace(']', "%5D")
-}
-
-fn fxhash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
 }
 
 #[cfg(test)]

@@ -82,6 +82,17 @@ pub fn warn(message: &str) {
     eprintln!("sigcat: warning: {message}");
 }
 
+/// Writes a command's output to `-o FILE` (atomically) or stdout.
+pub fn write_output(path: Option<&Path>, text: &str) -> Result<(), sigcat::Error> {
+    match path {
+        Some(path) => write_atomically(path, text.as_bytes()),
+        None => std::io::stdout()
+            .lock()
+            .write_all(text.as_bytes())
+            .map_err(|e| sigcat::Error::io("<stdout>", e)),
+    }
+}
+
 /// Writes `bytes` to `path` so that readers see the old file or the whole new one, never a part.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), sigcat::Error> {
     let io = |e| sigcat::Error::io(path.display().to_string(), e);

@@ -1,11 +1,10 @@
 //! `sigcat parse`: logs, machine-readable output or manifests → records.
 
-use super::{exit, report, warn, write_atomically};
+use super::{exit, report, warn};
 use clap::{Args, ValueEnum};
 use sigcat::output::{self, Format, FormatOptions};
 use sigcat::parse::{self, Parsed, lines::LineReader};
 use sigcat::record::{BuildResult, InputFormat, same_build};
-use std::io::Write;
 use std::path::PathBuf;
 
 const EXAMPLES: &str = "\
@@ -148,14 +147,7 @@ fn finish(args: &ParseArgs, parsed: Parsed) -> u8 {
         Ok(t) => t,
         Err(e) => return report(&e),
     };
-    let written = match &args.output {
-        Some(path) => write_atomically(path, text.as_bytes()),
-        None => std::io::stdout()
-            .lock()
-            .write_all(text.as_bytes())
-            .map_err(|e| sigcat::Error::io("<stdout>", e)),
-    };
-    if let Err(e) = written {
+    if let Err(e) = super::write_output(args.output.as_deref(), &text) {
         return report(&e);
     }
     exit_code(&parsed)

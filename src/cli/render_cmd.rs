@@ -1,12 +1,11 @@
 //! `sigcat render`: records (or a log / manifest) → AzureMachineTemplate and upgrade changes.
 
-use super::{report, warn, write_atomically};
+use super::{report, warn};
 use clap::{Args, ValueEnum};
 use sigcat::parse;
 use sigcat::record::kubernetes::KubeVersion;
 use sigcat::record::{Record, same_build};
 use sigcat::render::{self, ImageKind, Plan, TemplateOptions, yaml};
-use std::io::Write;
 use std::path::PathBuf;
 
 const EXAMPLES: &str = "\
@@ -22,7 +21,8 @@ Examples:
   # Flatcar and other third-party bases need a Plan:
   sigcat render records.json --from md-0.yaml --plan kinvolk:flatcar-container-linux-corevm-amd64:stable-gen2
 
-Exit codes: 0 done; 2 usage error; 3 no image in the input; 4 invalid input; 5 I/O error;
+Exit codes: 0 done; 2 usage error (or not exactly one image in the input); 4 invalid input;
+5 I/O error;
 6 refused (unknown Kubernetes version, minor-version skip, downgrade, workers ahead of the
 control plane, a third-party image without a Plan).";
 
@@ -88,19 +88,10 @@ enum AsArg {
 
 pub fn run(args: RenderArgs) -> u8 {
     match render_all(&args) {
-        Ok(text) => {
-            let written = match &args.output {
-                Some(path) => write_atomically(path, text.as_bytes()),
-                None => std::io::stdout()
-                    .lock()
-                    .write_all(text.as_bytes())
-                    .map_err(|e| sigcat::Error::io("<stdout>", e)),
-            };
-            match written {
-                Ok(()) => super::exit::OK,
-                Err(e) => report(&e),
-            }
-        }
+        Ok(text) => match super::write_output(args.output.as_deref(), &text) {
+            Ok(()) => super::exit::OK,
+            Err(e) => report(&e),
+        },
         Err(e) => report(&e),
     }
 }

@@ -92,7 +92,7 @@ pub fn template_name(base: &str, version: &str) -> String {
     if full.len() <= MAX_NAME {
         return full;
     }
-    let hash = format!("{:08x}", fnv(&full) as u32);
+    let hash = format!("{:08x}", crate::stable_hash(&full) as u32);
     let keep = MAX_NAME - hash.len() - 1;
     let head = full[..keep].trim_end_matches(['-', '.']);
     format!("{head}-{hash}")
@@ -112,12 +112,6 @@ fn sanitize(s: &str) -> String {
     } else {
         trimmed.to_string()
     }
-}
-
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ b as u64).wrapping_mul(0x100000001b3)
-    })
 }
 
 fn glob_match(pattern: &str, text: &str) -> bool {

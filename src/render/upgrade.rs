@@ -134,15 +134,16 @@ pub fn plan_upgrade(
         if role != Role::Workers {
             control_plane_minor_after = Some(target.minor);
         }
-        let mut patch = Value::Mapping(Mapping::new());
-        set(&mut patch, p.version, new_version.clone());
-        if let Some(name) = &new_name {
-            set(
-                &mut patch,
-                &[p.reference, &["name"]].concat(),
-                Value::from(name.as_str()),
-            );
-        }
+        let apply = |target: &mut Value| {
+            set(target, p.version, new_version.clone());
+            if let Some(name) = &new_name {
+                set(
+                    target,
+                    &[p.reference, &["name"]].concat(),
+                    Value::from(name.as_str()),
+                );
+            }
+        };
         let doc = if as_patches {
             let mut doc = Value::Mapping(Mapping::new());
             for key in [
@@ -155,21 +156,12 @@ pub fn plan_upgrade(
                     set(&mut doc, key, v.clone());
                 }
             }
-            if let Some(spec) = get(&patch, &["spec"]) {
-                set(&mut doc, &["spec"], spec.clone());
-            }
+            apply(&mut doc);
             doc
         } else {
             let mut full = obj.clone();
             drop_server_fields(&mut full);
-            set(&mut full, p.version, new_version.clone());
-            if let Some(name) = &new_name {
-                set(
-                    &mut full,
-                    &[p.reference, &["name"]].concat(),
-                    Value::from(name.as_str()),
-                );
-            }
+            apply(&mut full);
             full
         };
         changed.push((role, obj.clone(), doc));
