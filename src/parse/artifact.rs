@@ -277,15 +277,11 @@ impl ArtifactBlock {
                     .collect()
             })
             .unwrap_or_default();
-        Ok(Some(GalleryImage {
-            id: id.value.clone(),
-            subscription_id: parsed.subscription_id,
-            resource_group: parsed.resource_group,
-            gallery: parsed.gallery,
-            image_definition: parsed.image_definition,
-            version: parsed.version,
+        Ok(Some(GalleryImage::from_id(
+            id.value.clone(),
+            parsed,
             replicated_regions,
-        }))
+        )))
     }
 
     fn vhd(&self, source: &str) -> Result<Option<Vhd>, InputError> {
@@ -403,25 +399,13 @@ fn chroot_record(
     }
     for (id, _) in &block.resources {
         if let Ok(g) = GalleryImageVersionId::parse(id) {
-            record.gallery_image.get_or_insert(GalleryImage {
-                id: id.clone(),
-                subscription_id: g.subscription_id,
-                resource_group: g.resource_group,
-                gallery: g.gallery,
-                image_definition: g.image_definition,
-                version: g.version,
-                replicated_regions: Vec::new(),
-            });
+            record
+                .gallery_image
+                .get_or_insert(GalleryImage::from_id(id.clone(), g, Vec::new()));
         } else if let Ok(m) = ManagedImageId::parse(id) {
-            record.managed_image.get_or_insert(ManagedImage {
-                resource_group: m.resource_group,
-                name: m.name,
-                id: id.clone(),
-                subscription_id: Some(m.subscription_id),
-                location: None,
-                os_disk_snapshot_name: None,
-                data_disk_snapshot_prefix: None,
-            });
+            record
+                .managed_image
+                .get_or_insert(ManagedImage::from_id(id.clone(), m));
         }
     }
     record.resources = block.resources.into_iter().map(|(id, _)| id).collect();

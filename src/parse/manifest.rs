@@ -118,25 +118,9 @@ pub fn records_from_manifest(
 fn describe_artifact(record: &mut Record, id: &str) {
     let id = redact_secrets(id).into_owned();
     if let Ok(g) = GalleryImageVersionId::parse(&id) {
-        record.gallery_image = Some(GalleryImage {
-            id,
-            subscription_id: g.subscription_id,
-            resource_group: g.resource_group,
-            gallery: g.gallery,
-            image_definition: g.image_definition,
-            version: g.version,
-            replicated_regions: Vec::new(),
-        });
+        record.gallery_image = Some(GalleryImage::from_id(id, g, Vec::new()));
     } else if let Ok(m) = ManagedImageId::parse(&id) {
-        record.managed_image = Some(ManagedImage {
-            resource_group: m.resource_group,
-            name: m.name,
-            id,
-            subscription_id: Some(m.subscription_id),
-            location: None,
-            os_disk_snapshot_name: None,
-            data_disk_snapshot_prefix: None,
-        });
+        record.managed_image = Some(ManagedImage::from_id(id, m));
     } else if id.starts_with("https://") || id.starts_with("http://") {
         record.vhd = Some(Vhd {
             os_disk_uri: Some(id),

@@ -82,6 +82,21 @@ pub struct ManagedImage {
     pub data_disk_snapshot_prefix: Option<String>,
 }
 
+impl ManagedImage {
+    /// What an id alone tells (manifests, the chroot builder): no location or snapshots.
+    pub fn from_id(id: String, parsed: ManagedImageId) -> Self {
+        ManagedImage {
+            resource_group: parsed.resource_group,
+            name: parsed.name,
+            id,
+            subscription_id: Some(parsed.subscription_id),
+            location: None,
+            os_disk_snapshot_name: None,
+            data_disk_snapshot_prefix: None,
+        }
+    }
+}
+
 /// A Shared (Compute) Image Gallery image version, split into its parts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GalleryImage {
@@ -94,6 +109,24 @@ pub struct GalleryImage {
     pub version: String,
     /// Normalised region names; empty when the build did not list them.
     pub replicated_regions: Vec<String>,
+}
+
+impl GalleryImage {
+    pub fn from_id(
+        id: String,
+        parsed: GalleryImageVersionId,
+        replicated_regions: Vec<String>,
+    ) -> Self {
+        GalleryImage {
+            id,
+            subscription_id: parsed.subscription_id,
+            resource_group: parsed.resource_group,
+            gallery: parsed.gallery,
+            image_definition: parsed.image_definition,
+            version: parsed.version,
+            replicated_regions,
+        }
+    }
 }
 
 /// VHD outputs. Every URI has its SAS signature redacted.
