@@ -5,6 +5,7 @@
 //! input → [`parse::lines`] → [`parse`] (console, machine-readable, manifest) → [`record`] →
 //! [`output`] (CI formats) and [`render`] (CAPZ manifests).
 
+pub mod catalog;
 pub mod error;
 pub mod output;
 pub mod parse;

@@ -1,5 +1,7 @@
 //! Command line: argument parsing (clap), messages on stderr and exit codes.
 
+mod catalog_cmd;
+mod inputs;
 mod parse_cmd;
 mod render_cmd;
 
@@ -23,6 +25,10 @@ pub mod exit {
     pub const IO: u8 = 5;
     /// sigcat refused: applying the result would fail or do harm (version skew, missing Plan).
     pub const REFUSED: u8 = 6;
+    /// The same image is already in the catalog with different content.
+    pub const CONFLICT: u8 = 7;
+    /// The catalog's storage failed (after bounded retries); nothing was half-published.
+    pub const STORAGE: u8 = 8;
 }
 
 const ABOUT: &str = "Turn Packer / image-builder Azure build output into image records";
@@ -33,19 +39,49 @@ Examples:
   sigcat parse packer.out
   sigcat parse packer.out --manifest manifest.json --format github >> \"$GITHUB_OUTPUT\"
   eval \"$(sigcat parse packer.out --format env)\"
-  sigcat render records.json --from current-template.yaml | kubectl apply -f -";
+  sigcat render records.json --from current-template.yaml | kubectl apply -f -
+  make build-azure-sig-ubuntu-2404 2>&1 | sigcat ingest --catalog azblob://myaccount/images
+  sigcat catalog latest --kubernetes 1.30 --os ubuntu-2404";
 
 #[derive(Parser)]
 #[command(name = "sigcat", version, about = ABOUT, after_help = EXAMPLES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log line format on stderr (levels from RUST_LOG, default `warn`; `sigcat watch` logs
+    /// one line per file at `info`).
+    #[arg(long, value_enum, global = true, default_value = "text")]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Logs go to stderr through tracing-subscriber: stdout belongs to records, manifests and,
+/// with --tee or ingest, the build log itself.
+fn init_logging(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
 }
 
 #[derive(Subcommand)]
 enum Command {
     Parse(parse_cmd::ParseArgs),
     Render(render_cmd::RenderArgs),
+    Publish(catalog_cmd::PublishArgs),
+    Ingest(catalog_cmd::IngestArgs),
+    Catalog(catalog_cmd::CatalogArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -60,9 +96,13 @@ pub fn main() -> ExitCode {
             });
         }
     };
+    init_logging(cli.log_format, "warn");
     let code = match cli.command {
         Command::Parse(args) => parse_cmd::run(args),
         Command::Render(args) => render_cmd::run(args),
+        Command::Publish(args) => catalog_cmd::run_publish(args),
+        Command::Ingest(args) => catalog_cmd::run_ingest(args),
+        Command::Catalog(args) => catalog_cmd::run_catalog(args),
     };
     ExitCode::from(code)
 }

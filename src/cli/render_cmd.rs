@@ -2,7 +2,6 @@
 
 use super::{report, warn};
 use clap::{Args, ValueEnum};
-use sigcat::parse;
 use sigcat::record::kubernetes::KubeVersion;
 use sigcat::record::{Record, same_build};
 use sigcat::render::{self, ImageKind, Plan, TemplateOptions, yaml};
@@ -100,53 +99,12 @@ fn read(path: &PathBuf) -> Result<String, sigcat::Error> {
     std::fs::read_to_string(path).map_err(|e| sigcat::Error::io(path.display().to_string(), e))
 }
 
-/// Records from JSON lines, or by parsing the input as `sigcat parse` would.
-fn load_records(args: &RenderArgs) -> Result<Vec<Record>, sigcat::Error> {
-    let mut records = Vec::new();
-    let stdin = [PathBuf::from("-")];
-    let inputs: &[PathBuf] = if args.inputs.is_empty() {
-        &stdin
-    } else {
-        &args.inputs
-    };
-    for path in inputs {
-        let (bytes, source) = if path.as_os_str() == "-" {
-            let mut b = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut b)
-                .map_err(|e| sigcat::Error::io("<stdin>", e))?;
-            (b, "<stdin>".to_string())
-        } else {
-            (
-                std::fs::read(path)
-                    .map_err(|e| sigcat::Error::io(path.display().to_string(), e))?,
-                path.display().to_string(),
-            )
-        };
-        let as_records: Option<Vec<Record>> = std::str::from_utf8(&bytes).ok().and_then(|t| {
-            t.lines()
-                .filter(|l| !l.trim().is_empty())
-                .map(|l| serde_json::from_str::<Record>(l).ok())
-                .collect()
-        });
-        match as_records {
-            Some(r) if !r.is_empty() => records.extend(r),
-            _ => records.extend(parse::parse_bytes(&bytes, &source, None)?.records),
-        }
-    }
-    if let Some(manifest) = &args.manifest {
-        let builds = parse::read_manifest(manifest)?;
-        for w in parse::manifest::join(&mut records, &builds, &manifest.display().to_string())? {
-            warn(&w);
-        }
-    }
-    if let Some(v) = &args.kubernetes_version {
-        parse::apply_kubernetes_version(&mut records, v)?;
-    }
-    Ok(records)
-}
-
 fn render_all(args: &RenderArgs) -> Result<String, sigcat::Error> {
-    let records = load_records(args)?;
+    let records = super::inputs::load_records(
+        &args.inputs,
+        args.manifest.as_deref(),
+        args.kubernetes_version.as_deref(),
+    )?;
     let mut images: Vec<&Record> = records.iter().filter(|r| r.has_image()).collect();
     if let Some(b) = &args.build {
         images.retain(|r| same_build(&r.build_name, b));

@@ -1,0 +1,197 @@
+//! The catalog index: one JSON object listing every published image, and the queries over it.
+
+use crate::record::kubernetes::KubeVersion;
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+/// Version of the catalog layout (keys and index schema), written into every index.
+pub const LAYOUT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Index {
+    pub layout: u32,
+    pub images: Vec<IndexEntry>,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index {
+            layout: LAYOUT_VERSION,
+            images: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// `<definition>-<version>-<hash>`: readable, and unique per gallery image version id.
+    pub id: String,
+    pub build: String,
+    pub kubernetes_version: Option<String>,
+    pub os_type: Option<String>,
+    /// `ubuntu-2404`, from the manifest's `build_name` or the build name.
+    pub distro: Option<String>,
+    pub image_definition: Option<String>,
+    pub gallery: Option<String>,
+    pub gallery_image_version: Option<String>,
+    pub gallery_image_version_id: Option<String>,
+    pub managed_image_id: Option<String>,
+    /// RFC 3339, UTC.
+    pub published_at: String,
+    /// `record` and `template`: where each object is and its sha256.
+    pub objects: BTreeMap<String, ObjectRef>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    pub key: String,
+    pub sha256: String,
+}
+
+/// What `catalog list` and `catalog latest` select on. Empty filters match everything.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// `1.30` (any patch of the minor) or `1.30.3` (exactly); a leading `v` is allowed.
+    pub kubernetes: Option<String>,
+    /// Matched, ignoring case, within the OS type, the distro and the image definition.
+    pub os: Option<String>,
+    pub definition: Option<String>,
+    pub gallery: Option<String>,
+}
+
+impl Filter {
+    pub fn matches(&self, e: &IndexEntry) -> bool {
+        let eq = |want: &Option<String>, have: &Option<String>| match want {
+            None => true,
+            Some(w) => have.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(w)),
+        };
+        let kubernetes = match &self.kubernetes {
+            None => true,
+            Some(want) => {
+                let want = want.trim_start_matches('v');
+                e.kubernetes_version
+                    .as_deref()
+                    .is_some_and(|have| have == want || have.starts_with(&format!("{want}.")))
+            }
+        };
+        let os = match &self.os {
+            None => true,
+            Some(want) => {
+                let want = want.to_ascii_lowercase();
+                [&e.os_type, &e.distro, &e.image_definition]
+                    .iter()
+                    .any(|f| {
+                        f.as_deref()
+                            .is_some_and(|v| v.to_ascii_lowercase().contains(&want))
+                    })
+            }
+        };
+        kubernetes
+            && os
+            && eq(&self.definition, &e.image_definition)
+            && eq(&self.gallery, &e.gallery)
+    }
+}
+
+/// "Latest": the highest Kubernetes version, then the highest gallery version compared as
+/// numbers (`0.3.10` > `0.3.9`), then the latest publish time.
+pub fn newer(a: &IndexEntry, b: &IndexEntry) -> Ordering {
+    let kube = |e: &IndexEntry| e.kubernetes_version.as_deref().and_then(KubeVersion::parse);
+    kube(a)
+        .cmp(&kube(b))
+        .then_with(|| {
+            numeric_version(a.gallery_image_version.as_deref())
+                .cmp(&numeric_version(b.gallery_image_version.as_deref()))
+        })
+        .then_with(|| a.published_at.cmp(&b.published_at))
+}
+
+/// `0.3.1721037000` → [0, 3, 1721037000]; non-numeric parts sort after numeric ones by text.
+fn numeric_version(v: Option<&str>) -> Vec<(u64, String)> {
+    v.unwrap_or("")
+        .split('.')
+        .map(|p| {
+            p.parse::<u64>()
+                .map_or((u64::MAX, p.to_string()), |n| (n, String::new()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(k: &str, g: &str) -> IndexEntry {
+        IndexEntry {
+            id: format!("{k}-{g}"),
+            build: "sig-ubuntu-2404".into(),
+            kubernetes_version: Some(k.into()),
+            os_type: Some("Linux".into()),
+            distro: Some("ubuntu-2404".into()),
+            image_definition: Some("capi-ubuntu-2404".into()),
+            gallery: Some("G".into()),
+            gallery_image_version: Some(g.into()),
+            gallery_image_version_id: None,
+            managed_image_id: None,
+            published_at: "2026-01-01T00:00:00Z".into(),
+            objects: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn latest_orders_kubernetes_then_gallery_version_numerically() {
+        let mut all = [
+            entry("1.30.3", "0.3.9"),
+            entry("1.30.3", "0.3.10"),
+            entry("1.29.9", "0.3.99"),
+            entry("1.30.10", "0.3.1"),
+        ];
+        all.sort_by(newer);
+        let order: Vec<&str> = all.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(
+            order,
+            [
+                "1.29.9-0.3.99",
+                "1.30.3-0.3.9",
+                "1.30.3-0.3.10",
+                "1.30.10-0.3.1"
+            ]
+        );
+    }
+
+    #[test]
+    fn filters() {
+        let e = entry("1.30.3", "0.3.9");
+        let f = |k: &str| {
+            Filter {
+                kubernetes: Some(k.into()),
+                ..Filter::default()
+            }
+            .matches(&e)
+        };
+        assert!(f("1.30") && f("v1.30") && f("1.30.3") && !f("1.3") && !f("1.30.4") && !f("1.31"));
+        assert!(
+            Filter {
+                os: Some("Ubuntu-2404".into()),
+                ..Filter::default()
+            }
+            .matches(&e)
+        );
+        assert!(
+            !Filter {
+                os: Some("windows".into()),
+                ..Filter::default()
+            }
+            .matches(&e)
+        );
+        assert!(
+            Filter {
+                definition: Some("CAPI-ubuntu-2404".into()),
+                gallery: Some("g".into()),
+                ..Filter::default()
+            }
+            .matches(&e)
+        );
+    }
+}

@@ -1,0 +1,319 @@
+//! `sigcat publish`, `ingest` and `catalog` as users run them, against a local catalog and a
+//! real Azurite reached through the usual environment variables.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use support::{Azurite, scratch};
+
+/// Azurite's published, well-known development key (not a secret, but treated as one).
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+fn sigcat(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigcat"));
+    cmd.args(args)
+        .current_dir(support::repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.env_remove("SIGCAT_CATALOG")
+        .env_remove("AZURE_STORAGE_CONNECTION_STRING")
+        .env_remove("AZURE_STORAGE_KEY")
+        .env_remove("AZURE_STORAGE_SAS_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    let input = stdin.map(<[u8]>::to_vec);
+    let writer = std::thread::spawn(move || {
+        if let Some(b) = input {
+            let _ = pipe.write_all(&b);
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn connection_string(azurite: &Azurite) -> String {
+    format!(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
+        azurite.port
+    )
+}
+
+#[test]
+fn ingest_passes_the_log_through_and_publishes_to_azurite() {
+    let azurite = Azurite::start("ingest");
+    let cs = connection_string(&azurite);
+    let env = [("AZURE_STORAGE_CONNECTION_STRING", cs.as_str())];
+    let log = std::fs::read(support::repo().join("fixtures/console/multi-build.log")).unwrap();
+    let out = sigcat(
+        &["ingest", "--catalog", "azblob://devstoreaccount1/images"],
+        &env,
+        Some(&log),
+    );
+    assert_eq!(out.stdout, log, "the build log passes through unchanged");
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a failed build fails the pipe even without pipefail: {err}"
+    );
+    assert_eq!(err.matches("sigcat: published ").count(), 2, "{err}");
+    assert!(err.contains("azure-arm.sig-flatcar-gen2 failed"), "{err}");
+    assert!(
+        !err.contains(AZURITE_KEY) && !err.contains("AccountKey"),
+        "{err}"
+    );
+
+    let list = sigcat(
+        &[
+            "catalog",
+            "list",
+            "--format",
+            "json",
+            "--catalog",
+            "azblob://devstoreaccount1/images",
+        ],
+        &env,
+        None,
+    );
+    assert_eq!(list.status.code(), Some(0), "{}", text(&list.stderr));
+    let entries: Vec<serde_json::Value> = text(&list.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut defs: Vec<&str> = entries
+        .iter()
+        .map(|e| e["image_definition"].as_str().unwrap())
+        .collect();
+    defs.sort();
+    assert_eq!(
+        defs,
+        ["capi-ubuntu-2204-gen2", "capi-windows-2022-containerd"]
+    );
+
+    // The same catalog through an emulator URL and UseDevelopmentStorage=true.
+    let url = azurite.url("images");
+    let latest = sigcat(
+        &["catalog", "latest", "--os", "windows", "--catalog", &url],
+        &[(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            "UseDevelopmentStorage=true",
+        )],
+        None,
+    );
+    assert_eq!(latest.status.code(), Some(0), "{}", text(&latest.stderr));
+    let t: serde_norway::Value = serde_norway::from_slice(&latest.stdout).unwrap();
+    assert_eq!(
+        t["spec"]["template"]["spec"]["osDisk"]["osType"].as_str(),
+        Some("Windows")
+    );
+    assert_eq!(
+        t["spec"]["template"]["spec"]["image"]["computeGallery"]["name"].as_str(),
+        Some("capi-windows-2022-containerd")
+    );
+}
+
+#[test]
+fn publish_latest_and_show_on_the_local_store() {
+    let dir = scratch("cli-local-catalog");
+    let cat = dir.join("catalog");
+    let cat = cat.to_str().unwrap();
+    let out = sigcat(
+        &[
+            "publish",
+            "fixtures/console/sig-ubuntu-2404.log",
+            "--manifest",
+            "fixtures/manifest/manifest.json",
+            "--catalog",
+            cat,
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let again = sigcat(
+        &[
+            "publish",
+            "fixtures/console/sig-ubuntu-2404.log",
+            "--manifest",
+            "fixtures/manifest/manifest.json",
+        ],
+        &[("SIGCAT_CATALOG", cat)],
+        None,
+    );
+    assert_eq!(again.status.code(), Some(0));
+    assert!(
+        text(&again.stderr).contains("unchanged"),
+        "{}",
+        text(&again.stderr)
+    );
+    let conflict = sigcat(
+        &[
+            "publish",
+            "fixtures/console/sig-ubuntu-2404.log",
+            "--kubernetes-version",
+            "1.30.9",
+            "--catalog",
+            cat,
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(
+        conflict.status.code(),
+        Some(7),
+        "{}",
+        text(&conflict.stderr)
+    );
+
+    let record = sigcat(
+        &[
+            "catalog",
+            "latest",
+            "--kubernetes",
+            "1.30",
+            "--record",
+            "--catalog",
+            cat,
+        ],
+        &[],
+        None,
+    );
+    let r: serde_json::Value = serde_json::from_slice(&record.stdout).unwrap();
+    assert_eq!(r["kubernetes_version"], "1.30.3");
+    assert_eq!(r["gallery_image"]["version"], "0.3.1721037000");
+    let table = text(&sigcat(&["catalog", "list", "--catalog", cat], &[], None).stdout);
+    let id = table
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(table.lines().next().unwrap().starts_with("ID"), "{table}");
+    let show = sigcat(
+        &["catalog", "show", &id, "--template", "--catalog", cat],
+        &[],
+        None,
+    );
+    assert!(text(&show.stdout).contains("kind: AzureMachineTemplate"));
+    let none = sigcat(
+        &[
+            "catalog",
+            "latest",
+            "--kubernetes",
+            "1.20",
+            "--catalog",
+            cat,
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(none.status.code(), Some(3));
+}
+
+#[test]
+fn sixteen_publisher_processes_lose_nothing() {
+    let dir = scratch("cli-16-publishers");
+    let cat = dir.join("catalog");
+    let mut children = Vec::new();
+    for i in 0..16 {
+        // Each process publishes its own image version (made from the fixture's record).
+        let records = sigcat(
+            &["parse", "fixtures/console/sig-ubuntu-2404.log"],
+            &[],
+            None,
+        );
+        let line = text(&records.stdout).replace("0.3.1721037000", &format!("0.3.{}", 500 + i));
+        let file = dir.join(format!("r{i}.json"));
+        std::fs::write(&file, line).unwrap();
+        children.push(
+            Command::new(env!("CARGO_BIN_EXE_sigcat"))
+                .args([
+                    "publish",
+                    file.to_str().unwrap(),
+                    "--catalog",
+                    cat.to_str().unwrap(),
+                ])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+    }
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let list = sigcat(
+        &[
+            "catalog",
+            "list",
+            "--format",
+            "json",
+            "--catalog",
+            cat.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(text(&list.stdout).lines().count(), 16);
+}
+
+#[test]
+fn credentials_never_appear_in_errors() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cs = format!(
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+    );
+    let out = sigcat(
+        &[
+            "publish",
+            "fixtures/console/sig-ubuntu-2404.log",
+            "--catalog",
+            "azblob://devstoreaccount1/images",
+        ],
+        &[("AZURE_STORAGE_CONNECTION_STRING", &cs)],
+        None,
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "storage unreachable: {err}");
+    assert!(
+        err.contains("azblob://devstoreaccount1/images") || err.contains("devstoreaccount1"),
+        "names the catalog: {err}"
+    );
+    assert!(
+        !err.contains(AZURITE_KEY) && !err.contains("Eby8vdM02"),
+        "{err}"
+    );
+
+    let sas =
+        "sv=2022-11-02&ss=b&srt=co&sp=rwdlac&se=2030-01-01T00:00:00Z&sig=SuperSecretSignature%3D";
+    let out = sigcat(
+        &[
+            "publish",
+            "fixtures/console/sig-ubuntu-2404.log",
+            "--catalog",
+            &format!("http://127.0.0.1:{port}/acct/images"),
+        ],
+        &[("AZURE_STORAGE_SAS_TOKEN", sas)],
+        None,
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{err}");
+    assert!(!err.contains("SuperSecret"), "{err}");
+}

@@ -1,0 +1,144 @@
+//! Test support: a real Azurite (the Azure Storage emulator), installed from npm and started on
+//! a free port by the tests themselves. If it cannot be installed or started, the test fails
+//! with a message that says how to fix it; nothing is skipped.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh directory under target/ for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn azurite_bin() -> PathBuf {
+    repo().join("tests/azurite/node_modules/.bin/azurite-blob")
+}
+
+/// Installs the pinned Azurite (tests/azurite/package-lock.json) once; test binaries running
+/// at the same time wait on a lock instead of installing twice.
+fn ensure_installed() {
+    let dir = repo().join("tests/azurite");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(".install.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    if azurite_bin().exists() {
+        return;
+    }
+    let out = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--loglevel=error"])
+        .current_dir(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run npm to install Azurite ({e}). Install Node.js 20+ and npm (e.g. `apt-get install nodejs npm`), then run `npm ci --prefix tests/azurite`."));
+    assert!(
+        out.status.success() && azurite_bin().exists(),
+        "installing Azurite failed. Run `npm ci --prefix tests/azurite` by hand to see why (the npm registry must be reachable).\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Azurite {
+    child: Option<Child>,
+    pub port: u16,
+    location: PathBuf,
+}
+
+impl Azurite {
+    pub fn start(name: &str) -> Azurite {
+        ensure_installed();
+        let mut a = Azurite {
+            child: None,
+            port: free_port(),
+            location: scratch(&format!("azurite-{name}")),
+        };
+        a.spawn();
+        a
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.location.join("azurite.log")).unwrap();
+        let child = Command::new(azurite_bin())
+            .args([
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                &self.port.to_string(),
+                "--location",
+            ])
+            .arg(&self.location)
+            .args(["--skipApiVersionCheck", "--loose", "--disableTelemetry"])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start Azurite ({e}); run `npm ci --prefix tests/azurite`")
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "Azurite exited ({status}) before listening on port {}; see {}",
+                    self.port,
+                    self.location.join("azurite.log").display()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Azurite did not listen on port {} within 60 s; see {}",
+                self.port,
+                self.location.join("azurite.log").display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the emulator (the data stays in its location).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same data.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// A catalog URL for a container (and optional prefix) in this emulator.
+    pub fn url(&self, container_and_prefix: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}/devstoreaccount1/{container_and_prefix}",
+            self.port
+        )
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
