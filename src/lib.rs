@@ -11,6 +11,7 @@ pub mod output;
 pub mod parse;
 pub mod record;
 pub mod render;
+pub mod watch;
 
 pub use error::{Error, InputError};
 

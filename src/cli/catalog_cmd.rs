@@ -170,7 +170,7 @@ pub fn open(
     Ok(Catalog::new(store, template))
 }
 
-fn template_options(t: &TemplateArgs) -> Result<TemplateOptions, sigcat::Error> {
+pub fn template_options(t: &TemplateArgs) -> Result<TemplateOptions, sigcat::Error> {
     let mut options = TemplateOptions {
         image_kind: t.image_api.map(|k| match k {
             ImageApi::ComputeGallery => ImageKind::ComputeGallery,

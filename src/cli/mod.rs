@@ -4,6 +4,7 @@ mod catalog_cmd;
 mod inputs;
 mod parse_cmd;
 mod render_cmd;
+mod watch_cmd;
 
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -82,6 +83,7 @@ enum Command {
     Publish(catalog_cmd::PublishArgs),
     Ingest(catalog_cmd::IngestArgs),
     Catalog(catalog_cmd::CatalogArgs),
+    Watch(watch_cmd::WatchArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -96,13 +98,15 @@ pub fn main() -> ExitCode {
             });
         }
     };
-    init_logging(cli.log_format, "warn");
+    // The watcher's one line per file outcome is its normal output.
+    init_logging(cli.log_format, if matches!(cli.command, Command::Watch(_)) { "info" } else { "warn" });
     let code = match cli.command {
         Command::Parse(args) => parse_cmd::run(args),
         Command::Render(args) => render_cmd::run(args),
         Command::Publish(args) => catalog_cmd::run_publish(args),
         Command::Ingest(args) => catalog_cmd::run_ingest(args),
         Command::Catalog(args) => catalog_cmd::run_catalog(args),
+        Command::Watch(args) => watch_cmd::run(args),
     };
     ExitCode::from(code)
 }

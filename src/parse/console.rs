@@ -287,6 +287,7 @@ impl ConsoleParser {
     /// Turns everything seen into records: one per distinct image, one per failed or
     /// interrupted build. Builds that never reported a result are listed as incomplete.
     pub fn finish(mut self) -> Result<Parsed, InputError> {
+        let ended_inside_block = self.open.is_some();
         self.close_block();
         let mut records = Vec::new();
         let mut with_image: HashSet<String> = HashSet::new();
@@ -343,6 +344,7 @@ impl ConsoleParser {
             records,
             incomplete,
             warnings: self.warnings,
+            ended_inside_block,
         })
     }
 }

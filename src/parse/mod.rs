@@ -22,6 +22,9 @@ pub struct Parsed {
     pub incomplete: Vec<String>,
     /// Things worth telling the user that do not make the input invalid.
     pub warnings: Vec<String>,
+    /// The input ended inside an artifact block, without the empty line that closes it: fine
+    /// for a saved log, but a file still being written may not be finished.
+    pub ended_inside_block: bool,
 }
 
 impl Parsed {
@@ -29,6 +32,7 @@ impl Parsed {
         self.records.extend(other.records);
         self.incomplete.extend(other.incomplete);
         self.warnings.extend(other.warnings);
+        self.ended_inside_block |= other.ended_inside_block;
     }
 }
 

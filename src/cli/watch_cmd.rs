@@ -1,0 +1,108 @@
+//! `sigcat watch`: the long-running drop-directory service.
+
+use super::catalog_cmd::{CatalogArg, TemplateArgs};
+use super::{exit, report};
+use clap::Args;
+use sigcat::watch::{self, WatchConfig, WatchError};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const EXAMPLES: &str = "\
+Examples:
+  sigcat watch /srv/image-drops --catalog azblob://myaccount/images
+  sigcat watch /mnt/nfs/drops --poll 5s --catalog /var/lib/sigcat/catalog
+  sigcat watch /srv/image-drops --once            # drain the backlog and exit (cron, CI)
+  RUST_LOG=debug sigcat watch /srv/image-drops --log-format json
+
+Drop convention: NAME.log or NAME.out (with NAME.manifest.json beside it, optional), or one
+sub-directory per build renamed into DIR. Outcomes: DIR/done/ (published), DIR/failed/ (every
+build failed), DIR/quarantine/ (invalid, with NAME.error). Exit codes: 0 stopped cleanly (or
+--once drained everything); 4 --once quarantined a file; 8 --once could not reach the catalog.";
+
+#[derive(Args)]
+#[command(about = "Watch a drop directory and publish every build log that lands there", after_help = EXAMPLES)]
+pub struct WatchArgs {
+    /// The drop directory.
+    dir: PathBuf,
+    #[command(flatten)]
+    catalog: CatalogArg,
+    #[command(flatten)]
+    template: TemplateArgs,
+    /// Drain the backlog and exit.
+    #[arg(long)]
+    once: bool,
+    /// Poll every INTERVAL (e.g. 5s, 500ms) instead of using inotify.
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_duration)]
+    poll: Option<Duration>,
+    /// Files parsed at once.
+    #[arg(long, default_value = "4")]
+    concurrency: usize,
+    /// Most files per catalog write.
+    #[arg(long, default_value = "64")]
+    max_batch: usize,
+    /// Quiet time before an unfinished-looking or invalid file is judged again.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
+    settle: Duration,
+    /// Quiet time after which a log that never finished is taken as it is.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
+    incomplete_timeout: Duration,
+    /// Longest wait between two tries while the catalog is unavailable.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    max_backoff: Duration,
+    /// After SIGTERM / Ctrl-C, the longest wait for files in flight.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    shutdown_timeout: Duration,
+}
+
+/// `500ms`, `5s`, `10m`, `1h`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = number.parse().map_err(|_| format!("`{s}` is not a duration like 500ms, 5s, 10m"))?;
+    Ok(match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n * 60),
+        "h" => Duration::from_secs(n * 3600),
+        _ => return Err(format!("`{s}`: unit must be ms, s, m or h")),
+    })
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+pub fn run(args: WatchArgs) -> u8 {
+    let catalog = match super::catalog_cmd::template_options(&args.template).and_then(|o| super::catalog_cmd::open(&args.catalog, o)) {
+        Ok(c) => c,
+        Err(e) => return report(&e),
+    };
+    let config = WatchConfig {
+        once: args.once,
+        poll: args.poll,
+        concurrency: args.concurrency,
+        max_batch: args.max_batch.max(1),
+        settle: args.settle,
+        incomplete_timeout: args.incomplete_timeout,
+        shutdown_timeout: args.shutdown_timeout,
+        max_backoff: args.max_backoff,
+        ..WatchConfig::new(args.dir.clone())
+    };
+    tracing::info!(dir = %args.dir.display(), catalog = %catalog.describe(), "watching");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime starts");
+    match rt.block_on(watch::run(config, catalog, shutdown_signal())) {
+        Ok(summary) if args.once && summary.quarantined_files > 0 => exit::INVALID_INPUT,
+        Ok(_) => exit::OK,
+        Err(e @ WatchError::Storage(_)) => {
+            eprintln!("sigcat: error: {e}");
+            exit::STORAGE
+        }
+        Err(e) => {
+            eprintln!("sigcat: error: {e}");
+            exit::IO
+        }
+    }
+}
