@@ -99,7 +99,14 @@ pub fn main() -> ExitCode {
         }
     };
     // The watcher's one line per file outcome is its normal output.
-    init_logging(cli.log_format, if matches!(cli.command, Command::Watch(_)) { "info" } else { "warn" });
+    init_logging(
+        cli.log_format,
+        if matches!(cli.command, Command::Watch(_)) {
+            "info"
+        } else {
+            "warn"
+        },
+    );
     let code = match cli.command {
         Command::Parse(args) => parse_cmd::run(args),
         Command::Render(args) => render_cmd::run(args),

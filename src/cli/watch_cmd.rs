@@ -56,8 +56,12 @@ pub struct WatchArgs {
 
 /// `500ms`, `5s`, `10m`, `1h`.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = s.find(|c: char| !c.is_ascii_digit()).map_or((s, "s"), |i| s.split_at(i));
-    let n: u64 = number.parse().map_err(|_| format!("`{s}` is not a duration like 500ms, 5s, 10m"))?;
+    let (number, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((s, "s"), |i| s.split_at(i));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 500ms, 5s, 10m"))?;
     Ok(match unit {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
@@ -68,7 +72,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
@@ -76,7 +81,9 @@ async fn shutdown_signal() {
 }
 
 pub fn run(args: WatchArgs) -> u8 {
-    let catalog = match super::catalog_cmd::template_options(&args.template).and_then(|o| super::catalog_cmd::open(&args.catalog, o)) {
+    let catalog = match super::catalog_cmd::template_options(&args.template)
+        .and_then(|o| super::catalog_cmd::open(&args.catalog, o))
+    {
         Ok(c) => c,
         Err(e) => return report(&e),
     };
@@ -92,7 +99,10 @@ pub fn run(args: WatchArgs) -> u8 {
         ..WatchConfig::new(args.dir.clone())
     };
     tracing::info!(dir = %args.dir.display(), catalog = %catalog.describe(), "watching");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime starts");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts");
     match rt.block_on(watch::run(config, catalog, shutdown_signal())) {
         Ok(summary) if args.once && summary.quarantined_files > 0 => exit::INVALID_INPUT,
         Ok(_) => exit::OK,

@@ -14,14 +14,22 @@ use std::time::{Duration, SystemTime};
 pub const AREAS: [&str; 3] = ["done", "failed", "quarantine"];
 
 pub fn is_log(path: &Path) -> bool {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     !name.starts_with('.') && (name.ends_with(".log") || name.ends_with(".out"))
 }
 
 /// The drop item a path belongs to (the log or the build directory), if any.
 pub fn item_for(dir: &Path, path: &Path) -> Option<PathBuf> {
     let rel = path.strip_prefix(dir).ok()?;
-    let first = rel.components().next()?.as_os_str().to_string_lossy().into_owned();
+    let first = rel
+        .components()
+        .next()?
+        .as_os_str()
+        .to_string_lossy()
+        .into_owned();
     if first.starts_with('.') || AREAS.contains(&first.as_str()) {
         return None;
     }
@@ -34,7 +42,10 @@ pub fn item_for(dir: &Path, path: &Path) -> Option<PathBuf> {
     }
     // A manifest arriving after its log: look at the log again.
     let stem = first.strip_suffix(".manifest.json")?;
-    ["log", "out"].iter().map(|ext| dir.join(format!("{stem}.{ext}"))).find(|p| p.exists())
+    ["log", "out"]
+        .iter()
+        .map(|ext| dir.join(format!("{stem}.{ext}")))
+        .find(|p| p.exists())
 }
 
 /// Every item in the directory now (the backlog, or a rescan).
@@ -64,7 +75,11 @@ pub fn parts(item: &Path) -> std::io::Result<Parts> {
         let mut manifest = None;
         for entry in std::fs::read_dir(item)? {
             let path = entry?.path();
-            let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let name = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             if name == "manifest.json" || name.ends_with(".manifest.json") {
                 manifest = Some(path);
             } else if is_log(&path) {
@@ -75,13 +90,18 @@ pub fn parts(item: &Path) -> std::io::Result<Parts> {
         return Ok(Parts { logs, manifest });
     }
     let manifest = companion_manifest(item).filter(|m| m.exists());
-    Ok(Parts { logs: vec![item.to_path_buf()], manifest })
+    Ok(Parts {
+        logs: vec![item.to_path_buf()],
+        manifest,
+    })
 }
 
 /// `NAME.log` → `NAME.manifest.json`.
 pub fn companion_manifest(log: &Path) -> Option<PathBuf> {
     let name = log.file_name()?.to_string_lossy().into_owned();
-    let stem = name.strip_suffix(".log").or_else(|| name.strip_suffix(".out"))?;
+    let stem = name
+        .strip_suffix(".log")
+        .or_else(|| name.strip_suffix(".out"))?;
     Some(log.with_file_name(format!("{stem}.manifest.json")))
 }
 
@@ -108,7 +128,11 @@ pub fn quiet_for(item: &Path) -> Duration {
 pub fn move_to(dir: &Path, area: &str, item: &Path) -> std::io::Result<PathBuf> {
     let target_dir = dir.join(area);
     std::fs::create_dir_all(&target_dir)?;
-    let name = item.file_name().expect("items have names").to_string_lossy().into_owned();
+    let name = item
+        .file_name()
+        .expect("items have names")
+        .to_string_lossy()
+        .into_owned();
     let target = free_name(&target_dir, &name);
     // The log first: if we die between the two renames, the orphaned manifest is moved on the
     // next start (see `adopt_orphans`), and the log is never re-read without its manifest.
@@ -132,21 +156,35 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
         Some((s, e)) if !s.is_empty() => (s.to_string(), format!(".{e}")),
         _ => (name.to_string(), String::new()),
     };
-    (2..).map(|n| dir.join(format!("{stem}.{n}{ext}"))).find(|p| !p.exists() && !companion_manifest(p).is_some_and(|m| m.exists())).expect("some name is free")
+    (2..)
+        .map(|n| dir.join(format!("{stem}.{n}{ext}")))
+        .find(|p| !p.exists() && !companion_manifest(p).is_some_and(|m| m.exists()))
+        .expect("some name is free")
 }
 
 /// A manifest left behind by a crash between the two renames of `move_to`.
 pub fn adopt_orphans(dir: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
-        let Some(stem) = name.strip_suffix(".manifest.json") else { continue };
-        let has_log = ["log", "out"].iter().any(|e| dir.join(format!("{stem}.{e}")).exists());
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let Some(stem) = name.strip_suffix(".manifest.json") else {
+            continue;
+        };
+        let has_log = ["log", "out"]
+            .iter()
+            .any(|e| dir.join(format!("{stem}.{e}")).exists());
         if has_log {
             continue;
         }
         for area in AREAS {
-            let moved = ["log", "out"].iter().map(|e| dir.join(area).join(format!("{stem}.{e}"))).find(|p| p.exists());
+            let moved = ["log", "out"]
+                .iter()
+                .map(|e| dir.join(area).join(format!("{stem}.{e}")))
+                .find(|p| p.exists());
             if let Some(log) = moved
                 && let Some(target) = companion_manifest(&log)
                 && !target.exists()
@@ -161,7 +199,14 @@ pub fn adopt_orphans(dir: &Path) -> std::io::Result<()> {
 
 /// Writes `quarantine/NAME.error` next to a quarantined item.
 pub fn write_error(moved: &Path, reason: &str) -> std::io::Result<()> {
-    let name = moved.file_name().expect("items have names").to_string_lossy().into_owned();
+    let name = moved
+        .file_name()
+        .expect("items have names")
+        .to_string_lossy()
+        .into_owned();
     let path = moved.with_file_name(format!("{name}.error"));
-    std::fs::write(path, format!("{}\n", crate::record::redact::redact_secrets(reason)))
+    std::fs::write(
+        path,
+        format!("{}\n", crate::record::redact::redact_secrets(reason)),
+    )
 }

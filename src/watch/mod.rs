@@ -11,8 +11,8 @@ pub mod drop;
 use crate::catalog::{AnyStore, Catalog, CatalogError, Outcome};
 use crate::parse::{self, lines::LineReader};
 use crate::record::{BuildResult, Record};
-use notify::{EventKind, RecursiveMode, Watcher};
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,8 +84,12 @@ pub enum WatchError {
 
 /// What looking at an item found.
 enum Judgement {
-    Publish { records: Vec<Record> },
-    AllFailed { records: Vec<Record> },
+    Publish {
+        records: Vec<Record>,
+    },
+    AllFailed {
+        records: Vec<Record>,
+    },
     Invalid(String),
     /// Not finished yet (or not quiet long enough to be judged invalid).
     Wait(String),
@@ -105,7 +109,11 @@ fn judge(item: &Path, config: &WatchConfig) -> Judgement {
         Err(e) => return Judgement::Wait(format!("cannot read: {e}")),
     };
     if parts.logs.is_empty() {
-        return if settled { Judgement::Invalid("no *.log or *.out file in the build directory".into()) } else { Judgement::Wait("no log yet".into()) };
+        return if settled {
+            Judgement::Invalid("no *.log or *.out file in the build directory".into())
+        } else {
+            Judgement::Wait("no log yet".into())
+        };
     }
     let mut all = parse::Parsed::default();
     for log in &parts.logs {
@@ -121,20 +129,45 @@ fn judge(item: &Path, config: &WatchConfig) -> Judgement {
         }
     }
     if !forced && (!all.incomplete.is_empty() || all.ended_inside_block) {
-        return Judgement::Wait(format!("still being written? no result yet for {}", if all.incomplete.is_empty() { "the last artifact block".to_string() } else { all.incomplete.join(", ") }));
+        return Judgement::Wait(format!(
+            "still being written? no result yet for {}",
+            if all.incomplete.is_empty() {
+                "the last artifact block".to_string()
+            } else {
+                all.incomplete.join(", ")
+            }
+        ));
     }
     if let Some(manifest) = &parts.manifest {
-        let joined = parse::read_manifest(manifest).and_then(|builds| Ok(parse::manifest::join(&mut all.records, &builds, &manifest.display().to_string())?));
+        let joined = parse::read_manifest(manifest).and_then(|builds| {
+            Ok(parse::manifest::join(
+                &mut all.records,
+                &builds,
+                &manifest.display().to_string(),
+            )?)
+        });
         if let Err(e) = joined {
-            return if settled { Judgement::Invalid(e.to_string()) } else { Judgement::Wait(e.to_string()) };
+            return if settled {
+                Judgement::Invalid(e.to_string())
+            } else {
+                Judgement::Wait(e.to_string())
+            };
         }
     }
     if all.records.iter().any(Record::has_image) {
-        Judgement::Publish { records: all.records }
+        Judgement::Publish {
+            records: all.records,
+        }
     } else if !all.records.is_empty() {
-        Judgement::AllFailed { records: all.records }
+        Judgement::AllFailed {
+            records: all.records,
+        }
     } else if settled {
-        Judgement::Invalid(if all.incomplete.is_empty() { "no Azure artifact in the log (not a Packer build log?)".into() } else { format!("truncated: no result for {}", all.incomplete.join(", ")) })
+        Judgement::Invalid(if all.incomplete.is_empty() {
+            "no Azure artifact in the log (not a Packer build log?)".into()
+        } else {
+            format!("truncated: no result for {}", all.incomplete.join(", "))
+        })
     } else {
         Judgement::Wait("no artifact yet".into())
     }
@@ -144,7 +177,14 @@ fn failures(records: &[Record]) -> String {
     records
         .iter()
         .filter(|r| r.result != BuildResult::Succeeded)
-        .map(|r| format!("{} {:?}: {}", r.build_name, r.result, r.error.as_deref().unwrap_or("")))
+        .map(|r| {
+            format!(
+                "{} {:?}: {}",
+                r.build_name,
+                r.result,
+                r.error.as_deref().unwrap_or("")
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -155,7 +195,11 @@ enum Signal {
     Rescan,
 }
 
-fn start_watcher(config: &WatchConfig, tx: mpsc::Sender<Signal>, overflow: Arc<AtomicBool>) -> Result<Box<dyn Watcher + Send>, WatchError> {
+fn start_watcher(
+    config: &WatchConfig,
+    tx: mpsc::Sender<Signal>,
+    overflow: Arc<AtomicBool>,
+) -> Result<Box<dyn Watcher + Send>, WatchError> {
     let dir = config.dir.clone();
     let polling = config.poll.is_some();
     let handler = move |res: notify::Result<notify::Event>| {
@@ -164,12 +208,21 @@ fn start_watcher(config: &WatchConfig, tx: mpsc::Sender<Signal>, overflow: Arc<A
             Ok(event) => {
                 let complete = matches!(
                     event.kind,
-                    EventKind::Access(AccessKind::Close(AccessMode::Write)) | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
-                ) || (polling && matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_)));
+                    EventKind::Access(AccessKind::Close(AccessMode::Write))
+                        | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+                ) || (polling
+                    && matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_)));
                 if !complete {
                     return;
                 }
-                let Some(item) = event.paths.iter().rev().find_map(|p| drop::item_for(&dir, p)) else { return };
+                let Some(item) = event
+                    .paths
+                    .iter()
+                    .rev()
+                    .find_map(|p| drop::item_for(&dir, p))
+                else {
+                    return;
+                };
                 Some(Signal::Item(item))
             }
             Err(_) => Some(Signal::Rescan),
@@ -182,22 +235,41 @@ fn start_watcher(config: &WatchConfig, tx: mpsc::Sender<Signal>, overflow: Arc<A
         }
     };
     let mut watcher: Box<dyn Watcher + Send> = match config.poll {
-        Some(interval) => Box::new(notify::PollWatcher::new(handler, notify::Config::default().with_poll_interval(interval)).map_err(|e| WatchError::Notify(config.dir.display().to_string(), e))?),
-        None => Box::new(notify::recommended_watcher(handler).map_err(|e| WatchError::Notify(config.dir.display().to_string(), e))?),
+        Some(interval) => Box::new(
+            notify::PollWatcher::new(
+                handler,
+                notify::Config::default().with_poll_interval(interval),
+            )
+            .map_err(|e| WatchError::Notify(config.dir.display().to_string(), e))?,
+        ),
+        None => Box::new(
+            notify::recommended_watcher(handler)
+                .map_err(|e| WatchError::Notify(config.dir.display().to_string(), e))?,
+        ),
     };
-    watcher.watch(&config.dir, RecursiveMode::NonRecursive).map_err(|e| WatchError::Notify(config.dir.display().to_string(), e))?;
+    watcher
+        .watch(&config.dir, RecursiveMode::NonRecursive)
+        .map_err(|e| WatchError::Notify(config.dir.display().to_string(), e))?;
     Ok(watcher)
 }
 
 /// Runs until `shutdown` fires (or, with `once`, until the backlog is drained).
-pub async fn run(config: WatchConfig, catalog: Catalog<AnyStore>, shutdown: impl std::future::Future<Output = ()>) -> Result<Summary, WatchError> {
+pub async fn run(
+    config: WatchConfig,
+    catalog: Catalog<AnyStore>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<Summary, WatchError> {
     let io = |e| WatchError::Io(config.dir.display().to_string(), e);
     std::fs::create_dir_all(&config.dir).map_err(io)?;
     drop::adopt_orphans(&config.dir).map_err(io)?;
     let (tx, mut rx) = mpsc::channel(4096);
     let overflow = Arc::new(AtomicBool::new(false));
     // Watch before the first scan, so that nothing arriving in between is missed.
-    let _watcher = if config.once { None } else { Some(start_watcher(&config, tx, overflow.clone())?) };
+    let _watcher = if config.once {
+        None
+    } else {
+        Some(start_watcher(&config, tx, overflow.clone())?)
+    };
 
     let mut pending: BTreeMap<PathBuf, Pending> = BTreeMap::new();
     let backlog = drop::scan(&config.dir).map_err(io)?;
@@ -206,7 +278,13 @@ pub async fn run(config: WatchConfig, catalog: Catalog<AnyStore>, shutdown: impl
     }
     let now = Instant::now();
     for item in backlog {
-        pending.insert(item, Pending { due: now, backoff: Duration::ZERO });
+        pending.insert(
+            item,
+            Pending {
+                due: now,
+                backoff: Duration::ZERO,
+            },
+        );
     }
     let mut summary = Summary::default();
     tokio::pin!(shutdown);
@@ -216,7 +294,11 @@ pub async fn run(config: WatchConfig, catalog: Catalog<AnyStore>, shutdown: impl
             rescan(&config, &mut pending).map_err(io)?;
         }
         let now = Instant::now();
-        let mut due: Vec<PathBuf> = pending.iter().filter(|(_, p)| p.due <= now).map(|(k, _)| k.clone()).collect();
+        let mut due: Vec<PathBuf> = pending
+            .iter()
+            .filter(|(_, p)| p.due <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
         due.truncate(config.max_batch);
         if !due.is_empty() && !stopping {
             let cycle = process(&config, &catalog, &due, &mut pending, &mut summary);
@@ -252,7 +334,11 @@ pub async fn run(config: WatchConfig, catalog: Catalog<AnyStore>, shutdown: impl
         if stopping {
             break;
         }
-        let next_due = pending.values().map(|p| p.due).min().unwrap_or(now + Duration::from_secs(3600));
+        let next_due = pending
+            .values()
+            .map(|p| p.due)
+            .min()
+            .unwrap_or(now + Duration::from_secs(3600));
         tokio::select! {
             signal = rx.recv() => {
                 let mut signals = vec![signal];
@@ -295,14 +381,23 @@ pub async fn run(config: WatchConfig, catalog: Catalog<AnyStore>, shutdown: impl
 fn rescan(config: &WatchConfig, pending: &mut BTreeMap<PathBuf, Pending>) -> std::io::Result<()> {
     tracing::info!(dir = %config.dir.display(), "rescanning");
     for item in drop::scan(&config.dir)? {
-        pending.entry(item).or_insert(Pending { due: Instant::now(), backoff: Duration::ZERO });
+        pending.entry(item).or_insert(Pending {
+            due: Instant::now(),
+            backoff: Duration::ZERO,
+        });
     }
     Ok(())
 }
 
 /// One round: judge the due items (in parallel), publish every image among them with one
 /// catalog write, then move each item where it belongs.
-async fn process(config: &WatchConfig, catalog: &Catalog<AnyStore>, due: &[PathBuf], pending: &mut BTreeMap<PathBuf, Pending>, summary: &mut Summary) -> Result<(), WatchError> {
+async fn process(
+    config: &WatchConfig,
+    catalog: &Catalog<AnyStore>,
+    due: &[PathBuf],
+    pending: &mut BTreeMap<PathBuf, Pending>,
+    summary: &mut Summary,
+) -> Result<(), WatchError> {
     let semaphore = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
     let mut judging = tokio::task::JoinSet::new();
     for item in due {
@@ -320,14 +415,18 @@ async fn process(config: &WatchConfig, catalog: &Catalog<AnyStore>, due: &[PathB
     }
     let mut to_publish: Vec<(PathBuf, Vec<Record>)> = Vec::new();
     while let Some(joined) = judging.join_next().await {
-        let Ok((item, verdict)) = joined else { continue };
+        let Ok((item, verdict)) = joined else {
+            continue;
+        };
         match verdict {
             Judgement::Publish { records } => to_publish.push((item, records)),
             Judgement::AllFailed { records } => {
                 let reason = failures(&records);
                 settle_item(config, pending, &item, "failed", Some(&reason), summary);
             }
-            Judgement::Invalid(reason) => settle_item(config, pending, &item, "quarantine", Some(&reason), summary),
+            Judgement::Invalid(reason) => {
+                settle_item(config, pending, &item, "quarantine", Some(&reason), summary)
+            }
             Judgement::Wait(why) => {
                 tracing::debug!(file = %item.display(), "waiting: {why}");
                 if let Some(p) = pending.get_mut(&item) {
@@ -344,7 +443,10 @@ async fn process(config: &WatchConfig, catalog: &Catalog<AnyStore>, due: &[PathB
     if to_publish.is_empty() {
         return Ok(());
     }
-    let all: Vec<Record> = to_publish.iter().flat_map(|(_, r)| r.iter().cloned()).collect();
+    let all: Vec<Record> = to_publish
+        .iter()
+        .flat_map(|(_, r)| r.iter().cloned())
+        .collect();
     match catalog.publish(&all).await {
         Ok(outcomes) => {
             count(summary, &outcomes);
@@ -361,16 +463,32 @@ async fn process(config: &WatchConfig, catalog: &Catalog<AnyStore>, due: &[PathB
                         count(summary, &outcomes);
                         published(config, pending, item, records, summary);
                     }
-                    Err(e @ (CatalogError::Conflict { .. } | CatalogError::Invalid { .. } | CatalogError::Render(_))) => {
-                        settle_item(config, pending, item, "quarantine", Some(&e.to_string()), summary)
-                    }
+                    Err(
+                        e @ (CatalogError::Conflict { .. }
+                        | CatalogError::Invalid { .. }
+                        | CatalogError::Render(_)),
+                    ) => settle_item(
+                        config,
+                        pending,
+                        item,
+                        "quarantine",
+                        Some(&e.to_string()),
+                        summary,
+                    ),
                     Err(e) => return Err(storage_down(config, pending, &to_publish, e, summary)),
                 }
             }
             Ok(())
         }
         Err(e @ (CatalogError::Conflict { .. } | CatalogError::Render(_))) => {
-            settle_item(config, pending, &to_publish[0].0, "quarantine", Some(&e.to_string()), summary);
+            settle_item(
+                config,
+                pending,
+                &to_publish[0].0,
+                "quarantine",
+                Some(&e.to_string()),
+                summary,
+            );
             Ok(())
         }
         Err(e) => Err(storage_down(config, pending, &to_publish, e, summary)),
@@ -378,7 +496,10 @@ async fn process(config: &WatchConfig, catalog: &Catalog<AnyStore>, due: &[PathB
 }
 
 fn count(summary: &mut Summary, outcomes: &[Outcome]) {
-    let new = outcomes.iter().filter(|o| matches!(o, Outcome::Published(_))).count() as u64;
+    let new = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Published(_)))
+        .count() as u64;
     summary.images_published += new;
     summary.images_unchanged += outcomes.len() as u64 - new;
     if new > 0 {
@@ -387,7 +508,13 @@ fn count(summary: &mut Summary, outcomes: &[Outcome]) {
 }
 
 /// The storage is down: every item stays where it is and is tried again later.
-fn storage_down(config: &WatchConfig, pending: &mut BTreeMap<PathBuf, Pending>, items: &[(PathBuf, Vec<Record>)], e: CatalogError, summary: &mut Summary) -> WatchError {
+fn storage_down(
+    config: &WatchConfig,
+    pending: &mut BTreeMap<PathBuf, Pending>,
+    items: &[(PathBuf, Vec<Record>)],
+    e: CatalogError,
+    summary: &mut Summary,
+) -> WatchError {
     summary.storage_errors += 1;
     for (item, _) in items {
         if let Some(p) = pending.get_mut(item) {
@@ -399,21 +526,43 @@ fn storage_down(config: &WatchConfig, pending: &mut BTreeMap<PathBuf, Pending>, 
     WatchError::Storage(e.to_string())
 }
 
-fn published(config: &WatchConfig, pending: &mut BTreeMap<PathBuf, Pending>, item: &Path, records: &[Record], summary: &mut Summary) {
+fn published(
+    config: &WatchConfig,
+    pending: &mut BTreeMap<PathBuf, Pending>,
+    item: &Path,
+    records: &[Record],
+    summary: &mut Summary,
+) {
     let failed = failures(records);
-    let images: Vec<String> = records.iter().filter(|r| r.has_image()).filter_map(crate::catalog::image_id).collect();
-    let kubernetes: Vec<&str> = records.iter().filter_map(|r| r.kubernetes_version.as_deref()).collect();
+    let images: Vec<String> = records
+        .iter()
+        .filter(|r| r.has_image())
+        .filter_map(crate::catalog::image_id)
+        .collect();
+    let kubernetes: Vec<&str> = records
+        .iter()
+        .filter_map(|r| r.kubernetes_version.as_deref())
+        .collect();
     match drop::move_to(&config.dir, "done", item) {
         Ok(moved) => {
             pending.remove(item);
             summary.published_files += 1;
             tracing::info!(file = %item.display(), outcome = "published", images = %images.join(","), kubernetes = %kubernetes.join(","), moved_to = %moved.display(), failed_builds = %failed, "published");
         }
-        Err(e) => tracing::error!(file = %item.display(), "published, but cannot move it to done/: {e}; it will be taken again (publishing is idempotent)"),
+        Err(e) => {
+            tracing::error!(file = %item.display(), "published, but cannot move it to done/: {e}; it will be taken again (publishing is idempotent)")
+        }
     }
 }
 
-fn settle_item(config: &WatchConfig, pending: &mut BTreeMap<PathBuf, Pending>, item: &Path, area: &str, reason: Option<&str>, summary: &mut Summary) {
+fn settle_item(
+    config: &WatchConfig,
+    pending: &mut BTreeMap<PathBuf, Pending>,
+    item: &Path,
+    area: &str,
+    reason: Option<&str>,
+    summary: &mut Summary,
+) {
     match drop::move_to(&config.dir, area, item) {
         Ok(moved) => {
             pending.remove(item);

@@ -114,9 +114,17 @@ impl Azurite {
         }
     }
 
-    /// Stops the emulator (the data stays in its location).
+    /// Stops the emulator the way an operator would (SIGINT: it saves its metadata and
+    /// closes), so the data stays in its location; killed if it does not stop in 20 s.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-INT", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while c.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
