@@ -12,20 +12,30 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 fn log_for(n: usize) -> String {
-    let text = std::fs::read_to_string(support::repo().join("fixtures/console/sig-ubuntu-2404.log")).unwrap();
+    let text =
+        std::fs::read_to_string(support::repo().join("fixtures/console/sig-ubuntu-2404.log"))
+            .unwrap();
     text.replace("0.3.1721037000", &format!("0.3.{n}"))
 }
 
 fn published_at(log: &str, file: &str) -> Option<SystemTime> {
-    log.lines().filter(|l| l.contains("\"published\"") && l.contains(file)).find_map(|l| {
-        let v: serde_json::Value = serde_json::from_str(l).ok()?;
-        let ts = time::OffsetDateTime::parse(v["timestamp"].as_str()?, &time::format_description::well_known::Rfc3339).ok()?;
-        Some(SystemTime::from(ts))
-    })
+    log.lines()
+        .filter(|l| l.contains("\"published\"") && l.contains(file))
+        .find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            let ts = time::OffsetDateTime::parse(
+                v["timestamp"].as_str()?,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .ok()?;
+            Some(SystemTime::from(ts))
+        })
 }
 
 fn count_done(dir: &Path) -> usize {
-    std::fs::read_dir(dir.join("done")).map(|r| r.count()).unwrap_or(0)
+    std::fs::read_dir(dir.join("done"))
+        .map(|r| r.count())
+        .unwrap_or(0)
 }
 
 fn run(name: &str, catalog: &str, singles: usize, burst: usize) -> String {
@@ -34,13 +44,23 @@ fn run(name: &str, catalog: &str, singles: usize, burst: usize) -> String {
     std::fs::create_dir_all(&dir).unwrap();
     let log_path = root.join("watch.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_sigcat"))
-        .args(["watch", dir.to_str().unwrap(), "--catalog", catalog, "--log-format", "json"])
+        .args([
+            "watch",
+            dir.to_str().unwrap(),
+            "--catalog",
+            catalog,
+            "--log-format",
+            "json",
+        ])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
-    while !std::fs::read_to_string(&log_path).unwrap_or_default().contains("watching") {
+    while !std::fs::read_to_string(&log_path)
+        .unwrap_or_default()
+        .contains("watching")
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(200));
@@ -52,7 +72,10 @@ fn run(name: &str, catalog: &str, singles: usize, burst: usize) -> String {
         let dropped = SystemTime::now();
         std::fs::rename(&staging, dir.join(&file)).unwrap();
         let at = loop {
-            if let Some(t) = published_at(&std::fs::read_to_string(&log_path).unwrap(), &format!("/{file}\"")) {
+            if let Some(t) = published_at(
+                &std::fs::read_to_string(&log_path).unwrap(),
+                &format!("/{file}\""),
+            ) {
                 break t;
             }
             std::thread::sleep(Duration::from_millis(1));
@@ -71,17 +94,31 @@ fn run(name: &str, catalog: &str, singles: usize, burst: usize) -> String {
         std::thread::sleep(Duration::from_millis(10));
     }
     let drain = start.elapsed();
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let _ = child.wait();
-    let p = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e3;
-    format!("| {name} | {singles} | {:.1} ms | {:.1} ms | {burst} | {:.2} s |", p(0.5), p(0.99), drain.as_secs_f64())
+    let p = |q: f64| {
+        latencies[((latencies.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e3
+    };
+    format!(
+        "| {name} | {singles} | {:.1} ms | {:.1} ms | {burst} | {:.2} s |",
+        p(0.5),
+        p(0.99),
+        drain.as_secs_f64()
+    )
 }
 
 fn main() {
     let azurite = support::Azurite::start("bench-watch");
     let local = support::scratch("bench-watch-local-catalog");
-    let rows = [run("local", local.to_str().unwrap(), 100, 1000), run("azurite", &azurite.url("bench-watch"), 100, 1000)];
-    println!("\n| store | files (one at a time) | drop → index p50 | p99 | burst | burst drained in |");
+    let rows = [
+        run("local", local.to_str().unwrap(), 100, 1000),
+        run("azurite", &azurite.url("bench-watch"), 100, 1000),
+    ];
+    println!(
+        "\n| store | files (one at a time) | drop → index p50 | p99 | burst | burst drained in |"
+    );
     println!("|---|---|---|---|---|---|");
     for r in rows {
         println!("{r}");

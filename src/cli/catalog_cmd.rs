@@ -269,9 +269,18 @@ pub fn run_ingest(args: IngestArgs) -> u8 {
         // The log goes through first, whatever happens next: the build's output is never lost.
         let reader = LineReader::new(std::io::stdin().lock()).with_tee(Box::new(std::io::stdout()));
         let mut parsed = parse::parse_stream(reader, "<stdin>", None)?;
+        // Packer writes the manifest only for builds that succeeded: a missing one is news,
+        // not an error, here.
+        let manifest = args.template.manifest.as_deref().filter(|m| {
+            let there = m.exists();
+            if !there {
+                warn(&format!("{}: no manifest (the build may have failed); the Kubernetes version comes from the log alone", m.display()));
+            }
+            there
+        });
         super::inputs::finish_records(
             &mut parsed.records,
-            args.template.manifest.as_deref(),
+            manifest,
             args.template.kubernetes_version.as_deref(),
         )?;
         Ok::<_, sigcat::Error>((catalog, parsed))

@@ -84,6 +84,7 @@ enum Command {
     Ingest(catalog_cmd::IngestArgs),
     Catalog(catalog_cmd::CatalogArgs),
     Watch(watch_cmd::WatchArgs),
+    Healthcheck(watch_cmd::HealthcheckArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -114,6 +115,7 @@ pub fn main() -> ExitCode {
         Command::Ingest(args) => catalog_cmd::run_ingest(args),
         Command::Catalog(args) => catalog_cmd::run_catalog(args),
         Command::Watch(args) => watch_cmd::run(args),
+        Command::Healthcheck(args) => watch_cmd::healthcheck(args),
     };
     ExitCode::from(code)
 }

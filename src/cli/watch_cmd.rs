@@ -52,6 +52,43 @@ pub struct WatchArgs {
     /// After SIGTERM / Ctrl-C, the longest wait for files in flight.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     shutdown_timeout: Duration,
+    /// Touch FILE every 5 s while running, for a liveness probe (`sigcat healthcheck FILE`).
+    #[arg(long, value_name = "FILE")]
+    heartbeat: Option<PathBuf>,
+}
+
+#[derive(Args)]
+#[command(
+    about = "Exit 0 if a `sigcat watch --heartbeat FILE` touched FILE recently (a liveness probe)"
+)]
+pub struct HealthcheckArgs {
+    /// The watcher's heartbeat file.
+    file: PathBuf,
+    /// Older than this is unhealthy.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    max_age: Duration,
+}
+
+pub fn healthcheck(args: HealthcheckArgs) -> u8 {
+    let age = std::fs::metadata(&args.file)
+        .and_then(|m| m.modified())
+        .map(|t| t.elapsed().unwrap_or_default());
+    match age {
+        Ok(age) if age <= args.max_age => exit::OK,
+        Ok(age) => {
+            eprintln!(
+                "sigcat: unhealthy: {} was last touched {}s ago (limit {}s)",
+                args.file.display(),
+                age.as_secs(),
+                args.max_age.as_secs()
+            );
+            exit::BUILD_FAILED
+        }
+        Err(e) => {
+            eprintln!("sigcat: unhealthy: {}: {e}", args.file.display());
+            exit::BUILD_FAILED
+        }
+    }
 }
 
 /// `500ms`, `5s`, `10m`, `1h`.
@@ -96,6 +133,7 @@ pub fn run(args: WatchArgs) -> u8 {
         incomplete_timeout: args.incomplete_timeout,
         shutdown_timeout: args.shutdown_timeout,
         max_backoff: args.max_backoff,
+        heartbeat: args.heartbeat.clone(),
         ..WatchConfig::new(args.dir.clone())
     };
     tracing::info!(dir = %args.dir.display(), catalog = %catalog.describe(), "watching");

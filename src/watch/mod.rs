@@ -40,7 +40,12 @@ pub struct WatchConfig {
     pub shutdown_timeout: Duration,
     /// Longest wait between two tries while the storage is unavailable.
     pub max_backoff: Duration,
+    /// Touched every few seconds while the loop runs, for liveness probes.
+    pub heartbeat: Option<PathBuf>,
 }
+
+/// How often the heartbeat file is touched.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
 impl WatchConfig {
     pub fn new(dir: PathBuf) -> Self {
@@ -54,6 +59,7 @@ impl WatchConfig {
             incomplete_timeout: Duration::from_secs(600),
             shutdown_timeout: Duration::from_secs(30),
             max_backoff: Duration::from_secs(60),
+            heartbeat: None,
         }
     }
 }
@@ -289,7 +295,17 @@ pub async fn run(
     let mut summary = Summary::default();
     tokio::pin!(shutdown);
     let mut stopping = false;
+    let mut last_beat: Option<Instant> = None;
     loop {
+        if let Some(path) = &config.heartbeat
+            && last_beat.is_none_or(|t| t.elapsed() >= HEARTBEAT_EVERY)
+        {
+            // A hung loop stops touching it; the probe (`sigcat healthcheck`) notices.
+            if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+                tracing::warn!(heartbeat = %path.display(), "cannot write the heartbeat: {e}");
+            }
+            last_beat = Some(Instant::now());
+        }
         if overflow.swap(false, Ordering::SeqCst) {
             rescan(&config, &mut pending).map_err(io)?;
         }
@@ -334,11 +350,17 @@ pub async fn run(
         if stopping {
             break;
         }
+        let idle = if config.heartbeat.is_some() {
+            HEARTBEAT_EVERY
+        } else {
+            Duration::from_secs(3600)
+        };
         let next_due = pending
             .values()
             .map(|p| p.due)
             .min()
-            .unwrap_or(now + Duration::from_secs(3600));
+            .unwrap_or(now + idle)
+            .min(now + idle);
         tokio::select! {
             signal = rx.recv() => {
                 let mut signals = vec![signal];
