@@ -317,3 +317,88 @@ fn credentials_never_appear_in_errors() {
     assert_eq!(out.status.code(), Some(8), "{err}");
     assert!(!err.contains("SuperSecret"), "{err}");
 }
+
+#[test]
+fn account_key_and_sas_token_credentials_against_azurite() {
+    use azure_storage::shared_access_signature::SasToken;
+    use azure_storage::shared_access_signature::service_sas::BlobSasPermissions;
+    let azurite = Azurite::start("credentials");
+    let url = azurite.url("sas-images");
+    // AZURE_STORAGE_KEY (the account comes from the URL); this also creates the container.
+    let out = sigcat(
+        &[
+            "publish",
+            "fixtures/console/sig-ubuntu-2404.log",
+            "--catalog",
+            &url,
+        ],
+        &[("AZURE_STORAGE_KEY", AZURITE_KEY)],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    // A container SAS, made the way an operator would with the account key.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let token = rt.block_on(async {
+        let creds = azure_storage::StorageCredentials::access_key(
+            "devstoreaccount1",
+            azure_core::auth::Secret::new(AZURITE_KEY.to_string()),
+        );
+        let container = azure_storage_blobs::prelude::ClientBuilder::with_location(
+            azure_storage::CloudLocation::Emulator {
+                address: "127.0.0.1".into(),
+                port: azurite.port,
+            },
+            creds,
+        )
+        .container_client("sas-images");
+        let permissions = BlobSasPermissions {
+            read: true,
+            add: true,
+            create: true,
+            write: true,
+            list: true,
+            ..BlobSasPermissions::default()
+        };
+        container
+            .shared_access_signature(
+                permissions,
+                time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+            )
+            .await
+            .unwrap()
+            .token()
+            .unwrap()
+    });
+    assert!(token.contains("sig="));
+    let env = [("AZURE_STORAGE_SAS_TOKEN", token.as_str())];
+    let out = sigcat(
+        &[
+            "publish",
+            "fixtures/console/azure-devops-crlf.log",
+            "--catalog",
+            &url,
+        ],
+        &env,
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let list = sigcat(
+        &["catalog", "list", "--format", "json", "--catalog", &url],
+        &env,
+        None,
+    );
+    assert_eq!(
+        text(&list.stdout).lines().count(),
+        2,
+        "{}",
+        text(&list.stderr)
+    );
+    let signature = token
+        .split('&')
+        .find_map(|p| p.strip_prefix("sig="))
+        .unwrap();
+    for o in [&out, &list] {
+        assert!(!text(&o.stderr).contains(signature) && !text(&o.stdout).contains(signature));
+    }
+}

@@ -444,3 +444,17 @@ fn record_json_round_trips_and_matches_the_documented_schema_keys() {
     );
     assert_eq!(json["schema"], "sigcat.record/v1");
 }
+
+#[test]
+fn a_log_cut_inside_its_artifact_block_says_so() {
+    let full = fixture("console/sig-ubuntu-2404-nocolor.log");
+    let text = String::from_utf8(full.clone()).unwrap();
+    let cut = text.find("SharedImageGalleryName").unwrap();
+    let parsed = parse::parse_bytes(&full[..cut], "cut.log", None).unwrap();
+    assert!(parsed.ended_inside_block, "the watcher waits for the rest");
+    assert!(
+        !parse::parse_bytes(&full, "whole.log", None)
+            .unwrap()
+            .ended_inside_block
+    );
+}
