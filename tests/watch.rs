@@ -460,3 +460,28 @@ fn polling_mode_and_once_with_a_backlog() {
     let (code, _, _) = service.terminate();
     assert_eq!(code, Some(0));
 }
+
+#[test]
+fn an_overflowing_event_queue_falls_back_to_a_rescan() {
+    let root = scratch("watch-overflow");
+    let dir = root.join("drop");
+    std::fs::create_dir_all(&dir).unwrap();
+    let catalog = root.join("catalog").display().to_string();
+    // A queue of 2 events: a burst of 200 files overflows it.
+    let service = Service::start(&dir, &catalog, &["--event-queue", "2"]);
+    for n in 0..200 {
+        drop_atomically(&dir, &format!("q{n:03}.log"), &log_for(n));
+    }
+    wait_until(
+        Duration::from_secs(120),
+        || files_in(&dir.join("done")).len() == 200,
+        "200 files in done/",
+    );
+    let (code, _, log) = service.terminate();
+    assert_eq!(code, Some(0));
+    assert!(
+        log.contains("rescanning"),
+        "the overflow was handled by a rescan"
+    );
+    assert_eq!(catalog_versions(&catalog, &[]), expected(0..200));
+}

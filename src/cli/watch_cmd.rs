@@ -55,6 +55,9 @@ pub struct WatchArgs {
     /// Touch FILE every 5 s while running, for a liveness probe (`sigcat healthcheck FILE`).
     #[arg(long, value_name = "FILE")]
     heartbeat: Option<PathBuf>,
+    /// Events queued before falling back to a rescan (tests use a tiny queue to force one).
+    #[arg(long, default_value = "4096", hide = true)]
+    event_queue: usize,
 }
 
 #[derive(Args)]
@@ -134,6 +137,7 @@ pub fn run(args: WatchArgs) -> u8 {
         shutdown_timeout: args.shutdown_timeout,
         max_backoff: args.max_backoff,
         heartbeat: args.heartbeat.clone(),
+        event_queue: args.event_queue,
         ..WatchConfig::new(args.dir.clone())
     };
     tracing::info!(dir = %args.dir.display(), catalog = %catalog.describe(), "watching");

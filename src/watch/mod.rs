@@ -42,6 +42,8 @@ pub struct WatchConfig {
     pub max_backoff: Duration,
     /// Touched every few seconds while the loop runs, for liveness probes.
     pub heartbeat: Option<PathBuf>,
+    /// Events queued between notify and the loop; when full, the directory is rescanned.
+    pub event_queue: usize,
 }
 
 /// How often the heartbeat file is touched.
@@ -60,6 +62,7 @@ impl WatchConfig {
             shutdown_timeout: Duration::from_secs(30),
             max_backoff: Duration::from_secs(60),
             heartbeat: None,
+            event_queue: 4096,
         }
     }
 }
@@ -268,7 +271,7 @@ pub async fn run(
     let io = |e| WatchError::Io(config.dir.display().to_string(), e);
     std::fs::create_dir_all(&config.dir).map_err(io)?;
     drop::adopt_orphans(&config.dir).map_err(io)?;
-    let (tx, mut rx) = mpsc::channel(4096);
+    let (tx, mut rx) = mpsc::channel(config.event_queue.max(1));
     let overflow = Arc::new(AtomicBool::new(false));
     // Watch before the first scan, so that nothing arriving in between is missed.
     let _watcher = if config.once {
@@ -278,12 +281,13 @@ pub async fn run(
     };
 
     let mut pending: BTreeMap<PathBuf, Pending> = BTreeMap::new();
-    let backlog = drop::scan(&config.dir).map_err(io)?;
+    let mut backlog = drop::scan(&config.dir).map_err(io)?;
     if !backlog.is_empty() {
         tracing::info!(files = backlog.len(), dir = %config.dir.display(), "backlog");
     }
+    let backlog_total = backlog.len();
     let now = Instant::now();
-    for item in backlog {
+    for item in backlog.clone() {
         pending.insert(
             item,
             Pending {
@@ -317,21 +321,31 @@ pub async fn run(
             .collect();
         due.truncate(config.max_batch);
         if !due.is_empty() && !stopping {
-            let cycle = process(&config, &catalog, &due, &mut pending, &mut summary);
-            tokio::pin!(cycle);
-            let result = tokio::select! {
-                r = &mut cycle => r,
-                _ = &mut shutdown => {
-                    // Finish what is in flight, within a bound; what does not finish stays
-                    // in the directory and is taken again on the next start.
-                    tracing::info!("stopping: finishing the files in flight");
-                    stopping = true;
-                    match tokio::time::timeout(config.shutdown_timeout, &mut cycle).await {
-                        Ok(r) => r,
-                        Err(_) => { tracing::warn!("files still in flight after {:?} are left for the next start", config.shutdown_timeout); Ok(()) }
+            let result = {
+                let cycle = process(&config, &catalog, &due, &mut pending, &mut summary);
+                tokio::pin!(cycle);
+                tokio::select! {
+                    r = &mut cycle => r,
+                    _ = &mut shutdown => {
+                        // Finish what is in flight, within a bound; what does not finish stays
+                        // in the directory and is taken again on the next start.
+                        tracing::info!("stopping: finishing the files in flight");
+                        stopping = true;
+                        match tokio::time::timeout(config.shutdown_timeout, &mut cycle).await {
+                            Ok(r) => r,
+                            Err(_) => { tracing::warn!("files still in flight after {:?} are left for the next start", config.shutdown_timeout); Ok(()) }
+                        }
                     }
                 }
             };
+            if !backlog.is_empty() {
+                backlog.retain(|item| pending.contains_key(item));
+                tracing::info!(
+                    done = backlog_total - backlog.len(),
+                    total = backlog_total,
+                    "backlog progress"
+                );
+            }
             if let Err(e) = result
                 && config.once
             {
