@@ -6,7 +6,7 @@ use sigcat::catalog::index::{Filter, IndexEntry};
 use sigcat::catalog::{self, AnyStore, Catalog, CatalogError, Outcome};
 use sigcat::parse::{self, lines::LineReader};
 use sigcat::record::{BuildResult, Record};
-use sigcat::render::{ImageKind, Plan, TemplateOptions};
+use sigcat::render::TemplateOptions;
 use std::path::PathBuf;
 
 const PUBLISH_EXAMPLES: &str = "\
@@ -50,28 +50,14 @@ pub struct TemplateArgs {
     /// VM size of the stored template (adjust it later with `sigcat render --from`).
     #[arg(long, value_name = "SIZE", default_value = "Standard_D2s_v3")]
     vm_size: String,
-    /// Image API of the stored template.
-    #[arg(long, value_enum)]
-    image_api: Option<ImageApi>,
-    /// Plan for third-party bases: PUBLISHER:OFFER:SKU.
-    #[arg(long, value_name = "PUBLISHER:OFFER:SKU")]
-    plan: Option<Plan>,
-    /// Plans file (see `sigcat render --help`).
-    #[arg(long, value_name = "FILE")]
-    plans_file: Option<PathBuf>,
+    #[command(flatten)]
+    image: super::inputs::ImageArgs,
     /// The manifest.json of the same run (adds the Kubernetes version).
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
     /// Kubernetes version when the input does not tell.
     #[arg(long, value_name = "VERSION")]
     kubernetes_version: Option<String>,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ImageApi {
-    ComputeGallery,
-    SharedGallery,
-    Id,
 }
 
 #[derive(Args)]
@@ -171,23 +157,7 @@ pub fn open(
 }
 
 pub fn template_options(t: &TemplateArgs) -> Result<TemplateOptions, sigcat::Error> {
-    let mut options = TemplateOptions {
-        image_kind: t.image_api.map(|k| match k {
-            ImageApi::ComputeGallery => ImageKind::ComputeGallery,
-            ImageApi::SharedGallery => ImageKind::SharedGallery,
-            ImageApi::Id => ImageKind::Id,
-        }),
-        plan: t.plan.clone(),
-        vm_size: Some(t.vm_size.clone()),
-        ..TemplateOptions::default()
-    };
-    if let Some(path) = &t.plans_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| sigcat::Error::io(path.display().to_string(), e))?;
-        options.plan_rules =
-            sigcat::render::template::read_plans(&text, &path.display().to_string())?;
-    }
-    Ok(options)
+    t.image.template_options(Some(t.vm_size.clone()))
 }
 
 /// Exit codes of catalog errors.

@@ -2,9 +2,58 @@
 //! log / manifest parsed on the fly.
 
 use super::warn;
+use clap::{Args, ValueEnum};
 use sigcat::parse;
 use sigcat::record::Record;
+use sigcat::render::{ImageKind, Plan, TemplateOptions};
 use std::path::{Path, PathBuf};
+
+/// How the image section of a template is written: shared by render, publish, ingest and watch.
+#[derive(Args, Clone)]
+pub struct ImageArgs {
+    /// The image API: computeGallery (CAPZ >= 1.4), sharedGallery (older CAPZ), or id (managed image).
+    #[arg(long, value_enum)]
+    image_api: Option<ImageApi>,
+    /// Plan of a third-party base image: PUBLISHER:OFFER:SKU.
+    #[arg(long, value_name = "PUBLISHER:OFFER:SKU")]
+    plan: Option<Plan>,
+    /// YAML file mapping image definitions (with `*`) to plans: `plans: [{definition, publisher, offer, sku}]`.
+    #[arg(long, value_name = "FILE")]
+    plans_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ImageApi {
+    ComputeGallery,
+    SharedGallery,
+    Id,
+}
+
+impl ImageArgs {
+    /// Template options with these image settings and the given VM size.
+    pub fn template_options(
+        &self,
+        vm_size: Option<String>,
+    ) -> Result<TemplateOptions, sigcat::Error> {
+        let mut options = TemplateOptions {
+            image_kind: self.image_api.map(|k| match k {
+                ImageApi::ComputeGallery => ImageKind::ComputeGallery,
+                ImageApi::SharedGallery => ImageKind::SharedGallery,
+                ImageApi::Id => ImageKind::Id,
+            }),
+            plan: self.plan.clone(),
+            vm_size,
+            ..TemplateOptions::default()
+        };
+        if let Some(path) = &self.plans_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| sigcat::Error::io(path.display().to_string(), e))?;
+            options.plan_rules =
+                sigcat::render::template::read_plans(&text, &path.display().to_string())?;
+        }
+        Ok(options)
+    }
+}
 
 pub fn load_records(
     inputs: &[PathBuf],

@@ -4,7 +4,7 @@ use super::{report, warn};
 use clap::{Args, ValueEnum};
 use sigcat::record::kubernetes::KubeVersion;
 use sigcat::record::{Record, same_build};
-use sigcat::render::{self, ImageKind, Plan, TemplateOptions, yaml};
+use sigcat::render::{self, yaml};
 use std::path::PathBuf;
 
 const EXAMPLES: &str = "\
@@ -39,15 +39,8 @@ pub struct RenderArgs {
     /// Kubernetes version when the record does not know it (needed for --upgrade).
     #[arg(long, value_name = "VERSION")]
     kubernetes_version: Option<String>,
-    /// The image API: computeGallery (CAPZ >= 1.4), sharedGallery (older CAPZ), or id (managed image).
-    #[arg(long, value_enum)]
-    image_api: Option<ImageApi>,
-    /// Plan of a third-party base image: PUBLISHER:OFFER:SKU.
-    #[arg(long, value_name = "PUBLISHER:OFFER:SKU")]
-    plan: Option<Plan>,
-    /// YAML file mapping image definitions (with `*`) to plans: `plans: [{definition, publisher, offer, sku}]`.
-    #[arg(long, value_name = "FILE")]
-    plans_file: Option<PathBuf>,
+    #[command(flatten)]
+    image: super::inputs::ImageArgs,
     /// A current AzureMachineTemplate (`kubectl get -o yaml`); repeat for several. The copy
     /// keeps every field but `image:`, the name and what the server set.
     #[arg(long, value_name = "FILE")]
@@ -70,13 +63,6 @@ pub struct RenderArgs {
     /// Write to FILE (atomically) instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ImageApi {
-    ComputeGallery,
-    SharedGallery,
-    Id,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -125,22 +111,9 @@ fn render_all(args: &RenderArgs) -> Result<String, sigcat::Error> {
             )));
         }
     };
-    let mut options = TemplateOptions {
-        image_kind: args.image_api.map(|k| match k {
-            ImageApi::ComputeGallery => ImageKind::ComputeGallery,
-            ImageApi::SharedGallery => ImageKind::SharedGallery,
-            ImageApi::Id => ImageKind::Id,
-        }),
-        plan: args.plan.clone(),
-        vm_size: args.vm_size.clone(),
-        base_name: args.name.clone(),
-        namespace: args.namespace.clone(),
-        ..TemplateOptions::default()
-    };
-    if let Some(path) = &args.plans_file {
-        options.plan_rules =
-            render::template::read_plans(&read(path)?, &path.display().to_string())?;
-    }
+    let mut options = args.image.template_options(args.vm_size.clone())?;
+    options.base_name = args.name.clone();
+    options.namespace = args.namespace.clone();
 
     let mut docs = Vec::new();
     let mut replacements = Vec::new();
