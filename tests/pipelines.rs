@@ -303,10 +303,13 @@ fn github_actions_workflow_runs_end_to_end() {
     assert!(!steps.last().unwrap().1.status.success());
 }
 
-#[test]
-fn azure_devops_pipeline_runs_end_to_end() {
-    let azurite = Azurite::start("pipelines-ado");
-    let root = scratch("pipelines-ado");
+/// Runs the pipeline's `script` steps in order, as an agent would. Returns each step's
+/// display name and output; stops at the first failing step.
+fn run_azure_devops(
+    root: &Path,
+    azurite: &Azurite,
+    scenario: &Scenario,
+) -> (Vec<(String, Output)>, PathBuf) {
     let pipeline = &yaml("pipelines/azure-devops/build-capz-image.yml")[0];
     let mut values = BTreeMap::new();
     for p in pipeline["parameters"].as_sequence().unwrap() {
@@ -332,14 +335,9 @@ fn azure_devops_pipeline_runs_end_to_end() {
     ] {
         macros.insert(k.to_string(), v.to_string());
     }
-    let bin = tool_dir(&root);
+    let bin = tool_dir(root);
     let workspace = root.join("workspace");
-    let scenario = Scenario {
-        log: "console/azure-devops-crlf.log",
-        manifest: Some("manifest/manifest.json"),
-        make_status: 0,
-    };
-    let mut outputs = Vec::new();
+    let mut results = Vec::new();
     for step in pipeline["jobs"][0]["steps"].as_sequence().unwrap() {
         let Some(script) = step.get("script") else {
             continue;
@@ -358,19 +356,42 @@ fn azure_devops_pipeline_runs_end_to_end() {
         let cwd = step
             .get("workingDirectory")
             .map_or(workspace.clone(), |d| workspace.join(s(d)));
-        let out = run_script(&expand(&s(script)), &cwd, &env, &bin, &scenario, &[]);
+        let out = run_script(&expand(&s(script)), &cwd, &env, &bin, scenario, &[]);
+        let failed = !out.status.success();
+        results.push((name, out));
+        if failed {
+            break;
+        }
+    }
+    (results, staging)
+}
+
+#[test]
+fn azure_devops_pipeline_runs_end_to_end() {
+    let azurite = Azurite::start("pipelines-ado");
+    let root = scratch("pipelines-ado");
+    let scenario = Scenario {
+        log: "console/azure-devops-crlf.log",
+        manifest: Some("manifest/manifest.json"),
+        make_status: 0,
+    };
+    let (steps, staging) = run_azure_devops(&root, &azurite, &scenario);
+    for (name, out) in &steps {
         assert!(
             out.status.success(),
             "step `{name}` failed:\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        outputs.push((name, String::from_utf8_lossy(&out.stdout).into_owned()));
     }
-    let vars = &outputs
-        .iter()
-        .find(|(n, _)| n == "Expose the image as output variables")
-        .unwrap()
-        .1;
+    let vars = String::from_utf8_lossy(
+        &steps
+            .iter()
+            .find(|(n, _)| n == "Expose the image as output variables")
+            .unwrap()
+            .1
+            .stdout,
+    )
+    .into_owned();
     assert!(vars.lines().any(|l| l == "##vso[task.setvariable variable=kubernetes_version;isOutput=true]1.30.3"), "{vars}");
     assert!(
         vars.lines()
@@ -403,6 +424,16 @@ fn azure_devops_pipeline_runs_end_to_end() {
         "{}",
         String::from_utf8_lossy(&list.stderr)
     );
+
+    let failed = Scenario {
+        log: "console/failed.log",
+        manifest: None,
+        make_status: 0,
+    };
+    let (steps, _) = run_azure_devops(&scratch("pipelines-ado-failed"), &azurite, &failed);
+    let (name, out) = steps.last().unwrap();
+    assert_eq!(name, "Build the image and publish it to the catalog");
+    assert!(!out.status.success(), "a failed build fails the job");
 }
 
 /// Runs a watcher command line as a deployment would, drops a fixture, checks it is published

@@ -485,3 +485,42 @@ fn an_overflowing_event_queue_falls_back_to_a_rescan() {
     );
     assert_eq!(catalog_versions(&catalog, &[]), expected(0..200));
 }
+
+#[test]
+fn a_build_directory_renamed_in_is_one_drop() {
+    let root = scratch("watch-subdir");
+    let dir = root.join("drop");
+    std::fs::create_dir_all(&dir).unwrap();
+    let catalog = root.join("catalog").display().to_string();
+    let service = Service::start(&dir, &catalog, &[]);
+    let staging = root.join("build-7");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::copy(
+        support::repo().join("fixtures/console/sig-ubuntu-2404.log"),
+        staging.join("packer.out"),
+    )
+    .unwrap();
+    std::fs::copy(
+        support::repo().join("fixtures/manifest/manifest.json"),
+        staging.join("manifest.json"),
+    )
+    .unwrap();
+    std::fs::rename(&staging, dir.join("build-7")).unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        || dir.join("done/build-7/packer.out").exists(),
+        "the directory in done/",
+    );
+    assert!(dir.join("done/build-7/manifest.json").exists());
+    let latest = Command::new(BIN)
+        .args(["catalog", "latest", "--record", "--catalog", &catalog])
+        .output()
+        .unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&latest.stdout).unwrap();
+    assert_eq!(
+        record["kubernetes_version"], "1.30.3",
+        "the manifest in the directory was joined"
+    );
+    let (code, _, _) = service.terminate();
+    assert_eq!(code, Some(0));
+}
