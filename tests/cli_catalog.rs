@@ -5,11 +5,7 @@ mod support;
 
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
-use support::{Azurite, scratch};
-
-/// Azurite's published, well-known development key (not a secret, but treated as one).
-const AZURITE_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+use support::{AZURITE_KEY, Azurite, connection_string, scratch};
 
 fn sigcat(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigcat"));
@@ -42,17 +38,10 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-fn connection_string(azurite: &Azurite) -> String {
-    format!(
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
-        azurite.port
-    )
-}
-
 #[test]
 fn ingest_passes_the_log_through_and_publishes_to_azurite() {
     let azurite = Azurite::start("ingest");
-    let cs = connection_string(&azurite);
+    let cs = connection_string(azurite.port);
     let env = [("AZURE_STORAGE_CONNECTION_STRING", cs.as_str())];
     let log = std::fs::read(support::repo().join("fixtures/console/multi-build.log")).unwrap();
     let out = sigcat(
@@ -277,9 +266,7 @@ fn credentials_never_appear_in_errors() {
         .local_addr()
         .unwrap()
         .port();
-    let cs = format!(
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
-    );
+    let cs = connection_string(port);
     let out = sigcat(
         &[
             "publish",

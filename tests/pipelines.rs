@@ -10,10 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use support::{Azurite, repo, scratch};
-
-const AZURITE_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+use support::{Azurite, connection_string, repo, scratch};
 
 fn yaml(path: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(repo().join(path)).unwrap();
@@ -141,10 +138,7 @@ fn github_values(root: &Path, azurite: &Azurite) -> BTreeMap<String, String> {
     {
         v.insert(format!("inputs.{}", s(name)), s(&input["default"]));
     }
-    let cs = format!(
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
-        azurite.port
-    );
+    let cs = connection_string(azurite.port);
     for (k, val) in [
         ("vars.SIGCAT_STORAGE_ACCOUNT", "devstoreaccount1"),
         ("vars.SIGCAT_CONTAINER", "gh-images"),
@@ -317,10 +311,7 @@ fn run_azure_devops(
     }
     let staging = root.join("staging");
     std::fs::create_dir_all(&staging).unwrap();
-    let cs = format!(
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
-        azurite.port
-    );
+    let cs = connection_string(azurite.port);
     let mut macros = BTreeMap::new();
     for (k, v) in [
         ("SIGCAT_STORAGE_ACCOUNT", "devstoreaccount1"),
