@@ -13,11 +13,15 @@ use std::time::{Duration, SystemTime};
 /// Names of the areas inside the drop directory; never taken as builds.
 pub const AREAS: [&str; 3] = ["done", "failed", "quarantine"];
 
-pub fn is_log(path: &Path) -> bool {
-    let name = path
-        .file_name()
+/// The last component of a path as text (empty for `/` or `..`).
+fn file_name(path: &Path) -> String {
+    path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+pub fn is_log(path: &Path) -> bool {
+    let name = file_name(path);
     !name.starts_with('.') && (name.ends_with(".log") || name.ends_with(".out"))
 }
 
@@ -75,11 +79,7 @@ pub fn parts(item: &Path) -> std::io::Result<Parts> {
         let mut manifest = None;
         for entry in std::fs::read_dir(item)? {
             let path = entry?.path();
-            let name = path
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
+            let name = file_name(&path);
             if name == "manifest.json" || name.ends_with(".manifest.json") {
                 manifest = Some(path);
             } else if is_log(&path) {
@@ -128,11 +128,7 @@ pub fn quiet_for(item: &Path) -> Duration {
 pub fn move_to(dir: &Path, area: &str, item: &Path) -> std::io::Result<PathBuf> {
     let target_dir = dir.join(area);
     std::fs::create_dir_all(&target_dir)?;
-    let name = item
-        .file_name()
-        .expect("items have names")
-        .to_string_lossy()
-        .into_owned();
+    let name = file_name(item);
     let target = free_name(&target_dir, &name);
     // The log first: if we die between the two renames, the orphaned manifest is moved on the
     // next start (see `adopt_orphans`), and the log is never re-read without its manifest.
@@ -166,11 +162,7 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
 pub fn adopt_orphans(dir: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let name = file_name(&path);
         let Some(stem) = name.strip_suffix(".manifest.json") else {
             continue;
         };
@@ -199,11 +191,7 @@ pub fn adopt_orphans(dir: &Path) -> std::io::Result<()> {
 
 /// Writes `quarantine/NAME.error` next to a quarantined item.
 pub fn write_error(moved: &Path, reason: &str) -> std::io::Result<()> {
-    let name = moved
-        .file_name()
-        .expect("items have names")
-        .to_string_lossy()
-        .into_owned();
+    let name = file_name(moved);
     let path = moved.with_file_name(format!("{name}.error"));
     std::fs::write(
         path,
