@@ -10,13 +10,7 @@ mod support;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
-
-fn log_for(n: usize) -> String {
-    let text =
-        std::fs::read_to_string(support::repo().join("fixtures/console/sig-ubuntu-2404.log"))
-            .unwrap();
-    text.replace("0.3.1721037000", &format!("0.3.{n}"))
-}
+use support::log_for;
 
 fn published_at(log: &str, file: &str) -> Option<SystemTime> {
     log.lines()

@@ -7,17 +7,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Azurite, scratch};
+use support::{Azurite, log_for, scratch};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sigcat");
-
-/// The fixture log, as the build of gallery version `0.3.<n>` (a distinct image).
-fn log_for(n: usize) -> String {
-    let text =
-        std::fs::read_to_string(support::repo().join("fixtures/console/sig-ubuntu-2404.log"))
-            .unwrap();
-    text.replace("0.3.1721037000", &format!("0.3.{n}"))
-}
 
 /// Writes a file elsewhere and renames it in: the atomic drop.
 fn drop_atomically(dir: &Path, name: &str, content: &str) {
@@ -108,6 +100,14 @@ impl Drop for Service {
     }
 }
 
+/// A drop directory and a local catalog for one test.
+fn drop_and_catalog(name: &str) -> (PathBuf, String) {
+    let root = scratch(name);
+    let dir = root.join("drop");
+    std::fs::create_dir_all(&dir).unwrap();
+    (dir, root.join("catalog").display().to_string())
+}
+
 fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool, what: &str) {
     let deadline = Instant::now() + limit;
     while !cond() {
@@ -168,10 +168,7 @@ fn summary(log: &str) -> serde_json::Value {
 
 #[test]
 fn atomic_drops_slow_writers_and_malformed_files() {
-    let root = scratch("watch-basic");
-    let dir = root.join("drop");
-    std::fs::create_dir_all(&dir).unwrap();
-    let catalog = root.join("catalog").display().to_string();
+    let (dir, catalog) = drop_and_catalog("watch-basic");
     let service = Service::start(&dir, &catalog, &[]);
 
     // The atomic drop (no close event), with its manifest beside it.
@@ -277,10 +274,7 @@ fn atomic_drops_slow_writers_and_malformed_files() {
 
 #[test]
 fn a_burst_of_1000_files_takes_far_fewer_index_writes() {
-    let root = scratch("watch-burst");
-    let dir = root.join("drop");
-    std::fs::create_dir_all(&dir).unwrap();
-    let catalog = root.join("catalog").display().to_string();
+    let (dir, catalog) = drop_and_catalog("watch-burst");
     let service = Service::start(&dir, &catalog, &[]);
     for n in 0..1000 {
         drop_atomically(&dir, &format!("b{n:04}.log"), &log_for(n));
@@ -301,10 +295,7 @@ fn a_burst_of_1000_files_takes_far_fewer_index_writes() {
 
 #[test]
 fn sigkill_in_the_middle_then_restart_publishes_everything_exactly_once() {
-    let root = scratch("watch-sigkill");
-    let dir = root.join("drop");
-    std::fs::create_dir_all(&dir).unwrap();
-    let catalog = root.join("catalog").display().to_string();
+    let (dir, catalog) = drop_and_catalog("watch-sigkill");
     let service = Service::start(&dir, &catalog, &["--max-batch", "16"]);
     for n in 0..300 {
         drop_atomically(&dir, &format!("k{n:03}.log"), &log_for(n));
@@ -347,10 +338,7 @@ fn sigkill_in_the_middle_then_restart_publishes_everything_exactly_once() {
 
 #[test]
 fn sigterm_with_work_in_flight_exits_cleanly_and_loses_nothing() {
-    let root = scratch("watch-sigterm");
-    let dir = root.join("drop");
-    std::fs::create_dir_all(&dir).unwrap();
-    let catalog = root.join("catalog").display().to_string();
+    let (dir, catalog) = drop_and_catalog("watch-sigterm");
     let service = Service::start(&dir, &catalog, &["--shutdown-timeout", "10s"]);
     for n in 0..200 {
         drop_atomically(&dir, &format!("t{n:03}.log"), &log_for(n));
@@ -411,10 +399,7 @@ fn azurite_stopped_and_started_again_while_files_keep_arriving() {
 
 #[test]
 fn polling_mode_and_once_with_a_backlog() {
-    let root = scratch("watch-poll");
-    let dir = root.join("drop");
-    std::fs::create_dir_all(&dir).unwrap();
-    let catalog = root.join("catalog").display().to_string();
+    let (dir, catalog) = drop_and_catalog("watch-poll");
     // A backlog that arrived while nothing was running, one file still being written.
     for n in 0..5 {
         std::fs::write(dir.join(format!("p{n}.log")), log_for(n)).unwrap();
@@ -463,10 +448,7 @@ fn polling_mode_and_once_with_a_backlog() {
 
 #[test]
 fn an_overflowing_event_queue_falls_back_to_a_rescan() {
-    let root = scratch("watch-overflow");
-    let dir = root.join("drop");
-    std::fs::create_dir_all(&dir).unwrap();
-    let catalog = root.join("catalog").display().to_string();
+    let (dir, catalog) = drop_and_catalog("watch-overflow");
     // A queue of 2 events: a burst of 200 files overflows it.
     let service = Service::start(&dir, &catalog, &["--event-queue", "2"]);
     for n in 0..200 {
@@ -488,12 +470,9 @@ fn an_overflowing_event_queue_falls_back_to_a_rescan() {
 
 #[test]
 fn a_build_directory_renamed_in_is_one_drop() {
-    let root = scratch("watch-subdir");
-    let dir = root.join("drop");
-    std::fs::create_dir_all(&dir).unwrap();
-    let catalog = root.join("catalog").display().to_string();
+    let (dir, catalog) = drop_and_catalog("watch-subdir");
     let service = Service::start(&dir, &catalog, &[]);
-    let staging = root.join("build-7");
+    let staging = dir.parent().unwrap().join("build-7");
     std::fs::create_dir_all(&staging).unwrap();
     std::fs::copy(
         support::repo().join("fixtures/console/sig-ubuntu-2404.log"),

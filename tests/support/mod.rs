@@ -23,6 +23,13 @@ pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The fixture build log, as the build of gallery version `0.3.<n>`: a distinct image per `n`.
+pub fn log_for(n: usize) -> String {
+    let text =
+        std::fs::read_to_string(repo().join("fixtures/console/sig-ubuntu-2404.log")).unwrap();
+    text.replace("0.3.1721037000", &format!("0.3.{n}"))
+}
+
 /// A fresh directory under target/ for one test.
 pub fn scratch(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
