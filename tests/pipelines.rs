@@ -129,6 +129,62 @@ fn run_script(
     cmd.stdin(Stdio::null()).output().unwrap()
 }
 
+/// How a CI system spells its steps: the keys of a step and how its shell is started.
+struct Dialect {
+    name: &'static str,
+    script: &'static str,
+    working_directory: &'static str,
+    /// Steps that need the network; the test provides their result (a checkout, sigcat on PATH).
+    skip: &'static [&'static str],
+    shell_flags: &'static [&'static str],
+}
+
+/// Runs the script steps in order, as the CI system's agent would, stopping at the first
+/// failure. `expand` resolves the system's expressions; `env` is the environment every step sees.
+fn run_steps(
+    steps: &Value,
+    dialect: &Dialect,
+    env: &BTreeMap<String, String>,
+    expand: &dyn Fn(&str) -> String,
+    workspace: &Path,
+    bin: &Path,
+    scenario: &Scenario,
+) -> Vec<(String, Output)> {
+    let mut results = Vec::new();
+    for step in steps.as_sequence().unwrap() {
+        let Some(script) = step.get(dialect.script) else {
+            continue;
+        };
+        let name = s(&step[dialect.name]);
+        if dialect.skip.contains(&name.as_str()) {
+            continue;
+        }
+        let mut step_env = env.clone();
+        if let Some(m) = step.get("env").and_then(Value::as_mapping) {
+            for (k, v) in m {
+                step_env.insert(s(k), expand(&s(v)));
+            }
+        }
+        let cwd = step
+            .get(dialect.working_directory)
+            .map_or(workspace.to_path_buf(), |d| workspace.join(s(d)));
+        let out = run_script(
+            &expand(&s(script)),
+            &cwd,
+            &step_env,
+            bin,
+            scenario,
+            dialect.shell_flags,
+        );
+        let failed = !out.status.success();
+        results.push((name, out));
+        if failed {
+            break;
+        }
+    }
+    results
+}
+
 fn github_values(root: &Path, azurite: &Azurite) -> BTreeMap<String, String> {
     let workflow = &yaml("pipelines/github-actions/build-capz-image.yml")[0];
     let mut v = BTreeMap::new();
@@ -178,36 +234,16 @@ fn run_github(
         env.insert(s(k), substitute(&s(val), "${{", "}}", &values));
     }
     env.insert("GITHUB_OUTPUT".into(), output_file.display().to_string());
-    let mut results = Vec::new();
-    for step in workflow["jobs"]["build"]["steps"].as_sequence().unwrap() {
-        let name = s(&step["name"]);
-        let Some(run) = step.get("run") else { continue };
-        if name == "Install sigcat" {
-            continue; // the test puts the freshly built sigcat on PATH instead
-        }
-        let mut step_env = env.clone();
-        if let Some(m) = step.get("env").and_then(Value::as_mapping) {
-            for (k, val) in m {
-                step_env.insert(s(k), substitute(&s(val), "${{", "}}", &values));
-            }
-        }
-        let cwd = step
-            .get("working-directory")
-            .map_or(workspace.clone(), |d| workspace.join(s(d)));
-        let out = run_script(
-            &substitute(&s(run), "${{", "}}", &values),
-            &cwd,
-            &step_env,
-            &bin,
-            scenario,
-            &["-eo", "pipefail"],
-        );
-        let failed = !out.status.success();
-        results.push((name, out));
-        if failed {
-            break;
-        }
-    }
+    let github = Dialect {
+        name: "name",
+        script: "run",
+        working_directory: "working-directory",
+        skip: &["Install sigcat"],
+        shell_flags: &["-eo", "pipefail"],
+    };
+    let expand = |t: &str| substitute(t, "${{", "}}", &values);
+    let steps = &workflow["jobs"]["build"]["steps"];
+    let results = run_steps(steps, &github, &env, &expand, &workspace, &bin, scenario);
     (results, output_file)
 }
 
@@ -328,32 +364,24 @@ fn run_azure_devops(
     }
     let bin = tool_dir(root);
     let workspace = root.join("workspace");
-    let mut results = Vec::new();
-    for step in pipeline["jobs"][0]["steps"].as_sequence().unwrap() {
-        let Some(script) = step.get("script") else {
-            continue;
-        };
-        let name = s(&step["displayName"]);
-        if name == "Check out image-builder" || name == "Install sigcat" {
-            continue; // network steps: the test provides the checkout directory and sigcat
-        }
-        let expand = |t: &str| substitute(&substitute(t, "${{", "}}", &values), "$(", ")", &macros);
-        let mut env = BTreeMap::new();
-        if let Some(m) = step.get("env").and_then(Value::as_mapping) {
-            for (k, v) in m {
-                env.insert(s(k), expand(&s(v)));
-            }
-        }
-        let cwd = step
-            .get("workingDirectory")
-            .map_or(workspace.clone(), |d| workspace.join(s(d)));
-        let out = run_script(&expand(&s(script)), &cwd, &env, &bin, scenario, &[]);
-        let failed = !out.status.success();
-        results.push((name, out));
-        if failed {
-            break;
-        }
-    }
+    let azure_devops = Dialect {
+        name: "displayName",
+        script: "script",
+        working_directory: "workingDirectory",
+        skip: &["Check out image-builder", "Install sigcat"],
+        shell_flags: &[],
+    };
+    let expand = |t: &str| substitute(&substitute(t, "${{", "}}", &values), "$(", ")", &macros);
+    let steps = &pipeline["jobs"][0]["steps"];
+    let results = run_steps(
+        steps,
+        &azure_devops,
+        &BTreeMap::new(),
+        &expand,
+        &workspace,
+        &bin,
+        scenario,
+    );
     (results, staging)
 }
 
