@@ -2,8 +2,8 @@
 //! concurrent, for the local store and for Azure Blob Storage (a real Azurite on loopback).
 //! Measured, not asserted: prints a Markdown table for the README. SIGCAT_BENCH_RECORDS sets N.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+#[path = "../tests/util.rs"]
+mod util;
 
 use sigcat::catalog::{self, Catalog};
 use sigcat::record::Record;
@@ -11,8 +11,7 @@ use sigcat::render::TemplateOptions;
 use std::time::{Duration, Instant};
 
 fn records(n: usize, tag: &str) -> Vec<Record> {
-    let bytes =
-        std::fs::read(support::repo().join("fixtures/console/sig-ubuntu-2404.log")).unwrap();
+    let bytes = std::fs::read(util::repo().join("fixtures/console/sig-ubuntu-2404.log")).unwrap();
     let base = sigcat::parse::parse_bytes(&bytes, "bench", None)
         .unwrap()
         .records
@@ -76,8 +75,8 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let azurite = support::Azurite::start("bench-publish");
-    let local_dir = support::scratch("bench-publish-local");
+    let azurite = util::Azurite::start("bench-publish");
+    let local_dir = util::scratch("bench-publish-local");
     let mut rows = Vec::new();
     for (store, publishers) in [("local", 1), ("local", 16), ("azurite", 1), ("azurite", 16)] {
         let location = match store {

@@ -4,13 +4,13 @@
 //! The time a file is "in the index" is the watcher's `published` log line, written after the
 //! index update. Measured, not asserted: prints a Markdown table for the README.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+#[path = "../tests/util.rs"]
+mod util;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
-use support::log_for;
+use util::log_for;
 
 fn published_at(log: &str, file: &str) -> Option<SystemTime> {
     log.lines()
@@ -33,7 +33,7 @@ fn count_done(dir: &Path) -> usize {
 }
 
 fn run(name: &str, catalog: &str, singles: usize, burst: usize) -> String {
-    let root = support::scratch(&format!("bench-watch-{name}"));
+    let root = util::scratch(&format!("bench-watch-{name}"));
     let dir = root.join("drop");
     std::fs::create_dir_all(&dir).unwrap();
     let log_path = root.join("watch.log");
@@ -104,8 +104,8 @@ fn run(name: &str, catalog: &str, singles: usize, burst: usize) -> String {
 }
 
 fn main() {
-    let azurite = support::Azurite::start("bench-watch");
-    let local = support::scratch("bench-watch-local-catalog");
+    let azurite = util::Azurite::start("bench-watch");
+    let local = util::scratch("bench-watch-local-catalog");
     let rows = [
         run("local", local.to_str().unwrap(), 100, 1000),
         run("azurite", &azurite.url("bench-watch"), 100, 1000),

@@ -1,15 +1,13 @@
 //! One conformance suite for the storage trait and the catalog, run against every backend:
 //! the local directory and Azure Blob Storage (a real Azurite started by the test).
 
-mod support;
-
+use crate::util::{Azurite, scratch};
 use sigcat::catalog::index::Filter;
 use sigcat::catalog::store::{PutMode, RetryPolicy, Store, StoreError, Versioned};
 use sigcat::catalog::{self, AnyStore, Catalog, CatalogError, Outcome};
 use sigcat::record::Record;
 use sigcat::render::TemplateOptions;
 use std::time::Duration;
-use support::{Azurite, scratch};
 
 fn options() -> TemplateOptions {
     TemplateOptions {
@@ -21,7 +19,7 @@ fn options() -> TemplateOptions {
 /// The fixture's image, with its gallery version (and Kubernetes version) changed.
 fn record(gallery_version: &str, kubernetes: Option<&str>) -> Record {
     let bytes =
-        std::fs::read(support::repo().join("fixtures/console/sig-ubuntu-2404.log")).unwrap();
+        std::fs::read(crate::util::repo().join("fixtures/console/sig-ubuntu-2404.log")).unwrap();
     let mut r = sigcat::parse::parse_bytes(&bytes, "sig-ubuntu-2404.log", None)
         .unwrap()
         .records

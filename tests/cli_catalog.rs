@@ -1,49 +1,15 @@
 //! `sigcat publish`, `ingest` and `catalog` as users run them, against a local catalog and a
 //! real Azurite reached through the usual environment variables.
 
-mod support;
-
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
-use support::{AZURITE_KEY, Azurite, connection_string, scratch};
-
-fn sigcat(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sigcat"));
-    cmd.args(args)
-        .current_dir(support::repo())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd.env_remove("SIGCAT_CATALOG")
-        .env_remove("AZURE_STORAGE_CONNECTION_STRING")
-        .env_remove("AZURE_STORAGE_KEY")
-        .env_remove("AZURE_STORAGE_SAS_TOKEN");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    let input = stdin.map(<[u8]>::to_vec);
-    let writer = std::thread::spawn(move || {
-        if let Some(b) = input {
-            let _ = pipe.write_all(&b);
-        }
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use crate::util::{AZURITE_KEY, Azurite, connection_string, scratch, sigcat, text};
+use std::process::{Command, Stdio};
 
 #[test]
 fn ingest_passes_the_log_through_and_publishes_to_azurite() {
     let azurite = Azurite::start("ingest");
     let cs = connection_string(azurite.port);
     let env = [("AZURE_STORAGE_CONNECTION_STRING", cs.as_str())];
-    let log = std::fs::read(support::repo().join("fixtures/console/multi-build.log")).unwrap();
+    let log = std::fs::read(crate::util::repo().join("fixtures/console/multi-build.log")).unwrap();
     let out = sigcat(
         &["ingest", "--catalog", "azblob://devstoreaccount1/images"],
         &env,

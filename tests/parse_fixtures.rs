@@ -8,10 +8,7 @@ const SUB: &str = "00000000-1111-2222-3333-444444444444";
 const GALLERY_ID: &str = "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/cluster-api-gallery/providers/Microsoft.Compute/galleries/ClusterAPI1721036000abcd/images/capi-ubuntu-2404/versions/0.3.1721037000";
 const IMAGE_ID: &str = "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/cluster-api-gallery/providers/Microsoft.Compute/images/capi-ubuntu-2404-1721037000";
 
-fn fixture(path: &str) -> Vec<u8> {
-    let full = format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read(&full).unwrap_or_else(|e| panic!("{full}: {e}"))
-}
+use crate::util::fixture;
 
 fn parse(path: &str) -> Parsed {
     parse::parse_bytes(&fixture(path), path, None).unwrap_or_else(|e| panic!("{path}: {e}"))

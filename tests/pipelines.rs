@@ -3,14 +3,12 @@
 //! stand-in `make` prints the fixture (image-builder and Packer are not run); sigcat is the
 //! real binary and the catalog a real Azurite.
 
-mod support;
-
+use crate::util::{Azurite, connection_string, repo, scratch};
 use serde_norway::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use support::{Azurite, connection_string, repo, scratch};
 
 fn yaml(path: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(repo().join(path)).unwrap();

@@ -2,14 +2,10 @@
 //! the rules of shared/reference/capz-manifests.md and against the input objects.
 
 use serde_norway::Value;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn sigcat(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sigcat"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .unwrap()
+    crate::util::sigcat(args, &[], None)
 }
 
 fn docs(out: &Output) -> Vec<Value> {

@@ -1,15 +1,11 @@
 //! `sigcat watch` as a service: the real binary, real filesystem events, a real catalog (the
 //! local store and Azurite). Each test checks what ends up in the catalog and the directory.
 
-mod support;
-
+use crate::util::{Azurite, BIN, log_for, scratch};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Azurite, log_for, scratch};
-
-const BIN: &str = env!("CARGO_BIN_EXE_sigcat");
 
 /// Writes a file elsewhere and renames it in: the atomic drop.
 fn drop_atomically(dir: &Path, name: &str, content: &str) {
@@ -173,14 +169,14 @@ fn atomic_drops_slow_writers_and_malformed_files() {
 
     // The atomic drop (no close event), with its manifest beside it.
     std::fs::copy(
-        support::repo().join("fixtures/manifest/manifest.json"),
+        crate::util::repo().join("fixtures/manifest/manifest.json"),
         dir.join("a.manifest.json"),
     )
     .unwrap();
     drop_atomically(
         &dir,
         "a.log",
-        &std::fs::read_to_string(support::repo().join("fixtures/console/sig-ubuntu-2404.log"))
+        &std::fs::read_to_string(crate::util::repo().join("fixtures/console/sig-ubuntu-2404.log"))
             .unwrap(),
     );
     wait_until(
@@ -245,7 +241,7 @@ fn atomic_drops_slow_writers_and_malformed_files() {
     drop_atomically(
         &dir,
         "bad.log",
-        &std::fs::read_to_string(support::repo().join("fixtures/invalid/gallery-mismatch.log"))
+        &std::fs::read_to_string(crate::util::repo().join("fixtures/invalid/gallery-mismatch.log"))
             .unwrap(),
     );
     drop_atomically(&dir, "notes.out", "just some notes\n");
@@ -475,12 +471,12 @@ fn a_build_directory_renamed_in_is_one_drop() {
     let staging = dir.parent().unwrap().join("build-7");
     std::fs::create_dir_all(&staging).unwrap();
     std::fs::copy(
-        support::repo().join("fixtures/console/sig-ubuntu-2404.log"),
+        crate::util::repo().join("fixtures/console/sig-ubuntu-2404.log"),
         staging.join("packer.out"),
     )
     .unwrap();
     std::fs::copy(
-        support::repo().join("fixtures/manifest/manifest.json"),
+        crate::util::repo().join("fixtures/manifest/manifest.json"),
         staging.join("manifest.json"),
     )
     .unwrap();

@@ -1,12 +1,64 @@
-//! Test support: a real Azurite (the Azure Storage emulator), installed from npm and started on
-//! a free port by the tests themselves. If it cannot be installed or started, the test fails
-//! with a message that says how to fix it; nothing is skipped.
+//! What every test module shares: running the real binary, fixtures, scratch directories, and a
+//! real Azurite (the Azure Storage emulator), installed from npm and started on a free port by
+//! the tests themselves. If it cannot be installed or started, the test fails with a message
+//! that says how to fix it; nothing is skipped.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sigcat");
+
+/// Runs the real binary in the repository, with no catalog or credential inherited from the
+/// environment of whoever runs the tests.
+pub fn sigcat(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .current_dir(repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for var in [
+        "SIGCAT_CATALOG",
+        "AZURE_STORAGE_CONNECTION_STRING",
+        "AZURE_STORAGE_KEY",
+        "AZURE_STORAGE_SAS_TOKEN",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("run sigcat");
+    let mut pipe = child.stdin.take().unwrap();
+    let input = stdin.map(<[u8]>::to_vec);
+    let writer = std::thread::spawn(move || {
+        if let Some(b) = input {
+            let _ = pipe.write_all(&b);
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// `fixtures/PATH` as an absolute path.
+pub fn fixture_path(path: &str) -> PathBuf {
+    repo().join("fixtures").join(path)
+}
+
+pub fn fixture(path: &str) -> Vec<u8> {
+    let full = fixture_path(path);
+    std::fs::read(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
 
 /// Azurite's published, well-known development key (not a secret, but treated as one).
 pub const AZURITE_KEY: &str =

@@ -1,0 +1,14 @@
+//! The integration tests: one binary (so the crate and its Azure SDK are linked once), one
+//! module per command or stage, and `util` for what they share. Storage tests run against a
+//! real Azurite that the tests install and start themselves.
+
+mod util;
+
+mod catalog;
+mod cli_catalog;
+mod cli_parse;
+mod never_panics;
+mod parse_fixtures;
+mod pipelines;
+mod render;
+mod watch;
