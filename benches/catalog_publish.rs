@@ -45,11 +45,12 @@ async fn run(location: &str, records: Vec<Record>, publishers: usize) -> (Vec<Du
     for part in records.chunks(chunk).map(<[Record]>::to_vec) {
         let store = catalog::open_store(location).unwrap();
         tasks.push(tokio::spawn(async move {
-            let c = Catalog::new(store, options());
+            let c = Catalog::new(store);
             let mut latencies = Vec::new();
             for r in part {
                 let t = Instant::now();
-                c.publish(&[r]).await.unwrap();
+                let e = sigcat::catalog::entry::prepare(&r, &options()).unwrap();
+                c.publish(&[e]).await.unwrap();
                 latencies.push(t.elapsed());
             }
             latencies

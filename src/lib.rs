@@ -1,16 +1,20 @@
 //! sigcat turns Packer / kubernetes-sigs/image-builder Azure build output into structured image
-//! records (and, in later stages, CAPZ manifests and a catalog).
+//! records, CAPZ manifests, and a catalog of images in blob storage.
 //!
 //! The data flows one way, and the modules follow it:
 //! input → [`parse::lines`] → [`parse`] (console, machine-readable, manifest) → [`record`] →
-//! [`output`] (CI formats) and [`render`] (CAPZ manifests).
+//! [`output`] (CI formats) and [`render`] (CAPZ manifests) → [`catalog`] (storage), with
+//! [`watch`] feeding a drop directory through the same stages. [`redact`] keeps credentials
+//! out of all of it; [`retry`] bounds every wait on storage.
 
 pub mod catalog;
 pub mod error;
 pub mod output;
 pub mod parse;
 pub mod record;
+pub mod redact;
 pub mod render;
+pub mod retry;
 pub mod watch;
 
 pub use error::{Error, InputError};

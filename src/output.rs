@@ -71,15 +71,7 @@ pub fn render(
             }
         }
         Format::SigPublishingInfo => {
-            let images: Vec<&Record> = records.iter().filter(|r| r.has_image()).collect();
-            let record = match images.as_slice() {
-                [one] => *one,
-                [] => return Err(Error::Usage("no image to describe: sig-publishing-info needs a build that published an image".into())),
-                many => {
-                    let names: Vec<&str> = many.iter().map(|r| r.build.as_str()).collect();
-                    return Err(Error::Usage(format!("{} images ({}); sig-publishing-info describes one: choose it with --build NAME", many.len(), names.join(", "))));
-                }
-            };
+            let record = crate::record::the_one_image(records)?;
             let info = sig_publishing_info(record, options);
             out.push_str(&serde_json::to_string_pretty(&info).expect("json serialises"));
             out.push('\n');

@@ -273,8 +273,6 @@ fn credentials_never_appear_in_errors() {
 
 #[test]
 fn account_key_and_sas_token_credentials_against_azurite() {
-    use azure_storage::shared_access_signature::SasToken;
-    use azure_storage::shared_access_signature::service_sas::BlobSasPermissions;
     let azurite = Azurite::start("credentials");
     let url = azurite.url("sas-images");
     // AZURE_STORAGE_KEY (the account comes from the URL); this also creates the container.
@@ -291,38 +289,7 @@ fn account_key_and_sas_token_credentials_against_azurite() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
     // A container SAS, made the way an operator would with the account key.
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let token = rt.block_on(async {
-        let creds = azure_storage::StorageCredentials::access_key(
-            "devstoreaccount1",
-            azure_core::auth::Secret::new(AZURITE_KEY.to_string()),
-        );
-        let container = azure_storage_blobs::prelude::ClientBuilder::with_location(
-            azure_storage::CloudLocation::Emulator {
-                address: "127.0.0.1".into(),
-                port: azurite.port,
-            },
-            creds,
-        )
-        .container_client("sas-images");
-        let permissions = BlobSasPermissions {
-            read: true,
-            add: true,
-            create: true,
-            write: true,
-            list: true,
-            ..BlobSasPermissions::default()
-        };
-        container
-            .shared_access_signature(
-                permissions,
-                time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-            )
-            .await
-            .unwrap()
-            .token()
-            .unwrap()
-    });
+    let token = azurite.container_sas("sas-images");
     assert!(token.contains("sig="));
     let env = [("AZURE_STORAGE_SAS_TOKEN", token.as_str())];
     let out = sigcat(

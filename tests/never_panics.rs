@@ -52,7 +52,7 @@ fn check(input: &[u8]) {
         Some(InputFormat::MachineReadable),
         Some(InputFormat::Manifest),
     ] {
-        if let Ok(parsed) = parse::parse_stream(LineReader::new(input), "prop", format) {
+        if let Ok(parsed) = parse::parse_stream(&mut LineReader::new(input), "prop", format) {
             let json = serde_json::to_string(&parsed.records).unwrap();
             assert!(!json.contains("SECRETSECRET"), "a signature leaked: {json}");
         }

@@ -2,6 +2,7 @@
 //! down by hand from `shared/reference/packer-azure-output.md` (not from sigcat's output).
 
 use sigcat::parse::{self, Parsed};
+use sigcat::record::kubernetes::KubeVersion;
 use sigcat::record::{BuildResult, InputFormat, KubernetesVersionSource, Record};
 
 const SUB: &str = "00000000-1111-2222-3333-444444444444";
@@ -398,8 +399,9 @@ fn invalid_artifacts_name_the_line_and_what_was_expected() {
 
 #[test]
 fn kubernetes_version_from_the_command_line() {
+    let v = |t: &str| KubeVersion::parse(t).unwrap();
     let mut parsed = parse("console/sig-ubuntu-2404.log");
-    parse::apply_kubernetes_version(&mut parsed.records, "v1.30.4").unwrap();
+    parse::apply_kubernetes_version(&mut parsed.records, &v("v1.30.4")).unwrap();
     assert_eq!(
         parsed.records[0].kubernetes_version.as_deref(),
         Some("1.30.4")
@@ -409,10 +411,13 @@ fn kubernetes_version_from_the_command_line() {
         Some(KubernetesVersionSource::CommandLine)
     );
     assert!(
-        parse::apply_kubernetes_version(&mut parsed.records, "1.31.0").is_err(),
+        parse::apply_kubernetes_version(&mut parsed.records, &v("1.31.0")).is_err(),
         "a known version is not overridden silently"
     );
-    assert!(parse::apply_kubernetes_version(&mut parsed.records, "1.30").is_err());
+    assert!(
+        KubeVersion::parse("1.30").is_none(),
+        "a minor alone is not a version"
+    );
 }
 
 #[test]

@@ -50,6 +50,34 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// Runs sigcat to the end with its output discarded; its exit code and peak memory in KiB.
+///
+/// The kernel charges a child with the memory high-water mark of whatever process it was
+/// forked (or vforked) from, and this test process is large. So a small, freshly started
+/// Python forks sigcat and reports its children's max RSS: that number is sigcat's own.
+pub fn peak_rss_kib(args: &[&str]) -> (Option<i32>, i64) {
+    const MEASURE: &str = "import resource, subprocess, sys\n\
+p = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n\
+print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n";
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(MEASURE)
+        .arg(BIN)
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "measuring memory needs python3 ({e}); install it (Debian: apt-get install python3)"
+            )
+        });
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text.split_whitespace().map(|p| p.parse::<i64>().unwrap());
+    let code = parts.next().expect("python3 printed the exit code");
+    let kib = parts.next().expect("python3 printed the peak memory");
+    ((code >= 0).then_some(code as i32), kib)
+}
+
 /// `fixtures/PATH` as an absolute path.
 pub fn fixture_path(path: &str) -> PathBuf {
     repo().join("fixtures").join(path)
@@ -204,6 +232,43 @@ impl Azurite {
     pub fn restart(&mut self) {
         self.stop();
         self.spawn();
+    }
+
+    /// A container SAS token (read, add, create, write, list; valid for an hour), made with the
+    /// account key the way an operator would make one.
+    pub fn container_sas(&self, container: &str) -> String {
+        use azure_storage::shared_access_signature::SasToken;
+        use azure_storage::shared_access_signature::service_sas::BlobSasPermissions;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let creds = azure_storage::StorageCredentials::access_key(
+                "devstoreaccount1",
+                azure_core::auth::Secret::new(AZURITE_KEY.to_string()),
+            );
+            azure_storage_blobs::prelude::ClientBuilder::with_location(
+                azure_storage::CloudLocation::Emulator {
+                    address: "127.0.0.1".into(),
+                    port: self.port,
+                },
+                creds,
+            )
+            .container_client(container)
+            .shared_access_signature(
+                BlobSasPermissions {
+                    read: true,
+                    add: true,
+                    create: true,
+                    write: true,
+                    list: true,
+                    ..BlobSasPermissions::default()
+                },
+                time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+            )
+            .await
+            .unwrap()
+            .token()
+            .unwrap()
+        })
     }
 
     /// A catalog URL for a container (and optional prefix) in this emulator.

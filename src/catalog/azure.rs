@@ -1,21 +1,20 @@
 //! The Azure Blob Storage backend (`azure_storage_blobs` 0.21), and how a catalog URL and the
 //! usual environment variables become a client. Credentials never leave this module: messages
-//! name the account, container and prefix only, and every error text is redacted.
+//! name the account, container and prefix only, and an HTTP failure becomes one line (status
+//! and Azure's error code) rather than the SDK's dump of the exchange.
 
-use super::store::{PutMode, Store, StoreError, Versioned};
-use crate::record::redact::redact_secrets;
+use super::settings::{SettingsError, env_var};
+use super::store::{Op, PutMode, Store, StoreError, Versioned};
+use crate::redact::redact_secrets;
 use azure_core::StatusCode;
 use azure_core::error::ErrorKind;
 use azure_core::prelude::IfMatchCondition;
 use azure_storage::{CloudLocation, ConnectionString, StorageCredentials};
 use azure_storage_blobs::prelude::{ClientBuilder, ContainerClient};
 use futures::StreamExt;
-use std::time::Duration;
 
 /// Azurite's well-known account.
 pub const EMULATOR_ACCOUNT: &str = "devstoreaccount1";
-/// A request that takes longer than this is treated as a transient failure.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where an Azure catalog lives, parsed from the catalog URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,18 +30,22 @@ pub struct AzureLocation {
 impl AzureLocation {
     /// `azblob://ACCOUNT/CONTAINER[/PREFIX]`, `https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]`
     /// or `http://HOST:PORT/ACCOUNT/CONTAINER[/PREFIX]` (Azurite and other custom endpoints).
-    pub fn parse(url: &str) -> Result<AzureLocation, String> {
-        let bad = || {
-            format!(
-                "`{}` is not a catalog URL; expected azblob://ACCOUNT/CONTAINER[/PREFIX] or http(s)://HOST/ACCOUNT/CONTAINER[/PREFIX]",
-                redact_secrets(url)
-            )
+    /// The error says what is wrong with it, and the forms sigcat accepts.
+    pub fn parse(url: &str) -> Result<AzureLocation, SettingsError> {
+        let why = |why: &str| SettingsError::Location {
+            given: redact_secrets(url).into_owned(),
+            why: why.to_string(),
         };
+        let bad = || why("it names no account and container");
         if url.contains('?') {
-            return Err(
-                "a catalog URL must not carry a query (put a SAS token in AZURE_STORAGE_SAS_TOKEN)"
-                    .into(),
-            );
+            return Err(why(
+                "a catalog URL must not carry a query (put a SAS token in AZURE_STORAGE_SAS_TOKEN)",
+            ));
+        }
+        if url.contains('@') {
+            return Err(why(
+                "a catalog URL must not carry a user or password (use the credential variables)",
+            ));
         }
         let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
         let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -56,7 +59,7 @@ impl AzureLocation {
                     Some(format!("{scheme}://{host}")),
                 ),
             },
-            _ => return Err(bad()),
+            _ => return Err(why("it is not an azblob, http or https URL")),
         };
         let container = segments.next().ok_or_else(bad)?.to_string();
         let prefix = segments.collect::<Vec<_>>().join("/");
@@ -66,9 +69,8 @@ impl AzureLocation {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
             || container.len() < 3
         {
-            return Err(format!(
-                "{}: container names are 3-63 lower-case letters, digits and dashes",
-                bad()
+            return Err(why(
+                "container names are 3-63 lower-case letters, digits and dashes",
             ));
         }
         Ok(AzureLocation {
@@ -100,24 +102,26 @@ pub struct AzureStore {
     location: AzureLocation,
 }
 
-/// How credentials were found, for `--verbose`-style messages (never the secret itself).
-fn credentials(location: &AzureLocation) -> Result<(CloudLocation, StorageCredentials), String> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let fail =
-        |what: &str, e: azure_core::Error| format!("{what}: {}", redact_secrets(&e.to_string()));
+/// The client location and credentials from the environment, in the documented order.
+fn credentials(
+    location: &AzureLocation,
+) -> Result<(CloudLocation, StorageCredentials), SettingsError> {
+    let unusable =
+        |variable: &'static str, problem: &str, e: azure_core::Error| SettingsError::Variable {
+            variable,
+            problem: problem.to_string(),
+            source: Some(e),
+        };
     let mut cloud = match &location.endpoint {
         Some(endpoint) => endpoint_location(&location.account, endpoint),
         None => CloudLocation::Public {
             account: location.account.clone(),
         },
     };
-    if let Some(cs) = env("AZURE_STORAGE_CONNECTION_STRING") {
-        let parsed = ConnectionString::new(&cs).map_err(|e| {
-            fail(
-                "AZURE_STORAGE_CONNECTION_STRING is not a connection string",
-                e,
-            )
-        })?;
+    const CS: &str = "AZURE_STORAGE_CONNECTION_STRING";
+    if let Some(cs) = env_var(CS) {
+        let parsed = ConnectionString::new(&cs)
+            .map_err(|e| unusable(CS, "it is not a connection string (KEY=VALUE;...)", e))?;
         if parsed.use_development_storage == Some(true) {
             if location.endpoint.is_none() {
                 cloud = CloudLocation::Emulator {
@@ -133,14 +137,15 @@ fn credentials(location: &AzureLocation) -> Result<(CloudLocation, StorageCreden
             cloud = endpoint_location(&location.account, blob_endpoint.trim_end_matches('/'));
         }
         let creds = parsed.storage_credentials().map_err(|e| {
-            fail(
-                "AZURE_STORAGE_CONNECTION_STRING has no usable credential",
+            unusable(
+                CS,
+                "it holds no AccountKey or SharedAccessSignature for an account",
                 e,
             )
         })?;
         return Ok((cloud, creds));
     }
-    if let Some(key) = env("AZURE_STORAGE_KEY") {
+    if let Some(key) = env_var("AZURE_STORAGE_KEY") {
         return Ok((
             cloud,
             StorageCredentials::access_key(
@@ -149,15 +154,20 @@ fn credentials(location: &AzureLocation) -> Result<(CloudLocation, StorageCreden
             ),
         ));
     }
-    if let Some(sas) = env("AZURE_STORAGE_SAS_TOKEN") {
+    const SAS: &str = "AZURE_STORAGE_SAS_TOKEN";
+    if let Some(sas) = env_var(SAS) {
         let creds = StorageCredentials::sas_token(sas.trim_start_matches('?'))
-            .map_err(|e| fail("AZURE_STORAGE_SAS_TOKEN is not a SAS token", e))?;
+            .map_err(|e| unusable(SAS, "it is not a SAS token (sv=...&sig=...)", e))?;
         return Ok((cloud, creds));
     }
     if location.account == EMULATOR_ACCOUNT {
         return Ok((cloud, StorageCredentials::emulator()));
     }
-    let token = azure_identity::create_credential().map_err(|e| fail("no storage credential in the environment and Microsoft Entra ID is not configured (set AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, or sign in for Entra ID)", e))?;
+    let token =
+        azure_identity::create_credential().map_err(|source| SettingsError::NoCredential {
+            account: location.account.clone(),
+            source,
+        })?;
     Ok((cloud, StorageCredentials::token_credential(token)))
 }
 
@@ -182,9 +192,9 @@ fn endpoint_location(account: &str, endpoint: &str) -> CloudLocation {
 }
 
 impl AzureStore {
-    pub fn from_env(location: AzureLocation) -> Result<AzureStore, String> {
+    pub fn from_env(location: AzureLocation) -> Result<AzureStore, SettingsError> {
         let (cloud, creds) = credentials(&location)?;
-        // sigcat retries with its own bound (RetryPolicy); the client must not retry on top.
+        // sigcat retries with its own bounds (crate::retry); the client must not retry on top.
         let container = ClientBuilder::with_location(cloud, creds)
             .retry(azure_core::RetryOptions::none())
             .container_client(location.container.clone());
@@ -202,103 +212,100 @@ impl AzureStore {
         }
     }
 
-    async fn create_container(&self) -> Result<(), StoreError> {
-        match timed(self.container.create().into_future()).await {
+    async fn create_container(&self, key: &str) -> Result<(), StoreError> {
+        match self.container.create().into_future().await {
             Ok(_) => Ok(()),
-            Err(StoreError::Conflict(_)) => Ok(()),
-            Err(e) => Err(e),
+            Err(e) => match classify(Op::Write, key, e) {
+                StoreError::Precondition { .. } => Ok(()), // created meanwhile
+                other => Err(other),
+            },
         }
     }
 }
 
-/// Maps an Azure error onto the trait's three kinds, with a redacted message.
-fn classify(e: azure_core::Error) -> StoreError {
-    // The crate's own text is generic ("failed to execute `reqwest` request"): the cause
-    // (connection refused, DNS, TLS) is further down the chain.
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message = format!("{message}: {text}");
-        }
-        source = cause.source();
-    }
-    let message = redact_secrets(&message).into_owned();
-    match e.kind() {
-        ErrorKind::HttpResponse { status, .. } => match *status {
-            StatusCode::Conflict | StatusCode::PreconditionFailed => StoreError::Conflict(message),
-            StatusCode::RequestTimeout | StatusCode::TooManyRequests => {
-                StoreError::Transient(message)
+/// An HTTP failure in one line: the status and Azure's error code, never the exchange (whose
+/// dump carries URLs and headers).
+#[derive(Debug, thiserror::Error)]
+#[error("HTTP {status}{}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
+pub struct HttpFailure {
+    pub status: u16,
+    pub code: Option<String>,
+}
+
+/// Maps an Azure error onto the store's kinds: whose fault, and whether to retry.
+fn classify(op: Op, key: &str, e: azure_core::Error) -> StoreError {
+    let key = key.to_string();
+    if let ErrorKind::HttpResponse { status, error_code } = e.kind() {
+        tracing::debug!(
+            "{op} {key}: {}",
+            redact_secrets(&format!("{e:?}")).replace('\n', " ")
+        );
+        let source = Box::new(HttpFailure {
+            status: u16::from(*status),
+            code: error_code.clone(),
+        });
+        return match *status {
+            StatusCode::Conflict | StatusCode::PreconditionFailed => {
+                StoreError::Precondition { key }
             }
-            s if u16::from(s) >= 500 => StoreError::Transient(message),
-            _ => StoreError::Permanent(message),
-        },
-        ErrorKind::Io => StoreError::Transient(message),
-        _ => StoreError::Permanent(message),
+            StatusCode::Unauthorized | StatusCode::Forbidden => {
+                StoreError::Denied { op, key, source }
+            }
+            StatusCode::RequestTimeout | StatusCode::TooManyRequests => {
+                StoreError::Unavailable { op, key, source }
+            }
+            s if u16::from(s) >= 500 => StoreError::Unavailable { op, key, source },
+            _ => StoreError::Failed { op, key, source },
+        };
+    }
+    let transient = matches!(e.kind(), ErrorKind::Io);
+    let denied = matches!(e.kind(), ErrorKind::Credential);
+    let source = Box::new(e);
+    if transient {
+        StoreError::Unavailable { op, key, source }
+    } else if denied {
+        StoreError::Denied { op, key, source }
+    } else {
+        StoreError::Failed { op, key, source }
     }
 }
 
-fn is_not_found(e: &azure_core::Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::HttpResponse {
-            status: StatusCode::NotFound,
-            ..
-        }
-    )
-}
-
-fn is_range_not_satisfiable(e: &azure_core::Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::HttpResponse {
-            status: StatusCode::RequestedRangeNotSatisfiable,
-            ..
-        }
-    )
-}
-
-async fn timed<T>(
-    f: impl std::future::Future<Output = azure_core::Result<T>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(REQUEST_TIMEOUT, f).await {
-        Ok(r) => r.map_err(classify),
-        Err(_) => Err(StoreError::Transient(format!(
-            "no answer within {REQUEST_TIMEOUT:?}"
-        ))),
-    }
+fn is_status(e: &azure_core::Error, want: StatusCode) -> bool {
+    matches!(e.kind(), ErrorKind::HttpResponse { status, .. } if *status == want)
 }
 
 impl Store for AzureStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         let blob = self.container.blob_client(self.key(key));
-        let fetch = async {
-            let mut stream = blob.get().into_stream();
-            let mut bytes = Vec::new();
-            let mut etag = None;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk?;
-                etag.get_or_insert_with(|| chunk.blob.properties.etag.to_string());
-                bytes.extend(chunk.data.collect().await?);
-            }
-            Ok::<_, azure_core::Error>(Some(Versioned {
-                bytes,
-                etag: etag.unwrap_or_default(),
-            }))
-        };
-        match tokio::time::timeout(REQUEST_TIMEOUT, fetch).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) if is_not_found(&e) => Ok(None),
-            // sigcat never writes empty objects; an empty one reads as 416 (see the notes).
-            Ok(Err(e)) if is_range_not_satisfiable(&e) => {
-                Err(StoreError::Permanent(format!("{key}: empty object")))
-            }
-            Ok(Err(e)) => Err(classify(e)),
-            Err(_) => Err(StoreError::Transient(format!(
-                "no answer within {REQUEST_TIMEOUT:?}"
-            ))),
+        let mut stream = blob.get().into_stream();
+        let mut bytes = Vec::new();
+        let mut etag = None;
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) if is_status(&e, StatusCode::NotFound) => return Ok(None),
+                // sigcat never writes empty objects; an empty one reads as 416 (see the notes).
+                Err(e) if is_status(&e, StatusCode::RequestedRangeNotSatisfiable) => {
+                    return Err(StoreError::Failed {
+                        op: Op::Read,
+                        key: key.to_string(),
+                        source: "the object is empty".into(),
+                    });
+                }
+                Err(e) => return Err(classify(Op::Read, key, e)),
+            };
+            etag.get_or_insert_with(|| chunk.blob.properties.etag.to_string());
+            let data = chunk
+                .data
+                .collect()
+                .await
+                .map_err(|e| classify(Op::Read, key, e))?;
+            bytes.extend(data);
         }
+        Ok(Some(Versioned {
+            bytes,
+            etag: etag.unwrap_or_default(),
+        }))
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>, mode: PutMode) -> Result<String, StoreError> {
@@ -307,31 +314,23 @@ impl Store for AzureStore {
             PutMode::Create => IfMatchCondition::NotMatch("*".into()),
             PutMode::IfMatch(etag) => IfMatchCondition::Match(etag.clone()),
         };
-        let attempt = || async {
-            match tokio::time::timeout(
-                REQUEST_TIMEOUT,
-                blob.put_block_blob(bytes.clone())
-                    .content_type("application/octet-stream")
-                    .if_match(condition.clone())
-                    .into_future(),
-            )
-            .await
-            {
-                Ok(r) => r.map(|r| r.etag).map_err(Some),
-                Err(_) => Err(None),
-            }
+        let attempt = || {
+            blob.put_block_blob(bytes.clone())
+                .content_type(content_type(key))
+                .if_match(condition.clone())
+                .into_future()
         };
-        let timeout = || StoreError::Transient(format!("no answer within {REQUEST_TIMEOUT:?}"));
         match attempt().await {
-            Ok(etag) => Ok(etag),
+            Ok(r) => Ok(r.etag),
             // The first write to a new catalog creates its container (404 ContainerNotFound).
-            Err(Some(e)) if is_not_found(&e) => {
-                self.create_container().await?;
+            Err(e) if is_status(&e, StatusCode::NotFound) => {
+                self.create_container(key).await?;
                 attempt()
                     .await
-                    .map_err(|e| e.map_or_else(timeout, classify))
+                    .map(|r| r.etag)
+                    .map_err(|e| classify(Op::Write, key, e))
             }
-            Err(e) => Err(e.map_or_else(timeout, classify)),
+            Err(e) => Err(classify(Op::Write, key, e)),
         }
     }
 
@@ -342,33 +341,35 @@ impl Store for AzureStore {
         } else {
             self.location.prefix.len() + 1
         };
-        let listing = async {
-            let mut out = Vec::new();
-            let mut pages = self
-                .container
-                .list_blobs()
-                .prefix(full.clone())
-                .into_stream();
-            while let Some(page) = pages.next().await {
-                match page {
-                    Ok(page) => out.extend(page.blobs.blobs().map(|b| b.name[strip..].to_string())),
-                    Err(e) if is_not_found(&e) => return Ok(Vec::new()),
-                    Err(e) => return Err(classify(e)),
-                }
+        let mut out = Vec::new();
+        let mut pages = self
+            .container
+            .list_blobs()
+            .prefix(full.clone())
+            .into_stream();
+        while let Some(page) = pages.next().await {
+            match page {
+                Ok(page) => out.extend(page.blobs.blobs().map(|b| b.name[strip..].to_string())),
+                Err(e) if is_status(&e, StatusCode::NotFound) => return Ok(Vec::new()),
+                Err(e) => return Err(classify(Op::List, prefix, e)),
             }
-            Ok(out)
-        };
-        tokio::time::timeout(REQUEST_TIMEOUT, listing)
-            .await
-            .unwrap_or_else(|_| {
-                Err(StoreError::Transient(format!(
-                    "no answer within {REQUEST_TIMEOUT:?}"
-                )))
-            })
+        }
+        Ok(out)
     }
 
     fn describe(&self) -> String {
         self.location.describe()
+    }
+}
+
+/// What consumers other than sigcat (a browser, curl, a CDN) are told the bytes are.
+fn content_type(key: &str) -> &'static str {
+    if key.ends_with(".json") {
+        "application/json"
+    } else if key.ends_with(".yaml") {
+        "application/yaml"
+    } else {
+        "application/octet-stream"
     }
 }
 
@@ -406,7 +407,15 @@ mod tests {
         assert!(AzureLocation::parse("azblob://acct").is_err());
         assert!(AzureLocation::parse("azblob://acct/Bad_Name").is_err());
         let err = AzureLocation::parse("https://acct.blob.core.windows.net/c?sv=1&sig=SECRET")
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("SECRET"), "{err}");
+        let err = AzureLocation::parse("https://user:hunter2@acct.blob.core.windows.net/c")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains("hunter2") && err.contains("user or password"),
+            "{err}"
+        );
     }
 }

@@ -1,4 +1,8 @@
 //! The catalog index: one JSON object listing every published image, and the queries over it.
+//!
+//! Fields this sigcat does not know (written by a newer one) are kept as they are, at the top
+//! and in every entry, so an older sigcat never destroys a newer one's data; a layout it does
+//! not know at all is refused.
 
 use crate::record::kubernetes::KubeVersion;
 use serde::{Deserialize, Serialize};
@@ -6,12 +10,20 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 /// Version of the catalog layout (keys and index schema), written into every index.
-pub const LAYOUT_VERSION: u32 = 1;
+/// Layout 1 (content at fixed keys) is still read; every write produces layout 2.
+pub const LAYOUT_VERSION: u32 = 2;
+/// The layouts this sigcat reads.
+pub const KNOWN_LAYOUTS: [u32; 2] = [1, 2];
+
+pub type Extra = serde_json::Map<String, serde_json::Value>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Index {
     pub layout: u32,
     pub images: Vec<IndexEntry>,
+    /// Fields of a newer sigcat, kept unchanged.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 impl Default for Index {
@@ -19,11 +31,18 @@ impl Default for Index {
         Index {
             layout: LAYOUT_VERSION,
             images: Vec::new(),
+            extra: Extra::new(),
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+impl Index {
+    pub fn find(&self, id: &str) -> Option<&IndexEntry> {
+        self.images.iter().find(|e| e.id == id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexEntry {
     /// `<definition>-<version>-<hash>`: readable, and unique per gallery image version id.
     pub id: String,
@@ -37,10 +56,16 @@ pub struct IndexEntry {
     pub gallery_image_version: Option<String>,
     pub gallery_image_version_id: Option<String>,
     pub managed_image_id: Option<String>,
-    /// RFC 3339, UTC.
+    /// When the image was first published: RFC 3339, UTC, millisecond precision.
     pub published_at: String,
+    /// When a later publish last added information (a new revision of the record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
     /// `record` and `template`: where each object is and its sha256.
     pub objects: BTreeMap<String, ObjectRef>,
+    /// Fields of a newer sigcat, kept unchanged.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,7 +160,9 @@ mod tests {
             gallery_image_version_id: None,
             managed_image_id: None,
             published_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: None,
             objects: BTreeMap::new(),
+            extra: Extra::new(),
         }
     }
 

@@ -1,12 +1,20 @@
 //! The local-directory backend: the embedded default, so the catalog works on a fresh machine
-//! with nothing else running. Writes are a temporary file renamed into place (atomic);
-//! conditional writes hold an exclusive lock on a per-object lock file, so that publishers in
-//! other processes are serialised just as Azure's ETags serialise them.
+//! with nothing else running. Writes go to a temporary file (created exclusively, with an
+//! unpredictable name, by the `tempfile` crate) renamed into place, so readers see the old
+//! object or the whole new one; conditional writes hold an exclusive lock on a per-object lock
+//! file, so that publishers in other processes are serialised just as Azure's ETags serialise
+//! them. Temporary files a crash left behind are removed by the next write in their directory.
 
-use super::store::{PutMode, Store, StoreError, Versioned};
+use super::store::{Op, PutMode, Store, StoreError, Versioned};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Temporary files start with this; older than [`STALE_AFTER`], they are a crash's leftovers.
+const TEMP_PREFIX: &str = ".sigcat-";
+const TEMP_SUFFIX: &str = ".tmp";
+const STALE_AFTER: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone)]
 pub struct LocalStore {
@@ -18,14 +26,18 @@ impl LocalStore {
         LocalStore { root: root.into() }
     }
 
-    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+    fn path(&self, op: Op, key: &str) -> Result<PathBuf, StoreError> {
         if key.is_empty()
             || key.starts_with('/')
             || key
                 .split('/')
-                .any(|p| p.is_empty() || p == "." || p == "..")
+                .any(|p| p.is_empty() || p == "." || p == ".." || p.starts_with('.'))
         {
-            return Err(StoreError::Permanent(format!("invalid object key `{key}`")));
+            return Err(StoreError::Failed {
+                op,
+                key: key.to_string(),
+                source: "not a valid object key".into(),
+            });
         }
         Ok(self.root.join(key))
     }
@@ -36,13 +48,14 @@ fn etag(bytes: &[u8]) -> String {
     format!("\"{:x}\"", Sha256::digest(bytes))
 }
 
-fn io_error(path: &Path, e: std::io::Error) -> StoreError {
-    let message = format!("{}: {e}", path.display());
-    match e.kind() {
-        std::io::ErrorKind::Interrupted
-        | std::io::ErrorKind::TimedOut
-        | std::io::ErrorKind::WouldBlock => StoreError::Transient(message),
-        _ => StoreError::Permanent(message),
+fn io_error(op: Op, path: &Path, e: std::io::Error) -> StoreError {
+    use std::io::ErrorKind::*;
+    let key = path.display().to_string();
+    let source = Box::new(e);
+    match source.kind() {
+        Interrupted | TimedOut | WouldBlock => StoreError::Unavailable { op, key, source },
+        PermissionDenied => StoreError::Denied { op, key, source },
+        _ => StoreError::Failed { op, key, source },
     }
 }
 
@@ -53,12 +66,30 @@ fn read(path: &Path) -> Result<Option<Versioned>, StoreError> {
             bytes,
         })),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_error(path, e)),
+        Err(e) => Err(io_error(Op::Read, path, e)),
+    }
+}
+
+/// Removes temporary files of writers that died before renaming them.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().unwrap_or_default() > STALE_AFTER);
+        if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) && stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
 fn put_blocking(path: &Path, bytes: &[u8], mode: &PutMode) -> Result<String, StoreError> {
-    let io = |e| io_error(path, e);
+    let io = |e| io_error(Op::Write, path, e);
     let dir = path.parent().expect("keys have a parent");
     std::fs::create_dir_all(dir).map_err(io)?;
     let name = path
@@ -73,30 +104,30 @@ fn put_blocking(path: &Path, bytes: &[u8], mode: &PutMode) -> Result<String, Sto
         .open(dir.join(format!(".{name}.lock")))
         .map_err(io)?;
     lock.lock().map_err(io)?;
-    let current = read(path)?;
-    match (mode, &current) {
-        (PutMode::Create, Some(_)) => return Err(StoreError::Conflict(path.display().to_string())),
-        (PutMode::IfMatch(_), None) => {
-            return Err(StoreError::Conflict(path.display().to_string()));
-        }
+    let precondition = || StoreError::Precondition {
+        key: path.display().to_string(),
+    };
+    match (mode, read(path)?) {
+        (PutMode::Create, Some(_)) => return Err(precondition()),
+        (PutMode::IfMatch(_), None) => return Err(precondition()),
         (PutMode::IfMatch(expected), Some(cur)) if *expected != cur.etag => {
-            return Err(StoreError::Conflict(path.display().to_string()));
+            return Err(precondition());
         }
         _ => {}
     }
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // The rename is durable only once the directory is.
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(e));
-    }
+    remove_stale_temporaries(dir);
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)
+        .map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    // The rename is durable only once the directory is.
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
     Ok(etag(bytes))
 }
 
@@ -107,16 +138,19 @@ fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<String>, StoreError> {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io_error(&dir, e)),
+            Err(e) => return Err(io_error(Op::List, &dir, e)),
         };
         for entry in entries {
-            let entry = entry.map_err(|e| io_error(&dir, e))?;
+            let entry = entry.map_err(|e| io_error(Op::List, &dir, e))?;
             let path = entry.path();
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') {
                 continue; // lock and temporary files
             }
-            if entry.file_type().map_err(|e| io_error(&path, e))?.is_dir() {
+            let file_type = entry
+                .file_type()
+                .map_err(|e| io_error(Op::List, &path, e))?;
+            if file_type.is_dir() {
                 stack.push(path);
             } else if let Ok(rel) = path.strip_prefix(root) {
                 let key = rel.to_string_lossy().replace('\\', "/");
@@ -129,29 +163,79 @@ fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<String>, StoreError> {
     Ok(out)
 }
 
+/// Runs blocking filesystem work off the async runtime's threads.
+async fn blocking<T: Send + 'static>(
+    op: Op,
+    key: &str,
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Failed {
+            op,
+            key: key.to_string(),
+            source: Box::new(e),
+        })?
+}
+
 impl Store for LocalStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
-        let path = self.path(key)?;
-        tokio::task::spawn_blocking(move || read(&path))
-            .await
-            .map_err(|e| StoreError::Permanent(e.to_string()))?
+        let path = self.path(Op::Read, key)?;
+        blocking(Op::Read, key, move || read(&path)).await
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>, mode: PutMode) -> Result<String, StoreError> {
-        let path = self.path(key)?;
-        tokio::task::spawn_blocking(move || put_blocking(&path, &bytes, &mode))
-            .await
-            .map_err(|e| StoreError::Permanent(e.to_string()))?
+        let path = self.path(Op::Write, key)?;
+        blocking(Op::Write, key, move || put_blocking(&path, &bytes, &mode)).await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let (root, prefix) = (self.root.clone(), prefix.to_string());
-        tokio::task::spawn_blocking(move || list_blocking(&root, &prefix))
-            .await
-            .map_err(|e| StoreError::Permanent(e.to_string()))?
+        let (root, owned) = (self.root.clone(), prefix.to_string());
+        blocking(Op::List, prefix, move || list_blocking(&root, &owned)).await
     }
 
     fn describe(&self) -> String {
         self.root.display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_temporary_files_are_removed_by_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let stale = dir.path().join(".sigcat-crashed.tmp");
+        let fresh = dir.path().join(".sigcat-inflight.tmp");
+        std::fs::write(&stale, "x").unwrap();
+        std::fs::write(&fresh, "x").unwrap();
+        let old = std::time::SystemTime::now() - 2 * STALE_AFTER;
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        put_blocking(&dir.path().join("index.json"), b"{}", &PutMode::Create).unwrap();
+        assert!(!stale.exists(), "a crash's leftover is removed");
+        assert!(fresh.exists(), "another writer's file in flight is kept");
+        let keys = tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(store.list(""))
+            .unwrap();
+        assert_eq!(keys, ["index.json"]);
+    }
+
+    #[test]
+    fn keys_cannot_leave_the_root_or_name_hidden_files() {
+        let store = LocalStore::new("/nonexistent");
+        for key in ["", "/abs", "a/../b", "a//b", ".hidden", "a/.lock"] {
+            assert!(matches!(
+                store.path(Op::Read, key),
+                Err(StoreError::Failed { .. })
+            ));
+        }
     }
 }

@@ -2,117 +2,121 @@
 //! Kubernetes 1.30 on Ubuntu 24.04" later.
 //!
 //! Layout (version [`index::LAYOUT_VERSION`]), under the catalog's root or prefix:
-//! - `images/<id>/record.json`, `images/<id>/template.yaml`: immutable once written;
-//! - `index.json`: every image with its references and the sha256 of its objects.
+//! - `images/<id>/record-<hash>.json`, `images/<id>/template-<hash>.yaml`: immutable, named by
+//!   their content;
+//! - `index.json`: every image, pointing at its newest record revision and its template, with
+//!   the sha256 of each.
 //!
 //! Objects are written first (create-only), the index last, with optimistic concurrency
-//! (ETag `If-Match`, or create-only for the first index), retried on conflict. So the index
-//! never names an object that is not fully there, and concurrent publishers lose no entry.
+//! (ETag `If-Match`, or create-only for the first index), retried after a backoff when another
+//! publisher won. So the index never names an object that is not fully there, and concurrent
+//! publishers lose no entry. Every storage request runs under one [`RetryConfig`].
+//!
+//! Errors say whose fault they are: an item the catalog will not hold is refused when it is
+//! prepared ([`entry::prepare`]), an item that contradicts the catalog is a per-item
+//! [`Outcome::Conflict`], and only the storage ([`CatalogError::Storage`]) or the catalog's own
+//! data ([`CatalogError::Corrupt`]) fail a whole call.
 
 pub mod azure;
+pub mod entry;
 pub mod index;
 pub mod local;
+pub mod memory;
+pub mod revision;
+pub mod settings;
 pub mod store;
 
-use crate::record::{Record, split_build_name};
-use crate::render::{self, TemplateOptions};
+use crate::record::Record;
+use crate::retry::{Backoff, RetryConfig};
+use entry::{Entry, Item, sha256};
 use index::{Filter, Index, IndexEntry, ObjectRef};
-use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use revision::Comparison;
+use std::collections::HashMap;
 use std::time::Duration;
-use store::{PutMode, RetryPolicy, Store, StoreError, Versioned};
+use store::{Op, PutMode, Store, StoreError, Versioned};
+
+pub use settings::{Location, SettingsError};
 
 pub const INDEX_KEY: &str = "index.json";
-/// Index writes lost to another publisher are retried this many times.
-const MAX_INDEX_ROUNDS: u32 = 200;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("catalog {catalog}: {source}")]
-    Store { catalog: String, source: StoreError },
-    /// The same gallery image version was published before with different content.
-    #[error(
-        "catalog {catalog}: image `{id}` is already published with different content ({detail}); a gallery image version is immutable, publish a new version instead"
-    )]
-    Conflict {
+    /// The storage service failed, or refused the credentials.
+    #[error("catalog {catalog}")]
+    Storage {
         catalog: String,
-        id: String,
-        detail: String,
+        #[source]
+        source: StoreError,
     },
-    #[error("catalog {catalog}: {problem}")]
-    Invalid { catalog: String, problem: String },
-    #[error(transparent)]
-    Render(#[from] crate::Error),
+    /// The catalog's own data is wrong: an unreadable index, an object missing or not matching
+    /// its hash, a layout this sigcat does not know.
+    #[error("catalog {catalog}: {key}: {problem}")]
+    Corrupt {
+        catalog: String,
+        key: String,
+        problem: String,
+    },
 }
 
-/// What a publish did, per image.
+/// A published image that another publish contradicts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{item}: image `{id}` is already in the catalog with {field} `{stored}`, not `{offered}`; a gallery image version is immutable, publish a new version instead"
+)]
+pub struct Conflict {
+    pub item: Item,
+    pub id: String,
+    pub field: String,
+    pub stored: String,
+    pub offered: String,
+}
+
+/// What publishing did with one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Published(String),
-    Unchanged(String),
+    /// New in the catalog.
+    Published { id: String },
+    /// Already there; the offered record added these fields (a new revision).
+    Updated { id: String, added: Vec<String> },
+    /// Already there, and the offered record says nothing new.
+    Unchanged { id: String },
+    /// Already there with different content: nothing changed.
+    Conflict(Conflict),
+}
+
+impl Outcome {
+    pub fn id(&self) -> &str {
+        match self {
+            Outcome::Published { id } | Outcome::Updated { id, .. } | Outcome::Unchanged { id } => {
+                id
+            }
+            Outcome::Conflict(c) => &c.id,
+        }
+    }
+
+    /// Whether the index changed for it.
+    pub fn wrote(&self) -> bool {
+        matches!(self, Outcome::Published { .. } | Outcome::Updated { .. })
+    }
 }
 
 pub struct Catalog<S> {
     store: S,
-    retry: RetryPolicy,
-    template: TemplateOptions,
-}
-
-/// The record without what varies between two parses of the same build (where it was read).
-fn identity(record: &Record) -> serde_json::Value {
-    let mut v = serde_json::to_value(record).expect("records serialise");
-    if let Some(o) = v.as_object_mut() {
-        o.remove("provenance");
-    }
-    v
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
-}
-
-/// The catalog id of an image: readable parts, and a hash of the full Azure id so that equal
-/// gallery names in different subscriptions stay apart.
-pub fn image_id(record: &Record) -> Option<String> {
-    let (readable, full) = match (&record.gallery_image, &record.managed_image) {
-        (Some(g), _) => (
-            format!("{}-{}", g.image_definition, g.version),
-            g.id.to_ascii_lowercase(),
-        ),
-        (None, Some(m)) => (m.name.clone(), m.id.to_ascii_lowercase()),
-        _ => return None,
-    };
-    let name = render::template_name(&readable, "");
-    Some(format!(
-        "{}-{:08x}",
-        name.trim_end_matches('-'),
-        crate::stable_hash(&full) as u32
-    ))
-}
-
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
-struct Prepared {
-    entry: IndexEntry,
-    record_bytes: Vec<u8>,
-    template_bytes: Vec<u8>,
-    identity: serde_json::Value,
+    retry: RetryConfig,
+    /// How long a publisher keeps trying when other publishers keep winning the index.
+    contention_timeout: Duration,
 }
 
 impl<S: Store> Catalog<S> {
-    pub fn new(store: S, template: TemplateOptions) -> Self {
+    pub fn new(store: S) -> Self {
         Catalog {
             store,
-            retry: RetryPolicy::default(),
-            template,
+            retry: RetryConfig::default(),
+            contention_timeout: Duration::from_secs(120),
         }
     }
 
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+    pub fn with_retry(mut self, retry: RetryConfig) -> Self {
         self.retry = retry;
         self
     }
@@ -121,150 +125,86 @@ impl<S: Store> Catalog<S> {
         self.store.describe()
     }
 
-    fn store_error(&self, source: StoreError) -> CatalogError {
-        CatalogError::Store {
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    fn storage(&self, source: StoreError) -> CatalogError {
+        CatalogError::Storage {
             catalog: self.describe(),
             source,
         }
     }
 
-    fn prepare(&self, record: &Record) -> Result<Prepared, CatalogError> {
-        let id = image_id(record).ok_or_else(|| CatalogError::Invalid {
+    fn corrupt(&self, key: &str, problem: impl Into<String>) -> CatalogError {
+        CatalogError::Corrupt {
             catalog: self.describe(),
-            problem: format!("`{}` published no gallery image version or managed image, which is what the catalog holds", record.build),
-        })?;
-        let template = render::new_template(record, None, &self.template)?;
-        let template_bytes = render::yaml::to_stream(&[template]).into_bytes();
-        let record_bytes = serde_json::to_vec_pretty(record).expect("records serialise");
-        let g = record.gallery_image.as_ref();
-        let distro = record
-            .custom_data
-            .get("build_name")
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-            .or_else(|| {
-                Some(
-                    split_build_name(&record.build)
-                        .1
-                        .trim_start_matches("sig-")
-                        .to_string(),
-                )
-            });
-        let mut objects = BTreeMap::new();
-        objects.insert(
-            "record".to_string(),
-            ObjectRef {
-                key: format!("images/{id}/record.json"),
-                sha256: sha256(&record_bytes),
-            },
-        );
-        objects.insert(
-            "template".to_string(),
-            ObjectRef {
-                key: format!("images/{id}/template.yaml"),
-                sha256: sha256(&template_bytes),
-            },
-        );
-        Ok(Prepared {
-            entry: IndexEntry {
-                id,
-                build: record.build.clone(),
-                kubernetes_version: record.kubernetes_version.clone(),
-                os_type: record.os_type.clone(),
-                distro,
-                image_definition: g.map(|g| g.image_definition.clone()),
-                gallery: g.map(|g| g.gallery.clone()),
-                gallery_image_version: g.map(|g| g.version.clone()),
-                gallery_image_version_id: g.map(|g| g.id.clone()),
-                managed_image_id: record.managed_image.as_ref().map(|m| m.id.clone()),
-                published_at: now_rfc3339(),
-                objects,
-            },
-            record_bytes,
-            template_bytes,
-            identity: identity(record),
-        })
+            key: key.to_string(),
+            problem: problem.into(),
+        }
     }
 
     async fn get(&self, key: &str) -> Result<Option<Versioned>, CatalogError> {
         self.retry
             .run(|| self.store.get(key))
             .await
-            .map_err(|e| self.store_error(e))
+            .map_err(|e| self.storage(e.about(Op::Read, key)))
     }
 
-    /// Writes an immutable object. Already there: fine if `same` says the content is the same,
-    /// and the stored bytes' hash is returned; otherwise a conflict.
-    async fn put_immutable(
-        &self,
-        id: &str,
-        key: &str,
-        bytes: &[u8],
-        same: impl Fn(&[u8]) -> Result<bool, String>,
-    ) -> Result<String, CatalogError> {
-        match self
-            .retry
-            .run(|| self.store.put(key, bytes.to_vec(), PutMode::Create))
+    async fn put(&self, key: &str, bytes: &[u8], mode: &PutMode) -> Result<(), StoreError> {
+        self.retry
+            .run(|| self.store.put(key, bytes.to_vec(), mode.clone()))
             .await
-        {
-            Ok(_) => Ok(sha256(bytes)),
-            Err(StoreError::Conflict(_)) => {
-                let existing = self.get(key).await?.ok_or_else(|| {
-                    self.store_error(StoreError::Transient(format!(
-                        "{key} vanished after a conflicting write"
-                    )))
-                })?;
-                match same(&existing.bytes) {
-                    Ok(true) => Ok(sha256(&existing.bytes)),
-                    Ok(false) => Err(CatalogError::Conflict {
-                        catalog: self.describe(),
-                        id: id.to_string(),
-                        detail: format!("{key} differs"),
-                    }),
-                    Err(problem) => Err(CatalogError::Invalid {
-                        catalog: self.describe(),
-                        problem,
-                    }),
-                }
-            }
-            Err(e) => Err(self.store_error(e)),
+            .map(drop)
+            .map_err(|e| e.about(Op::Write, key))
+    }
+
+    /// Writes an immutable, content-named object. Already there is fine if it is the same
+    /// content (another publisher wrote it); anything else there is corruption.
+    async fn put_object(&self, object: &ObjectRef, bytes: &[u8]) -> Result<(), CatalogError> {
+        debug_assert_eq!(object.sha256, sha256(bytes));
+        match self.put(&object.key, bytes, &PutMode::Create).await {
+            Ok(()) => Ok(()),
+            // Same key, so the same content, unless it was tampered with: read_object checks.
+            Err(StoreError::Precondition { .. }) => self.read_object(object).await.map(drop),
+            Err(e) => Err(self.storage(e)),
         }
     }
 
-    /// Publishes records (images only; others are the caller's to report). Objects first, then
-    /// one index update for all of them.
-    pub async fn publish(&self, records: &[Record]) -> Result<Vec<Outcome>, CatalogError> {
-        let mut entries = Vec::new();
-        for record in records.iter().filter(|r| r.has_image()) {
-            let p = self.prepare(record)?;
-            let id = p.entry.id.clone();
-            let record_ref = p.entry.objects["record"].key.clone();
-            let stored_record_sha = self
-                .put_immutable(&id, &record_ref, &p.record_bytes, |existing| {
-                    let existing: Record = serde_json::from_slice(existing)
-                        .map_err(|e| format!("{record_ref}: not a record: {e}"))?;
-                    Ok(identity(&existing) == p.identity)
-                })
+    /// An object, checked against its hash.
+    async fn read_object(&self, object: &ObjectRef) -> Result<Vec<u8>, CatalogError> {
+        let v = self
+            .get(&object.key)
+            .await?
+            .ok_or_else(|| self.corrupt(&object.key, "named in the index but missing"))?;
+        if sha256(&v.bytes) != object.sha256 {
+            return Err(self.corrupt(
+                &object.key,
+                format!(
+                    "its content does not match its sha256 in the index ({})",
+                    object.sha256
+                ),
+            ));
+        }
+        Ok(v.bytes)
+    }
+
+    /// Publishes prepared entries: their objects first, then one index update for all of them.
+    /// Returns one outcome per entry, in order; an entry's conflict does not stop the others.
+    pub async fn publish(&self, entries: &[Entry]) -> Result<Vec<Outcome>, CatalogError> {
+        for e in entries {
+            self.put_object(&e.record_ref(), &e.record_bytes).await?;
+            self.put_object(&e.template_ref(), &e.template_bytes)
                 .await?;
-            let template_key = p.entry.objects["template"].key.clone();
-            // A template already there was derived from the same record: keep it.
-            let stored_template_sha = self
-                .put_immutable(&id, &template_key, &p.template_bytes, |_| Ok(true))
-                .await?;
-            let mut entry = p.entry;
-            entry.objects.get_mut("record").expect("set").sha256 = stored_record_sha;
-            entry.objects.get_mut("template").expect("set").sha256 = stored_template_sha;
-            entries.push(entry);
         }
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        self.update_index(entries).await
-    }
-
-    async fn update_index(&self, entries: Vec<IndexEntry>) -> Result<Vec<Outcome>, CatalogError> {
-        let mut delay = Duration::from_millis(5);
-        for _ in 0..MAX_INDEX_ROUNDS {
+        let mut backoff = Backoff::new(self.retry.backoff);
+        let deadline = tokio::time::Instant::now() + self.contention_timeout;
+        // Stored records by hash: compared once, whatever the number of rounds.
+        let mut known: HashMap<String, serde_json::Value> = HashMap::new();
+        loop {
             let current = self.get(INDEX_KEY).await?;
             let (mut index, mode) = match &current {
                 Some(v) => (
@@ -274,63 +214,119 @@ impl<S: Store> Catalog<S> {
                 None => (Index::default(), PutMode::Create),
             };
             let mut outcomes = Vec::new();
-            for entry in &entries {
-                match index.images.iter().find(|e| e.id == entry.id) {
-                    Some(existing)
-                        if existing.objects.get("record").map(|o| &o.sha256)
-                            == entry.objects.get("record").map(|o| &o.sha256) =>
-                    {
-                        outcomes.push(Outcome::Unchanged(entry.id.clone()));
-                    }
-                    Some(_) => {
-                        return Err(CatalogError::Conflict {
-                            catalog: self.describe(),
-                            id: entry.id.clone(),
-                            detail: "the index names another record".into(),
-                        });
-                    }
-                    None => {
-                        index.images.push(entry.clone());
-                        outcomes.push(Outcome::Published(entry.id.clone()));
-                    }
-                }
+            for e in entries {
+                outcomes.push(self.merge_into(&mut index, e, &mut known).await?);
             }
-            if outcomes.iter().all(|o| matches!(o, Outcome::Unchanged(_))) {
+            if !outcomes.iter().any(Outcome::wrote) {
                 return Ok(outcomes);
             }
-            let bytes = serde_json::to_vec_pretty(&index).expect("index serialises");
-            match self
-                .retry
-                .run(|| self.store.put(INDEX_KEY, bytes.clone(), mode.clone()))
-                .await
-            {
-                Ok(_) => return Ok(outcomes),
-                Err(StoreError::Conflict(_)) => {
-                    tokio::time::sleep(store::jitter(delay)).await;
-                    delay = (delay * 2).min(Duration::from_millis(500));
+            index.layout = index::LAYOUT_VERSION;
+            let bytes = serde_json::to_vec_pretty(&index).expect("the index serialises");
+            match self.put(INDEX_KEY, &bytes, &mode).await {
+                Ok(()) => return Ok(outcomes),
+                Err(StoreError::Precondition { .. }) => {
+                    let delay = backoff.next_delay();
+                    if tokio::time::Instant::now() + delay > deadline {
+                        return Err(self.storage(StoreError::Unavailable {
+                            op: Op::Write,
+                            key: INDEX_KEY.into(),
+                            source: format!(
+                                "other publishers kept changing it for {:?}",
+                                self.contention_timeout
+                            )
+                            .into(),
+                        }));
+                    }
+                    tokio::time::sleep(delay).await;
                 }
-                Err(e) => return Err(self.store_error(e)),
+                Err(e) => return Err(self.storage(e)),
             }
         }
-        Err(self.store_error(StoreError::Transient(format!(
-            "index still contended after {MAX_INDEX_ROUNDS} rounds"
-        ))))
+    }
+
+    /// Puts one entry into `index` (in memory) and says what that did.
+    async fn merge_into(
+        &self,
+        index: &mut Index,
+        e: &Entry,
+        known: &mut HashMap<String, serde_json::Value>,
+    ) -> Result<Outcome, CatalogError> {
+        let id = e.id.clone();
+        let offered_ref = e.record_ref();
+        let Some(pos) = index.images.iter().position(|x| x.id == e.id) else {
+            index.images.push(e.index_entry(entry::now_rfc3339()));
+            known.insert(
+                offered_ref.sha256,
+                serde_json::to_value(&e.record).expect("records serialise"),
+            );
+            return Ok(Outcome::Published { id });
+        };
+        let stored_ref = match index.images[pos].objects.get("record") {
+            Some(r) => r.clone(),
+            None => return Err(self.corrupt(INDEX_KEY, format!("image {id} has no record"))),
+        };
+        if stored_ref.sha256 == offered_ref.sha256 {
+            return Ok(Outcome::Unchanged { id });
+        }
+        if !known.contains_key(&stored_ref.sha256) {
+            let bytes = self.read_object(&stored_ref).await?;
+            let value: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|err| self.corrupt(&stored_ref.key, format!("not a record: {err}")))?;
+            known.insert(stored_ref.sha256.clone(), value);
+        }
+        let offered = serde_json::to_value(&e.record).expect("records serialise");
+        match revision::compare(&known[&stored_ref.sha256], &offered) {
+            Comparison::Known => Ok(Outcome::Unchanged { id }),
+            Comparison::Disagrees {
+                field,
+                stored,
+                offered,
+            } => Ok(Outcome::Conflict(Conflict {
+                item: e.item.clone(),
+                id,
+                field,
+                stored,
+                offered,
+            })),
+            Comparison::Adds { merged, added } => {
+                let record: Record = serde_json::from_value(merged.clone()).map_err(|err| {
+                    self.corrupt(&stored_ref.key, format!("cannot be merged: {err}"))
+                })?;
+                let bytes = entry::record_bytes(&record);
+                let new_ref = ObjectRef {
+                    key: entry::object_key(&id, "record", &bytes),
+                    sha256: sha256(&bytes),
+                };
+                self.put_object(&new_ref, &bytes).await?;
+                known.insert(new_ref.sha256.clone(), merged);
+                let old = &index.images[pos];
+                let mut objects = old.objects.clone();
+                objects.insert("record".into(), new_ref);
+                let mut updated = entry::describe(&id, &record, objects, old.published_at.clone());
+                updated.updated_at = Some(entry::now_rfc3339());
+                updated.extra = old.extra.clone();
+                index.images[pos] = updated;
+                Ok(Outcome::Updated { id, added })
+            }
+        }
     }
 
     fn parse_index(&self, bytes: &[u8]) -> Result<Index, CatalogError> {
-        let index: Index = serde_json::from_slice(bytes).map_err(|e| CatalogError::Invalid {
-            catalog: self.describe(),
-            problem: format!("{INDEX_KEY}:{}: {e}", e.line()),
+        let index: Index = serde_json::from_slice(bytes).map_err(|e| {
+            self.corrupt(
+                INDEX_KEY,
+                format!("line {}: {e}; expected sigcat's index", e.line()),
+            )
         })?;
-        if index.layout != index::LAYOUT_VERSION {
-            return Err(CatalogError::Invalid {
-                catalog: self.describe(),
-                problem: format!(
-                    "layout {} is not one this sigcat knows ({})",
+        if !index::KNOWN_LAYOUTS.contains(&index.layout) {
+            return Err(self.corrupt(
+                INDEX_KEY,
+                format!(
+                    "layout {} was written by a newer sigcat (this one reads layouts {:?}); upgrade sigcat",
                     index.layout,
-                    index::LAYOUT_VERSION
+                    index::KNOWN_LAYOUTS
                 ),
-            });
+            ));
         }
         Ok(index)
     }
@@ -363,24 +359,8 @@ impl<S: Store> Catalog<S> {
         let r = entry
             .objects
             .get(which)
-            .ok_or_else(|| CatalogError::Invalid {
-                catalog: self.describe(),
-                problem: format!("image {} has no {which}", entry.id),
-            })?;
-        let v = self
-            .get(&r.key)
-            .await?
-            .ok_or_else(|| CatalogError::Invalid {
-                catalog: self.describe(),
-                problem: format!("{} is named in the index but missing", r.key),
-            })?;
-        if sha256(&v.bytes) != r.sha256 {
-            return Err(CatalogError::Invalid {
-                catalog: self.describe(),
-                problem: format!("{} does not match its sha256 in the index", r.key),
-            });
-        }
-        Ok(v.bytes)
+            .ok_or_else(|| self.corrupt(INDEX_KEY, format!("image {} has no {which}", entry.id)))?;
+        self.read_object(r).await
     }
 }
 
@@ -421,22 +401,19 @@ impl Store for AnyStore {
 /// The catalog location when none is given: `$SIGCAT_CATALOG`, else
 /// `$XDG_DATA_HOME/sigcat/catalog`, else `~/.local/share/sigcat/catalog`.
 pub fn default_location() -> String {
-    let env = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
-    env("SIGCAT_CATALOG")
-        .or_else(|| env("XDG_DATA_HOME").map(|d| format!("{d}/sigcat/catalog")))
-        .or_else(|| env("HOME").map(|h| format!("{h}/.local/share/sigcat/catalog")))
+    settings::env_var("SIGCAT_CATALOG")
+        .or_else(|| settings::env_var("XDG_DATA_HOME").map(|d| format!("{d}/sigcat/catalog")))
+        .or_else(|| settings::env_var("HOME").map(|h| format!("{h}/.local/share/sigcat/catalog")))
         .unwrap_or_else(|| "sigcat-catalog".into())
 }
 
 /// Opens a store from a catalog location: a URL (`azblob://`, `http(s)://`) or a directory.
-pub fn open_store(location: &str) -> Result<AnyStore, String> {
-    if location.starts_with("azblob://")
-        || location.starts_with("https://")
-        || location.starts_with("http://")
-    {
-        let loc = azure::AzureLocation::parse(location)?;
-        return Ok(AnyStore::Azure(Box::new(azure::AzureStore::from_env(loc)?)));
-    }
-    let dir = location.strip_prefix("file://").unwrap_or(location);
-    Ok(AnyStore::Local(local::LocalStore::new(dir)))
+pub fn open_store(location: &str) -> Result<AnyStore, SettingsError> {
+    Ok(match settings::parse_location(location)? {
+        Location::Local(dir) => AnyStore::Local(local::LocalStore::new(dir)),
+        Location::Azure(loc) => AnyStore::Azure(Box::new(azure::AzureStore::from_env(loc)?)),
+    })
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,8 +1,13 @@
 //! The one storage trait every catalog backend implements (a local directory, Azure Blob
-//! Storage), with the two conditional writes the catalog's guarantees rest on.
+//! Storage, memory for tests), with the two conditional writes the catalog's guarantees rest
+//! on, and its typed errors.
 
+use crate::retry::Retryable;
+use std::fmt;
 use std::future::Future;
 use std::time::Duration;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// An object's bytes and the version tag a conditional write must name to replace it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,21 +25,168 @@ pub enum PutMode {
     IfMatch(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// What a storage request was doing, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Read,
+    Write,
+    List,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Read => "reading",
+            Op::Write => "writing",
+            Op::List => "listing",
+        })
+    }
+}
+
+/// Why a storage request failed, and so who must act. The cause is kept as the error's
+/// source (its text is redacted wherever it is shown).
+#[derive(Debug)]
 pub enum StoreError {
     /// A conditional write lost: someone else wrote first (409 exists, 412 stale ETag).
-    #[error("{0}: changed by someone else")]
-    Conflict(String),
-    /// Worth retrying: timeouts, 5xx, throttling, connection refused.
-    #[error("{0}")]
-    Transient(String),
-    /// Not worth retrying: authorization, a bad container name, a full disk.
-    #[error("{0}")]
-    Permanent(String),
+    /// Not a failure: the catalog re-reads and decides.
+    Precondition { key: String },
+    /// Worth retrying: a timeout, a 5xx, throttling, a refused or reset connection.
+    Unavailable {
+        op: Op,
+        key: String,
+        source: BoxError,
+    },
+    /// The storage refused the credentials or their rights (401, 403): the operator's settings.
+    Denied {
+        op: Op,
+        key: String,
+        source: BoxError,
+    },
+    /// Not worth retrying: a bad request, a full disk, a read-only filesystem.
+    Failed {
+        op: Op,
+        key: String,
+        source: BoxError,
+    },
+    /// Transient failures went on past the retry budget.
+    GaveUp {
+        attempts: u32,
+        elapsed: Duration,
+        last: Box<StoreError>,
+    },
+}
+
+/// The `source` of a request that took too long.
+#[derive(Debug, thiserror::Error)]
+#[error("no answer within {0:?}")]
+pub struct TimedOut(pub Duration);
+
+impl StoreError {
+    /// The storage service is down or slow (as opposed to refusing us or the request).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable { .. } => true,
+            StoreError::GaveUp { last, .. } => last.is_unavailable(),
+            _ => false,
+        }
+    }
+
+    /// Names the request in an error the retry loop made without knowing it (a timeout).
+    pub fn about(self, what: Op, name: &str) -> Self {
+        match self {
+            StoreError::Unavailable { key, source, .. } if key.is_empty() => {
+                StoreError::Unavailable {
+                    op: what,
+                    key: name.to_string(),
+                    source,
+                }
+            }
+            StoreError::GaveUp {
+                attempts,
+                elapsed,
+                last,
+            } => StoreError::GaveUp {
+                attempts,
+                elapsed,
+                last: Box::new(last.about(what, name)),
+            },
+            other => other,
+        }
+    }
+
+    /// The operator must fix credentials or permissions.
+    pub fn is_denied(&self) -> bool {
+        match self {
+            StoreError::Denied { .. } => true,
+            StoreError::GaveUp { last, .. } => last.is_denied(),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Precondition { key } => write!(f, "{key}: changed by someone else"),
+            StoreError::Unavailable { op, key, .. } => {
+                write!(f, "{op} {key}: the storage is unavailable")
+            }
+            StoreError::Denied { op, key, .. } => {
+                write!(
+                    f,
+                    "{op} {key}: access denied (check the credential and its rights)"
+                )
+            }
+            StoreError::Failed { op, key, .. } => write!(f, "{op} {key} failed"),
+            StoreError::GaveUp {
+                attempts,
+                elapsed,
+                last,
+            } => write!(
+                f,
+                "gave up after {attempts} attempts in {:.1} s: {last}",
+                elapsed.as_secs_f64()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Precondition { .. } => None,
+            StoreError::Unavailable { source, .. }
+            | StoreError::Denied { source, .. }
+            | StoreError::Failed { source, .. } => Some(source.as_ref()),
+            StoreError::GaveUp { last, .. } => last.source(),
+        }
+    }
+}
+
+impl Retryable for StoreError {
+    fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable { .. })
+    }
+    fn timed_out(after: Duration) -> Self {
+        // The key is filled in by the catalog, which knows it; a bare timeout names none.
+        StoreError::Unavailable {
+            op: Op::Read,
+            key: String::new(),
+            source: Box::new(TimedOut(after)),
+        }
+    }
+    fn gave_up(self, attempts: u32, elapsed: Duration) -> Self {
+        StoreError::GaveUp {
+            attempts,
+            elapsed,
+            last: Box::new(self),
+        }
+    }
 }
 
 /// A flat key → bytes store. Keys use `/` as separator and never start with one.
 /// Implementations must make `put` atomic: readers see the old object or the whole new one.
+/// They do not retry or time out: the catalog does both, with one policy for every backend.
 pub trait Store: Send + Sync {
     /// The object, or `None` when there is none.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Versioned>, StoreError>> + Send;
@@ -49,66 +201,4 @@ pub trait Store: Send + Sync {
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
     /// Where the store is, for messages: never a credential.
     fn describe(&self) -> String;
-}
-
-/// How long transient failures are retried before giving up.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    pub attempts: u32,
-    pub first_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// 6 attempts, 200 ms doubling to 3 s: about 8 s in all before an error.
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 6,
-            first_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(3),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// Runs `op` until it succeeds, fails for good, or the attempts run out.
-    pub async fn run<T, F, Fut>(&self, mut op: F) -> Result<T, StoreError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, StoreError>>,
-    {
-        let mut delay = self.first_delay;
-        let mut attempt = 1;
-        loop {
-            match op().await {
-                Err(StoreError::Transient(why)) if attempt < self.attempts => {
-                    tracing::warn!(
-                        attempt,
-                        of = self.attempts,
-                        ?delay,
-                        "transient storage error, retrying: {why}"
-                    );
-                    tokio::time::sleep(jitter(delay)).await;
-                    delay = (delay * 2).min(self.max_delay);
-                    attempt += 1;
-                }
-                Err(StoreError::Transient(why)) => {
-                    return Err(StoreError::Transient(format!(
-                        "{why} (gave up after {attempt} attempts)"
-                    )));
-                }
-                other => return other,
-            }
-        }
-    }
-}
-
-/// Spreads retries of concurrent publishers apart (±25%), without a random-number crate.
-pub fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|t| t.subsec_nanos())
-        .unwrap_or(0);
-    let factor = 0.75 + (nanos % 1000) as f64 / 2000.0;
-    d.mul_f64(factor)
 }

@@ -1,13 +1,24 @@
 //! `sigcat publish`, `sigcat ingest` and `sigcat catalog`: the catalog from the command line.
+//!
+//! Publishing handles each input, and each image in it, on its own: one that is invalid,
+//! refused or in conflict is reported with what it is and why, the others are published, and
+//! a summary line per item says what happened. Only the storage (or the catalog's own data)
+//! stops a whole call.
 
-use super::{exit, report, warn};
+use super::exit::Exit;
+use super::failure::{self, Failure};
+use super::{inputs, messages, output};
 use clap::{Args, Subcommand, ValueEnum};
+use sigcat::catalog::entry::{self, Entry};
 use sigcat::catalog::index::{Filter, IndexEntry};
-use sigcat::catalog::{self, AnyStore, Catalog, CatalogError, Outcome};
-use sigcat::parse::{self, lines::LineReader};
-use sigcat::record::{BuildResult, Record};
+use sigcat::catalog::{self, AnyStore, Catalog, Outcome};
+use sigcat::parse::{self, Parsed, lines::LineReader};
+use sigcat::record::BuildResult;
+use sigcat::record::kubernetes::KubeVersion;
 use sigcat::render::TemplateOptions;
-use std::path::PathBuf;
+use sigcat::retry::RetryConfig;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 const PUBLISH_EXAMPLES: &str = "\
 Examples:
@@ -15,17 +26,16 @@ Examples:
   sigcat publish packer.out --manifest manifest.json            # local catalog (default location)
   AZURE_STORAGE_CONNECTION_STRING=UseDevelopmentStorage=true sigcat publish records.json --catalog azblob://devstoreaccount1/images
 
-Exit codes: 0 published (or already there); 1 an input build failed (its images are still
-published); 4 invalid input; 6 refused; 7 the same image is already published with different
-content; 8 the catalog's storage failed (after retries; nothing half-published).";
+Each input and each image is handled on its own: one that is invalid, refused or in conflict
+is reported, the others are published, and a line per item says what happened.";
 
 const INGEST_EXAMPLES: &str = "\
 Examples:
   make build-azure-sig-ubuntu-2404 2>&1 | sigcat ingest --catalog azblob://myaccount/images
   make build-azure-sig-ubuntu-2404 2>&1 | sigcat ingest --manifest manifest.json
 
-The log passes through to stdout unchanged; the summary goes to stderr. Exit codes as for
-`sigcat parse` (1 when a build failed, 3 when the log has no image), plus 7 and 8 as for publish.";
+The log passes through to stdout unchanged and to its end, whatever happens (an invalid log,
+bad catalog settings); problems are said on stderr at once and in the exit code at the end.";
 
 const CATALOG_EXAMPLES: &str = "\
 Examples:
@@ -34,7 +44,7 @@ Examples:
   sigcat catalog latest --kubernetes 1.30 --record
   sigcat catalog show capi-ubuntu-2404-0-3-1721037000-1a2b3c4d --template";
 
-/// Where the catalog is: shared by every catalog command.
+/// Where the catalog is, and how long to wait on its storage: shared by every catalog command.
 #[derive(Args, Clone)]
 pub struct CatalogArg {
     /// Catalog location: a directory, azblob://ACCOUNT/CONTAINER[/PREFIX], or
@@ -42,26 +52,51 @@ pub struct CatalogArg {
     /// ~/.local/share/sigcat/catalog.
     #[arg(long, value_name = "URL", global = true)]
     catalog: Option<String>,
+    /// The longest a storage operation is retried (all its tries and waits) before it fails.
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_duration, default_value = "30s", global = true)]
+    storage_timeout: Duration,
 }
 
-/// How the stored AzureMachineTemplate is rendered.
+impl CatalogArg {
+    pub fn open(&self) -> Result<Catalog<AnyStore>, Failure> {
+        let location = self
+            .catalog
+            .clone()
+            .unwrap_or_else(catalog::default_location);
+        let store = catalog::open_store(&location)?;
+        if self.storage_timeout.is_zero() {
+            return Err(Failure::Usage(
+                "--storage-timeout must be more than 0".into(),
+            ));
+        }
+        Ok(Catalog::new(store).with_retry(RetryConfig::with_timeout(self.storage_timeout)))
+    }
+}
+
+/// How the stored AzureMachineTemplate is rendered, and what completes the records.
 #[derive(Args, Clone)]
 pub struct TemplateArgs {
     /// VM size of the stored template (adjust it later with `sigcat render --from`).
     #[arg(long, value_name = "SIZE", default_value = "Standard_D2s_v3")]
     vm_size: String,
     #[command(flatten)]
-    image: super::inputs::ImageArgs,
+    image: inputs::ImageArgs,
     /// The manifest.json of the same run (adds the Kubernetes version).
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
     /// Kubernetes version when the input does not tell.
-    #[arg(long, value_name = "VERSION")]
-    kubernetes_version: Option<String>,
+    #[arg(long, value_name = "VERSION", value_parser = super::parse_kubernetes_version)]
+    kubernetes_version: Option<KubeVersion>,
+}
+
+impl TemplateArgs {
+    pub fn options(&self) -> Result<TemplateOptions, Failure> {
+        self.image.template_options(Some(self.vm_size.clone()))
+    }
 }
 
 #[derive(Args)]
-#[command(about = "Publish records, logs or manifests into the image catalog", after_help = PUBLISH_EXAMPLES)]
+#[command(about = "Publish records, logs or manifests into the image catalog", after_help = super::help(PUBLISH_EXAMPLES))]
 pub struct PublishArgs {
     /// Records (JSON lines from `sigcat parse`), build logs or manifest.json files; stdin if none.
     files: Vec<PathBuf>,
@@ -72,7 +107,7 @@ pub struct PublishArgs {
 }
 
 #[derive(Args)]
-#[command(about = "Pass a build log through, parse it as it streams, publish its images at the end", after_help = INGEST_EXAMPLES)]
+#[command(about = "Pass a build log through, parse it as it streams, publish its images at the end", after_help = super::help(INGEST_EXAMPLES))]
 pub struct IngestArgs {
     #[command(flatten)]
     catalog: CatalogArg,
@@ -81,7 +116,7 @@ pub struct IngestArgs {
 }
 
 #[derive(Args)]
-#[command(about = "Query the image catalog", after_help = CATALOG_EXAMPLES)]
+#[command(about = "Query the image catalog", after_help = super::help(CATALOG_EXAMPLES))]
 pub struct CatalogArgs {
     #[command(subcommand)]
     command: CatalogCommand,
@@ -136,7 +171,7 @@ enum ListFormat {
     Json,
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -144,195 +179,278 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime starts")
 }
 
-pub fn open(
-    arg: &CatalogArg,
-    template: TemplateOptions,
-) -> Result<Catalog<AnyStore>, sigcat::Error> {
-    let location = arg
-        .catalog
-        .clone()
-        .unwrap_or_else(catalog::default_location);
-    let store = catalog::open_store(&location).map_err(sigcat::Error::Usage)?;
-    Ok(Catalog::new(store, template))
+/// What happened to each item of one call, said as it happens, and the exit code they add up to.
+struct Report {
+    catalog: String,
+    exit: Exit,
 }
 
-pub fn template_options(t: &TemplateArgs) -> Result<TemplateOptions, sigcat::Error> {
-    t.image.template_options(Some(t.vm_size.clone()))
-}
-
-/// Exit codes of catalog errors.
-pub fn report_catalog(e: &CatalogError) -> u8 {
-    match e {
-        CatalogError::Render(inner) => report(inner),
-        CatalogError::Conflict { .. } => {
-            eprintln!("sigcat: error: {e}");
-            exit::CONFLICT
-        }
-        CatalogError::Store { .. } | CatalogError::Invalid { .. } => {
-            eprintln!("sigcat: error: {e}");
-            exit::STORAGE
+impl Report {
+    fn new(catalog: String) -> Report {
+        Report {
+            catalog,
+            exit: Exit::Ok,
         }
     }
-}
 
-fn summarize(catalog: &str, records: &[Record], outcomes: &[Outcome]) {
-    for o in outcomes {
-        match o {
-            Outcome::Published(id) => eprintln!("sigcat: published {id} to {catalog}"),
-            Outcome::Unchanged(id) => eprintln!("sigcat: {id} is already in {catalog} (unchanged)"),
-        }
+    fn note(&mut self, exit: Exit, line: String) {
+        self.exit = self.exit.worst(exit);
+        messages::say(&line);
     }
-    for r in records
-        .iter()
-        .filter(|r| r.result != BuildResult::Succeeded)
-    {
-        eprintln!(
-            "sigcat: build {} {}: {}",
-            r.build_name,
-            if r.result == BuildResult::Failed {
+
+    /// An input that could not be read, or not all of it: nothing of it is published.
+    fn input_failed(&mut self, e: sigcat::Error) {
+        let text = sigcat::error::chain(&e);
+        let exit = Failure::from(e).exit();
+        let what = match exit {
+            Exit::Io => "cannot read",
+            Exit::InvalidInput => "invalid",
+            _ => "not published",
+        };
+        self.note(exit, format!("{what}: {text}"));
+    }
+
+    fn parsed(&mut self, source: &str, parsed: &Parsed) {
+        for r in parsed
+            .records
+            .iter()
+            .filter(|r| r.result != BuildResult::Succeeded)
+        {
+            let what = if r.result == BuildResult::Failed {
                 "failed"
             } else {
                 "was interrupted"
-            },
-            r.error.as_deref().unwrap_or("")
-        );
-    }
-}
-
-fn publish_and_report(catalog: &Catalog<AnyStore>, records: &[Record]) -> u8 {
-    let result = runtime().block_on(catalog.publish(records));
-    match result {
-        Ok(outcomes) => {
-            summarize(&catalog.describe(), records, &outcomes);
-            if records.iter().any(|r| r.result != BuildResult::Succeeded) {
-                exit::BUILD_FAILED
-            } else if outcomes.is_empty() {
-                eprintln!("sigcat: no image to publish");
-                exit::NO_ARTIFACT
-            } else {
-                exit::OK
-            }
+            };
+            self.note(
+                Exit::BuildFailed,
+                format!(
+                    "build {} {what}: {}",
+                    r.build_name,
+                    r.error.as_deref().unwrap_or("")
+                ),
+            );
         }
-        Err(e) => report_catalog(&e),
+        if !parsed.incomplete.is_empty() {
+            self.note(
+                Exit::NothingFound,
+                format!(
+                    "{source}: no result for {} (truncated log?)",
+                    parsed.incomplete.join(", ")
+                ),
+            );
+        } else if parsed.records.is_empty() {
+            self.note(
+                Exit::NothingFound,
+                format!("{source}: no image in it (not a Packer log?)"),
+            );
+        }
     }
-}
 
-pub fn run_publish(args: PublishArgs) -> u8 {
-    let prepared = (|| {
-        let options = template_options(&args.template)?;
-        let records = super::inputs::load_records(
-            &args.files,
-            args.template.manifest.as_deref(),
-            args.template.kubernetes_version.as_deref(),
-        )?;
-        Ok::<_, sigcat::Error>((open(&args.catalog, options)?, records))
-    })();
-    match prepared {
-        Ok((catalog, records)) => publish_and_report(&catalog, &records),
-        Err(e) => report(&e),
-    }
-}
-
-pub fn run_ingest(args: IngestArgs) -> u8 {
-    let prepared = (|| {
-        let catalog = open(&args.catalog, template_options(&args.template)?)?;
-        // The log goes through first, whatever happens next: the build's output is never lost.
-        let reader = LineReader::new(std::io::stdin().lock()).with_tee(Box::new(std::io::stdout()));
-        let mut parsed = parse::parse_stream(reader, "<stdin>", None)?;
-        // Packer writes the manifest only for builds that succeeded: a missing one is news,
-        // not an error, here.
-        let manifest = args.template.manifest.as_deref().filter(|m| {
-            let there = m.exists();
-            if !there {
-                warn(&format!("{}: no manifest (the build may have failed); the Kubernetes version comes from the log alone", m.display()));
-            }
-            there
-        });
-        super::inputs::finish_records(
-            &mut parsed.records,
-            manifest,
-            args.template.kubernetes_version.as_deref(),
-        )?;
-        Ok::<_, sigcat::Error>((catalog, parsed))
-    })();
-    let (catalog, parsed) = match prepared {
-        Ok(p) => p,
-        Err(e) => return report(&e),
-    };
-    for w in &parsed.warnings {
-        warn(w);
-    }
-    let code = publish_and_report(&catalog, &parsed.records);
-    if code == exit::OK && !parsed.incomplete.is_empty() {
-        eprintln!(
-            "sigcat: no result for {} (truncated log?)",
-            parsed.incomplete.join(", ")
+    fn refused(&mut self, refused: &entry::Refused) {
+        let hint = failure::refusal_hint(&refused.reason)
+            .map(|h| format!("; {h}"))
+            .unwrap_or_default();
+        self.note(
+            Exit::Refused,
+            format!("refused: {}: {}{hint}", refused.item, refused.reason),
         );
-        return exit::NO_ARTIFACT;
     }
-    code
+
+    fn outcome(&mut self, entry: &Entry, outcome: &Outcome) {
+        let item = &entry.item;
+        match outcome {
+            Outcome::Published { id } => self.note(
+                Exit::Ok,
+                format!("published {id} ({item}) to {}", self.catalog),
+            ),
+            Outcome::Updated { id, added } => self.note(
+                Exit::Ok,
+                format!(
+                    "updated {id} ({item}) in {}: added {}",
+                    self.catalog,
+                    added.join(", ")
+                ),
+            ),
+            Outcome::Unchanged { id } => self.note(
+                Exit::Ok,
+                format!("unchanged: {id} ({item}) is already in {}", self.catalog),
+            ),
+            Outcome::Conflict(c) => self.note(Exit::Conflict, format!("conflict: {c}")),
+        }
+    }
 }
 
-pub fn run_catalog(args: CatalogArgs) -> u8 {
-    let catalog = match open(&args.catalog, TemplateOptions::default()) {
-        Ok(c) => c,
-        Err(e) => return report(&e),
-    };
-    let rt = runtime();
-    let result: Result<u8, CatalogError> = rt.block_on(async {
+/// Records of one input → entries; what cannot be an entry is reported.
+fn prepare(report: &mut Report, parsed: &Parsed, options: &TemplateOptions) -> Vec<Entry> {
+    let mut entries = Vec::new();
+    for r in parsed.records.iter().filter(|r| r.has_image()) {
+        match entry::prepare(r, options) {
+            Ok(e) => entries.push(e),
+            Err(refused) => report.refused(&refused),
+        }
+    }
+    entries
+}
+
+fn publish_entries(
+    catalog: &Catalog<AnyStore>,
+    report: &mut Report,
+    entries: &[Entry],
+) -> Result<(), Failure> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let outcomes = runtime().block_on(catalog.publish(entries))?;
+    for (e, o) in entries.iter().zip(&outcomes) {
+        report.outcome(e, o);
+    }
+    Ok(())
+}
+
+pub fn run_publish(args: PublishArgs) -> Result<Exit, Failure> {
+    let options = args.template.options()?;
+    let catalog = args.catalog.open()?;
+    let manifest = inputs::read_manifest(args.template.manifest.as_deref())?;
+    let mut report = Report::new(catalog.describe());
+    let mut entries = Vec::new();
+    for path in inputs::or_stdin(&args.files) {
+        let source = inputs::source_name(&path);
+        let parsed = read_one(
+            &path,
+            manifest.as_ref(),
+            args.template.kubernetes_version.as_ref(),
+        );
+        match parsed {
+            Ok(parsed) => {
+                for w in &parsed.warnings {
+                    messages::warn(w);
+                }
+                report.parsed(&source, &parsed);
+                entries.extend(prepare(&mut report, &parsed, &options));
+            }
+            Err(e) => report.input_failed(e),
+        }
+    }
+    publish_entries(&catalog, &mut report, &entries)?;
+    Ok(report.exit)
+}
+
+fn read_one(
+    path: &Path,
+    manifest: Option<&(String, Vec<parse::manifest::ManifestBuild>)>,
+    kubernetes_version: Option<&KubeVersion>,
+) -> Result<Parsed, sigcat::Error> {
+    let mut parsed = inputs::read_input(path)?;
+    inputs::finish_records(&mut parsed, manifest, kubernetes_version)?;
+    Ok(parsed)
+}
+
+pub fn run_ingest(args: IngestArgs) -> Result<Exit, Failure> {
+    // The settings are checked first, but nothing stops the log from passing through: a
+    // problem is said at once, and again (with the exit code) at the end.
+    let setup = args
+        .template
+        .options()
+        .and_then(|o| Ok((o, args.catalog.open()?)));
+    if let Err(e) = &setup {
+        messages::warn(&format!(
+            "{}; the log still passes through, but nothing will be published",
+            sigcat::error::chain(e)
+        ));
+    }
+    let mut reader = LineReader::new(std::io::stdin().lock()).with_tee(Box::new(std::io::stdout()));
+    let parsed = parse::parse_stream(&mut reader, "<stdin>", None);
+    if let Err(e) = &parsed {
+        messages::warn(&format!(
+            "{}; the log still passes through to its end, but nothing will be published",
+            sigcat::error::chain(e)
+        ));
+        reader
+            .drain()
+            .map_err(|e| sigcat::Error::io("<stdin>", e))?;
+    }
+    if let Some(e) = reader.take_tee_error() {
+        messages::warn(&format!("copying the log to stdout stopped: {e}"));
+    }
+    let (options, catalog) = setup?;
+    let mut parsed = parsed?;
+    // Packer writes the manifest only for builds that succeeded: a missing one is news, not
+    // an error, here.
+    let manifest_path = args.template.manifest.as_deref().filter(|m| {
+        let there = m.exists();
+        if !there {
+            messages::warn(&format!("{}: no manifest (the build may have failed); the Kubernetes version comes from the log alone", m.display()));
+        }
+        there
+    });
+    let manifest = inputs::read_manifest(manifest_path)?;
+    inputs::finish_records(
+        &mut parsed,
+        manifest.as_ref(),
+        args.template.kubernetes_version.as_ref(),
+    )?;
+    for w in &parsed.warnings {
+        messages::warn(w);
+    }
+    let mut report = Report::new(catalog.describe());
+    report.parsed("<stdin>", &parsed);
+    let entries = prepare(&mut report, &parsed, &options);
+    publish_entries(&catalog, &mut report, &entries)?;
+    Ok(report.exit)
+}
+
+pub fn run_catalog(args: CatalogArgs) -> Result<Exit, Failure> {
+    let catalog = args.catalog.open()?;
+    runtime().block_on(async {
         match args.command {
             CatalogCommand::List { filter, format } => {
                 let entries = catalog.list(&to_filter(filter)).await?;
-                match format {
-                    ListFormat::Json => {
-                        for e in &entries {
-                            println!("{}", serde_json::to_string(e).expect("entries serialise"));
-                        }
-                    }
-                    ListFormat::Table => print!("{}", table(&entries)),
-                }
-                Ok(exit::OK)
+                let text = match format {
+                    ListFormat::Json => entries
+                        .iter()
+                        .map(|e| serde_json::to_string(e).expect("entries serialise") + "\n")
+                        .collect(),
+                    ListFormat::Table => table(&entries),
+                };
+                output::print(text.as_bytes())?;
+                Ok(Exit::Ok)
             }
             CatalogCommand::Latest { filter, record } => {
-                match catalog.latest(&to_filter(filter)).await? {
-                    Some(entry) => {
-                        let bytes = catalog
-                            .object(&entry, if record { "record" } else { "template" })
-                            .await?;
-                        print!("{}", String::from_utf8_lossy(&bytes));
-                        if record {
-                            println!();
-                        }
-                        Ok(exit::OK)
-                    }
-                    None => {
-                        eprintln!("sigcat: no image in {} matches", catalog.describe());
-                        Ok(exit::NO_ARTIFACT)
-                    }
-                }
+                let Some(entry) = catalog.latest(&to_filter(filter)).await? else {
+                    return Err(Failure::NothingFound(format!(
+                        "no image in {} matches",
+                        catalog.describe()
+                    )));
+                };
+                print_object(&catalog, &entry, record).await
             }
             CatalogCommand::Show { id, template } => {
                 let index = catalog.index().await?;
-                match index.images.iter().find(|e| e.id == id) {
-                    Some(entry) => {
-                        let bytes = catalog
-                            .object(entry, if template { "template" } else { "record" })
-                            .await?;
-                        print!("{}", String::from_utf8_lossy(&bytes));
-                        if !template {
-                            println!();
-                        }
-                        Ok(exit::OK)
-                    }
-                    None => {
-                        eprintln!("sigcat: no image `{id}` in {}", catalog.describe());
-                        Ok(exit::NO_ARTIFACT)
-                    }
-                }
+                let Some(entry) = index.find(&id) else {
+                    return Err(Failure::NothingFound(format!(
+                        "no image `{id}` in {}",
+                        catalog.describe()
+                    )));
+                };
+                print_object(&catalog, entry, !template).await
             }
         }
-    });
-    result.unwrap_or_else(|e| report_catalog(&e))
+    })
+}
+
+async fn print_object(
+    catalog: &Catalog<AnyStore>,
+    entry: &IndexEntry,
+    record: bool,
+) -> Result<Exit, Failure> {
+    let mut bytes = catalog
+        .object(entry, if record { "record" } else { "template" })
+        .await?;
+    if record && !bytes.ends_with(b"\n") {
+        bytes.push(b'\n');
+    }
+    output::print(&bytes)?;
+    Ok(Exit::Ok)
 }
 
 fn to_filter(f: FilterArgs) -> Filter {

@@ -1,11 +1,13 @@
-//! Reading records for the commands that take them: `sigcat parse` output (JSON lines), or a
-//! log / manifest parsed on the fly.
+//! Reading the inputs of the commands that take records: `sigcat parse` output (JSON lines)
+//! or anything `sigcat parse` reads, always streamed, so memory does not grow with the input.
 
-use super::warn;
+use super::failure::Failure;
 use clap::{Args, ValueEnum};
-use sigcat::parse;
+use sigcat::parse::{self, Parsed, lines::LineReader};
 use sigcat::record::Record;
+use sigcat::record::kubernetes::KubeVersion;
 use sigcat::render::{ImageKind, Plan, TemplateOptions};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// How the image section of a template is written: shared by render, publish, ingest and watch.
@@ -31,10 +33,7 @@ enum ImageApi {
 
 impl ImageArgs {
     /// Template options with these image settings and the given VM size.
-    pub fn template_options(
-        &self,
-        vm_size: Option<String>,
-    ) -> Result<TemplateOptions, sigcat::Error> {
+    pub fn template_options(&self, vm_size: Option<String>) -> Result<TemplateOptions, Failure> {
         let mut options = TemplateOptions {
             image_kind: self.image_api.map(|k| match k {
                 ImageApi::ComputeGallery => ImageKind::ComputeGallery,
@@ -49,67 +48,105 @@ impl ImageArgs {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| sigcat::Error::io(path.display().to_string(), e))?;
             options.plan_rules =
-                sigcat::render::template::read_plans(&text, &path.display().to_string())?;
+                sigcat::render::template::read_plans(&text, &path.display().to_string())
+                    .map_err(sigcat::Error::from)?;
         }
         Ok(options)
     }
 }
 
-pub fn load_records(
-    inputs: &[PathBuf],
-    manifest: Option<&Path>,
-    kubernetes_version: Option<&str>,
-) -> Result<Vec<Record>, sigcat::Error> {
-    let mut records = Vec::new();
-    let stdin = [PathBuf::from("-")];
-    let inputs: &[PathBuf] = if inputs.is_empty() { &stdin } else { inputs };
-    for path in inputs {
-        let (bytes, source) = if path.as_os_str() == "-" {
-            let mut b = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut b)
-                .map_err(|e| sigcat::Error::io("<stdin>", e))?;
-            (b, "<stdin>".to_string())
-        } else {
-            (
-                std::fs::read(path)
-                    .map_err(|e| sigcat::Error::io(path.display().to_string(), e))?,
-                path.display().to_string(),
-            )
-        };
-        records.extend(records_from_bytes(&bytes, &source)?);
-    }
-    finish_records(&mut records, manifest, kubernetes_version)?;
-    Ok(records)
-}
-
-/// JSON lines of records, or any input `sigcat parse` reads.
-pub fn records_from_bytes(bytes: &[u8], source: &str) -> Result<Vec<Record>, sigcat::Error> {
-    let as_records: Option<Vec<Record>> = std::str::from_utf8(bytes).ok().and_then(|t| {
-        t.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str::<Record>(l).ok())
-            .collect()
-    });
-    match as_records {
-        Some(r) if !r.is_empty() => Ok(r),
-        _ => Ok(parse::parse_bytes(bytes, source, None)?.records),
+/// The inputs as given, or stdin (`-`) when there are none.
+pub fn or_stdin(inputs: &[PathBuf]) -> Vec<PathBuf> {
+    if inputs.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        inputs.to_vec()
     }
 }
 
-/// Applies `--manifest` and `--kubernetes-version`.
-pub fn finish_records(
-    records: &mut [Record],
-    manifest: Option<&Path>,
-    kubernetes_version: Option<&str>,
-) -> Result<(), sigcat::Error> {
-    if let Some(manifest) = manifest {
-        let builds = parse::read_manifest(manifest)?;
-        for w in parse::manifest::join(records, &builds, &manifest.display().to_string())? {
-            warn(&w);
+/// The name of an input in records and messages.
+pub fn source_name(path: &Path) -> String {
+    if path.as_os_str() == "-" {
+        "<stdin>".into()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Reads one input: records (JSON lines), or a log, machine-readable output or manifest.
+pub fn read_input(path: &Path) -> Result<Parsed, sigcat::Error> {
+    if path.as_os_str() == "-" {
+        return read_stream(LineReader::new(std::io::stdin().lock()), "<stdin>");
+    }
+    if looks_like_records(path)? {
+        let file = std::fs::File::open(path)
+            .map_err(|e| sigcat::Error::io(path.display().to_string(), e))?;
+        return read_stream(LineReader::new(file), &path.display().to_string());
+    }
+    parse::parse_file(path, None)
+}
+
+fn looks_like_records(path: &Path) -> Result<bool, sigcat::Error> {
+    let source = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| sigcat::Error::io(&source, e))?;
+    let mut reader = LineReader::new(file);
+    let head = reader.peek().map_err(|e| sigcat::Error::io(&source, e))?;
+    Ok(first_line_is_record(head))
+}
+
+fn first_line_is_record(head: &[u8]) -> bool {
+    let line = head.split(|b| *b == b'\n').next().unwrap_or(&[]);
+    std::str::from_utf8(line).is_ok_and(|l| {
+        l.trim_start().starts_with('{') && l.contains("\"schema\"") && Record::from_json(l).is_ok()
+    })
+}
+
+fn read_stream<R: Read>(mut reader: LineReader<R>, source: &str) -> Result<Parsed, sigcat::Error> {
+    let head = reader.peek().map_err(|e| sigcat::Error::io(source, e))?;
+    if !first_line_is_record(head) {
+        return parse::parse_stream(&mut reader, source, None);
+    }
+    let mut parsed = Parsed::default();
+    while let Some(line) = reader
+        .next_line()
+        .map_err(|e| sigcat::Error::io(source, e))?
+    {
+        let text = String::from_utf8_lossy(line.bytes);
+        if text.trim().is_empty() {
+            continue;
         }
+        let record = Record::from_json(&text).map_err(|e| {
+            sigcat::InputError::new(
+                source,
+                Some(line.number),
+                format!("not a record ({e}); expected JSON lines from `sigcat parse`"),
+            )
+        })?;
+        parsed.records.push(record);
+    }
+    Ok(parsed)
+}
+
+/// Applies `--manifest` (already read) and `--kubernetes-version` to one input's records.
+pub fn finish_records(
+    parsed: &mut Parsed,
+    manifest: Option<&(String, Vec<parse::manifest::ManifestBuild>)>,
+    kubernetes_version: Option<&KubeVersion>,
+) -> Result<(), sigcat::Error> {
+    if let Some((source, builds)) = manifest {
+        let warnings = parse::manifest::join(&mut parsed.records, builds, source)?;
+        parsed.warnings.extend(warnings);
     }
     if let Some(v) = kubernetes_version {
-        parse::apply_kubernetes_version(records, v)?;
+        parse::apply_kubernetes_version(&mut parsed.records, v)?;
     }
     Ok(())
+}
+
+/// Reads `--manifest` once for all inputs.
+pub fn read_manifest(
+    path: Option<&Path>,
+) -> Result<Option<(String, Vec<parse::manifest::ManifestBuild>)>, sigcat::Error> {
+    path.map(|p| Ok((p.display().to_string(), parse::read_manifest(p)?)))
+        .transpose()
 }

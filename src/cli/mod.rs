@@ -1,36 +1,24 @@
 //! Command line: argument parsing (clap), messages on stderr and exit codes.
+//!
+//! Every command returns `Result<Exit, Failure>`: the exit code of what happened, or the
+//! failure that ended it. [`main`] is the one place a failure is printed and turned into an
+//! exit code, as ripgrep's `main.rs` does.
 
 mod catalog_cmd;
+mod exit;
+mod failure;
 mod inputs;
+mod messages;
+mod output;
 mod parse_cmd;
 mod render_cmd;
 mod watch_cmd;
 
 use clap::{Parser, Subcommand};
-use std::io::Write;
-use std::path::Path;
+use exit::Exit;
+use failure::Failure;
+use messages::LogFormat;
 use std::process::ExitCode;
-
-/// Exit codes, documented in the README. Stable: CI scripts branch on them.
-pub mod exit {
-    pub const OK: u8 = 0;
-    /// A build failed or was interrupted (its record is still written).
-    pub const BUILD_FAILED: u8 = 1;
-    /// The command line was wrong (clap's own code for usage errors).
-    pub const USAGE: u8 = 2;
-    /// No artifact: a truncated log, the wrong file, or a build that finished without an image.
-    pub const NO_ARTIFACT: u8 = 3;
-    /// The input is invalid: the message names the file, the line and what was expected.
-    pub const INVALID_INPUT: u8 = 4;
-    /// Reading or writing a file failed.
-    pub const IO: u8 = 5;
-    /// sigcat refused: applying the result would fail or do harm (version skew, missing Plan).
-    pub const REFUSED: u8 = 6;
-    /// The same image is already in the catalog with different content.
-    pub const CONFLICT: u8 = 7;
-    /// The catalog's storage failed (after bounded retries); nothing was half-published.
-    pub const STORAGE: u8 = 8;
-}
 
 const ABOUT: &str = "Turn Packer / image-builder Azure build output into image records";
 
@@ -55,27 +43,6 @@ struct Cli {
     log_format: LogFormat,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-/// Logs go to stderr through tracing-subscriber: stdout belongs to records, manifests and,
-/// with --tee or ingest, the build log itself.
-fn init_logging(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    let _ = match format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
-}
-
 #[derive(Subcommand)]
 enum Command {
     Parse(parse_cmd::ParseArgs),
@@ -88,27 +55,51 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
+    let exit = match run() {
+        Ok(exit) => exit,
+        Err(failure) => {
+            report(&failure);
+            failure.exit()
+        }
+    };
+    ExitCode::from(exit.code())
+}
+
+/// The one place a failure is printed.
+fn report(failure: &Failure) {
+    if let Failure::Quiet(_) = failure {
+        return;
+    }
+    let mut text = format!("sigcat: error: {}", sigcat::error::chain(failure));
+    if let Some(hint) = failure.hint() {
+        text.push_str(&format!("\nsigcat: hint: {hint}"));
+    }
+    text.push('\n');
+    messages::to_stderr(&text);
+}
+
+fn run() -> Result<Exit, Failure> {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            // clap prints help and usage errors itself (to stdout or stderr); a closed stream
+            // is not worth a panic.
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
+            return Err(Failure::Quiet(if e.use_stderr() {
+                Exit::Usage
             } else {
-                exit::OK
-            });
+                Exit::Ok
+            }));
         }
     };
+    let service = matches!(cli.command, Command::Watch(_));
     // The watcher's one line per file outcome is its normal output.
-    init_logging(
+    messages::init_logging(
         cli.log_format,
-        if matches!(cli.command, Command::Watch(_)) {
-            "info"
-        } else {
-            "warn"
-        },
+        if service { "info" } else { "warn" },
+        service,
     );
-    let code = match cli.command {
+    match cli.command {
         Command::Parse(args) => parse_cmd::run(args),
         Command::Render(args) => render_cmd::run(args),
         Command::Publish(args) => catalog_cmd::run_publish(args),
@@ -116,55 +107,30 @@ pub fn main() -> ExitCode {
         Command::Catalog(args) => catalog_cmd::run_catalog(args),
         Command::Watch(args) => watch_cmd::run(args),
         Command::Healthcheck(args) => watch_cmd::healthcheck(args),
-    };
-    ExitCode::from(code)
-}
-
-/// Prints an error and returns its exit code.
-pub fn report(error: &sigcat::Error) -> u8 {
-    eprintln!("sigcat: error: {error}");
-    match error {
-        sigcat::Error::Input(_) => exit::INVALID_INPUT,
-        sigcat::Error::Io { .. } => exit::IO,
-        sigcat::Error::Usage(_) => exit::USAGE,
-        sigcat::Error::Refused(_) => exit::REFUSED,
     }
 }
 
-pub fn warn(message: &str) {
-    eprintln!("sigcat: warning: {message}");
+/// A subcommand's `--help` epilogue: its examples, then the exit codes every subcommand shares.
+pub fn help(examples: &str) -> String {
+    format!("{examples}\n\n{}", exit::TABLE)
 }
 
-/// Writes a command's output to `-o FILE` (atomically) or stdout.
-pub fn write_output(path: Option<&Path>, text: &str) -> Result<(), sigcat::Error> {
-    match path {
-        Some(path) => write_atomically(path, text.as_bytes()),
-        None => std::io::stdout()
-            .lock()
-            .write_all(text.as_bytes())
-            .map_err(|e| sigcat::Error::io("<stdout>", e)),
+/// `500ms`, `5s`, `10m`, `1h 30m`: durations as humans write them (the `humantime` crate),
+/// bounded so that no arithmetic on them can overflow.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration like 500ms, 5s, 10m ({e})"))?;
+    if d > std::time::Duration::from_secs(7 * 24 * 3600) {
+        return Err(format!("`{text}` is longer than a week"));
     }
+    Ok(d)
 }
 
-/// Writes `bytes` to `path` so that readers see the old file or the whole new one, never a part.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), sigcat::Error> {
-    let io = |e| sigcat::Error::io(path.display().to_string(), e);
-    let name = path
-        .file_name()
-        .ok_or_else(|| sigcat::Error::Usage(format!("{}: not a file name", path.display())))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.sigcat-{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
+/// `--kubernetes-version`: checked when the flag is read, so the library gets a version.
+pub fn parse_kubernetes_version(
+    text: &str,
+) -> Result<sigcat::record::kubernetes::KubeVersion, String> {
+    sigcat::record::kubernetes::KubeVersion::parse(text).ok_or_else(|| {
+        format!("`{text}` is not a Kubernetes version; expected MAJOR.MINOR.PATCH such as 1.30.3")
+    })
 }

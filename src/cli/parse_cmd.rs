@@ -1,11 +1,15 @@
 //! `sigcat parse`: logs, machine-readable output or manifests → records.
 
-use super::{exit, report, warn};
+use super::exit::Exit;
+use super::failure::Failure;
+use super::{inputs, messages, output};
 use clap::{Args, ValueEnum};
-use sigcat::output::{self, Format, FormatOptions};
+use sigcat::output::{Format, FormatOptions};
 use sigcat::parse::{self, Parsed, lines::LineReader};
+use sigcat::record::kubernetes::KubeVersion;
 use sigcat::record::{BuildResult, InputFormat, same_build};
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -18,13 +22,10 @@ Examples:
   sigcat parse packer.out --format azure-devops
   # Shell variables, or image-builder's sig-publishing-info.json:
   eval \"$(sigcat parse packer.out --format env)\"
-  sigcat parse packer.out --format sig-publishing-info -o sig-publishing-info.json
-
-Exit codes: 0 all builds succeeded with an image; 1 a build failed or was interrupted;
-2 usage error; 3 no artifact found (truncated log, wrong file); 4 invalid input; 5 I/O error.";
+  sigcat parse packer.out --format sig-publishing-info -o sig-publishing-info.json";
 
 #[derive(Args)]
-#[command(about = "Parse Packer / image-builder output into image records", after_help = EXAMPLES)]
+#[command(about = "Parse Packer / image-builder output into image records", after_help = super::help(EXAMPLES))]
 pub struct ParseArgs {
     /// Build logs, machine-readable output or manifest.json files; `-` or nothing for stdin.
     files: Vec<PathBuf>,
@@ -35,15 +36,16 @@ pub struct ParseArgs {
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
     /// Kubernetes version for images whose version the input does not tell (e.g. 1.30.3).
-    #[arg(long, value_name = "VERSION")]
-    kubernetes_version: Option<String>,
+    #[arg(long, value_name = "VERSION", value_parser = super::parse_kubernetes_version)]
+    kubernetes_version: Option<KubeVersion>,
     /// Output format.
     #[arg(long, value_enum, default_value = "json")]
     format: FormatArg,
     /// Write the output to FILE (atomically) instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Copy the input to stdout byte for byte as it is read; needs -o for the records.
+    /// Copy the input to stdout byte for byte as it is read, to its end whatever happens;
+    /// needs -o for the records.
     #[arg(long, requires = "output")]
     tee: bool,
     /// Only records of this build (bare `sig-ubuntu-2404` or prefixed `azure-arm.sig-ubuntu-2404`).
@@ -70,68 +72,58 @@ enum FormatArg {
     SigPublishingInfo,
 }
 
-pub fn run(args: ParseArgs) -> u8 {
-    match parse_all(&args) {
-        Ok(parsed) => finish(&args, parsed),
-        Err(e) => report(&e),
-    }
-}
-
-fn parse_all(args: &ParseArgs) -> Result<Parsed, sigcat::Error> {
+pub fn run(args: ParseArgs) -> Result<Exit, Failure> {
     let format = args.input_format.map(|f| match f {
         InputFormatArg::Console => InputFormat::Console,
         InputFormatArg::MachineReadable => InputFormat::MachineReadable,
         InputFormatArg::Manifest => InputFormat::Manifest,
     });
-    let stdin_only = [PathBuf::from("-")];
-    let files: &[PathBuf] = if args.files.is_empty() {
-        &stdin_only
-    } else {
-        &args.files
-    };
     let mut all = Parsed::default();
-    for path in files {
-        let parsed = if path.as_os_str() == "-" {
-            let reader = tee_if_asked(LineReader::new(std::io::stdin().lock()), args.tee);
-            parse::parse_stream(reader, "<stdin>", format)?
-        } else {
-            let source = path.display().to_string();
-            let file = std::fs::File::open(path).map_err(|e| sigcat::Error::io(&source, e))?;
+    let mut first_error: Option<sigcat::Error> = None;
+    for path in inputs::or_stdin(&args.files) {
+        if first_error.is_some() {
+            // A problem was found: the rest still passes through, unparsed.
+            pass_through(&path)?;
+            continue;
+        }
+        let parsed = if args.tee {
+            parse_teed(&path, format)
+        } else if path.as_os_str() == "-" {
             parse::parse_stream(
-                tee_if_asked(LineReader::new(file), args.tee),
-                &source,
+                &mut LineReader::new(std::io::stdin().lock()),
+                "<stdin>",
                 format,
-            )?
+            )
+        } else {
+            parse::parse_file(&path, format)
         };
-        all.extend(parsed);
+        match parsed {
+            Ok(p) => all.extend(p),
+            Err(e) if args.tee => {
+                messages::warn(&format!(
+                    "{}; the log still passes through to its end, and no records will be written",
+                    sigcat::error::chain(&e)
+                ));
+                first_error = Some(e);
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
-    if let Some(manifest) = &args.manifest {
-        let builds = parse::read_manifest(manifest)?;
-        let warnings =
-            parse::manifest::join(&mut all.records, &builds, &manifest.display().to_string())?;
-        all.warnings.extend(warnings);
+    if let Some(e) = first_error {
+        return Err(e.into());
     }
-    if let Some(version) = &args.kubernetes_version {
-        parse::apply_kubernetes_version(&mut all.records, version)?;
-    }
+    let manifest = inputs::read_manifest(args.manifest.as_deref())?;
+    inputs::finish_records(
+        &mut all,
+        manifest.as_ref(),
+        args.kubernetes_version.as_ref(),
+    )?;
     if let Some(build) = &args.build {
         all.records.retain(|r| same_build(&r.build_name, build));
         all.incomplete.retain(|b| same_build(b, build));
     }
-    Ok(all)
-}
-
-fn tee_if_asked<R: std::io::Read>(reader: LineReader<R>, tee: bool) -> LineReader<R> {
-    if tee {
-        reader.with_tee(Box::new(std::io::stdout()))
-    } else {
-        reader
-    }
-}
-
-fn finish(args: &ParseArgs, parsed: Parsed) -> u8 {
-    for w in &parsed.warnings {
-        warn(w);
+    for w in &all.warnings {
+        messages::warn(w);
     }
     let format = match args.format {
         FormatArg::Json => Format::Json,
@@ -143,18 +135,56 @@ fn finish(args: &ParseArgs, parsed: Parsed) -> u8 {
     let options = FormatOptions {
         tags: args.tags.clone(),
     };
-    let text = match output::render(&parsed.records, format, &options) {
-        Ok(t) => t,
-        Err(e) => return report(&e),
-    };
-    if let Err(e) = super::write_output(args.output.as_deref(), &text) {
-        return report(&e);
+    let text = sigcat::output::render(&all.records, format, &options)?;
+    output::write(args.output.as_deref(), text.as_bytes())?;
+    Ok(outcome(&all))
+}
+
+/// Parses one input while copying it to stdout; after a parse error the copy goes on to the
+/// end of the input.
+fn parse_teed(path: &Path, format: Option<InputFormat>) -> Result<Parsed, sigcat::Error> {
+    fn go<R: Read>(
+        reader: R,
+        source: &str,
+        format: Option<InputFormat>,
+    ) -> Result<Parsed, sigcat::Error> {
+        let mut reader = LineReader::new(reader).with_tee(Box::new(std::io::stdout()));
+        let parsed = parse::parse_stream(&mut reader, source, format);
+        if parsed.is_err() {
+            reader.drain().map_err(|e| sigcat::Error::io(source, e))?;
+        }
+        if let Some(e) = reader.take_tee_error() {
+            messages::warn(&format!(
+                "copying the log to stdout stopped: {e}; parsing went on"
+            ));
+        }
+        parsed
     }
-    exit_code(&parsed)
+    if path.as_os_str() == "-" {
+        return go(std::io::stdin().lock(), "<stdin>", format);
+    }
+    let source = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| sigcat::Error::io(&source, e))?;
+    go(file, &source, format)
+}
+
+/// Copies an input to stdout unparsed.
+fn pass_through(path: &Path) -> Result<(), Failure> {
+    let copied = if path.as_os_str() == "-" {
+        std::io::copy(&mut std::io::stdin().lock(), &mut std::io::stdout().lock())
+    } else {
+        std::fs::File::open(path)
+            .and_then(|mut f| std::io::copy(&mut f, &mut std::io::stdout().lock()))
+    };
+    match copied {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(sigcat::Error::io(inputs::source_name(path), e).into()),
+    }
 }
 
 /// Failure is information: the records are written, and the exit code says what happened.
-fn exit_code(parsed: &Parsed) -> u8 {
+pub fn outcome(parsed: &Parsed) -> Exit {
     let failed: Vec<&str> = parsed
         .records
         .iter()
@@ -162,24 +192,24 @@ fn exit_code(parsed: &Parsed) -> u8 {
         .map(|r| r.build_name.as_str())
         .collect();
     if !failed.is_empty() {
-        eprintln!(
-            "sigcat: build failed or was interrupted: {}",
+        messages::say(&format!(
+            "build failed or was interrupted: {}",
             failed.join(", ")
-        );
-        return exit::BUILD_FAILED;
+        ));
+        return Exit::BuildFailed;
     }
     if !parsed.incomplete.is_empty() {
-        eprintln!(
-            "sigcat: no artifact for {}: the log ends before the build reported a result or an image (truncated log?)",
+        messages::say(&format!(
+            "no artifact for {}: the log ends before the build reported a result or an image (truncated log?)",
             parsed.incomplete.join(", ")
-        );
-        return exit::NO_ARTIFACT;
+        ));
+        return Exit::NothingFound;
     }
     if !parsed.records.iter().any(|r| r.has_image()) {
-        eprintln!(
-            "sigcat: no artifact found: the input has no Azure artifact block (a truncated log, or not a Packer log?)"
+        messages::say(
+            "no artifact found: the input has no Azure artifact block (a truncated log, or not a Packer log?)",
         );
-        return exit::NO_ARTIFACT;
+        return Exit::NothingFound;
     }
-    exit::OK
+    Exit::Ok
 }

@@ -1,10 +1,13 @@
 //! `sigcat render`: records (or a log / manifest) → AzureMachineTemplate and upgrade changes.
 
-use super::{report, warn};
+use super::exit::Exit;
+use super::failure::Failure;
+use super::{inputs, messages, output};
 use clap::{Args, ValueEnum};
+use sigcat::parse::Parsed;
 use sigcat::record::kubernetes::KubeVersion;
-use sigcat::record::{Record, same_build};
-use sigcat::render::{self, yaml};
+use sigcat::record::same_build;
+use sigcat::render::{self, Refusal, yaml};
 use std::path::PathBuf;
 
 const EXAMPLES: &str = "\
@@ -18,15 +21,10 @@ Examples:
   kubectl get kubeadmcontrolplane,machinedeployment -o yaml > current.yaml
   sigcat render records.json --from cp.yaml --from md-0.yaml --upgrade current.yaml | kubectl apply -f -
   # Flatcar and other third-party bases need a Plan:
-  sigcat render records.json --from md-0.yaml --plan kinvolk:flatcar-container-linux-corevm-amd64:stable-gen2
-
-Exit codes: 0 done; 2 usage error (or not exactly one image in the input); 4 invalid input;
-5 I/O error;
-6 refused (unknown Kubernetes version, minor-version skip, downgrade, workers ahead of the
-control plane, a third-party image without a Plan).";
+  sigcat render records.json --from md-0.yaml --plan kinvolk:flatcar-container-linux-corevm-amd64:stable-gen2";
 
 #[derive(Args)]
-#[command(about = "Render CAPZ AzureMachineTemplates (and upgrade changes) from a record", after_help = EXAMPLES)]
+#[command(about = "Render CAPZ AzureMachineTemplates (and upgrade changes) from a record", after_help = super::help(EXAMPLES))]
 pub struct RenderArgs {
     /// Records from `sigcat parse` (JSON lines), or a log / manifest to parse; stdin if none.
     inputs: Vec<PathBuf>,
@@ -37,8 +35,8 @@ pub struct RenderArgs {
     #[arg(long, value_name = "NAME")]
     build: Option<String>,
     /// Kubernetes version when the record does not know it (needed for --upgrade).
-    #[arg(long, value_name = "VERSION")]
-    kubernetes_version: Option<String>,
+    #[arg(long, value_name = "VERSION", value_parser = super::parse_kubernetes_version)]
+    kubernetes_version: Option<KubeVersion>,
     #[command(flatten)]
     image: super::inputs::ImageArgs,
     /// A current AzureMachineTemplate (`kubectl get -o yaml`); repeat for several. The copy
@@ -71,46 +69,35 @@ enum AsArg {
     Patches,
 }
 
-pub fn run(args: RenderArgs) -> u8 {
-    match render_all(&args) {
-        Ok(text) => match super::write_output(args.output.as_deref(), &text) {
-            Ok(()) => super::exit::OK,
-            Err(e) => report(&e),
-        },
-        Err(e) => report(&e),
-    }
+pub fn run(args: RenderArgs) -> Result<Exit, Failure> {
+    let text = render_all(&args)?;
+    output::write(args.output.as_deref(), text.as_bytes())?;
+    Ok(Exit::Ok)
 }
 
 fn read(path: &PathBuf) -> Result<String, sigcat::Error> {
     std::fs::read_to_string(path).map_err(|e| sigcat::Error::io(path.display().to_string(), e))
 }
 
-fn render_all(args: &RenderArgs) -> Result<String, sigcat::Error> {
-    let records = super::inputs::load_records(
-        &args.inputs,
-        args.manifest.as_deref(),
-        args.kubernetes_version.as_deref(),
-    )?;
-    let mut images: Vec<&Record> = records.iter().filter(|r| r.has_image()).collect();
-    if let Some(b) = &args.build {
-        images.retain(|r| same_build(&r.build_name, b));
+fn render_all(args: &RenderArgs) -> Result<String, Failure> {
+    let manifest = inputs::read_manifest(args.manifest.as_deref())?;
+    let mut all = Parsed::default();
+    for path in inputs::or_stdin(&args.inputs) {
+        all.extend(inputs::read_input(&path)?);
     }
-    let record = match images.as_slice() {
-        [one] => *one,
-        [] => {
-            return Err(sigcat::Error::Usage(
-                "no image in the input to render (did the build fail?)".into(),
-            ));
-        }
-        many => {
-            let names: Vec<&str> = many.iter().map(|r| r.build.as_str()).collect();
-            return Err(sigcat::Error::Usage(format!(
-                "{} images ({}); choose one with --build NAME",
-                many.len(),
-                names.join(", ")
-            )));
-        }
-    };
+    inputs::finish_records(
+        &mut all,
+        manifest.as_ref(),
+        args.kubernetes_version.as_ref(),
+    )?;
+    for w in &all.warnings {
+        messages::warn(w);
+    }
+    let mut records = all.records;
+    if let Some(b) = &args.build {
+        records.retain(|r| same_build(&r.build_name, b));
+    }
+    let record = sigcat::record::the_one_image(&records).map_err(sigcat::Error::from)?;
     let mut options = args.image.template_options(args.vm_size.clone())?;
     options.base_name = args.name.clone();
     options.namespace = args.namespace.clone();
@@ -118,20 +105,21 @@ fn render_all(args: &RenderArgs) -> Result<String, sigcat::Error> {
     let mut docs = Vec::new();
     let mut replacements = Vec::new();
     if args.from.is_empty() {
-        docs.push(render::new_template(record, None, &options)?);
+        docs.push(render::new_template(record, None, &options).map_err(sigcat::Error::from)?);
     }
     for path in &args.from {
         let source = path.display().to_string();
-        let objects = yaml::read_objects(&read(path)?, &source)?;
+        let objects = yaml::read_objects(&read(path)?, &source).map_err(sigcat::Error::from)?;
         let templates: Vec<_> = objects
             .iter()
             .filter(|o| yaml::str_at(o, &["kind"]) == Some(render::template::AMT_KIND))
             .collect();
         if templates.is_empty() {
-            return Err(sigcat::InputError::new(&source, None, "no AzureMachineTemplate here; expected `kubectl get azuremachinetemplate NAME -o yaml` output").into());
+            return Err(sigcat::Error::from(sigcat::InputError::new(&source, None, "no AzureMachineTemplate here; expected `kubectl get azuremachinetemplate NAME -o yaml` output")).into());
         }
         for current in templates {
-            let new = render::new_template(record, Some(current), &options)?;
+            let new = render::new_template(record, Some(current), &options)
+                .map_err(sigcat::Error::from)?;
             let old_name = yaml::str_at(current, &["metadata", "name"])
                 .unwrap_or_default()
                 .to_string();
@@ -143,18 +131,26 @@ fn render_all(args: &RenderArgs) -> Result<String, sigcat::Error> {
         }
     }
     if let Some(path) = &args.upgrade {
-        let version = record.kubernetes_version.as_deref().and_then(KubeVersion::parse).ok_or_else(|| {
-            sigcat::Error::Refused(format!("the Kubernetes version of `{}` is unknown; give --manifest or --kubernetes-version before upgrading", record.build))
-        })?;
-        let objects = yaml::read_objects(&read(path)?, &path.display().to_string())?;
+        let version = record
+            .kubernetes_version
+            .as_deref()
+            .and_then(KubeVersion::parse)
+            .ok_or_else(|| {
+                sigcat::Error::from(Refusal::UnknownKubernetesVersion {
+                    build: record.build.clone(),
+                })
+            })?;
+        let objects = yaml::read_objects(&read(path)?, &path.display().to_string())
+            .map_err(sigcat::Error::from)?;
         let upgrade = render::plan_upgrade(
             &objects,
             &replacements,
             &version,
             args.as_ == AsArg::Patches,
-        )?;
+        )
+        .map_err(sigcat::Error::from)?;
         for note in &upgrade.notes {
-            warn(note);
+            messages::warn(note);
         }
         docs.extend(upgrade.objects);
     }

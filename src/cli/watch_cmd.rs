@@ -1,7 +1,9 @@
 //! `sigcat watch`: the long-running drop-directory service.
 
 use super::catalog_cmd::{CatalogArg, TemplateArgs};
-use super::{exit, report};
+use super::exit::Exit;
+use super::failure::Failure;
+use super::{messages, parse_duration};
 use clap::Args;
 use sigcat::watch::{self, WatchConfig, WatchError};
 use std::path::PathBuf;
@@ -16,11 +18,11 @@ Examples:
 
 Drop convention: NAME.log or NAME.out (with NAME.manifest.json beside it, optional), or one
 sub-directory per build renamed into DIR. Outcomes: DIR/done/ (published), DIR/failed/ (every
-build failed), DIR/quarantine/ (invalid, with NAME.error). Exit codes: 0 stopped cleanly (or
---once drained everything); 4 --once quarantined a file; 8 --once could not reach the catalog.";
+build failed), DIR/quarantine/ (invalid or refused, with NAME.error). A service that stops
+cleanly exits 0; --once exits with the worst outcome of the files it handled.";
 
 #[derive(Args)]
-#[command(about = "Watch a drop directory and publish every build log that lands there", after_help = EXAMPLES)]
+#[command(about = "Watch a drop directory and publish every build log that lands there", after_help = super::help(EXAMPLES))]
 pub struct WatchArgs {
     /// The drop directory.
     dir: PathBuf,
@@ -72,43 +74,26 @@ pub struct HealthcheckArgs {
     max_age: Duration,
 }
 
-pub fn healthcheck(args: HealthcheckArgs) -> u8 {
+pub fn healthcheck(args: HealthcheckArgs) -> Result<Exit, Failure> {
     let age = std::fs::metadata(&args.file)
         .and_then(|m| m.modified())
         .map(|t| t.elapsed().unwrap_or_default());
     match age {
-        Ok(age) if age <= args.max_age => exit::OK,
+        Ok(age) if age <= args.max_age => Ok(Exit::Ok),
         Ok(age) => {
-            eprintln!(
-                "sigcat: unhealthy: {} was last touched {}s ago (limit {}s)",
+            messages::say(&format!(
+                "unhealthy: {} was last touched {}s ago (limit {}s)",
                 args.file.display(),
                 age.as_secs(),
                 args.max_age.as_secs()
-            );
-            exit::BUILD_FAILED
+            ));
+            Ok(Exit::BuildFailed)
         }
         Err(e) => {
-            eprintln!("sigcat: unhealthy: {}: {e}", args.file.display());
-            exit::BUILD_FAILED
+            messages::say(&format!("unhealthy: {}: {e}", args.file.display()));
+            Ok(Exit::BuildFailed)
         }
     }
-}
-
-/// `500ms`, `5s`, `10m`, `1h`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 500ms, 5s, 10m"))?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => return Err(format!("`{s}`: unit must be ms, s, m or h")),
-    })
 }
 
 async fn shutdown_signal() {
@@ -120,13 +105,9 @@ async fn shutdown_signal() {
     }
 }
 
-pub fn run(args: WatchArgs) -> u8 {
-    let catalog = match super::catalog_cmd::template_options(&args.template)
-        .and_then(|o| super::catalog_cmd::open(&args.catalog, o))
-    {
-        Ok(c) => c,
-        Err(e) => return report(&e),
-    };
+pub fn run(args: WatchArgs) -> Result<Exit, Failure> {
+    let template = args.template.options()?;
+    let catalog = args.catalog.open()?;
     let config = WatchConfig {
         once: args.once,
         poll: args.poll,
@@ -138,6 +119,7 @@ pub fn run(args: WatchArgs) -> u8 {
         max_backoff: args.max_backoff,
         heartbeat: args.heartbeat.clone(),
         event_queue: args.event_queue,
+        template,
         ..WatchConfig::new(args.dir.clone())
     };
     tracing::info!(dir = %args.dir.display(), catalog = %catalog.describe(), "watching");
@@ -146,15 +128,15 @@ pub fn run(args: WatchArgs) -> u8 {
         .build()
         .expect("tokio runtime starts");
     match rt.block_on(watch::run(config, catalog, shutdown_signal())) {
-        Ok(summary) if args.once && summary.quarantined_files > 0 => exit::INVALID_INPUT,
-        Ok(_) => exit::OK,
+        Ok(summary) if args.once && summary.quarantined_files > 0 => Ok(Exit::InvalidInput),
+        Ok(_) => Ok(Exit::Ok),
         Err(e @ WatchError::Storage(_)) => {
-            eprintln!("sigcat: error: {e}");
-            exit::STORAGE
+            messages::say(&format!("error: {e}"));
+            Ok(Exit::Storage)
         }
         Err(e) => {
-            eprintln!("sigcat: error: {e}");
-            exit::IO
+            messages::say(&format!("error: {}", sigcat::error::chain(&e)));
+            Ok(Exit::Io)
         }
     }
 }

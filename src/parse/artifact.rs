@@ -5,11 +5,11 @@
 //! with the gallery id are errors that point at the line, never a guess.
 
 use crate::error::InputError;
-use crate::record::redact::redact_secrets;
 use crate::record::{
     BuildResult, DataDisk, GalleryImage, GalleryImageVersionId, ManagedImage, ManagedImageId,
     Provenance, Record, Vhd,
 };
+use crate::redact::redact_secrets;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
@@ -58,6 +58,15 @@ impl ArtifactBlock {
         line: u64,
         source: &str,
     ) -> Result<(), InputError> {
+        if let Some(c) = crate::record::control_character(value) {
+            return Err(InputError::new(
+                source,
+                Some(line),
+                format!(
+                    "`{key}` holds the control character {c}; expected an Azure name, id or URI"
+                ),
+            ));
+        }
         let value = redact_secrets(value).into_owned();
         self.last_line = line;
         if let Some(prev) = self.fields.iter().find(|f| f.key == key) {
@@ -81,9 +90,19 @@ impl ArtifactBlock {
         Ok(())
     }
 
-    pub fn add_resource(&mut self, id: &str, line: u64) {
+    pub fn add_resource(&mut self, id: &str, line: u64, source: &str) -> Result<(), InputError> {
+        if let Some(c) = crate::record::control_character(id) {
+            return Err(InputError::new(
+                source,
+                Some(line),
+                format!(
+                    "a created resource holds the control character {c}; expected an Azure resource id"
+                ),
+            ));
+        }
         self.last_line = line;
         self.resources.push((redact_secrets(id).into_owned(), line));
+        Ok(())
     }
 
     /// Identity of the image this block describes, so the duplicate block that the manifest
@@ -188,7 +207,7 @@ impl ArtifactBlock {
         };
         let (rg, name, id) = (need(keys[0])?, need(keys[1])?, need(keys[2])?);
         let parsed = ManagedImageId::parse(&id.value)
-            .map_err(|e| InputError::new(source, Some(id.line), e))?;
+            .map_err(|e| InputError::new(source, Some(id.line), e.to_string()))?;
         for (field, part, what) in [
             (rg, &parsed.resource_group, "resource group"),
             (name, &parsed.name, "name"),
@@ -240,7 +259,7 @@ impl ArtifactBlock {
             return Ok(None);
         };
         let parsed = GalleryImageVersionId::parse(&id.value)
-            .map_err(|e| InputError::new(source, Some(id.line), e))?;
+            .map_err(|e| InputError::new(source, Some(id.line), e.to_string()))?;
         let parts = [
             &parsed.resource_group,
             &parsed.gallery,

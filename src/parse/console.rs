@@ -10,13 +10,14 @@ use super::artifact::{
 use super::grammar::{self, ResultLine};
 use super::lines::{clean_line, skip_line_prefix};
 use crate::error::InputError;
-use crate::record::redact::redact_secrets;
 use crate::record::{BuildResult, InputFormat, Provenance, Record, split_build_name};
+use crate::redact::redact_secrets;
 use std::collections::{BTreeMap, HashSet};
 
 /// Caps that keep memory flat on hostile input (millions of fake build names or blocks).
-const MAX_BUILDS: usize = 4096;
-const MAX_IMAGES: usize = 4096;
+/// image-builder runs a handful of builds; past these a log is refused, never cut short.
+pub const MAX_BUILDS: usize = 4096;
+pub const MAX_IMAGES: usize = 4096;
 const MAX_ERROR_TEXT: usize = 4096;
 
 #[derive(Debug, Default)]
@@ -106,7 +107,7 @@ impl ConsoleParser {
         if text.is_empty() {
             if open.seen_blank || !open.block.fields.is_empty() || !open.block.resources.is_empty()
             {
-                self.close_block();
+                self.close_block(number)?;
             } else {
                 open.seen_blank = true;
             }
@@ -114,7 +115,7 @@ impl ConsoleParser {
         }
         if chroot {
             if text.starts_with('/') && !text.contains(' ') {
-                open.block.add_resource(text, number);
+                open.block.add_resource(text, number, &self.source)?;
                 return Ok(true);
             }
         } else if let Some((key, value)) = grammar::key_value(text) {
@@ -122,13 +123,13 @@ impl ConsoleParser {
             open.block.add_field(key, value, number, &self.source)?;
             return Ok(true);
         }
-        self.close_block();
+        self.close_block(number)?;
         Ok(false)
     }
 
     fn feed_text(&mut self, number: u64, text: &str) -> Result<(), InputError> {
         if let Some(result) = grammar::result_line(text) {
-            self.on_result(number, result);
+            self.on_result(number, result)?;
         } else if let Some(rest) = text.strip_prefix("==> ") {
             if rest.starts_with("Builds finished. The artifacts") {
                 self.section = Section::Artifacts;
@@ -139,16 +140,16 @@ impl ConsoleParser {
                 self.section = Section::ErrorSummary;
             }
         } else if let Some((name, first)) = grammar::arrow_line(text) {
-            self.on_arrow(number, name, first);
+            self.on_arrow(number, name, first)?;
         } else if text.starts_with("Cleanly cancelled builds after being interrupted") {
             self.interrupted = true;
         } else if let Some(name) = grammar::build_announcement(text) {
-            self.build_mut(name, number);
+            self.build_mut(name, number)?;
         }
         Ok(())
     }
 
-    fn on_result(&mut self, number: u64, result: ResultLine<'_>) {
+    fn on_result(&mut self, number: u64, result: ResultLine<'_>) -> Result<(), InputError> {
         let (name, outcome, duration, error) = match result {
             ResultLine::Finished { build, duration } => {
                 (build, BuildResult::Succeeded, duration, None)
@@ -159,35 +160,35 @@ impl ConsoleParser {
                 error,
             } => (build, BuildResult::Failed, duration, Some(error)),
         };
-        if let Some(state) = self.build_mut(name, number) {
-            state.result = Some(outcome);
-            state.duration = duration.map(str::to_string);
-            state.error = error.map(bounded_error);
-            state.line = number;
-        }
+        let state = self.build_mut(name, number)?;
+        state.result = Some(outcome);
+        state.duration = duration.map(str::to_string);
+        state.error = error.map(bounded_error);
+        state.line = number;
+        Ok(())
     }
 
-    fn on_arrow(&mut self, number: u64, name: &str, first: &str) {
+    fn on_arrow(&mut self, number: u64, name: &str, first: &str) -> Result<(), InputError> {
         let builder_id = match first {
             VM_IMAGE_HEADER => VM_IMAGE_BUILDER_ID,
             CHROOT_HEADER => CHROOT_BUILDER_ID,
             _ => {
                 if self.section == Section::ErrorSummary {
-                    if let Some(state) = self.build_mut(name, number) {
-                        state.result.get_or_insert(BuildResult::Failed);
-                        state.error.get_or_insert_with(|| bounded_error(first));
-                    }
+                    let state = self.build_mut(name, number)?;
+                    state.result.get_or_insert(BuildResult::Failed);
+                    state.error.get_or_insert_with(|| bounded_error(first));
                 } else if self.section == Section::Artifacts {
                     self.warn(format!("line {number}: the artifact of `{name}` is not an Azure image (`{first}`); skipped"));
                 }
-                return;
+                return Ok(());
             }
         };
-        self.build_mut(name, number);
+        self.build_mut(name, number)?;
         self.open = Some(OpenBlock {
             block: ArtifactBlock::new(name, builder_id, number),
             seen_blank: false,
         });
+        Ok(())
     }
 
     /// Starts an artifact block from Packer's machine-readable `artifact` lines.
@@ -199,8 +200,8 @@ impl ConsoleParser {
     ) -> Result<(), InputError> {
         let mut lines = text.split('\n');
         let first = lines.next().unwrap_or("").trim_end();
-        self.close_block();
-        self.on_arrow(number, build, first);
+        self.close_block(number)?;
+        self.on_arrow(number, build, first)?;
         if self.open.is_none() {
             return Ok(());
         }
@@ -210,31 +211,43 @@ impl ConsoleParser {
                 break;
             }
         }
-        self.close_block();
-        Ok(())
+        self.close_block(number)
     }
 
-    fn close_block(&mut self) {
-        let Some(open) = self.open.take() else { return };
+    fn close_block(&mut self, number: u64) -> Result<(), InputError> {
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
         let fingerprint = open.block.fingerprint();
         if self.fingerprints.contains(&fingerprint) {
-            return;
+            return Ok(());
         }
         if self.blocks.len() >= MAX_IMAGES {
-            self.warn(format!(
-                "line {}: more than {MAX_IMAGES} distinct artifact blocks; the rest are ignored",
-                open.block.first_line
+            return Err(self.error(
+                open.block.first_line.min(number),
+                format!("more than {MAX_IMAGES} distinct artifact blocks; expected the few images of one Packer run"),
             ));
-            return;
         }
         self.fingerprints.insert(fingerprint);
         self.blocks.push(open.block);
+        Ok(())
     }
 
-    fn build_mut(&mut self, name: &str, number: u64) -> Option<&mut BuildState> {
+    fn build_mut(&mut self, name: &str, number: u64) -> Result<&mut BuildState, InputError> {
+        if let Some(c) = crate::record::control_character(name) {
+            return Err(self.error(
+                number,
+                format!(
+                    "the build name holds the control character {c}; expected a Packer build name"
+                ),
+            ));
+        }
         let bare = split_build_name(name).1;
         if !self.builds.contains_key(bare) && self.builds.len() >= MAX_BUILDS {
-            return None;
+            return Err(self.error(
+                number,
+                format!("more than {MAX_BUILDS} builds; expected the few builds of one Packer run"),
+            ));
         }
         let state = self
             .builds
@@ -248,7 +261,7 @@ impl ConsoleParser {
         if name.len() > state.printed_name.len() {
             state.printed_name = name.to_string();
         }
-        Some(state)
+        Ok(state)
     }
 
     fn utf8<'a>(&self, number: u64, bytes: &'a [u8]) -> Result<&'a str, InputError> {
@@ -286,9 +299,9 @@ impl ConsoleParser {
 
     /// Turns everything seen into records: one per distinct image, one per failed or
     /// interrupted build. Builds that never reported a result are listed as incomplete.
-    pub fn finish(mut self) -> Result<Parsed, InputError> {
+    pub fn finish(mut self, last_line: u64) -> Result<Parsed, InputError> {
         let ended_inside_block = self.open.is_some();
-        self.close_block();
+        self.close_block(last_line)?;
         let mut records = Vec::new();
         let mut with_image: HashSet<String> = HashSet::new();
         for block in std::mem::take(&mut self.blocks) {
@@ -337,6 +350,7 @@ impl ConsoleParser {
             records.push(record);
         }
         records.sort_by_key(|r| r.provenance.first_line);
+        records.iter_mut().for_each(Record::redact);
         if self.no_artifacts_line && records.iter().all(|r| !r.has_image()) {
             self.warn("Packer said: `Builds finished but no artifacts were created.`".into());
         }

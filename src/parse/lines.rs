@@ -29,6 +29,8 @@ pub struct LineReader<R> {
     skipping: bool,
     line_number: u64,
     tee: Option<Box<dyn Write + Send>>,
+    /// Why the copy stopped early, when it did for another reason than a closed reader.
+    tee_error: Option<io::Error>,
 }
 
 impl<R: Read> LineReader<R> {
@@ -42,6 +44,7 @@ impl<R: Read> LineReader<R> {
             skipping: false,
             line_number: 0,
             tee: None,
+            tee_error: None,
         }
     }
 
@@ -59,9 +62,28 @@ impl<R: Read> LineReader<R> {
         Ok(&self.buf[self.start..self.end])
     }
 
-    /// Reads the rest of the input, failing once it passes `limit` bytes.
-    pub fn read_rest(&mut self, limit: usize) -> io::Result<Vec<u8>> {
-        let mut out = Vec::new();
+    /// Why the copy to the tee stopped before the end, if it did for another reason than its
+    /// reader going away (a full disk, an I/O error): the caller reports it.
+    pub fn take_tee_error(&mut self) -> Option<io::Error> {
+        self.tee_error.take()
+    }
+
+    /// Reads the rest of the input without looking at it, so that a tee still copies all of
+    /// it: after a parse error, the build log must still pass through whole.
+    pub fn drain(&mut self) -> io::Result<()> {
+        self.start = self.end;
+        while !self.eof {
+            self.fill()?;
+            self.start = self.end;
+        }
+        Ok(())
+    }
+
+    /// Reads the rest of the input, failing once it passes `limit` bytes. `size_hint` (a
+    /// file's length) lets the buffer be allocated once rather than doubled.
+    pub fn read_rest(&mut self, limit: usize, size_hint: Option<u64>) -> io::Result<Vec<u8>> {
+        let hint = size_hint.map_or(0, |h| (h as usize).min(limit + 1));
+        let mut out = Vec::with_capacity(hint);
         loop {
             out.extend_from_slice(&self.buf[self.start..self.end]);
             self.start = self.end;
@@ -182,25 +204,26 @@ impl<R: Read> LineReader<R> {
         if n == 0 {
             self.eof = true;
         } else {
-            self.tee_bytes(self.end, n)?;
+            self.tee_bytes(self.end, n);
             self.end += n;
         }
         Ok(())
     }
 
-    fn tee_bytes(&mut self, from: usize, len: usize) -> io::Result<()> {
+    fn tee_bytes(&mut self, from: usize, len: usize) {
         if let Some(tee) = self.tee.as_mut() {
             let written = tee
                 .write_all(&self.buf[from..from + len])
                 .and_then(|()| tee.flush());
-            match written {
-                Ok(()) => {}
-                // The reader of the copy went away (`| head`): keep parsing, stop copying.
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.tee = None,
-                Err(e) => return Err(e),
+            if let Err(e) = written {
+                // Whatever went wrong with the copy, parsing goes on; the copy stops. A reader
+                // that went away (`| head`) is normal; anything else is reported.
+                self.tee = None;
+                if e.kind() != io::ErrorKind::BrokenPipe {
+                    self.tee_error = Some(e);
+                }
             }
         }
-        Ok(())
     }
 }
 

@@ -86,8 +86,8 @@ impl MachineReadableParser {
         Ok(())
     }
 
-    pub fn finish(self) -> Result<super::Parsed, InputError> {
-        self.console.finish()
+    pub fn finish(self, last_line: u64) -> Result<super::Parsed, InputError> {
+        self.console.finish(last_line)
     }
 }
 

@@ -3,22 +3,35 @@
 
 use crate::error::InputError;
 use crate::record::kubernetes;
-use crate::record::redact::redact_secrets;
 use crate::record::{
     BuildResult, GalleryImage, GalleryImageVersionId, InputFormat, KubernetesVersionSource,
     ManagedImage, ManagedImageId, Provenance, Record, Vhd, same_build,
 };
+use crate::redact::redact_secrets;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
 /// A manifest larger than this is not a Packer manifest.
 pub const MAX_MANIFEST_BYTES: usize = 64 << 20;
 
+/// The file, with each build left as raw JSON (a slice of the input): only the newest run's
+/// builds are decoded, so a manifest that has grown over many runs costs little more than its
+/// bytes.
 #[derive(Debug, Deserialize)]
-struct ManifestFile {
-    builds: Vec<ManifestBuild>,
+struct ManifestFile<'a> {
+    #[serde(borrow)]
+    builds: Vec<&'a RawValue>,
     #[serde(default)]
     last_run_uuid: Option<String>,
+}
+
+/// What selecting the newest run needs of each build.
+#[derive(Debug, Deserialize)]
+struct BuildHead {
+    name: String,
+    #[serde(default)]
+    packer_run_uuid: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -34,27 +47,65 @@ pub struct ManifestBuild {
     pub packer_run_uuid: Option<String>,
     #[serde(default)]
     pub custom_data: Option<BTreeMap<String, serde_json::Value>>,
+    /// Line of the build in the file, for messages.
+    #[serde(skip)]
+    pub line: u64,
+}
+
+/// Line numbers of slices of one input, asked for in the order they appear: each call counts
+/// only the newlines since the previous one, so numbering every build costs one pass.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    line: u64,
+}
+
+impl LineCounter<'_> {
+    fn line_of(&mut self, raw: &RawValue) -> u64 {
+        let at = (raw.get().as_ptr() as usize)
+            .saturating_sub(self.bytes.as_ptr() as usize)
+            .clamp(self.offset, self.bytes.len());
+        self.line += memchr::memchr_iter(b'\n', &self.bytes[self.offset..at]).count() as u64;
+        self.offset = at;
+        self.line
+    }
+}
+
+fn invalid(source: &str, line: u64, e: &serde_json::Error) -> InputError {
+    InputError::new(
+        source,
+        Some(line + e.line() as u64 - 1),
+        format!(
+            "invalid manifest (column {}): {e}; expected Packer's manifest.json with a `builds` list",
+            e.column()
+        ),
+    )
 }
 
 /// The builds of the newest run: those whose `packer_run_uuid` is `last_run_uuid` (builds are
 /// appended across runs). Without `last_run_uuid`, the last entry per build name wins.
 pub fn newest_builds(source: &str, bytes: &[u8]) -> Result<Vec<ManifestBuild>, InputError> {
-    let manifest: ManifestFile = serde_json::from_slice(bytes).map_err(|e| {
-        InputError::new(
-            source,
-            Some(e.line() as u64),
-            format!("invalid manifest (column {}): {e}; expected Packer's manifest.json with a `builds` list", e.column()),
-        )
-    })?;
-    let builds = match &manifest.last_run_uuid {
+    let manifest: ManifestFile =
+        serde_json::from_slice(bytes).map_err(|e| invalid(source, 1, &e))?;
+    let mut heads = Vec::with_capacity(manifest.builds.len());
+    let mut lines = LineCounter {
+        bytes,
+        offset: 0,
+        line: 1,
+    };
+    for raw in &manifest.builds {
+        let line = lines.line_of(raw);
+        let head: BuildHead =
+            serde_json::from_str(raw.get()).map_err(|e| invalid(source, line, &e))?;
+        heads.push((head, line, *raw));
+    }
+    let chosen: Vec<&(BuildHead, u64, &RawValue)> = match &manifest.last_run_uuid {
         Some(last) => {
-            let newest: Vec<_> = manifest
-                .builds
+            let newest: Vec<_> = heads
                 .iter()
-                .filter(|b| b.packer_run_uuid.as_deref() == Some(last))
-                .cloned()
+                .filter(|(h, _, _)| h.packer_run_uuid.as_deref() == Some(last))
                 .collect();
-            if newest.is_empty() && !manifest.builds.is_empty() {
+            if newest.is_empty() && !heads.is_empty() {
                 return Err(InputError::new(
                     source,
                     None,
@@ -66,15 +117,36 @@ pub fn newest_builds(source: &str, bytes: &[u8]) -> Result<Vec<ManifestBuild>, I
             newest
         }
         None => {
-            let mut last_per_name: Vec<ManifestBuild> = Vec::new();
-            for b in manifest.builds {
-                last_per_name.retain(|o| o.name != b.name);
-                last_per_name.push(b);
+            let mut last_per_name: Vec<&(BuildHead, u64, &RawValue)> = Vec::new();
+            for h in &heads {
+                last_per_name.retain(|o| o.0.name != h.0.name);
+                last_per_name.push(h);
             }
             last_per_name
         }
     };
-    Ok(builds)
+    chosen
+        .into_iter()
+        .map(|(_, line, raw)| {
+            let mut build: ManifestBuild =
+                serde_json::from_str(raw.get()).map_err(|e| invalid(source, *line, &e))?;
+            build.line = *line;
+            // Compared with records, whose every value is redacted: redacted the same way.
+            for value in [Some(&mut build.name), build.artifact_id.as_mut(), build.packer_run_uuid.as_mut()].into_iter().flatten() {
+                *value = redact_secrets(value).into_owned();
+            }
+            for (field, value) in [("name", Some(&build.name)), ("artifact_id", build.artifact_id.as_ref())] {
+                if let Some(c) = value.and_then(|v| crate::record::control_character(v)) {
+                    return Err(InputError::new(
+                        source,
+                        Some(*line),
+                        format!("`{field}` of a build holds the control character {c}; expected a build name or an Azure resource id"),
+                    ));
+                }
+            }
+            Ok(build)
+        })
+        .collect()
 }
 
 /// Records straight from a manifest (no log): what the manifest says, nothing more.
@@ -103,12 +175,13 @@ pub fn records_from_manifest(
             if !record.has_image() {
                 return Err(InputError::new(
                     source,
-                    None,
+                    (b.line > 0).then_some(b.line),
                     format!("build `{}` has no usable `artifact_id` (found {:?}); expected a managed image id, a gallery image version id or a VHD URI", b.name, b.artifact_id.as_deref().map(redact_secrets)),
                 ));
             }
             take_custom_data(&mut record, b, source)?;
             record.infer_kubernetes_version();
+            record.redact();
             Ok(record)
         })
         .collect()
@@ -139,13 +212,7 @@ fn take_custom_data(
         return Ok(());
     };
     for (k, v) in data {
-        let v = match v {
-            serde_json::Value::String(s) => {
-                serde_json::Value::String(redact_secrets(s).into_owned())
-            }
-            other => other.clone(),
-        };
-        record.custom_data.insert(k.clone(), v);
+        record.custom_data.insert(k.clone(), v.clone());
     }
     if let Some(semver) = data
         .get("kubernetes_semver")
@@ -153,7 +220,7 @@ fn take_custom_data(
         .filter(|s| !s.is_empty())
     {
         let version = kubernetes::normalize(semver).ok_or_else(|| {
-            InputError::new(source, None, format!("build `{}`: custom_data.kubernetes_semver `{semver}` is not a Kubernetes version; expected `v1.30.3`", build.name))
+            InputError::new(source, (build.line > 0).then_some(build.line), format!("build `{}`: custom_data.kubernetes_semver `{semver}` is not a Kubernetes version; expected `v1.30.3`", build.name))
         })?;
         record.kubernetes_version = Some(version);
         record.kubernetes_version_source = Some(KubernetesVersionSource::Manifest);
@@ -203,6 +270,7 @@ pub fn join(
         take_custom_data(record, build, manifest_source)?;
         record.infer_kubernetes_version();
         record.provenance.manifest = Some(manifest_source.to_string());
+        record.redact();
     }
     Ok(warnings)
 }

@@ -8,8 +8,9 @@ pub mod lines;
 pub mod machine;
 pub mod manifest;
 
-use crate::error::{Error, InputError};
-use crate::record::{InputFormat, KubernetesVersionSource, Record, kubernetes};
+use crate::error::Error;
+use crate::record::kubernetes::KubeVersion;
+use crate::record::{InputFormat, KubernetesVersionSource, Record};
 use lines::LineReader;
 use std::io::Read;
 
@@ -57,9 +58,11 @@ pub fn detect_format(head: &[u8]) -> InputFormat {
     }
 }
 
-/// Parses one source. `source` is the name used in records and errors.
+/// Parses one source. `source` is the name used in records and errors. The reader is borrowed
+/// so that after an error the caller can still [`LineReader::drain`] it (a tee must copy the
+/// whole input whatever happens).
 pub fn parse_stream<R: Read>(
-    mut reader: LineReader<R>,
+    reader: &mut LineReader<R>,
     source: &str,
     format: Option<InputFormat>,
 ) -> Result<Parsed, Error> {
@@ -71,7 +74,7 @@ pub fn parse_stream<R: Read>(
     match format {
         InputFormat::Manifest => {
             let bytes = reader
-                .read_rest(manifest::MAX_MANIFEST_BYTES)
+                .read_rest(manifest::MAX_MANIFEST_BYTES, None)
                 .map_err(io_err)?;
             let builds = manifest::newest_builds(source, &bytes)?;
             let records = manifest::records_from_manifest(source, &builds)?;
@@ -83,6 +86,7 @@ pub fn parse_stream<R: Read>(
         InputFormat::Console => {
             let mut parser = console::ConsoleParser::new(source, InputFormat::Console);
             let finder = console::line_finder();
+            let mut last = 0;
             loop {
                 let next = if parser.wants_every_line() {
                     reader.next_line()
@@ -92,16 +96,19 @@ pub fn parse_stream<R: Read>(
                 let Some(line) = next.map_err(io_err)? else {
                     break;
                 };
+                last = line.number;
                 parser.feed(line.number, line.bytes, line.truncated)?;
             }
-            Ok(parser.finish()?)
+            Ok(parser.finish(last)?)
         }
         InputFormat::MachineReadable => {
             let mut parser = machine::MachineReadableParser::new(source);
+            let mut last = 0;
             while let Some(line) = reader.next_line().map_err(io_err)? {
+                last = line.number;
                 parser.feed(line.number, line.bytes, line.truncated)?;
             }
-            Ok(parser.finish()?)
+            Ok(parser.finish(last)?)
         }
     }
 }
@@ -112,31 +119,48 @@ pub fn parse_bytes(
     source: &str,
     format: Option<InputFormat>,
 ) -> Result<Parsed, Error> {
-    parse_stream(LineReader::new(input), source, format)
+    parse_stream(&mut LineReader::new(input), source, format)
+}
+
+/// Parses a file, streaming it (memory does not grow with its size).
+pub fn parse_file(path: &std::path::Path, format: Option<InputFormat>) -> Result<Parsed, Error> {
+    let source = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| Error::io(&source, e))?;
+    let size = file.metadata().ok().map(|m| m.len());
+    let mut reader = LineReader::new(file);
+    let format = match format {
+        Some(f) => f,
+        None => detect_format(reader.peek().map_err(|e| Error::io(&source, e))?),
+    };
+    if format == InputFormat::Manifest {
+        // A manifest is one JSON document: read once, into a buffer of its size.
+        let bytes = reader
+            .read_rest(manifest::MAX_MANIFEST_BYTES, size)
+            .map_err(|e| Error::io(&source, e))?;
+        let builds = manifest::newest_builds(&source, &bytes)?;
+        return Ok(Parsed {
+            records: manifest::records_from_manifest(&source, &builds)?,
+            ..Parsed::default()
+        });
+    }
+    parse_stream(&mut reader, &source, Some(format))
 }
 
 /// Reads a manifest file's newest run for `--manifest`.
 pub fn read_manifest(path: &std::path::Path) -> Result<Vec<manifest::ManifestBuild>, Error> {
     let source = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|e| Error::io(&source, e))?;
+    let size = file.metadata().ok().map(|m| m.len());
     let bytes = LineReader::new(file)
-        .read_rest(manifest::MAX_MANIFEST_BYTES)
+        .read_rest(manifest::MAX_MANIFEST_BYTES, size)
         .map_err(|e| Error::io(&source, e))?;
     Ok(manifest::newest_builds(&source, &bytes)?)
 }
 
-/// Applies `--kubernetes-version`: fills records whose version is unknown; a record that
+/// Gives records whose Kubernetes version is unknown the one the user states; a record that
 /// already knows a different version is an error rather than a silent override.
-pub fn apply_kubernetes_version(records: &mut [Record], given: &str) -> Result<(), InputError> {
-    let version = kubernetes::normalize(given).ok_or_else(|| {
-        InputError::new(
-            "--kubernetes-version",
-            None,
-            format!(
-                "`{given}` is not a Kubernetes version; expected MAJOR.MINOR.PATCH such as 1.30.3"
-            ),
-        )
-    })?;
+pub fn apply_kubernetes_version(records: &mut [Record], given: &KubeVersion) -> Result<(), Error> {
+    let version = given.bare();
     for record in records.iter_mut().filter(|r| r.has_image()) {
         match &record.kubernetes_version {
             None => {
@@ -145,15 +169,16 @@ pub fn apply_kubernetes_version(records: &mut [Record], given: &str) -> Result<(
             }
             Some(known) if *known == version => {}
             Some(known) => {
-                return Err(InputError::new(
-                    &record.provenance.source,
-                    record.provenance.first_line,
-                    format!(
-                        "build `{}` is Kubernetes {known} (from its {}), but --kubernetes-version says {version}",
-                        record.build,
-                        source_name(record.kubernetes_version_source)
-                    ),
-                ));
+                return Err(Error::VersionDisagrees {
+                    source_name: match record.provenance.first_line {
+                        Some(line) => format!("{}:{line}", record.provenance.source),
+                        None => record.provenance.source.clone(),
+                    },
+                    build: record.build.clone(),
+                    known: known.clone(),
+                    known_from: source_name(record.kubernetes_version_source),
+                    given: version,
+                });
             }
         }
     }

@@ -24,6 +24,15 @@ pub struct GalleryImageVersionId {
     pub version: String,
 }
 
+/// A string that is not the resource id it should be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected a {what} `{shape}`, found `{found}`")]
+pub struct NotAnId {
+    pub what: &'static str,
+    pub shape: &'static str,
+    pub found: String,
+}
+
 const MANAGED_IMAGE_SHAPE: &str =
     "/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Compute/images/NAME";
 const GALLERY_VERSION_SHAPE: &str = "/subscriptions/SUB/resourceGroups/RG/providers/Microsoft.Compute/galleries/GALLERY/images/DEFINITION/versions/VERSION";
@@ -44,7 +53,7 @@ fn compute_prefix(input: &str) -> IResult<&str, (&str, &str)> {
 
 impl ManagedImageId {
     /// Parses a managed image id; the error says which shape was expected.
-    pub fn parse(id: &str) -> Result<Self, String> {
+    pub fn parse(id: &str) -> Result<Self, NotAnId> {
         let parsed = all_consuming((
             compute_prefix,
             tag_no_case("images/"),
@@ -58,15 +67,17 @@ impl ManagedImageId {
                 resource_group: rg.to_string(),
                 name: name.to_string(),
             }),
-            Err(_) => Err(format!(
-                "expected a managed image id `{MANAGED_IMAGE_SHAPE}`, found `{id}`"
-            )),
+            Err(_) => Err(NotAnId {
+                what: "managed image id",
+                shape: MANAGED_IMAGE_SHAPE,
+                found: id.to_string(),
+            }),
         }
     }
 }
 
 impl GalleryImageVersionId {
-    pub fn parse(id: &str) -> Result<Self, String> {
+    pub fn parse(id: &str) -> Result<Self, NotAnId> {
         let parsed = all_consuming((
             compute_prefix,
             tag_no_case("galleries/"),
@@ -88,9 +99,11 @@ impl GalleryImageVersionId {
                     version: version.to_string(),
                 })
             }
-            Err(_) => Err(format!(
-                "expected a gallery image version id `{GALLERY_VERSION_SHAPE}`, found `{id}`"
-            )),
+            Err(_) => Err(NotAnId {
+                what: "gallery image version id",
+                shape: GALLERY_VERSION_SHAPE,
+                found: id.to_string(),
+            }),
         }
     }
 }
@@ -136,7 +149,7 @@ mod tests {
             "/subscriptions//resourceGroups/rg/providers/Microsoft.Compute/galleries/g/images/d/versions/v",
             "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Storage/galleries/g/images/d/versions/v",
         ] {
-            let err = GalleryImageVersionId::parse(bad).unwrap_err();
+            let err = GalleryImageVersionId::parse(bad).unwrap_err().to_string();
             assert!(err.contains("expected a gallery image version id"), "{err}");
         }
         assert!(

@@ -1,12 +1,12 @@
 //! The image record: what one Packer build produced (or why it produced nothing).
 //!
 //! Records are plain data with a stable, serde-derived JSON form (`schema` names its version).
-//! Every string in a record has already passed [`redact::redact_secrets`]: SAS signatures
-//! never reach a record.
+//! Every parser ends with [`Record::redact`], which runs every string of the record (nested
+//! `custom_data` and its keys included) through [`crate::redact::redact_secrets`]: no
+//! credential reaches a record, whichever field it was planted in.
 
 pub mod azure_id;
 pub mod kubernetes;
-pub mod redact;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -170,20 +170,6 @@ pub enum InputFormat {
     Manifest,
 }
 
-impl std::str::FromStr for InputFormat {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "console" => Ok(InputFormat::Console),
-            "machine-readable" => Ok(InputFormat::MachineReadable),
-            "manifest" => Ok(InputFormat::Manifest),
-            other => Err(format!(
-                "unknown input format `{other}`: expected console, machine-readable or manifest"
-            )),
-        }
-    }
-}
-
 impl Record {
     /// An empty record for `build_name`; parsers fill in what they find.
     pub fn new(build_name: &str, result: BuildResult, provenance: Provenance) -> Record {
@@ -235,6 +221,99 @@ impl Record {
         ids
     }
 
+    /// Removes credentials from every string of the record.
+    pub fn redact(&mut self) {
+        fn s(v: &mut String) {
+            if let std::borrow::Cow::Owned(r) = crate::redact::redact_secrets(v) {
+                *v = r;
+            }
+        }
+        fn o(v: &mut Option<String>) {
+            if let Some(v) = v {
+                s(v);
+            }
+        }
+        s(&mut self.build_name);
+        s(&mut self.build);
+        o(&mut self.builder_type);
+        o(&mut self.builder_id);
+        o(&mut self.duration);
+        o(&mut self.error);
+        o(&mut self.os_type);
+        if let Some(m) = &mut self.managed_image {
+            for v in [&mut m.resource_group, &mut m.name, &mut m.id] {
+                s(v);
+            }
+            for v in [
+                &mut m.subscription_id,
+                &mut m.location,
+                &mut m.os_disk_snapshot_name,
+                &mut m.data_disk_snapshot_prefix,
+            ] {
+                o(v);
+            }
+        }
+        if let Some(g) = &mut self.gallery_image {
+            for v in [
+                &mut g.id,
+                &mut g.subscription_id,
+                &mut g.resource_group,
+                &mut g.gallery,
+                &mut g.image_definition,
+                &mut g.version,
+            ] {
+                s(v);
+            }
+            g.replicated_regions.iter_mut().for_each(s);
+        }
+        if let Some(v) = &mut self.vhd {
+            for f in [
+                &mut v.storage_account_location,
+                &mut v.os_disk_uri,
+                &mut v.os_disk_uri_read_only_sas,
+                &mut v.template_uri,
+                &mut v.template_uri_read_only_sas,
+            ] {
+                o(f);
+            }
+            for d in &mut v.data_disks {
+                s(&mut d.name);
+                o(&mut d.uri);
+                o(&mut d.uri_read_only_sas);
+            }
+        }
+        self.resources.iter_mut().for_each(s);
+        o(&mut self.kubernetes_version);
+        self.custom_data = std::mem::take(&mut self.custom_data)
+            .into_iter()
+            .map(|(mut k, mut v)| {
+                s(&mut k);
+                redact_json(&mut v);
+                (k, v)
+            })
+            .collect();
+        let p = &mut self.provenance;
+        s(&mut p.source);
+        o(&mut p.packer_run_uuid);
+        o(&mut p.manifest);
+        self.extra = std::mem::take(&mut self.extra)
+            .into_iter()
+            .map(|(mut k, mut v)| {
+                s(&mut k);
+                s(&mut v);
+                (k, v)
+            })
+            .collect();
+    }
+
+    /// A record read back from `sigcat parse` output (JSON lines): redacted like any other,
+    /// since a hand-edited or foreign file may hold what sigcat never writes.
+    pub fn from_json(line: &str) -> Result<Record, serde_json::Error> {
+        let mut record: Record = serde_json::from_str(line)?;
+        record.redact();
+        Ok(record)
+    }
+
     /// Sets the Kubernetes version from the gallery version when that is a Kubernetes version.
     pub fn infer_kubernetes_version(&mut self) {
         if self.kubernetes_version.is_some() {
@@ -247,6 +326,55 @@ impl Record {
             self.kubernetes_version_source = Some(KubernetesVersionSource::GalleryVersion);
         }
     }
+}
+
+/// The one image among `records`, when there is exactly one.
+pub fn the_one_image(records: &[Record]) -> Result<&Record, crate::error::Selection> {
+    let images: Vec<&Record> = records.iter().filter(|r| r.has_image()).collect();
+    match images.as_slice() {
+        [one] => Ok(one),
+        [] => Err(crate::error::Selection::NoImage {
+            failed: records
+                .iter()
+                .filter(|r| r.result != BuildResult::Succeeded)
+                .map(|r| r.build_name.clone())
+                .collect(),
+        }),
+        many => Err(crate::error::Selection::SeveralImages {
+            builds: many.iter().map(|r| r.build.clone()).collect(),
+        }),
+    }
+}
+
+/// Redacts every string in a JSON value, object keys included.
+pub fn redact_json(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => {
+            if let std::borrow::Cow::Owned(r) = crate::redact::redact_secrets(text) {
+                *text = r;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_json),
+        Value::Object(map) => {
+            *map = std::mem::take(map)
+                .into_iter()
+                .map(|(k, mut v)| {
+                    redact_json(&mut v);
+                    (crate::redact::redact_secrets(&k).into_owned(), v)
+                })
+                .collect();
+        }
+        _ => {}
+    }
+}
+
+/// The first control character (C0, DEL, C1) in `text`, as `U+XXXX`: no Azure name, id or
+/// build name holds one, so a value with one is not what it claims to be.
+pub fn control_character(text: &str) -> Option<String> {
+    text.chars()
+        .find(|c| c.is_control())
+        .map(|c| format!("U+{:04X}", c as u32))
 }
 
 /// Azure builder types, as they prefix build names (`azure-arm.sig-ubuntu-2404`).

@@ -1,8 +1,8 @@
 //! The new `AzureMachineTemplate`: its `image:` section, its name, and the rest copied from the
 //! user's current template (`--from`) or filled with documented defaults.
 
+use super::Refusal;
 use super::yaml::{self, drop_server_fields, get, set, str_at};
-use crate::error::Error;
 use crate::record::Record;
 use serde::Deserialize;
 use serde_norway::{Mapping, Value};
@@ -30,16 +30,21 @@ pub struct Plan {
     pub sku: String,
 }
 
+/// A `--plan` that is not `PUBLISHER:OFFER:SKU`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a plan; expected PUBLISHER:OFFER:SKU")]
+pub struct NotAPlan(pub String);
+
 impl std::str::FromStr for Plan {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Plan, String> {
+    type Err = NotAPlan;
+    fn from_str(s: &str) -> Result<Plan, NotAPlan> {
         match s.split(':').collect::<Vec<_>>().as_slice() {
             [p, o, k] if !p.is_empty() && !o.is_empty() && !k.is_empty() => Ok(Plan {
                 publisher: p.to_string(),
                 offer: o.to_string(),
                 sku: k.to_string(),
             }),
-            _ => Err(format!("`{s}` is not a plan; expected PUBLISHER:OFFER:SKU")),
+            _ => Err(NotAPlan(s.to_string())),
         }
     }
 }
@@ -59,7 +64,7 @@ struct PlansFile {
 }
 
 /// Reads a plans file (`plans: [{definition, publisher, offer, sku}]`).
-pub fn read_plans(text: &str, source: &str) -> Result<Vec<PlanRule>, Error> {
+pub fn read_plans(text: &str, source: &str) -> Result<Vec<PlanRule>, crate::InputError> {
     let file: PlansFile = serde_norway::from_str(text).map_err(|e| {
         crate::InputError::new(
             source,
@@ -163,7 +168,7 @@ fn looks_third_party(record: &Record) -> bool {
         .any(|s| s.to_ascii_lowercase().contains("flatcar"))
 }
 
-fn choose_plan(record: &Record, options: &TemplateOptions) -> Result<Option<Plan>, Error> {
+fn choose_plan(record: &Record, options: &TemplateOptions) -> Result<Option<Plan>, Refusal> {
     if let Some(plan) = &options.plan {
         return Ok(Some(plan.clone()));
     }
@@ -176,16 +181,15 @@ fn choose_plan(record: &Record, options: &TemplateOptions) -> Result<Option<Plan
         return Ok(Some(rule.plan.clone()));
     }
     if looks_third_party(record) {
-        return Err(Error::Refused(format!(
-            "`{}` looks built from a third-party base (Flatcar); its VMs need a Plan or creation fails with \"requires Plan information\". Give --plan PUBLISHER:OFFER:SKU or a --plans-file entry for its image definition",
-            record.build
-        )));
+        return Err(Refusal::NeedsPlan {
+            build: record.build.clone(),
+        });
     }
     Ok(None)
 }
 
 /// The `image:` section for a record.
-pub fn image_section(record: &Record, options: &TemplateOptions) -> Result<Value, Error> {
+pub fn image_section(record: &Record, options: &TemplateOptions) -> Result<Value, Refusal> {
     let kind = match (
         options.image_kind,
         &record.gallery_image,
@@ -195,10 +199,9 @@ pub fn image_section(record: &Record, options: &TemplateOptions) -> Result<Value
         (None, Some(_), _) => ImageKind::ComputeGallery,
         (None, None, Some(_)) => ImageKind::Id,
         (None, None, None) => {
-            return Err(Error::Refused(format!(
-                "`{}` published neither a gallery image version nor a managed image; CAPZ cannot boot a VHD",
-                record.build
-            )));
+            return Err(Refusal::NoBootableImage {
+                build: record.build.clone(),
+            });
         }
     };
     let plan = choose_plan(record, options)?;
@@ -206,26 +209,24 @@ pub fn image_section(record: &Record, options: &TemplateOptions) -> Result<Value
     let s = |v: &str| Value::String(v.to_string());
     match kind {
         ImageKind::Id => {
-            let m = record.managed_image.as_ref().ok_or_else(|| {
-                Error::Refused(format!(
-                    "`{}` published no managed image; use --image-api compute-gallery",
-                    record.build
-                ))
-            })?;
+            let m = record
+                .managed_image
+                .as_ref()
+                .ok_or_else(|| Refusal::NoManagedImage {
+                    build: record.build.clone(),
+                })?;
             if plan.is_some() {
-                return Err(Error::Refused(
-                    "an `id` image cannot carry a Plan in CAPZ; use a gallery image".into(),
-                ));
+                return Err(Refusal::PlanWithId);
             }
             image.insert(s("id"), s(&m.id));
         }
         ImageKind::ComputeGallery | ImageKind::SharedGallery => {
-            let g = record.gallery_image.as_ref().ok_or_else(|| {
-                Error::Refused(format!(
-                    "`{}` published no gallery image version; only --image-api id is possible",
-                    record.build
-                ))
-            })?;
+            let g = record
+                .gallery_image
+                .as_ref()
+                .ok_or_else(|| Refusal::NoGalleryImage {
+                    build: record.build.clone(),
+                })?;
             let mut gallery = Mapping::new();
             // A private gallery: subscription and resource group always together.
             gallery.insert(s("subscriptionID"), s(&g.subscription_id));
@@ -263,7 +264,7 @@ pub fn new_template(
     record: &Record,
     from: Option<&Value>,
     options: &TemplateOptions,
-) -> Result<Value, Error> {
+) -> Result<Value, Refusal> {
     let image = image_section(record, options)?;
     let version = record
         .gallery_image
@@ -280,21 +281,16 @@ pub fn new_template(
     let mut template = match from {
         Some(current) => {
             if str_at(current, &["kind"]) != Some(AMT_KIND) {
-                return Err(Error::Refused(format!(
-                    "--from holds a {}, expected an AzureMachineTemplate",
-                    yaml::describe(current)
-                )));
+                return Err(Refusal::NotATemplate {
+                    found: yaml::describe(current),
+                });
             }
             let mut t = current.clone();
             drop_server_fields(&mut t);
             t
         }
         None => {
-            let vm_size = options.vm_size.as_deref().ok_or_else(|| {
-                Error::Usage(
-                    "--vm-size is required without --from (e.g. --vm-size Standard_D2s_v3)".into(),
-                )
-            })?;
+            let vm_size = options.vm_size.as_deref().ok_or(Refusal::VmSizeMissing)?;
             let mut t = Value::Mapping(Mapping::new());
             set(&mut t, &["apiVersion"], Value::from(AMT_API_VERSION));
             set(&mut t, &["kind"], Value::from(AMT_KIND));
@@ -345,9 +341,7 @@ pub fn new_template(
     }
     set(&mut template, &["spec", "template", "spec", "image"], image);
     if get(&template, &["spec", "template", "spec", "vmSize"]).is_none() {
-        return Err(Error::Refused(
-            "the --from template has no spec.template.spec.vmSize, which CAPZ requires".into(),
-        ));
+        return Err(Refusal::TemplateWithoutVmSize);
     }
     Ok(template)
 }

@@ -2,8 +2,8 @@
 //! that used an old template at its new one and set the new Kubernetes version, in one change
 //! per object, control plane first; or, for a ClusterClass cluster, only `spec.topology.version`.
 
+use super::Refusal;
 use super::yaml::{describe, drop_server_fields, get, set, str_at};
-use crate::error::Error;
 use crate::record::kubernetes::KubeVersion;
 use serde_norway::{Mapping, Value};
 
@@ -61,11 +61,11 @@ enum Role {
     Topology,
 }
 
-fn version_of(obj: &Value, path: &[&str]) -> Result<KubeVersion, Error> {
+fn version_of(obj: &Value, path: &[&str]) -> Result<KubeVersion, Refusal> {
     let text = str_at(obj, path)
-        .ok_or_else(|| Error::Refused(format!("{} has no {}", describe(obj), path.join("."))))?;
+        .ok_or_else(|| Refusal::Upgrade(format!("{} has no {}", describe(obj), path.join("."))))?;
     KubeVersion::parse(text).ok_or_else(|| {
-        Error::Refused(format!(
+        Refusal::Upgrade(format!(
             "{}: {} `{text}` is not a Kubernetes version",
             describe(obj),
             path.join(".")
@@ -80,7 +80,7 @@ pub fn plan_upgrade(
     replacements: &[(String, String)],
     target: &KubeVersion,
     as_patches: bool,
-) -> Result<UpgradeOutput, Error> {
+) -> Result<UpgradeOutput, Refusal> {
     let mut out = UpgradeOutput::default();
     let new_version = Value::from(format!("v{}", target.bare()));
     let mut changed: Vec<(Role, Value, Value)> = Vec::new();
@@ -92,7 +92,7 @@ pub fn plan_upgrade(
         };
         let current = version_of(obj, p.version)?;
         if *target < current {
-            return Err(Error::Refused(format!(
+            return Err(Refusal::Upgrade(format!(
                 "{} is at v{}; refusing to downgrade it to v{}",
                 describe(obj),
                 current.bare(),
@@ -122,7 +122,7 @@ pub fn plan_upgrade(
             && target.major == current.major
             && target.minor > current.minor + 1
         {
-            return Err(Error::Refused(format!(
+            return Err(Refusal::Upgrade(format!(
                 "{} is at v{}: the control plane cannot skip a minor version to v{}; upgrade to v{}.{}.x first",
                 describe(obj),
                 current.bare(),
@@ -171,7 +171,7 @@ pub fn plan_upgrade(
         if *role == Role::Workers {
             match control_plane_minor_after {
                 Some(cp_minor) if target.minor > cp_minor => {
-                    return Err(Error::Refused(format!(
+                    return Err(Refusal::Upgrade(format!(
                         "{} would move to v{}, ahead of the control plane's minor version 1.{cp_minor}; upgrade the control plane first",
                         describe(original), target.bare()
                     )));
@@ -182,7 +182,7 @@ pub fn plan_upgrade(
         }
     }
     if changed.is_empty() {
-        return Err(Error::Refused("no KubeadmControlPlane, MachineDeployment or ClusterClass Cluster in the upgrade input uses a template being replaced".into()));
+        return Err(Refusal::Upgrade("no KubeadmControlPlane, MachineDeployment or ClusterClass Cluster in the upgrade input uses a template being replaced".into()));
     }
     changed.sort_by_key(|(role, _, _)| *role);
     out.objects = changed.into_iter().map(|(_, _, doc)| doc).collect();

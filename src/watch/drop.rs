@@ -193,8 +193,5 @@ pub fn adopt_orphans(dir: &Path) -> std::io::Result<()> {
 pub fn write_error(moved: &Path, reason: &str) -> std::io::Result<()> {
     let name = file_name(moved);
     let path = moved.with_file_name(format!("{name}.error"));
-    std::fs::write(
-        path,
-        format!("{}\n", crate::record::redact::redact_secrets(reason)),
-    )
+    std::fs::write(path, format!("{}\n", crate::redact::redact_secrets(reason)))
 }

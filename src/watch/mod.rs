@@ -8,9 +8,12 @@
 
 pub mod drop;
 
+use crate::catalog::entry::{self, Entry};
 use crate::catalog::{AnyStore, Catalog, CatalogError, Outcome};
 use crate::parse::{self, lines::LineReader};
 use crate::record::{BuildResult, Record};
+use crate::render::TemplateOptions;
+use crate::retry::{Backoff, BackoffConfig};
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{EventKind, RecursiveMode, Watcher};
 use std::collections::BTreeMap;
@@ -44,6 +47,8 @@ pub struct WatchConfig {
     pub heartbeat: Option<PathBuf>,
     /// Events queued between notify and the loop; when full, the directory is rescanned.
     pub event_queue: usize,
+    /// How each image's AzureMachineTemplate is rendered for the catalog.
+    pub template: TemplateOptions,
 }
 
 /// How often the heartbeat file is touched.
@@ -63,6 +68,7 @@ impl WatchConfig {
             max_backoff: Duration::from_secs(60),
             heartbeat: None,
             event_queue: 4096,
+            template: TemplateOptions::default(),
         }
     }
 }
@@ -106,7 +112,8 @@ enum Judgement {
 
 struct Pending {
     due: Instant,
-    backoff: Duration,
+    /// Waiting for the storage to come back (not for the file to settle).
+    storage_wait: bool,
 }
 
 fn judge(item: &Path, config: &WatchConfig) -> Judgement {
@@ -131,7 +138,7 @@ fn judge(item: &Path, config: &WatchConfig) -> Judgement {
             Ok(f) => f,
             Err(e) => return Judgement::Wait(format!("{source}: {e}")),
         };
-        match parse::parse_stream(LineReader::new(file), &source, None) {
+        match parse::parse_stream(&mut LineReader::new(file), &source, None) {
             Ok(p) => all.extend(p),
             Err(e) if settled => return Judgement::Invalid(e.to_string()),
             Err(e) => return Judgement::Wait(e.to_string()),
@@ -292,11 +299,16 @@ pub async fn run(
             item,
             Pending {
                 due: now,
-                backoff: Duration::ZERO,
+                storage_wait: false,
             },
         );
     }
     let mut summary = Summary::default();
+    let mut storage_backoff = Backoff::new(BackoffConfig {
+        init: Duration::from_millis(500).min(config.max_backoff),
+        max: config.max_backoff,
+        base: 2.0,
+    });
     tokio::pin!(shutdown);
     let mut stopping = false;
     let mut last_beat: Option<Instant> = None;
@@ -322,7 +334,14 @@ pub async fn run(
         due.truncate(config.max_batch);
         if !due.is_empty() && !stopping {
             let result = {
-                let cycle = process(&config, &catalog, &due, &mut pending, &mut summary);
+                let cycle = process(
+                    &config,
+                    &catalog,
+                    &due,
+                    &mut pending,
+                    &mut summary,
+                    &mut storage_backoff,
+                );
                 tokio::pin!(cycle);
                 tokio::select! {
                     r = &mut cycle => r,
@@ -385,8 +404,8 @@ pub async fn run(
                 for s in signals.into_iter().flatten() {
                     match s {
                         Signal::Item(item) => {
-                            let entry = pending.entry(item).or_insert(Pending { due: Instant::now(), backoff: Duration::ZERO });
-                            if entry.backoff.is_zero() {
+                            let entry = pending.entry(item).or_insert(Pending { due: Instant::now(), storage_wait: false });
+                            if !entry.storage_wait {
                                 entry.due = Instant::now();
                             }
                         }
@@ -419,7 +438,7 @@ fn rescan(config: &WatchConfig, pending: &mut BTreeMap<PathBuf, Pending>) -> std
     for item in drop::scan(&config.dir)? {
         pending.entry(item).or_insert(Pending {
             due: Instant::now(),
-            backoff: Duration::ZERO,
+            storage_wait: false,
         });
     }
     Ok(())
@@ -433,6 +452,7 @@ async fn process(
     due: &[PathBuf],
     pending: &mut BTreeMap<PathBuf, Pending>,
     summary: &mut Summary,
+    storage_backoff: &mut Backoff,
 ) -> Result<(), WatchError> {
     let semaphore = Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1)));
     let mut judging = tokio::task::JoinSet::new();
@@ -449,13 +469,32 @@ async fn process(
             (item, verdict)
         });
     }
-    let mut to_publish: Vec<(PathBuf, Vec<Record>)> = Vec::new();
+    // Each item prepares its own entries: one that the catalog refuses is quarantined with its
+    // own reason, whatever else is in the round.
+    let mut to_publish: Vec<(PathBuf, Vec<Record>, Vec<Entry>)> = Vec::new();
     while let Some(joined) = judging.join_next().await {
         let Ok((item, verdict)) = joined else {
             continue;
         };
         match verdict {
-            Judgement::Publish { records } => to_publish.push((item, records)),
+            Judgement::Publish { records } => {
+                let prepared: Result<Vec<Entry>, _> = records
+                    .iter()
+                    .filter(|r| r.has_image())
+                    .map(|r| entry::prepare(r, &config.template))
+                    .collect();
+                match prepared {
+                    Ok(entries) => to_publish.push((item, records, entries)),
+                    Err(refused) => settle_item(
+                        config,
+                        pending,
+                        &item,
+                        "quarantine",
+                        Some(&format!("refused: {}", crate::error::chain(&refused))),
+                        summary,
+                    ),
+                }
+            }
             Judgement::AllFailed { records } => {
                 let reason = failures(&records);
                 settle_item(config, pending, &item, "failed", Some(&reason), summary);
@@ -479,87 +518,84 @@ async fn process(
     if to_publish.is_empty() {
         return Ok(());
     }
-    let all: Vec<Record> = to_publish
+    let all: Vec<Entry> = to_publish
         .iter()
-        .flat_map(|(_, r)| r.iter().cloned())
+        .flat_map(|(_, _, e)| e.iter().cloned())
         .collect();
-    match catalog.publish(&all).await {
-        Ok(outcomes) => {
-            count(summary, &outcomes);
-            for (item, records) in &to_publish {
-                published(config, pending, item, records, summary);
-            }
-            Ok(())
+    let outcomes = match catalog.publish(&all).await {
+        Ok(outcomes) => outcomes,
+        Err(e) => {
+            return Err(storage_down(
+                config,
+                pending,
+                &to_publish,
+                e,
+                summary,
+                storage_backoff,
+            ));
         }
-        // One item's image conflicts with the catalog: publish one by one to find it.
-        Err(CatalogError::Conflict { .. }) if to_publish.len() > 1 => {
-            for (item, records) in &to_publish {
-                match catalog.publish(records).await {
-                    Ok(outcomes) => {
-                        count(summary, &outcomes);
-                        published(config, pending, item, records, summary);
-                    }
-                    Err(
-                        e @ (CatalogError::Conflict { .. }
-                        | CatalogError::Invalid { .. }
-                        | CatalogError::Render(_)),
-                    ) => settle_item(
-                        config,
-                        pending,
-                        item,
-                        "quarantine",
-                        Some(&e.to_string()),
-                        summary,
-                    ),
-                    Err(e) => return Err(storage_down(config, pending, &to_publish, e, summary)),
+    };
+    storage_backoff.reset();
+    if outcomes.iter().any(Outcome::wrote) {
+        summary.index_updates += 1;
+    }
+    let mut outcomes = outcomes.into_iter();
+    for (item, records, entries) in &to_publish {
+        let mine: Vec<Outcome> = outcomes.by_ref().take(entries.len()).collect();
+        let conflicts: Vec<String> = mine
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Conflict(c) => Some(c.to_string()),
+                _ => None,
+            })
+            .collect();
+        for o in &mine {
+            match o {
+                Outcome::Published { .. } | Outcome::Updated { .. } => {
+                    summary.images_published += 1
                 }
+                Outcome::Unchanged { .. } => summary.images_unchanged += 1,
+                Outcome::Conflict(_) => {}
             }
-            Ok(())
         }
-        Err(e @ (CatalogError::Conflict { .. } | CatalogError::Render(_))) => {
+        if conflicts.is_empty() {
+            published(config, pending, item, records, summary);
+        } else {
             settle_item(
                 config,
                 pending,
-                &to_publish[0].0,
+                item,
                 "quarantine",
-                Some(&e.to_string()),
+                Some(&conflicts.join("; ")),
                 summary,
             );
-            Ok(())
         }
-        Err(e) => Err(storage_down(config, pending, &to_publish, e, summary)),
     }
+    Ok(())
 }
 
-fn count(summary: &mut Summary, outcomes: &[Outcome]) {
-    let new = outcomes
-        .iter()
-        .filter(|o| matches!(o, Outcome::Published(_)))
-        .count() as u64;
-    summary.images_published += new;
-    summary.images_unchanged += outcomes.len() as u64 - new;
-    if new > 0 {
-        summary.index_updates += 1;
-    }
-}
-
-/// The storage is down: every item stays where it is and is tried again later.
+/// The storage is down (or the catalog's data is wrong): every item stays where it is and is
+/// tried again after the shared backoff.
 fn storage_down(
     config: &WatchConfig,
     pending: &mut BTreeMap<PathBuf, Pending>,
-    items: &[(PathBuf, Vec<Record>)],
+    items: &[(PathBuf, Vec<Record>, Vec<Entry>)],
     e: CatalogError,
     summary: &mut Summary,
+    backoff: &mut Backoff,
 ) -> WatchError {
     summary.storage_errors += 1;
-    for (item, _) in items {
+    let delay = backoff.next_delay();
+    let why = crate::error::chain(&e);
+    for (item, _, _) in items {
         if let Some(p) = pending.get_mut(item) {
-            p.backoff = (p.backoff * 2).clamp(Duration::from_millis(500), config.max_backoff);
-            p.due = Instant::now() + crate::catalog::store::jitter(p.backoff);
-            tracing::warn!(file = %item.display(), outcome = "retry", retry_in = ?p.backoff, "catalog unavailable: {e}");
+            p.storage_wait = true;
+            p.due = Instant::now() + delay;
+            tracing::warn!(file = %item.display(), outcome = "retry", retry_in = ?delay, "catalog unavailable: {why}");
         }
     }
-    WatchError::Storage(e.to_string())
+    let _ = config;
+    WatchError::Storage(why)
 }
 
 fn published(
@@ -573,7 +609,7 @@ fn published(
     let images: Vec<String> = records
         .iter()
         .filter(|r| r.has_image())
-        .filter_map(crate::catalog::image_id)
+        .filter_map(entry::image_id)
         .collect();
     let kubernetes: Vec<&str> = records
         .iter()
@@ -607,7 +643,7 @@ fn settle_item(
                 if let Err(e) = drop::write_error(&moved, reason.unwrap_or("")) {
                     tracing::error!(file = %moved.display(), "cannot write the .error file: {e}");
                 }
-                tracing::warn!(file = %item.display(), outcome = "quarantined", moved_to = %moved.display(), reason = %crate::record::redact::redact_secrets(reason.unwrap_or("")), "quarantined");
+                tracing::warn!(file = %item.display(), outcome = "quarantined", moved_to = %moved.display(), reason = %crate::redact::redact_secrets(reason.unwrap_or("")), "quarantined");
             } else {
                 summary.failed_files += 1;
                 tracing::warn!(file = %item.display(), outcome = "build-failed", moved_to = %moved.display(), reason = %reason.unwrap_or(""), "build failed; nothing to publish");

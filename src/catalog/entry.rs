@@ -1,0 +1,242 @@
+//! A record prepared for the catalog: its id, the bytes of its objects (the record and its
+//! rendered AzureMachineTemplate) and the index entry that will describe it. Preparing is a
+//! pure step done per item before anything is written, so an item the catalog cannot hold is
+//! refused on its own, naming itself, and never fails the others.
+
+use super::index::{Extra, IndexEntry, ObjectRef};
+use crate::record::{Record, split_build_name};
+use crate::render::{self, Refusal, TemplateOptions};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// Which input an item came from, for messages: the build and its source file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    pub build: String,
+    pub source: String,
+}
+
+impl Item {
+    pub fn of(record: &Record) -> Item {
+        Item {
+            build: record.build_name.clone(),
+            source: record.provenance.source.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.build, self.source)
+    }
+}
+
+/// An item the catalog will not hold, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{item}: {reason}")]
+pub struct Refused {
+    pub item: Item,
+    #[source]
+    pub reason: Refusal,
+}
+
+/// A record ready to be published.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub id: String,
+    pub item: Item,
+    pub record: Record,
+    pub record_bytes: Vec<u8>,
+    pub template_bytes: Vec<u8>,
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// Objects are immutable and named by their content: `images/<id>/record-<16 hex>.json`. Two
+/// publishers writing the same content write the same key; a new revision is a new key.
+pub fn object_key(id: &str, kind: &str, bytes: &[u8]) -> String {
+    let extension = if kind == "template" { "yaml" } else { "json" };
+    format!("images/{id}/{kind}-{}.{extension}", &sha256(bytes)[..16])
+}
+
+/// The catalog id of an image: readable parts, and a hash of the full Azure id so that equal
+/// gallery names in different subscriptions stay apart.
+pub fn image_id(record: &Record) -> Option<String> {
+    let (readable, full) = match (&record.gallery_image, &record.managed_image) {
+        (Some(g), _) => (
+            format!("{}-{}", g.image_definition, g.version),
+            g.id.to_ascii_lowercase(),
+        ),
+        (None, Some(m)) => (m.name.clone(), m.id.to_ascii_lowercase()),
+        _ => return None,
+    };
+    let name = render::template_name(&readable, "");
+    Some(format!(
+        "{}-{:08x}",
+        name.trim_end_matches('-'),
+        crate::stable_hash(&full) as u32
+    ))
+}
+
+/// Prepares a record: refused when it names no gallery or managed image, or when its template
+/// would be refused (a third-party base without a Plan).
+pub fn prepare(record: &Record, template: &TemplateOptions) -> Result<Entry, Refused> {
+    let refused = |reason| Refused {
+        item: Item::of(record),
+        reason,
+    };
+    let id = image_id(record).ok_or_else(|| {
+        refused(Refusal::NoBootableImage {
+            build: record.build.clone(),
+        })
+    })?;
+    let rendered = render::new_template(record, None, template).map_err(refused)?;
+    Ok(Entry {
+        id,
+        item: Item::of(record),
+        record: record.clone(),
+        record_bytes: record_bytes(record),
+        template_bytes: render::yaml::to_stream(&[rendered]).into_bytes(),
+    })
+}
+
+pub fn record_bytes(record: &Record) -> Vec<u8> {
+    serde_json::to_vec_pretty(record).expect("records serialise")
+}
+
+/// The index entry for `record` with its objects (`kind` → key and bytes' hash).
+pub fn describe(
+    id: &str,
+    record: &Record,
+    objects: BTreeMap<String, ObjectRef>,
+    published_at: String,
+) -> IndexEntry {
+    let g = record.gallery_image.as_ref();
+    let distro = record
+        .custom_data
+        .get("build_name")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            split_build_name(&record.build)
+                .1
+                .trim_start_matches("sig-")
+                .to_string()
+        });
+    IndexEntry {
+        id: id.to_string(),
+        build: record.build.clone(),
+        kubernetes_version: record.kubernetes_version.clone(),
+        os_type: record.os_type.clone(),
+        distro: Some(distro),
+        image_definition: g.map(|g| g.image_definition.clone()),
+        gallery: g.map(|g| g.gallery.clone()),
+        gallery_image_version: g.map(|g| g.version.clone()),
+        gallery_image_version_id: g.map(|g| g.id.clone()),
+        managed_image_id: record.managed_image.as_ref().map(|m| m.id.clone()),
+        published_at,
+        updated_at: None,
+        objects,
+        extra: Extra::new(),
+    }
+}
+
+impl Entry {
+    pub fn record_ref(&self) -> ObjectRef {
+        ObjectRef {
+            key: object_key(&self.id, "record", &self.record_bytes),
+            sha256: sha256(&self.record_bytes),
+        }
+    }
+
+    pub fn template_ref(&self) -> ObjectRef {
+        ObjectRef {
+            key: object_key(&self.id, "template", &self.template_bytes),
+            sha256: sha256(&self.template_bytes),
+        }
+    }
+
+    pub fn index_entry(&self, published_at: String) -> IndexEntry {
+        let objects = BTreeMap::from([
+            ("record".to_string(), self.record_ref()),
+            ("template".to_string(), self.template_ref()),
+        ]);
+        describe(&self.id, &self.record, objects, published_at)
+    }
+}
+
+/// Now, as RFC 3339 in UTC with millisecond precision (what common parsers read).
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now
+        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+        .unwrap_or(now);
+    now.format(&time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    ))
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(path: &str) -> Record {
+        let bytes =
+            std::fs::read(format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        crate::parse::parse_bytes(&bytes, path, None)
+            .unwrap()
+            .records
+            .remove(0)
+    }
+
+    fn options() -> TemplateOptions {
+        TemplateOptions {
+            vm_size: Some("Standard_D2s_v3".into()),
+            ..TemplateOptions::default()
+        }
+    }
+
+    #[test]
+    fn a_gallery_image_is_prepared_with_content_named_objects() {
+        let e = prepare(&record("console/sig-ubuntu-2404.log"), &options()).unwrap();
+        assert!(
+            e.id.starts_with("capi-ubuntu-2404-0-3-1721037000-"),
+            "{}",
+            e.id
+        );
+        let r = e.record_ref();
+        assert!(r.key.starts_with(&format!("images/{}/record-", e.id)) && r.key.ends_with(".json"));
+        assert_eq!(r.sha256, sha256(&e.record_bytes));
+        assert!(e.template_ref().key.ends_with(".yaml"));
+        let entry = e.index_entry("2026-01-01T00:00:00.000Z".into());
+        assert_eq!(entry.distro.as_deref(), Some("ubuntu-2404"));
+        assert_eq!(
+            entry.gallery_image_version.as_deref(),
+            Some("0.3.1721037000")
+        );
+    }
+
+    #[test]
+    fn what_the_catalog_cannot_hold_is_refused_naming_the_item() {
+        let vhd = record("console/vhd-plugin-2.5.log");
+        let err = prepare(&vhd, &options()).unwrap_err();
+        assert_eq!(err.item.build, "azure-arm.vhd-ubuntu-2204");
+        assert!(matches!(err.reason, Refusal::NoBootableImage { .. }));
+        let flatcar = record("console/flatcar-gen2.log");
+        let err = prepare(&flatcar, &options()).unwrap_err();
+        assert!(matches!(err.reason, Refusal::NeedsPlan { .. }), "{err}");
+    }
+
+    #[test]
+    fn timestamps_have_milliseconds() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), "2026-01-01T00:00:00.000Z".len(), "{t}");
+        assert!(
+            time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339).is_ok()
+        );
+    }
+}

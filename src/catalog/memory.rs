@@ -1,0 +1,98 @@
+//! An in-memory backend: the storage trait's semantics without a disk or a network, for the
+//! unit tests of the catalog's publish protocol and the watcher's scheduling (and for library
+//! users' own tests). Clones share the same objects, like clients of one container.
+
+use super::store::{PutMode, Store, StoreError, Versioned};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Each key's bytes and the version they were written at (their ETag).
+type Objects = BTreeMap<String, (Vec<u8>, u64)>;
+
+#[derive(Debug, Clone, Default)]
+pub struct MemoryStore {
+    objects: Arc<Mutex<Objects>>,
+    next_version: Arc<Mutex<u64>>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    /// Every key, sorted: what a test compares.
+    pub fn keys(&self) -> Vec<String> {
+        self.objects.lock().unwrap().keys().cloned().collect()
+    }
+
+    /// Replaces an object behind the catalog's back (a test plants corruption or a newer
+    /// writer's data).
+    pub fn overwrite(&self, key: &str, bytes: Vec<u8>) {
+        let version = self.bump();
+        self.objects
+            .lock()
+            .unwrap()
+            .insert(key.to_string(), (bytes, version));
+    }
+
+    pub fn remove(&self, key: &str) {
+        self.objects.lock().unwrap().remove(key);
+    }
+
+    fn bump(&self) -> u64 {
+        let mut v = self.next_version.lock().unwrap();
+        *v += 1;
+        *v
+    }
+}
+
+fn etag(version: u64) -> String {
+    format!("\"{version}\"")
+}
+
+impl Store for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        Ok(self
+            .objects
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|(bytes, version)| Versioned {
+                bytes: bytes.clone(),
+                etag: etag(*version),
+            }))
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>, mode: PutMode) -> Result<String, StoreError> {
+        let version = self.bump();
+        let mut objects = self.objects.lock().unwrap();
+        let current = objects.get(key).map(|(_, v)| etag(*v));
+        let allowed = match (&mode, &current) {
+            (PutMode::Create, None) => true,
+            (PutMode::IfMatch(want), Some(have)) => want == have,
+            _ => false,
+        };
+        if !allowed {
+            return Err(StoreError::Precondition {
+                key: key.to_string(),
+            });
+        }
+        objects.insert(key.to_string(), (bytes, version));
+        Ok(etag(version))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .objects
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+}

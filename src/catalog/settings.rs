@@ -1,0 +1,140 @@
+//! The operator's settings for a catalog: where it is (`--catalog`, `SIGCAT_CATALOG`) and the
+//! credential variables. Problems here are the operator's to fix, and say which setting.
+
+use super::azure::AzureLocation;
+use std::path::PathBuf;
+
+/// Every form `--catalog` accepts, for messages.
+pub const ACCEPTED_FORMS: &str = "a directory (or file://DIR), azblob://ACCOUNT/CONTAINER[/PREFIX], https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX], or http(s)://HOST:PORT/ACCOUNT/CONTAINER[/PREFIX] (a custom endpoint such as Azurite)";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The catalog location is not one sigcat understands.
+    #[error("`{given}` is not a catalog location: {why}; expected {ACCEPTED_FORMS}")]
+    Location { given: String, why: String },
+    /// A credential variable is set, but to something unusable.
+    #[error("{variable} is set but not usable: {problem}")]
+    Variable {
+        variable: &'static str,
+        problem: String,
+        #[source]
+        source: Option<azure_core::Error>,
+    },
+    /// No credential in the environment, and Microsoft Entra ID is not configured either.
+    #[error(
+        "no storage credential for account `{account}`: set AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, or configure Microsoft Entra ID (workload identity, managed identity or `az login`)"
+    )]
+    NoCredential {
+        account: String,
+        #[source]
+        source: azure_core::Error,
+    },
+}
+
+/// Where a catalog is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Local(PathBuf),
+    Azure(AzureLocation),
+}
+
+/// Parses a catalog location. A `SCHEME://` that is not one of sigcat's is an error, never a
+/// local folder named `SCHEME:`.
+pub fn parse_location(text: &str) -> Result<Location, SettingsError> {
+    let bad = |why: &str| SettingsError::Location {
+        given: crate::redact::redact_secrets(text).into_owned(),
+        why: why.to_string(),
+    };
+    if text.trim().is_empty() {
+        return Err(bad("it is empty"));
+    }
+    let scheme = text.split_once("://").map(|(s, _)| s).filter(|s| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+    });
+    match scheme.map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(Location::Local(PathBuf::from(text))),
+        Some("file") => {
+            let path = &text["file://".len()..];
+            if path.is_empty() {
+                return Err(bad("file:// names no directory"));
+            }
+            Ok(Location::Local(PathBuf::from(path)))
+        }
+        Some("azblob" | "http" | "https") => AzureLocation::parse(text).map(Location::Azure),
+        Some(other) => Err(bad(&format!(
+            "sigcat does not know the scheme `{other}://`"
+        ))),
+    }
+}
+
+/// An environment variable's value. Unset and empty are the same; so is an Azure DevOps
+/// macro left unexpanded (`$(NAME)`, what a pipeline passes when NAME is undefined), which
+/// is said once as a warning rather than read as a malformed secret.
+pub fn env_var(name: &'static str) -> Option<String> {
+    let value = std::env::var(name).ok().filter(|v| !v.trim().is_empty())?;
+    if is_unexpanded_macro(&value) {
+        tracing::warn!(
+            "{name} is `{value}`, an Azure DevOps macro that was never expanded (its variable is undefined); treating {name} as unset"
+        );
+        return None;
+    }
+    Some(value)
+}
+
+fn is_unexpanded_macro(value: &str) -> bool {
+    value
+        .trim()
+        .strip_prefix("$(")
+        .and_then(|v| v.strip_suffix(')'))
+        .is_some_and(|name| {
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-[]'".contains(c))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_schemes_are_refused_with_the_accepted_forms() {
+        for bad in [
+            "az://acct/images",
+            "wasbs://c@acct.blob.core.windows.net/x",
+            "S3://b",
+        ] {
+            let err = parse_location(bad).unwrap_err().to_string();
+            assert!(err.contains("does not know the scheme"), "{err}");
+            assert!(err.contains("azblob://ACCOUNT/CONTAINER"), "{err}");
+        }
+        assert_eq!(
+            parse_location("cat").unwrap(),
+            Location::Local(PathBuf::from("cat"))
+        );
+        assert_eq!(
+            parse_location("file:///srv/cat").unwrap(),
+            Location::Local(PathBuf::from("/srv/cat"))
+        );
+        assert!(matches!(
+            parse_location("azblob://acct/images").unwrap(),
+            Location::Azure(_)
+        ));
+        assert!(parse_location("").is_err());
+        assert!(parse_location("file://").is_err());
+    }
+
+    #[test]
+    fn azure_devops_macros_are_recognised() {
+        assert!(is_unexpanded_macro("$(SIGCAT_STORAGE_CONNECTION_STRING)"));
+        assert!(is_unexpanded_macro(" $(variables.x) "));
+        assert!(!is_unexpanded_macro("$(rm -rf /)"));
+        assert!(!is_unexpanded_macro(
+            "DefaultEndpointsProtocol=https;AccountName=x"
+        ));
+        assert!(!is_unexpanded_macro("$()"));
+    }
+}

@@ -1,0 +1,342 @@
+//! The publish protocol against the in-memory store and stores that misbehave on purpose.
+//! (The same properties run against the local directory and Azurite in tests/catalog.rs.)
+
+use super::entry::{self, Entry};
+use super::memory::MemoryStore;
+use super::store::{Op, PutMode, Store, StoreError, Versioned};
+use super::*;
+use crate::render::TemplateOptions;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+fn record(version: &str, kubernetes: Option<&str>) -> Record {
+    let bytes = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/console/sig-ubuntu-2404.log"
+    ))
+    .unwrap();
+    let mut r = crate::parse::parse_bytes(&bytes, "a.log", None)
+        .unwrap()
+        .records
+        .remove(0);
+    let g = r.gallery_image.as_mut().unwrap();
+    g.id = g.id.replace("0.3.1721037000", version);
+    g.version = version.into();
+    r.kubernetes_version = kubernetes.map(str::to_string);
+    r
+}
+
+fn entry(version: &str, kubernetes: Option<&str>) -> Entry {
+    let options = TemplateOptions {
+        vm_size: Some("Standard_D2s_v3".into()),
+        ..TemplateOptions::default()
+    };
+    entry::prepare(&record(version, kubernetes), &options).unwrap()
+}
+
+fn quick() -> RetryConfig {
+    RetryConfig {
+        retry_timeout: Duration::from_secs(5),
+        ..RetryConfig::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn publish_is_idempotent_and_names_only_objects_that_are_there() {
+    let store = MemoryStore::new();
+    let catalog = Catalog::new(store.clone());
+    let e = entry("0.3.1", Some("1.30.3"));
+    let first = catalog.publish(std::slice::from_ref(&e)).await.unwrap();
+    assert!(matches!(first.as_slice(), [Outcome::Published { .. }]));
+    let keys = store.keys();
+    let again = catalog.publish(&[e]).await.unwrap();
+    assert!(matches!(again.as_slice(), [Outcome::Unchanged { .. }]));
+    assert_eq!(store.keys(), keys, "nothing written the second time");
+    let index = catalog.index().await.unwrap();
+    for o in index.images[0].objects.values() {
+        assert!(
+            store.keys().contains(&o.key),
+            "{} is named but absent",
+            o.key
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn more_information_is_a_new_revision_and_old_objects_stay() {
+    let store = MemoryStore::new();
+    let catalog = Catalog::new(store.clone());
+    catalog.publish(&[entry("0.3.1", None)]).await.unwrap();
+    let first = catalog.index().await.unwrap().images[0].clone();
+    let out = catalog
+        .publish(&[entry("0.3.1", Some("1.30.3"))])
+        .await
+        .unwrap();
+    assert_eq!(
+        out,
+        [Outcome::Updated {
+            id: first.id.clone(),
+            added: vec!["kubernetes_version".into()]
+        }]
+    );
+    let now = catalog.index().await.unwrap().images[0].clone();
+    assert_eq!(now.kubernetes_version.as_deref(), Some("1.30.3"));
+    assert_eq!(now.published_at, first.published_at);
+    assert!(now.updated_at.is_some());
+    assert_ne!(now.objects["record"], first.objects["record"]);
+    assert_eq!(now.objects["template"], first.objects["template"]);
+    assert!(
+        store.keys().contains(&first.objects["record"].key),
+        "revision 1 stays"
+    );
+    // Publishing the poorer record again loses nothing.
+    let out = catalog.publish(&[entry("0.3.1", None)]).await.unwrap();
+    assert!(matches!(out.as_slice(), [Outcome::Unchanged { .. }]));
+    assert_eq!(catalog.index().await.unwrap().images[0], now);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_conflict_is_one_items_outcome_and_the_others_publish() {
+    let catalog = Catalog::new(MemoryStore::new());
+    catalog
+        .publish(&[entry("0.3.1", Some("1.30.3"))])
+        .await
+        .unwrap();
+    let out = catalog
+        .publish(&[
+            entry("0.3.1", Some("1.30.4")),
+            entry("0.3.2", Some("1.31.0")),
+        ])
+        .await
+        .unwrap();
+    match out.as_slice() {
+        [Outcome::Conflict(c), Outcome::Published { .. }] => {
+            assert_eq!(c.field, "kubernetes_version");
+            assert_eq!(
+                (c.stored.as_str(), c.offered.as_str()),
+                ("1.30.3", "1.30.4")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let index = catalog.index().await.unwrap();
+    assert_eq!(index.images.len(), 2);
+    assert_eq!(
+        index.images[0].kubernetes_version.as_deref(),
+        Some("1.30.3")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_same_image_twice_in_one_batch_is_one_entry() {
+    let catalog = Catalog::new(MemoryStore::new());
+    let out = catalog
+        .publish(&[entry("0.3.1", None), entry("0.3.1", Some("1.30.3"))])
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            out.as_slice(),
+            [Outcome::Published { .. }, Outcome::Updated { .. }]
+        ),
+        "{out:?}"
+    );
+    let index = catalog.index().await.unwrap();
+    assert_eq!(index.images.len(), 1);
+    assert_eq!(
+        index.images[0].kubernetes_version.as_deref(),
+        Some("1.30.3")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_catalogs_own_bad_data_is_corrupt_not_storage() {
+    let store = MemoryStore::new();
+    let catalog = Catalog::new(store.clone());
+    store.overwrite(INDEX_KEY, b"{ not json".to_vec());
+    assert!(matches!(
+        catalog.publish(&[entry("0.3.1", None)]).await,
+        Err(CatalogError::Corrupt { ref key, .. }) if key == INDEX_KEY
+    ));
+    store.overwrite(INDEX_KEY, br#"{"layout": 99, "images": []}"#.to_vec());
+    let err = catalog.index().await.unwrap_err().to_string();
+    assert!(err.contains("newer sigcat"), "{err}");
+    // An object that does not match its hash.
+    store.remove(INDEX_KEY);
+    catalog.publish(&[entry("0.3.1", None)]).await.unwrap();
+    let e = catalog.latest(&Filter::default()).await.unwrap().unwrap();
+    store.overwrite(&e.objects["template"].key, b"tampered".to_vec());
+    assert!(matches!(
+        catalog.object(&e, "template").await,
+        Err(CatalogError::Corrupt { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn unknown_fields_and_layout_1_entries_survive() {
+    let store = MemoryStore::new();
+    let catalog = Catalog::new(store.clone());
+    catalog.publish(&[entry("0.3.1", None)]).await.unwrap();
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&store.get(INDEX_KEY).await.unwrap().unwrap().bytes).unwrap();
+    index["layout"] = 1.into();
+    index["future"] = serde_json::json!({"x": 1});
+    index["images"][0]["future_field"] = "kept".into();
+    store.overwrite(INDEX_KEY, serde_json::to_vec(&index).unwrap());
+    catalog.publish(&[entry("0.3.2", None)]).await.unwrap();
+    let after: serde_json::Value =
+        serde_json::from_slice(&store.get(INDEX_KEY).await.unwrap().unwrap().bytes).unwrap();
+    assert_eq!(after["layout"], index::LAYOUT_VERSION);
+    assert_eq!(after["future"]["x"], 1);
+    assert_eq!(after["images"][0]["future_field"], "kept");
+    assert_eq!(after["images"].as_array().unwrap().len(), 2);
+}
+
+/// A store where another publisher writes the index just before each of our first `n` index
+/// writes: our conditional write loses, and the catalog must re-read and merge.
+#[derive(Clone)]
+struct Racing {
+    inner: MemoryStore,
+    races: Arc<AtomicU32>,
+}
+
+impl Store for Racing {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, bytes: Vec<u8>, mode: PutMode) -> Result<String, StoreError> {
+        if key == INDEX_KEY && self.races.load(Ordering::SeqCst) > 0 {
+            self.races.fetch_sub(1, Ordering::SeqCst);
+            let rival = Catalog::new(self.inner.clone());
+            let n = self.races.load(Ordering::SeqCst);
+            rival
+                .publish(&[entry(&format!("9.9.{n}"), None)])
+                .await
+                .unwrap();
+        }
+        self.inner.put(key, bytes, mode).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix).await
+    }
+    fn describe(&self) -> String {
+        "racing".into()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lost_race_is_retried_and_no_entry_is_lost() {
+    let store = Racing {
+        inner: MemoryStore::new(),
+        races: Arc::new(AtomicU32::new(3)),
+    };
+    let catalog = Catalog::new(store.clone());
+    let out = catalog.publish(&[entry("0.3.1", None)]).await.unwrap();
+    assert!(matches!(out.as_slice(), [Outcome::Published { .. }]));
+    let versions: Vec<String> = catalog
+        .index()
+        .await
+        .unwrap()
+        .images
+        .iter()
+        .filter_map(|e| e.gallery_image_version.clone())
+        .collect();
+    assert_eq!(versions.len(), 4, "{versions:?}");
+    assert!(versions.contains(&"0.3.1".to_string()));
+}
+
+/// A store that fails the first `n` requests (then works), transiently or for good.
+#[derive(Clone)]
+struct Flaky {
+    inner: MemoryStore,
+    failures: Arc<AtomicU32>,
+    transient: bool,
+}
+
+impl Flaky {
+    fn fail(&self, key: &str) -> Result<(), StoreError> {
+        if self.failures.load(Ordering::SeqCst) == 0 {
+            return Ok(());
+        }
+        self.failures.fetch_sub(1, Ordering::SeqCst);
+        let source = "injected".into();
+        let key = key.to_string();
+        Err(if self.transient {
+            StoreError::Unavailable {
+                op: Op::Write,
+                key,
+                source,
+            }
+        } else {
+            StoreError::Denied {
+                op: Op::Write,
+                key,
+                source,
+            }
+        })
+    }
+}
+
+impl Store for Flaky {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        self.fail(key)?;
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, bytes: Vec<u8>, mode: PutMode) -> Result<String, StoreError> {
+        self.fail(key)?;
+        self.inner.put(key, bytes, mode).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix).await
+    }
+    fn describe(&self) -> String {
+        "flaky".into()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_failures_are_retried_and_denials_are_not() {
+    let flaky = Flaky {
+        inner: MemoryStore::new(),
+        failures: Arc::new(AtomicU32::new(4)),
+        transient: true,
+    };
+    let catalog = Catalog::new(flaky.clone()).with_retry(quick());
+    let out = catalog.publish(&[entry("0.3.1", None)]).await.unwrap();
+    assert!(matches!(out.as_slice(), [Outcome::Published { .. }]));
+
+    let denied = Flaky {
+        inner: MemoryStore::new(),
+        failures: Arc::new(AtomicU32::new(1)),
+        transient: false,
+    };
+    let catalog = Catalog::new(denied.clone()).with_retry(quick());
+    match catalog.publish(&[entry("0.3.1", None)]).await {
+        Err(CatalogError::Storage { source, .. }) => assert!(source.is_denied()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(denied.failures.load(Ordering::SeqCst), 0, "tried once");
+    assert!(denied.inner.keys().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn storage_that_stays_down_gives_up_within_the_deadline() {
+    let down = Flaky {
+        inner: MemoryStore::new(),
+        failures: Arc::new(AtomicU32::new(u32::MAX)),
+        transient: true,
+    };
+    let catalog = Catalog::new(down).with_retry(quick());
+    let start = tokio::time::Instant::now();
+    let err = catalog.publish(&[entry("0.3.1", None)]).await.unwrap_err();
+    assert!(
+        start.elapsed() <= quick().retry_timeout,
+        "{:?}",
+        start.elapsed()
+    );
+    let text = crate::error::chain(&err);
+    assert!(
+        text.contains("gave up after") && text.contains("images/"),
+        "{text}"
+    );
+}

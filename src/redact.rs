@@ -1,0 +1,303 @@
+//! Removes credentials from text before it is stored, shown or logged.
+//!
+//! One function, [`redact_secrets`], is the only rule book: records run every value through it
+//! when they are built, errors when they are made, and the log layer on every line any crate
+//! writes. What counts as a secret:
+//! - a SAS signature: the value of `sig=` (any case), also URL-encoded (`%26sig=`, `sig%3D`);
+//! - connection-string secrets: `AccountKey=`, `SharedAccessSignature=`, `password=`;
+//! - authorization header values: `SharedKey ACCOUNT:SIGNATURE`, `Bearer TOKEN`;
+//! - a password in a URL's user-info (`https://user:PASSWORD@host`);
+//! - JSON Web Tokens (`eyJ...`.`...`.`...`) and Azure account keys (88 base64 characters
+//!   ending in `==`) wherever they stand, since they are secrets even without a marker.
+//!
+//! The rest of a SAS URL (account, container, blob, expiry) is kept: it tells the user which
+//! disk it was. Erring towards redaction is deliberate: a lost word is cheap, a leaked
+//! signature is not.
+
+use std::borrow::Cow;
+
+pub const REDACTED: &str = "REDACTED";
+
+/// A marker whose value (up to one of `ends`) is a secret.
+struct Marker {
+    /// Lower-case.
+    text: &'static str,
+    ends: &'static [u8],
+}
+
+/// Where a URL query value or a header value ends.
+const VALUE_ENDS: &[u8] = b"&; \t\r\n\"'<>\\,)]}`";
+/// Connection-string values may hold `&` (a SAS token), so they end at `;` only.
+const SETTING_ENDS: &[u8] = b"; \t\r\n\"'<>\\`";
+
+const MARKERS: &[Marker] = &[
+    Marker {
+        text: "sig=",
+        ends: VALUE_ENDS,
+    },
+    Marker {
+        text: "sig%3d",
+        ends: VALUE_ENDS,
+    },
+    Marker {
+        text: "accountkey=",
+        ends: SETTING_ENDS,
+    },
+    Marker {
+        text: "sharedaccesssignature=",
+        ends: SETTING_ENDS,
+    },
+    Marker {
+        text: "password=",
+        ends: SETTING_ENDS,
+    },
+    Marker {
+        text: "bearer ",
+        ends: VALUE_ENDS,
+    },
+];
+
+/// Returns `text` with every secret replaced by `REDACTED` (borrowed when there is none).
+pub fn redact_secrets(text: &str) -> Cow<'_, str> {
+    let lower = text.to_ascii_lowercase();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    marker_spans(&lower, &mut spans);
+    shared_key_spans(&lower, &mut spans);
+    url_password_spans(text, &mut spans);
+    token_spans(text, &mut spans);
+    if spans.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    spans.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in spans {
+        let start = start.max(at);
+        if end <= start {
+            continue;
+        }
+        out.push_str(&text[at..start]);
+        out.push_str(REDACTED);
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    Cow::Owned(out)
+}
+
+/// Whether `text` holds anything [`redact_secrets`] would remove.
+pub fn has_secret(text: &str) -> bool {
+    matches!(redact_secrets(text), Cow::Owned(_))
+}
+
+/// A marker counts only at the start of a word (after `?`, `&`, `;`, a space, or an encoded
+/// `?` / `&`), so that `configsig=1` is kept.
+fn starts_word(lower: &[u8], at: usize) -> bool {
+    at == 0
+        || !lower[at - 1].is_ascii_alphanumeric()
+        || lower[..at].ends_with(b"%26")
+        || lower[..at].ends_with(b"%3f")
+}
+
+fn value_end(lower: &[u8], from: usize, ends: &[u8]) -> usize {
+    let mut i = from;
+    while i < lower.len() {
+        if ends.contains(&lower[i]) || lower[i..].starts_with(b"%26") {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
+
+fn marker_spans(lower: &str, spans: &mut Vec<(usize, usize)>) {
+    let bytes = lower.as_bytes();
+    for marker in MARKERS {
+        let mut from = 0;
+        while let Some(pos) = lower[from..].find(marker.text) {
+            let at = from + pos;
+            from = at + 1;
+            if !starts_word(bytes, at) {
+                continue;
+            }
+            let start = at + marker.text.len();
+            let end = value_end(bytes, start, marker.ends);
+            if end > start {
+                spans.push((start, end));
+            }
+        }
+    }
+}
+
+/// `SharedKey ACCOUNT:SIGNATURE`: the signature after the colon.
+fn shared_key_spans(lower: &str, spans: &mut Vec<(usize, usize)>) {
+    let bytes = lower.as_bytes();
+    let mut from = 0;
+    while let Some(pos) = lower[from..].find("sharedkey ") {
+        let at = from + pos + "sharedkey ".len();
+        from = at;
+        let end = value_end(bytes, at, VALUE_ENDS);
+        if let Some(colon) = lower[at..end].find(':') {
+            spans.push((at + colon + 1, end));
+        }
+    }
+}
+
+/// `scheme://user:PASSWORD@host`.
+fn url_password_spans(text: &str, spans: &mut Vec<(usize, usize)>) {
+    let mut from = 0;
+    while let Some(pos) = text[from..].find("://") {
+        let start = from + pos + 3;
+        from = start;
+        let authority_end = text[start..]
+            .find(|c: char| c == '/' || c == '?' || c == '#' || c.is_whitespace() || c == '"')
+            .map_or(text.len(), |e| start + e);
+        let authority = &text[start..authority_end];
+        if let Some(at) = authority.rfind('@')
+            && let Some(colon) = authority[..at].find(':')
+            && colon + 1 < at
+        {
+            spans.push((start + colon + 1, start + at));
+        }
+    }
+}
+
+fn is_base64(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'+' || b == b'/'
+}
+
+fn is_base64url(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+}
+
+/// JSON Web Tokens and Azure account keys: secrets by their shape alone.
+fn token_spans(text: &str, spans: &mut Vec<(usize, usize)>) {
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !is_base64(bytes[i]) || (i > 0 && is_base64(bytes[i - 1])) {
+            i += 1;
+            continue;
+        }
+        // A JWT: three base64url parts, the first starting `eyJ` (`{"` encoded).
+        if bytes[i..].starts_with(b"eyJ") {
+            let mut end = i;
+            let mut parts = 0;
+            loop {
+                let part_start = end;
+                while end < bytes.len() && is_base64url(bytes[end]) {
+                    end += 1;
+                }
+                if end > part_start {
+                    parts += 1;
+                }
+                if parts < 3 && end < bytes.len() && bytes[end] == b'.' {
+                    end += 1;
+                } else {
+                    break;
+                }
+            }
+            if parts >= 2 && end - i >= 20 {
+                spans.push((i, end));
+                i = end;
+                continue;
+            }
+        }
+        // An account key: 64 bytes in base64 are 86 characters and `==`.
+        let mut end = i;
+        while end < bytes.len() && is_base64(bytes[end]) {
+            end += 1;
+        }
+        if end - i == 86 && bytes[end..].starts_with(b"==") {
+            spans.push((i, end + 2));
+        }
+        i = end.max(i + 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ACCOUNT_KEY: &str =
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+    #[test]
+    fn sas_signatures_are_replaced_in_every_spelling() {
+        let url = "https://acct.blob.core.windows.net/system/Microsoft.Compute/Images/images/packer-osDisk.vhd?se=2024-08-14T10%3A00%3A00Z&sig=abcDEF%2B123%3D&sp=r&sr=b&sv=2018-03-28";
+        assert_eq!(
+            redact_secrets(url),
+            "https://acct.blob.core.windows.net/system/Microsoft.Compute/Images/images/packer-osDisk.vhd?se=2024-08-14T10%3A00%3A00Z&sig=REDACTED&sp=r&sr=b&sv=2018-03-28"
+        );
+        assert_eq!(redact_secrets("x?SIG=secret"), "x?SIG=REDACTED");
+        assert_eq!(redact_secrets("a?sv=1&sig=zz"), "a?sv=1&sig=REDACTED");
+        // URL-encoded once: `&` and `=` as %26 and %3D.
+        assert_eq!(
+            redact_secrets("u%3Fsv%3D1%26sig%3DabcSECRET%26sp%3Dr"),
+            "u%3Fsv%3D1%26sig%3DREDACTED%26sp%3Dr"
+        );
+        assert_eq!(
+            redact_secrets("u?sv=1%26sig=abcSECRET"),
+            "u?sv=1%26sig=REDACTED"
+        );
+        assert_eq!(redact_secrets("configsig=1"), "configsig=1");
+    }
+
+    #[test]
+    fn connection_string_secrets_are_replaced() {
+        assert_eq!(
+            redact_secrets(
+                "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=c2VjcmV0==;EndpointSuffix=x"
+            ),
+            "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=REDACTED;EndpointSuffix=x"
+        );
+        assert_eq!(
+            redact_secrets("BlobEndpoint=https://a/;SharedAccessSignature=sv=1&sig=abc&sp=r;x=y"),
+            "BlobEndpoint=https://a/;SharedAccessSignature=REDACTED;x=y"
+        );
+    }
+
+    #[test]
+    fn authorization_values_are_replaced() {
+        assert_eq!(
+            redact_secrets(
+                r#"HeaderName("authorization"): HeaderValue("SharedKey devstoreaccount1:abc+/def=")"#
+            ),
+            r#"HeaderName("authorization"): HeaderValue("SharedKey devstoreaccount1:REDACTED")"#
+        );
+        assert_eq!(
+            redact_secrets("Authorization: Bearer abc.def.ghi"),
+            "Authorization: Bearer REDACTED"
+        );
+    }
+
+    #[test]
+    fn secrets_without_markers_are_found_by_shape() {
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl_-x";
+        assert_eq!(
+            redact_secrets(&format!("token {jwt} end")),
+            "token REDACTED end"
+        );
+        assert_eq!(
+            redact_secrets(&format!("key is {ACCOUNT_KEY}.")),
+            "key is REDACTED."
+        );
+        assert_eq!(
+            redact_secrets("https://user:hunter2@example.com/x"),
+            "https://user:REDACTED@example.com/x"
+        );
+        // Ordinary ids and base64 of other lengths stay.
+        let id = "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg/providers/Microsoft.Compute/images/capi-1";
+        assert_eq!(redact_secrets(id), id);
+        assert!(matches!(redact_secrets("OSType: Linux"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn non_ascii_text_survives() {
+        assert_eq!(
+            redact_secrets("ünïcödé ?sig=x ü"),
+            "ünïcödé ?sig=REDACTED ü"
+        );
+        assert!(!has_secret("ünïcödé"));
+        assert!(has_secret("a sig=b"));
+    }
+}
