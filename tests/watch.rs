@@ -104,6 +104,21 @@ fn drop_and_catalog(name: &str) -> (PathBuf, String) {
     (dir, root.join("catalog").display().to_string())
 }
 
+/// `sigcat watch DIR --once --catalog CATALOG [extra...]`, run to its end.
+fn watch_once(dir: &Path, catalog: &str, extra: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args([
+            "watch",
+            dir.to_str().unwrap(),
+            "--once",
+            "--catalog",
+            catalog,
+        ])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
 fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool, what: &str) {
     let deadline = Instant::now() + limit;
     while !cond() {
@@ -145,6 +160,8 @@ fn files_in(dir: &Path) -> Vec<String> {
         .map(|r| {
             r.filter_map(|e| e.ok())
                 .filter(|e| e.path().is_file())
+                // Hidden files are the watcher's own (its lock), never drops.
+                .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect()
         })
@@ -303,16 +320,7 @@ fn sigkill_in_the_middle_then_restart_publishes_everything_exactly_once() {
     );
     service.kill9();
     let left = files_in(&dir).len();
-    let out = Command::new(BIN)
-        .args([
-            "watch",
-            dir.to_str().unwrap(),
-            "--once",
-            "--catalog",
-            &catalog,
-        ])
-        .output()
-        .unwrap();
+    let out = watch_once(&dir, &catalog, &[]);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -345,16 +353,7 @@ fn sigterm_with_work_in_flight_exits_cleanly_and_loses_nothing() {
         took < Duration::from_secs(15),
         "stopped within the bound: {took:?}"
     );
-    let out = Command::new(BIN)
-        .args([
-            "watch",
-            dir.to_str().unwrap(),
-            "--once",
-            "--catalog",
-            &catalog,
-        ])
-        .output()
-        .unwrap();
+    let out = watch_once(&dir, &catalog, &[]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(catalog_versions(&catalog, &[]), expected(0..200));
     assert!(files_in(&dir).is_empty());
@@ -402,16 +401,7 @@ fn polling_mode_and_once_with_a_backlog() {
     }
     let partial = log_for(99);
     std::fs::write(dir.join("writing.log"), &partial[..partial.len() / 2]).unwrap();
-    let out = Command::new(BIN)
-        .args([
-            "watch",
-            dir.to_str().unwrap(),
-            "--once",
-            "--catalog",
-            &catalog,
-        ])
-        .output()
-        .unwrap();
+    let out = watch_once(&dir, &catalog, &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
@@ -496,6 +486,468 @@ fn a_build_directory_renamed_in_is_one_drop() {
         record["kubernetes_version"], "1.30.3",
         "the manifest in the directory was joined"
     );
+    let (code, _, _) = service.terminate();
+    assert_eq!(code, Some(0));
+}
+
+/// `sigcat watch` with extra arguments, its stderr in a file; not waiting for anything.
+fn spawn_watch(args: &[&str], cwd: &Path, log: &Path) -> Child {
+    Command::new(BIN)
+        .arg("watch")
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// `sigcat watch DIR --catalog CATALOG --settle 300ms [extra...]` from DIR's parent; its log
+/// file is returned beside DIR.
+fn spawn_service(dir: &Path, catalog: &str, extra: &[&str]) -> (Child, PathBuf) {
+    let root = dir.parent().unwrap().to_path_buf();
+    let log = root.join("watch.log");
+    let mut args = vec![
+        dir.to_str().unwrap(),
+        "--catalog",
+        catalog,
+        "--settle",
+        "300ms",
+    ];
+    args.extend(extra);
+    (spawn_watch(&args, &root, &log), log)
+}
+
+fn terminate(mut child: Child) -> (Option<i32>, Duration) {
+    let t = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), t.elapsed());
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the watcher did not stop within 15 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+#[test]
+fn a_relative_drop_directory_takes_new_files() {
+    let root = scratch("watch-relative");
+    std::fs::create_dir_all(root.join("drop")).unwrap();
+    let log = root.join("watch.log");
+    let child = spawn_watch(
+        &["drop", "--catalog", "cat", "--settle", "300ms"],
+        &root,
+        &log,
+    );
+    wait_until(
+        Duration::from_secs(20),
+        || read(&log).contains("backlog"),
+        "the watcher to start",
+    );
+    // cp (written in place, closed) and mv (renamed in), with relative paths as an operator types them.
+    std::fs::write(root.join("staged.log"), log_for(1)).unwrap();
+    assert!(
+        Command::new("cp")
+            .args(["staged.log", "drop/copied.log"])
+            .current_dir(&root)
+            .status()
+            .unwrap()
+            .success()
+    );
+    std::fs::write(root.join("moved.log"), log_for(2)).unwrap();
+    assert!(
+        Command::new("mv")
+            .args(["moved.log", "drop/moved.log"])
+            .current_dir(&root)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let catalog = root.join("cat").display().to_string();
+    wait_until(
+        Duration::from_secs(20),
+        || catalog_versions(&catalog, &[]) == ["0.3.1", "0.3.2"],
+        "both published",
+    );
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0), "{}", read(&log));
+}
+
+#[test]
+fn a_fifo_named_like_a_log_neither_stalls_the_watcher_nor_its_shutdown() {
+    let (dir, catalog) = drop_and_catalog("watch-fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(dir.join("trap.log"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (child, log) = spawn_service(&dir, &catalog, &["--log-format", "json"]);
+    wait_until(
+        Duration::from_secs(20),
+        || dir.join("quarantine/trap.log.error").exists(),
+        "the FIFO set aside",
+    );
+    drop_atomically(&dir, "after.log", &log_for(3));
+    wait_until(
+        Duration::from_secs(20),
+        || catalog_versions(&catalog, &[]) == ["0.3.3"],
+        "a later file published",
+    );
+    let (code, took) = terminate(child);
+    assert_eq!(code, Some(0), "{}", read(&log));
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+#[test]
+fn a_vhd_only_log_is_refused_not_blamed_on_the_catalog() {
+    let (dir, catalog) = drop_and_catalog("watch-vhd");
+    std::fs::copy(
+        crate::util::fixture_path("console/vhd-plugin-2.5.log"),
+        dir.join("vhd.log"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("good.log"), log_for(5)).unwrap();
+    let out = watch_once(&dir, &catalog, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "refused, not storage: {err}");
+    assert_eq!(catalog_versions(&catalog, &[]), ["0.3.5"]);
+    assert!(
+        read(&dir.join("quarantine/vhd.log.error"))
+            .contains("no gallery image version or managed image")
+    );
+}
+
+#[test]
+fn a_drop_directory_removed_blinds_the_healthcheck_until_it_is_back() {
+    let (dir, catalog) = drop_and_catalog("watch-dir-gone");
+    let root = dir.parent().unwrap().to_path_buf();
+    let beat = root.join("heartbeat");
+    let (child, log) = spawn_service(
+        &dir,
+        &catalog,
+        &["--heartbeat", beat.to_str().unwrap(), "--dir-grace", "60s"],
+    );
+    let healthy = |max_age: &str| {
+        Command::new(BIN)
+            .args(["healthcheck", beat.to_str().unwrap(), "--max-age", max_age])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    wait_until(
+        Duration::from_secs(20),
+        || healthy("6s"),
+        "a fresh heartbeat",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        || read(&log).contains("removed or renamed"),
+        "the watcher to notice",
+    );
+    wait_until(
+        Duration::from_secs(20),
+        || !healthy("6s"),
+        "the heartbeat to go stale while blind",
+    );
+    std::fs::create_dir(&dir).unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        || read(&log).contains("watching it again"),
+        "the watcher to watch it again",
+    );
+    drop_atomically(&dir, "back.log", &log_for(6));
+    wait_until(
+        Duration::from_secs(20),
+        || catalog_versions(&catalog, &[]) == ["0.3.6"],
+        "a file in the new directory",
+    );
+    wait_until(Duration::from_secs(20), || healthy("6s"), "healthy again");
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn a_manifest_copied_in_after_its_log_adds_the_kubernetes_version() {
+    let (dir, catalog) = drop_and_catalog("watch-late-manifest");
+    let service = Service::start(&dir, &catalog, &[]);
+    std::fs::copy(
+        crate::util::fixture_path("console/sig-ubuntu-2404.log"),
+        dir.join("b.log"),
+    )
+    .unwrap();
+    wait_until(
+        Duration::from_secs(20),
+        || dir.join("done/b.log").exists(),
+        "the log published",
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::copy(
+        crate::util::fixture_path("manifest/manifest.json"),
+        dir.join("b.manifest.json"),
+    )
+    .unwrap();
+    let kubernetes = || {
+        let out = Command::new(BIN)
+            .args(["catalog", "latest", "--record", "--catalog", &catalog])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .map(|r| r["kubernetes_version"].clone())
+    };
+    wait_until(
+        Duration::from_secs(20),
+        || kubernetes() == Some(serde_json::json!("1.30.3")),
+        "the version from the late manifest",
+    );
+    wait_until(
+        Duration::from_secs(10),
+        || dir.join("done/b.manifest.json").exists(),
+        "the manifest beside its log",
+    );
+    let (code, _, log) = service.terminate();
+    assert_eq!(code, Some(0));
+    assert!(log.contains("\"enriched\""), "{log}");
+}
+
+#[test]
+fn an_unreadable_file_is_said_once_and_set_aside_after_the_timeout() {
+    // Root reads any file, so the watcher runs as `nobody` (setpriv, util-linux).
+    let (dir, catalog) = drop_and_catalog("watch-unreadable");
+    let root = dir.parent().unwrap().to_path_buf();
+    for d in [&root, &dir] {
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    }
+    let locked = dir.join("locked.log");
+    std::fs::write(&locked, log_for(8)).unwrap();
+    std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
+    let log = root.join("watch.log");
+    let child = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            BIN,
+            "watch",
+            dir.to_str().unwrap(),
+        ])
+        .args([
+            "--catalog",
+            &catalog,
+            "--settle",
+            "300ms",
+            "--incomplete-timeout",
+            "3s",
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("setpriv (util-linux) is needed to run the watcher as another user: {e}")
+        });
+    wait_until(
+        Duration::from_secs(20),
+        || dir.join("quarantine/locked.log.error").exists(),
+        "the unreadable file set aside",
+    );
+    assert!(read(&dir.join("quarantine/locked.log.error")).contains("unreadable"));
+    let text = read(&log);
+    assert_eq!(
+        text.matches("cannot read it").count(),
+        1,
+        "said once at WARN:\n{text}"
+    );
+    assert!(text.contains("WARN"), "{text}");
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0), "{}", read(&log));
+}
+
+#[test]
+fn the_heartbeat_stays_fresh_while_a_round_waits_on_a_black_holed_storage() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in listener.incoming() {
+            held.push(s);
+        }
+    });
+    let root = scratch("watch-black-hole");
+    let dir = root.join("drop");
+    std::fs::create_dir_all(&dir).unwrap();
+    let beat = root.join("heartbeat");
+    let catalog = format!("http://127.0.0.1:{port}/devstoreaccount1/images");
+    let (child, log) = spawn_service(
+        &dir,
+        &catalog,
+        &[
+            "--heartbeat",
+            beat.to_str().unwrap(),
+            "--storage-timeout",
+            "12s",
+        ],
+    );
+    drop_atomically(&dir, "a.log", &log_for(1));
+    let health = || {
+        Command::new(BIN)
+            .args(["healthcheck", beat.to_str().unwrap(), "--max-age", "7s"])
+            .output()
+            .unwrap()
+    };
+    wait_until(
+        Duration::from_secs(20),
+        || health().status.success(),
+        "a first heartbeat",
+    );
+    // The round now waits up to 12 s on a storage that never answers: the loop is alive.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(11) {
+        assert!(
+            health().status.success(),
+            "liveness failed during a long round after {:?}",
+            start.elapsed()
+        );
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    // Storage health is reported separately, without failing liveness.
+    wait_until(
+        Duration::from_secs(30),
+        || read(&beat).contains("storage: unavailable"),
+        "storage reported down",
+    );
+    let out = health();
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("storage: unavailable since"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0), "{}", read(&log));
+}
+
+#[test]
+fn malformed_durations_and_counts_are_usage_errors_not_panics() {
+    let (dir, catalog) = drop_and_catalog("watch-flags");
+    for bad in [
+        &["--poll", "0ms"][..],
+        &["--settle", "9223372036854775807s"],
+        &["--max-backoff", "soon"],
+        &["--concurrency", "0"],
+        &["--max-batch", "0"],
+        &["--storage-timeout", "0s"],
+    ] {
+        let out = Command::new(BIN)
+            .args([
+                "watch",
+                dir.to_str().unwrap(),
+                "--once",
+                "--catalog",
+                &catalog,
+            ])
+            .args(bad)
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // A tiny --max-backoff is honoured, not a panic, while the storage is down.
+    std::fs::write(dir.join("a.log"), log_for(1)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(BIN)
+        .args([
+            "watch",
+            dir.to_str().unwrap(),
+            "--once",
+            "--max-backoff",
+            "100ms",
+            "--storage-timeout",
+            "1s",
+        ])
+        .args([
+            "--catalog",
+            &format!("http://127.0.0.1:{port}/devstoreaccount1/images"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(8),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dir.join("a.log").exists(),
+        "the file stays for the next run"
+    );
+}
+
+#[test]
+fn a_file_name_cannot_forge_log_lines() {
+    let (dir, catalog) = drop_and_catalog("watch-forged-names");
+    let (child, log) = spawn_service(&dir, &catalog, &[]);
+    wait_until(
+        Duration::from_secs(20),
+        || read(&log).contains("backlog"),
+        "the watcher to start",
+    );
+    let evil = "evil\n2030-01-01T00:00:00Z  INFO FORGED published all images\u{1b}[2J.log";
+    drop_atomically(&dir, evil, "just some notes\n");
+    wait_until(
+        Duration::from_secs(20),
+        || read(&log).contains("quarantined"),
+        "the file judged",
+    );
+    let text = read(&log);
+    assert!(
+        text.lines().all(|l| !l.starts_with("2030-01-01")),
+        "a forged line:\n{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "an escape reached the log:\n{text}"
+    );
+    let (code, _) = terminate(child);
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn a_second_watcher_on_one_directory_refuses_to_start() {
+    let (dir, catalog) = drop_and_catalog("watch-two");
+    let service = Service::start(&dir, &catalog, &[]);
+    let out = Command::new(BIN)
+        .args(["watch", dir.to_str().unwrap(), "--catalog", &catalog])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("already watches"), "{err}");
     let (code, _, _) = service.terminate();
     assert_eq!(code, Some(0));
 }

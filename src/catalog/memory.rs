@@ -35,6 +35,15 @@ impl MemoryStore {
             .insert(key.to_string(), (bytes, version));
     }
 
+    /// An object's bytes, read synchronously (for tests that poll).
+    pub fn read(&self, key: &str) -> Option<Vec<u8>> {
+        self.objects
+            .lock()
+            .unwrap()
+            .get(key)
+            .map(|(b, _)| b.clone())
+    }
+
     pub fn remove(&self, key: &str) {
         self.objects.lock().unwrap().remove(key);
     }

@@ -47,10 +47,27 @@ impl Write for EventBuffer {
 }
 
 impl Drop for EventBuffer {
+    /// One event, one line: a control character inside it (a newline or an escape in a file
+    /// name, a multi-line debug dump) is escaped, so no field can forge or garble log lines.
     fn drop(&mut self) {
-        if !self.0.is_empty() {
-            to_stderr(&String::from_utf8_lossy(&self.0));
+        if self.0.is_empty() {
+            return;
         }
+        let text = String::from_utf8_lossy(&self.0);
+        let body = text.strip_suffix('\n').unwrap_or(&text);
+        let mut line: String = body
+            .chars()
+            .flat_map(|c| {
+                let escaped: Vec<char> = if c.is_control() && c != '\t' {
+                    c.escape_default().collect()
+                } else {
+                    vec![c]
+                };
+                escaped
+            })
+            .collect();
+        line.push('\n');
+        to_stderr(&line);
     }
 }
 

@@ -5,7 +5,7 @@ use super::exit::Exit;
 use super::failure::Failure;
 use super::{messages, parse_duration};
 use clap::Args;
-use sigcat::watch::{self, WatchConfig, WatchError};
+use sigcat::watch::{self, Trouble, WatchConfig, WatchError};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,35 +17,39 @@ Examples:
   RUST_LOG=debug sigcat watch /srv/image-drops --log-format json
 
 Drop convention: NAME.log or NAME.out (with NAME.manifest.json beside it, optional), or one
-sub-directory per build renamed into DIR. Outcomes: DIR/done/ (published), DIR/failed/ (every
-build failed), DIR/quarantine/ (invalid or refused, with NAME.error). A service that stops
-cleanly exits 0; --once exits with the worst outcome of the files it handled.";
+sub-directory per build renamed into DIR. A file renamed in is taken at once; one written in
+place once it shows the end of its builds and has been quiet for --settle. Outcomes: DIR/done/
+(published), DIR/failed/ (every build failed), DIR/quarantine/ (invalid, refused, in conflict,
+or not a regular file, with NAME.error). A service that stops cleanly exits 0; --once exits
+with the worst outcome of the files it handled (4 invalid, 6 refused, 7 conflict, 8 storage).";
 
 #[derive(Args)]
 #[command(about = "Watch a drop directory and publish every build log that lands there", after_help = super::help(EXAMPLES))]
 pub struct WatchArgs {
-    /// The drop directory.
+    /// The drop directory (relative paths are fine).
     dir: PathBuf,
     #[command(flatten)]
     catalog: CatalogArg,
     #[command(flatten)]
     template: TemplateArgs,
-    /// Drain the backlog and exit.
+    /// Judge what is in the directory now, publish what is finished, and exit.
     #[arg(long)]
     once: bool,
-    /// Poll every INTERVAL (e.g. 5s, 500ms) instead of using inotify.
-    #[arg(long, value_name = "INTERVAL", value_parser = parse_duration)]
+    /// Poll every INTERVAL (at least 100ms; e.g. 5s) instead of using inotify.
+    #[arg(long, value_name = "INTERVAL", value_parser = poll_interval)]
     poll: Option<Duration>,
-    /// Files parsed at once.
-    #[arg(long, default_value = "4")]
-    concurrency: usize,
+    /// Files judged at once.
+    #[arg(long, default_value = "4", value_parser = clap::value_parser!(u16).range(1..))]
+    concurrency: u16,
     /// Most files per catalog write.
-    #[arg(long, default_value = "64")]
-    max_batch: usize,
-    /// Quiet time before an unfinished-looking or invalid file is judged again.
+    #[arg(long, default_value = "64", value_parser = clap::value_parser!(u16).range(1..))]
+    max_batch: u16,
+    /// How long a file written in place must be quiet before it counts as finished (files
+    /// renamed into the directory are taken at once).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
     settle: Duration,
-    /// Quiet time after which a log that never finished is taken as it is.
+    /// Quiet time after which a log that never finished is taken as it is (and a lone
+    /// manifest, or a file that stays unreadable, is set aside).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10m")]
     incomplete_timeout: Duration,
     /// Longest wait between two tries while the catalog is unavailable.
@@ -54,12 +58,23 @@ pub struct WatchArgs {
     /// After SIGTERM / Ctrl-C, the longest wait for files in flight.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     shutdown_timeout: Duration,
-    /// Touch FILE every 5 s while running, for a liveness probe (`sigcat healthcheck FILE`).
+    /// Touch FILE every 5 s while watching, for a liveness probe (`sigcat healthcheck FILE`).
     #[arg(long, value_name = "FILE")]
     heartbeat: Option<PathBuf>,
+    /// How long the drop directory may be gone (removed, renamed) before the watcher exits.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", hide = true)]
+    dir_grace: Duration,
     /// Events queued before falling back to a rescan (tests use a tiny queue to force one).
     #[arg(long, default_value = "4096", hide = true)]
     event_queue: usize,
+}
+
+fn poll_interval(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < Duration::from_millis(100) {
+        return Err(format!("`{text}` is too short to poll at: at least 100ms"));
+    }
+    Ok(d)
 }
 
 #[derive(Args)]
@@ -74,15 +89,24 @@ pub struct HealthcheckArgs {
     max_age: Duration,
 }
 
+/// Liveness only: fresh is healthy (exit 0), stale or missing is not (exit 1). The storage's
+/// health, which the watcher writes into the file, is said on stderr either way.
 pub fn healthcheck(args: HealthcheckArgs) -> Result<Exit, Failure> {
     let age = std::fs::metadata(&args.file)
         .and_then(|m| m.modified())
         .map(|t| t.elapsed().unwrap_or_default());
+    let storage = std::fs::read_to_string(&args.file).ok().and_then(|t| {
+        t.lines()
+            .find_map(|l| l.strip_prefix("storage: ").map(str::to_string))
+    });
+    if let Some(storage) = storage.filter(|s| s != "ok") {
+        messages::say(&format!("storage: {storage}"));
+    }
     match age {
         Ok(age) if age <= args.max_age => Ok(Exit::Ok),
         Ok(age) => {
             messages::say(&format!(
-                "unhealthy: {} was last touched {}s ago (limit {}s)",
+                "unhealthy: {} was last touched {}s ago (limit {}s): the watcher is stuck, or its drop directory is gone",
                 args.file.display(),
                 age.as_secs(),
                 args.max_age.as_secs()
@@ -97,11 +121,16 @@ pub fn healthcheck(args: HealthcheckArgs) -> Result<Exit, Failure> {
 }
 
 async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("SIGTERM handler installs");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -111,8 +140,8 @@ pub fn run(args: WatchArgs) -> Result<Exit, Failure> {
     let config = WatchConfig {
         once: args.once,
         poll: args.poll,
-        concurrency: args.concurrency,
-        max_batch: args.max_batch.max(1),
+        concurrency: args.concurrency.into(),
+        max_batch: args.max_batch.into(),
         settle: args.settle,
         incomplete_timeout: args.incomplete_timeout,
         shutdown_timeout: args.shutdown_timeout,
@@ -120,20 +149,29 @@ pub fn run(args: WatchArgs) -> Result<Exit, Failure> {
         heartbeat: args.heartbeat.clone(),
         event_queue: args.event_queue,
         template,
+        dir_grace: args.dir_grace,
         ..WatchConfig::new(args.dir.clone())
     };
-    tracing::info!(dir = %args.dir.display(), catalog = %catalog.describe(), "watching");
+    tracing::info!(dir = %watch::shown(&args.dir), catalog = %catalog.describe(), "watching");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .expect("tokio runtime starts");
-    match rt.block_on(watch::run(config, catalog, shutdown_signal())) {
-        Ok(summary) if args.once && summary.quarantined_files > 0 => Ok(Exit::InvalidInput),
+        .map_err(|e| sigcat::Error::io("<tokio runtime>", e))?;
+    let result = rt.block_on(watch::run(config, catalog, shutdown_signal()));
+    // Whatever is still running off the async threads is not waited for: what did not
+    // finish stays in the directory for the next start.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(summary) if args.once => Ok(match summary.worst {
+            None => Exit::Ok,
+            Some(Trouble::Invalid) => Exit::InvalidInput,
+            Some(Trouble::Refused) => Exit::Refused,
+            Some(Trouble::Conflict) => Exit::Conflict,
+            Some(Trouble::Storage) => Exit::Storage,
+            Some(Trouble::Corrupt) => Exit::Corrupt,
+        }),
         Ok(_) => Ok(Exit::Ok),
-        Err(e @ WatchError::Storage(_)) => {
-            messages::say(&format!("error: {e}"));
-            Ok(Exit::Storage)
-        }
+        Err(e @ WatchError::Busy(..)) => Err(Failure::Usage(e.to_string())),
         Err(e) => {
             messages::say(&format!("error: {}", sigcat::error::chain(&e)));
             Ok(Exit::Io)

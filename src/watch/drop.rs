@@ -2,19 +2,21 @@
 //!
 //! - `NAME.log` or `NAME.out`: a build log, optionally with `NAME.manifest.json` beside it;
 //! - `NAME/`: one sub-directory per build, holding `*.log` / `*.out` and optionally
-//!   `manifest.json` (or `*.manifest.json`); drop it by renaming the finished directory in.
+//!   `manifest.json` (or `*.manifest.json`); drop it by renaming the finished directory in;
+//! - `NAME.manifest.json` alone: the manifest of a log dropped before (already in `done/`, it
+//!   adds what the manifest knows: an enrichment) or after (it waits for its log).
 //!
-//! Handled items move to `done/` (published, or nothing to publish), `failed/` (every build
-//! failed) or `quarantine/` (invalid input, with `NAME.error` saying why).
+//! Handled items move to `done/` (published), `failed/` (every build failed) or `quarantine/`
+//! (invalid input, refused, in conflict, or not a regular file, with `NAME.error` saying why).
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 /// Names of the areas inside the drop directory; never taken as builds.
 pub const AREAS: [&str; 3] = ["done", "failed", "quarantine"];
+pub const MANIFEST_SUFFIX: &str = ".manifest.json";
 
 /// The last component of a path as text (empty for `/` or `..`).
-fn file_name(path: &Path) -> String {
+pub fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
@@ -25,7 +27,21 @@ pub fn is_log(path: &Path) -> bool {
     !name.starts_with('.') && (name.ends_with(".log") || name.ends_with(".out"))
 }
 
-/// The drop item a path belongs to (the log or the build directory), if any.
+pub fn is_manifest(path: &Path) -> bool {
+    let name = file_name(path);
+    !name.starts_with('.') && name.ends_with(MANIFEST_SUFFIX)
+}
+
+/// `NAME.log` → `NAME`.
+fn stem(log: &Path) -> Option<String> {
+    let name = file_name(log);
+    name.strip_suffix(".log")
+        .or_else(|| name.strip_suffix(".out"))
+        .map(str::to_string)
+}
+
+/// The drop item a path in the directory belongs to (the log, the build directory, or a
+/// manifest whose log is not there), if any. `dir` must be absolute, like notify's paths.
 pub fn item_for(dir: &Path, path: &Path) -> Option<PathBuf> {
     let rel = path.strip_prefix(dir).ok()?;
     let first = rel
@@ -38,18 +54,25 @@ pub fn item_for(dir: &Path, path: &Path) -> Option<PathBuf> {
         return None;
     }
     let top = dir.join(&first);
-    if rel.components().count() > 1 || top.is_dir() {
+    if rel.components().count() > 1 {
         return Some(top);
     }
-    if is_log(&top) {
+    // What a name is decides, not what it is on disk: a FIFO named `x.log` is an item (to be
+    // set aside), and `symlink_metadata` never follows or opens anything.
+    let is_dir = std::fs::symlink_metadata(&top).is_ok_and(|m| m.is_dir());
+    if is_dir || is_log(&top) {
         return Some(top);
     }
-    // A manifest arriving after its log: look at the log again.
-    let stem = first.strip_suffix(".manifest.json")?;
-    ["log", "out"]
+    let stem = first.strip_suffix(MANIFEST_SUFFIX)?;
+    // A manifest beside its log is part of the log's item.
+    match ["log", "out"]
         .iter()
         .map(|ext| dir.join(format!("{stem}.{ext}")))
-        .find(|p| p.exists())
+        .find(|p| std::fs::symlink_metadata(p).is_ok())
+    {
+        Some(log) => Some(log),
+        None => Some(top),
+    }
 }
 
 /// Every item in the directory now (the backlog, or a rescan).
@@ -67,84 +90,97 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(items)
 }
 
-/// The logs and the manifest of an item.
-pub struct Parts {
-    pub logs: Vec<PathBuf>,
-    pub manifest: Option<PathBuf>,
-}
-
-pub fn parts(item: &Path) -> std::io::Result<Parts> {
-    if item.is_dir() {
-        let mut logs = Vec::new();
-        let mut manifest = None;
-        for entry in std::fs::read_dir(item)? {
-            let path = entry?.path();
-            let name = file_name(&path);
-            if name == "manifest.json" || name.ends_with(".manifest.json") {
-                manifest = Some(path);
-            } else if is_log(&path) {
-                logs.push(path);
-            }
-        }
-        logs.sort();
-        return Ok(Parts { logs, manifest });
-    }
-    let manifest = companion_manifest(item).filter(|m| m.exists());
-    Ok(Parts {
-        logs: vec![item.to_path_buf()],
-        manifest,
-    })
-}
-
 /// `NAME.log` → `NAME.manifest.json`.
 pub fn companion_manifest(log: &Path) -> Option<PathBuf> {
-    let name = log.file_name()?.to_string_lossy().into_owned();
-    let stem = name
-        .strip_suffix(".log")
-        .or_else(|| name.strip_suffix(".out"))?;
-    Some(log.with_file_name(format!("{stem}.manifest.json")))
+    Some(log.with_file_name(format!("{}{MANIFEST_SUFFIX}", stem(log)?)))
 }
 
-/// How long since anything in the item last changed.
-pub fn quiet_for(item: &Path) -> Duration {
-    let mut newest = SystemTime::UNIX_EPOCH;
-    let mut consider = |p: &Path| {
-        if let Ok(m) = std::fs::metadata(p).and_then(|m| m.modified()) {
-            newest = newest.max(m);
-        }
-    };
-    consider(item);
-    if let Ok(parts) = parts(item) {
-        parts.logs.iter().for_each(|p| consider(p));
-        if let Some(m) = &parts.manifest {
-            consider(m);
+/// The log in `done/` that a lone `NAME.manifest.json` belongs to: `NAME.log` / `NAME.out`,
+/// or, when that name was taken, the newest `NAME.N.log`.
+pub fn done_log_for(dir: &Path, manifest: &Path) -> Option<PathBuf> {
+    let stem = file_name(manifest)
+        .strip_suffix(MANIFEST_SUFFIX)?
+        .to_string();
+    let done = dir.join("done");
+    let mut best: Option<(u64, PathBuf)> = None;
+    for entry in std::fs::read_dir(&done).ok()?.flatten() {
+        let path = entry.path();
+        let Some(s) = stem_of_done(&path) else {
+            continue;
+        };
+        let n = if s == stem {
+            1
+        } else {
+            match s
+                .strip_prefix(&stem)
+                .and_then(|r| r.strip_prefix('.'))
+                .and_then(|n| n.parse::<u64>().ok())
+            {
+                Some(n) => n,
+                None => continue,
+            }
+        };
+        if best.as_ref().is_none_or(|(b, _)| n > *b) {
+            best = Some((n, path));
         }
     }
-    SystemTime::now().duration_since(newest).unwrap_or_default()
+    best.map(|(_, p)| p)
 }
 
-/// Moves an item (and a manifest beside it) into an area; returns the new path. A name
-/// already taken there gets a numeric suffix: nothing in an area is ever overwritten.
-pub fn move_to(dir: &Path, area: &str, item: &Path) -> std::io::Result<PathBuf> {
+fn stem_of_done(path: &Path) -> Option<String> {
+    if !std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    stem(path)
+}
+
+/// Moves an item into an area; with it, the manifest that was used with it (and only that
+/// one: a manifest that arrived later is news for later). Returns the new path. A name
+/// already taken gets a numeric suffix: nothing in an area is ever overwritten.
+pub fn move_to(
+    dir: &Path,
+    area: &str,
+    item: &Path,
+    manifest: Option<&Path>,
+) -> std::io::Result<PathBuf> {
     let target_dir = dir.join(area);
     std::fs::create_dir_all(&target_dir)?;
-    let name = file_name(item);
-    let target = free_name(&target_dir, &name);
-    // The log first: if we die between the two renames, the orphaned manifest is moved on the
-    // next start (see `adopt_orphans`), and the log is never re-read without its manifest.
+    let target = free_name(&target_dir, &file_name(item));
+    // The log first: if we die between the two renames, the manifest left behind is a lone
+    // manifest whose log is in an area, which the next start handles (`adopt_orphans`, or as
+    // an enrichment for done/), and the log is never re-read without its manifest.
     std::fs::rename(item, &target)?;
-    if !item.is_dir()
-        && let Some(m) = companion_manifest(item).filter(|m| m.exists())
-        && let Some(target_manifest) = companion_manifest(&target)
-    {
-        std::fs::rename(m, target_manifest)?;
+    if let Some(m) = manifest {
+        let name = match companion_manifest(&target) {
+            Some(beside) if !beside.exists() => beside,
+            _ => free_name(&target_dir, &file_name(m)),
+        };
+        std::fs::rename(m, name)?;
     }
+    Ok(target)
+}
+
+/// A manifest moved into an area on its own (an enrichment, or one set aside), next to its
+/// log when `log` is given.
+pub fn move_manifest(
+    dir: &Path,
+    area: &str,
+    manifest: &Path,
+    log: Option<&Path>,
+) -> std::io::Result<PathBuf> {
+    let target_dir = dir.join(area);
+    std::fs::create_dir_all(&target_dir)?;
+    let target = match log.and_then(companion_manifest) {
+        Some(beside) if !beside.exists() => beside,
+        _ => free_name(&target_dir, &file_name(manifest)),
+    };
+    std::fs::rename(manifest, &target)?;
     Ok(target)
 }
 
 fn free_name(dir: &Path, name: &str) -> PathBuf {
     let first = dir.join(name);
-    if !first.exists() {
+    if std::fs::symlink_metadata(&first).is_err() {
         return first;
     }
     // Keep the extension last so the suffixed name is still a log: `packer.2.out`.
@@ -154,16 +190,21 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
     };
     (2..)
         .map(|n| dir.join(format!("{stem}.{n}{ext}")))
-        .find(|p| !p.exists() && !companion_manifest(p).is_some_and(|m| m.exists()))
+        .find(|p| {
+            std::fs::symlink_metadata(p).is_err()
+                && !companion_manifest(p).is_some_and(|m| m.exists())
+        })
         .expect("some name is free")
 }
 
-/// A manifest left behind by a crash between the two renames of `move_to`.
+/// A manifest left behind by a crash between the two renames of `move_to`, whose log is in
+/// `failed/` or `quarantine/`: it follows its log. (One whose log is in `done/` is handled as an
+/// enrichment, which is idempotent when the manifest was used, and right when it was not.)
 pub fn adopt_orphans(dir: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         let name = file_name(&path);
-        let Some(stem) = name.strip_suffix(".manifest.json") else {
+        let Some(stem) = name.strip_suffix(MANIFEST_SUFFIX) else {
             continue;
         };
         let has_log = ["log", "out"]
@@ -172,7 +213,7 @@ pub fn adopt_orphans(dir: &Path) -> std::io::Result<()> {
         if has_log {
             continue;
         }
-        for area in AREAS {
+        for area in ["failed", "quarantine"] {
             let moved = ["log", "out"]
                 .iter()
                 .map(|e| dir.join(area).join(format!("{stem}.{e}")))
@@ -194,4 +235,87 @@ pub fn write_error(moved: &Path, reason: &str) -> std::io::Result<()> {
     let name = file_name(moved);
     let path = moved.with_file_name(format!("{name}.error"));
     std::fs::write(path, format!("{}\n", crate::redact::redact_secrets(reason)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_map_to_their_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a.log"), "").unwrap();
+        std::fs::write(d.join("a.manifest.json"), "").unwrap();
+        std::fs::write(d.join("b.manifest.json"), "").unwrap();
+        std::fs::create_dir(d.join("build-1")).unwrap();
+        assert_eq!(item_for(d, &d.join("a.log")), Some(d.join("a.log")));
+        assert_eq!(
+            item_for(d, &d.join("a.manifest.json")),
+            Some(d.join("a.log")),
+            "beside its log"
+        );
+        assert_eq!(
+            item_for(d, &d.join("b.manifest.json")),
+            Some(d.join("b.manifest.json")),
+            "alone"
+        );
+        assert_eq!(
+            item_for(d, &d.join("build-1/packer.out")),
+            Some(d.join("build-1"))
+        );
+        assert_eq!(item_for(d, &d.join("done/a.log")), None);
+        assert_eq!(item_for(d, &d.join(".hidden.log")), None);
+        assert_eq!(item_for(d, &d.join("notes.txt")), None);
+        assert_eq!(item_for(d, Path::new("/elsewhere/a.log")), None);
+        assert_eq!(
+            scan(d).unwrap(),
+            [
+                d.join("a.log"),
+                d.join("b.manifest.json"),
+                d.join("build-1")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_lone_manifest_finds_the_newest_log_of_its_name_in_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("done")).unwrap();
+        let m = d.join("x.manifest.json");
+        assert_eq!(done_log_for(d, &m), None);
+        std::fs::write(d.join("done/x.log"), "").unwrap();
+        assert_eq!(done_log_for(d, &m), Some(d.join("done/x.log")));
+        std::fs::write(d.join("done/x.3.log"), "").unwrap();
+        std::fs::write(d.join("done/x.2.log"), "").unwrap();
+        std::fs::write(d.join("done/xy.9.log"), "").unwrap();
+        assert_eq!(done_log_for(d, &m), Some(d.join("done/x.3.log")));
+    }
+
+    #[test]
+    fn moves_never_overwrite_and_take_only_the_manifest_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for _ in 0..2 {
+            std::fs::write(d.join("a.log"), "log").unwrap();
+            std::fs::write(d.join("a.manifest.json"), "m").unwrap();
+            move_to(
+                d,
+                "done",
+                &d.join("a.log"),
+                Some(&d.join("a.manifest.json")),
+            )
+            .unwrap();
+        }
+        assert!(d.join("done/a.log").exists() && d.join("done/a.manifest.json").exists());
+        assert!(d.join("done/a.2.log").exists() && d.join("done/a.2.manifest.json").exists());
+        std::fs::write(d.join("b.log"), "log").unwrap();
+        std::fs::write(d.join("b.manifest.json"), "arrived later").unwrap();
+        move_to(d, "done", &d.join("b.log"), None).unwrap();
+        assert!(
+            d.join("b.manifest.json").exists(),
+            "an unused manifest stays"
+        );
+    }
 }
