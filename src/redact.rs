@@ -10,11 +10,72 @@
 //! - JSON Web Tokens (`eyJ...`.`...`.`...`) and Azure account keys (88 base64 characters
 //!   ending in `==`) wherever they stand, since they are secrets even without a marker.
 //!
+//! - a PEM private key block (`-----BEGIN ... PRIVATE KEY-----`), whole;
+//! - any value the process was told is secret ([`register_secret`]: a signing key's passphrase,
+//!   the storage credentials read from the environment), wherever it appears, whatever it
+//!   looks like.
+//!
 //! The rest of a SAS URL (account, container, blob, expiry) is kept: it tells the user which
 //! disk it was. Erring towards redaction is deliberate: a lost word is cheap, a leaked
 //! signature is not.
 
 use std::borrow::Cow;
+use std::sync::RwLock;
+
+/// Values known to be secret in this process.
+static KNOWN: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// From now on, `value` is redacted wherever it appears. Values shorter than 8 characters are
+/// not registered: redacting every occurrence of a short word would garble everything else.
+pub fn register_secret(value: &str) {
+    let value = value.trim();
+    if value.chars().count() < 8 {
+        return;
+    }
+    let mut known = KNOWN.write().unwrap_or_else(|e| e.into_inner());
+    if !known.iter().any(|k| k == value) {
+        known.push(value.to_string());
+    }
+}
+
+fn known_spans(text: &str, spans: &mut Vec<(usize, usize)>) {
+    let known = KNOWN.read().unwrap_or_else(|e| e.into_inner());
+    for secret in known.iter() {
+        let mut from = 0;
+        while let Some(pos) = text[from..].find(secret.as_str()) {
+            let start = from + pos;
+            spans.push((start, start + secret.len()));
+            from = start + secret.len();
+        }
+    }
+}
+
+/// `-----BEGIN ... PRIVATE KEY-----` through its END line, or to the end of the text.
+fn private_key_spans(text: &str, spans: &mut Vec<(usize, usize)>) {
+    let mut from = 0;
+    while let Some(pos) = text[from..].find("-----BEGIN ") {
+        let start = from + pos;
+        let header_end = text[start..]
+            .find("-----\n")
+            .or_else(|| text[start + 11..].find("-----").map(|e| e + 11));
+        let Some(header_end) = header_end else { break };
+        let header = &text[start..start + header_end];
+        from = start + header_end + 5;
+        if !header.contains("PRIVATE KEY") {
+            continue;
+        }
+        let end = text[from..]
+            .find("-----END ")
+            .and_then(|e| {
+                text[from + e + 9..]
+                    .find("-----")
+                    .map(|f| from + e + 9 + f + 5)
+            })
+            .unwrap_or(text.len());
+        spans.push((start, end));
+        from = end;
+    }
+}
 
 pub const REDACTED: &str = "REDACTED";
 
@@ -65,6 +126,8 @@ pub fn redact_secrets(text: &str) -> Cow<'_, str> {
     shared_key_spans(&lower, &mut spans);
     url_password_spans(text, &mut spans);
     token_spans(text, &mut spans);
+    private_key_spans(text, &mut spans);
+    known_spans(text, &mut spans);
     if spans.is_empty() {
         return Cow::Borrowed(text);
     }
@@ -74,6 +137,10 @@ pub fn redact_secrets(text: &str) -> Cow<'_, str> {
     for (start, end) in spans {
         let start = start.max(at);
         if end <= start {
+            continue;
+        }
+        // Spans from different rules may overlap; a span never starts inside a character.
+        if !text.is_char_boundary(start) || !text.is_char_boundary(end) {
             continue;
         }
         out.push_str(&text[at..start]);
@@ -289,6 +356,28 @@ mod tests {
         let id = "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg/providers/Microsoft.Compute/images/capi-1";
         assert_eq!(redact_secrets(id), id);
         assert!(matches!(redact_secrets("OSType: Linux"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn private_keys_and_registered_values_are_replaced() {
+        let pem = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n";
+        assert_eq!(
+            redact_secrets(&format!("key: {pem}done")),
+            "key: REDACTED\ndone"
+        );
+        let public = "-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----";
+        assert_eq!(
+            redact_secrets(public),
+            public,
+            "public keys are not secrets"
+        );
+        register_secret("correct horse battery");
+        assert_eq!(
+            redact_secrets("pass=correct horse battery!"),
+            "pass=REDACTED!"
+        );
+        register_secret("short");
+        assert_eq!(redact_secrets("short"), "short");
     }
 
     #[test]

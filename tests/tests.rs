@@ -13,4 +13,5 @@ mod parse_fixtures;
 mod pipelines;
 mod render;
 mod secrets;
+mod trust;
 mod watch;

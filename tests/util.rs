@@ -56,9 +56,18 @@ pub fn text(b: &[u8]) -> String {
 /// forked (or vforked) from, and this test process is large. So a small, freshly started
 /// Python forks sigcat and reports its children's max RSS: that number is sigcat's own.
 pub fn peak_rss_kib(args: &[&str]) -> (Option<i32>, i64) {
-    const MEASURE: &str = "import resource, subprocess, sys\n\
+    let (code, kib, _) = measure(args);
+    (code, kib)
+}
+
+/// Like [`peak_rss_kib`], with the run's wall time measured by the same small process (a
+/// spawn from this big one costs more than sigcat's own run).
+pub fn measure(args: &[&str]) -> (Option<i32>, i64, Duration) {
+    const MEASURE: &str = "import resource, subprocess, sys, time\n\
+t = time.perf_counter()\n\
 p = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n\
-print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n";
+t = time.perf_counter() - t\n\
+print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, t)\n";
     let out = Command::new("python3")
         .arg("-c")
         .arg(MEASURE)
@@ -72,10 +81,16 @@ print(p.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n";
             )
         });
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut parts = text.split_whitespace().map(|p| p.parse::<i64>().unwrap());
-    let code = parts.next().expect("python3 printed the exit code");
-    let kib = parts.next().expect("python3 printed the peak memory");
-    ((code >= 0).then_some(code as i32), kib)
+    let mut parts = text.split_whitespace();
+    let mut next = || parts.next().expect("python3 printed three numbers");
+    let code: i64 = next().parse().unwrap();
+    let kib: i64 = next().parse().unwrap();
+    let secs: f64 = next().parse().unwrap();
+    (
+        (code >= 0).then_some(code as i32),
+        kib,
+        Duration::from_secs_f64(secs),
+    )
 }
 
 /// `fixtures/PATH` as an absolute path.
@@ -234,6 +249,22 @@ impl Azurite {
         self.spawn();
     }
 
+    /// A client of one container, with the account key (for what the tests do behind sigcat).
+    fn container(&self, container: &str) -> azure_storage_blobs::prelude::ContainerClient {
+        let creds = azure_storage::StorageCredentials::access_key(
+            "devstoreaccount1",
+            azure_core::auth::Secret::new(AZURITE_KEY.to_string()),
+        );
+        azure_storage_blobs::prelude::ClientBuilder::with_location(
+            azure_storage::CloudLocation::Emulator {
+                address: "127.0.0.1".into(),
+                port: self.port,
+            },
+            creds,
+        )
+        .container_client(container)
+    }
+
     /// A container SAS token (read, add, create, write, list; valid for an hour), made with the
     /// account key the way an operator would make one.
     pub fn container_sas(&self, container: &str) -> String {
@@ -241,34 +272,36 @@ impl Azurite {
         use azure_storage::shared_access_signature::service_sas::BlobSasPermissions;
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
-            let creds = azure_storage::StorageCredentials::access_key(
-                "devstoreaccount1",
-                azure_core::auth::Secret::new(AZURITE_KEY.to_string()),
-            );
-            azure_storage_blobs::prelude::ClientBuilder::with_location(
-                azure_storage::CloudLocation::Emulator {
-                    address: "127.0.0.1".into(),
-                    port: self.port,
-                },
-                creds,
-            )
-            .container_client(container)
-            .shared_access_signature(
-                BlobSasPermissions {
-                    read: true,
-                    add: true,
-                    create: true,
-                    write: true,
-                    list: true,
-                    ..BlobSasPermissions::default()
-                },
-                time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-            )
-            .await
-            .unwrap()
-            .token()
-            .unwrap()
+            self.container(container)
+                .shared_access_signature(
+                    BlobSasPermissions {
+                        read: true,
+                        add: true,
+                        create: true,
+                        write: true,
+                        list: true,
+                        ..BlobSasPermissions::default()
+                    },
+                    time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+                )
+                .await
+                .unwrap()
+                .token()
+                .unwrap()
         })
+    }
+
+    /// Deletes a blob behind sigcat's back (the storage trait has no delete: the catalog never
+    /// deletes anything), as a lost write or an operator's mistake would.
+    pub fn delete_blob(&self, container: &str, name: &str) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(
+            self.container(container)
+                .blob_client(name)
+                .delete()
+                .into_future(),
+        )
+        .unwrap();
     }
 
     /// A catalog URL for a container (and optional prefix) in this emulator.

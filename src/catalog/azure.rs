@@ -311,14 +311,18 @@ impl Store for AzureStore {
     async fn put(&self, key: &str, bytes: Vec<u8>, mode: PutMode) -> Result<String, StoreError> {
         let blob = self.container.blob_client(self.key(key));
         let condition = match &mode {
-            PutMode::Create => IfMatchCondition::NotMatch("*".into()),
-            PutMode::IfMatch(etag) => IfMatchCondition::Match(etag.clone()),
+            PutMode::Create => Some(IfMatchCondition::NotMatch("*".into())),
+            PutMode::IfMatch(etag) => Some(IfMatchCondition::Match(etag.clone())),
+            PutMode::Overwrite => None,
         };
         let attempt = || {
-            blob.put_block_blob(bytes.clone())
-                .content_type(content_type(key))
-                .if_match(condition.clone())
-                .into_future()
+            let put = blob
+                .put_block_blob(bytes.clone())
+                .content_type(content_type(key));
+            match &condition {
+                Some(c) => put.if_match(c.clone()).into_future(),
+                None => put.into_future(),
+            }
         };
         match attempt().await {
             Ok(r) => Ok(r.etag),

@@ -3,12 +3,14 @@
 //! pure step done per item before anything is written, so an item the catalog cannot hold is
 //! refused on its own, naming itself, and never fails the others.
 
-use super::index::{Extra, IndexEntry, ObjectRef};
+use super::index::{Extra, IndexEntry, ObjectRef, normalize_region};
+use super::objects::{self, Kind, Revision};
 use crate::record::{Record, split_build_name};
 use crate::render::{self, Refusal, TemplateOptions};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
+
+pub use objects::sha256;
 
 /// Which input an item came from, for messages: the build and its source file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,17 +51,6 @@ pub struct Entry {
     pub record: Record,
     pub record_bytes: Vec<u8>,
     pub template_bytes: Vec<u8>,
-}
-
-pub fn sha256(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
-}
-
-/// Objects are immutable and named by their content: `images/<id>/record-<16 hex>.json`. Two
-/// publishers writing the same content write the same key; a new revision is a new key.
-pub fn object_key(id: &str, kind: &str, bytes: &[u8]) -> String {
-    let extension = if kind == "template" { "yaml" } else { "json" };
-    format!("images/{id}/{kind}-{}.{extension}", &sha256(bytes)[..16])
 }
 
 /// The catalog id of an image: readable parts, and a hash of the full Azure id so that equal
@@ -107,6 +98,40 @@ pub fn record_bytes(record: &Record) -> Vec<u8> {
     serde_json::to_vec_pretty(record).expect("records serialise")
 }
 
+/// Where an image can be used: its gallery's replicated regions, else a managed image's
+/// location, normalised; empty when the build did not say.
+pub fn regions(record: &Record) -> Vec<String> {
+    let mut regions: Vec<String> = match (&record.gallery_image, &record.managed_image) {
+        (Some(g), _) => g
+            .replicated_regions
+            .iter()
+            .map(|r| normalize_region(r))
+            .collect(),
+        (None, Some(m)) => m.location.iter().map(|l| normalize_region(l)).collect(),
+        _ => Vec::new(),
+    };
+    regions.retain(|r| !r.is_empty());
+    regions.dedup();
+    regions
+}
+
+/// The revision object for an entry's record and template, at `at`.
+pub fn revision(
+    id: &str,
+    record: &ObjectRef,
+    template: &ObjectRef,
+    at: &str,
+) -> (ObjectRef, Vec<u8>) {
+    let bytes = serde_json::to_vec_pretty(&Revision {
+        id: id.to_string(),
+        record: record.clone(),
+        template: template.clone(),
+        at: at.to_string(),
+    })
+    .expect("revisions serialise");
+    (objects::object_ref(id, Kind::Revision, &bytes), bytes)
+}
+
 /// The index entry for `record` with its objects (`kind` → key and bytes' hash).
 pub fn describe(
     id: &str,
@@ -137,6 +162,8 @@ pub fn describe(
         gallery_image_version: g.map(|g| g.version.clone()),
         gallery_image_version_id: g.map(|g| g.id.clone()),
         managed_image_id: record.managed_image.as_ref().map(|m| m.id.clone()),
+        regions: regions(record),
+        yank: None,
         published_at,
         updated_at: None,
         objects,
@@ -146,23 +173,19 @@ pub fn describe(
 
 impl Entry {
     pub fn record_ref(&self) -> ObjectRef {
-        ObjectRef {
-            key: object_key(&self.id, "record", &self.record_bytes),
-            sha256: sha256(&self.record_bytes),
-        }
+        objects::object_ref(&self.id, Kind::Record, &self.record_bytes)
     }
 
     pub fn template_ref(&self) -> ObjectRef {
-        ObjectRef {
-            key: object_key(&self.id, "template", &self.template_bytes),
-            sha256: sha256(&self.template_bytes),
-        }
+        objects::object_ref(&self.id, Kind::Template, &self.template_bytes)
     }
 
-    pub fn index_entry(&self, published_at: String) -> IndexEntry {
+    /// The index entry, pointing at its objects and at the revision object `revision`.
+    pub fn index_entry(&self, revision: ObjectRef, published_at: String) -> IndexEntry {
         let objects = BTreeMap::from([
             ("record".to_string(), self.record_ref()),
             ("template".to_string(), self.template_ref()),
+            ("revision".to_string(), revision),
         ]);
         describe(&self.id, &self.record, objects, published_at)
     }
@@ -212,8 +235,11 @@ mod tests {
         assert!(r.key.starts_with(&format!("images/{}/record-", e.id)) && r.key.ends_with(".json"));
         assert_eq!(r.sha256, sha256(&e.record_bytes));
         assert!(e.template_ref().key.ends_with(".yaml"));
-        let entry = e.index_entry("2026-01-01T00:00:00.000Z".into());
+        let at = "2026-01-01T00:00:00.000Z";
+        let (rev, _) = revision(&e.id, &e.record_ref(), &e.template_ref(), at);
+        let entry = e.index_entry(rev, at.into());
         assert_eq!(entry.distro.as_deref(), Some("ubuntu-2404"));
+        assert_eq!(entry.regions, ["northcentralus", "eastus2"]);
         assert_eq!(
             entry.gallery_image_version.as_deref(),
             Some("0.3.1721037000")

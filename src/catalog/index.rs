@@ -10,10 +10,12 @@ use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 /// Version of the catalog layout (keys and index schema), written into every index.
-/// Layout 1 (content at fixed keys) is still read; every write produces layout 2.
-pub const LAYOUT_VERSION: u32 = 2;
+/// Layout 1 (content at fixed keys) and 2 (content-named objects) are read; every write
+/// produces layout 3 (yanks and regions). A sigcat that knows no yanks refuses layout 3
+/// rather than hand out a yanked image.
+pub const LAYOUT_VERSION: u32 = 3;
 /// The layouts this sigcat reads.
-pub const KNOWN_LAYOUTS: [u32; 2] = [1, 2];
+pub const KNOWN_LAYOUTS: [u32; 3] = [1, 2, 3];
 
 pub type Extra = serde_json::Map<String, serde_json::Value>;
 
@@ -56,6 +58,13 @@ pub struct IndexEntry {
     pub gallery_image_version: Option<String>,
     pub gallery_image_version_id: Option<String>,
     pub managed_image_id: Option<String>,
+    /// Regions the image can be used in, normalised (`westeurope`): the gallery's replicated
+    /// regions, or a managed image's location. Empty: not known, and never claimed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    /// The image's latest yank or unyank, when it has had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yank: Option<YankState>,
     /// When the image was first published: RFC 3339, UTC, millisecond precision.
     pub published_at: String,
     /// When a later publish last added information (a new revision of the record).
@@ -74,6 +83,30 @@ pub struct ObjectRef {
     pub sha256: String,
 }
 
+/// Where an image stands after its latest yank or unyank event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct YankState {
+    pub yanked: bool,
+    pub reason: Option<String>,
+    pub at: String,
+    /// The event object (the head of the image's chain of yank events).
+    pub event: ObjectRef,
+}
+
+impl IndexEntry {
+    pub fn is_yanked(&self) -> bool {
+        self.yank.as_ref().is_some_and(|y| y.yanked)
+    }
+}
+
+/// Azure's normalisation of a region name: lower case, no spaces (`West Europe` → `westeurope`).
+pub fn normalize_region(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
 /// What `catalog list` and `catalog latest` select on. Empty filters match everything.
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
@@ -83,6 +116,10 @@ pub struct Filter {
     pub os: Option<String>,
     pub definition: Option<String>,
     pub gallery: Option<String>,
+    /// Only images known to be in this region (any spelling Azure accepts).
+    pub region: Option<String>,
+    /// Yanked images too (`latest` never returns one, whatever this says).
+    pub include_yanked: bool,
 }
 
 impl Filter {
@@ -112,8 +149,14 @@ impl Filter {
                     })
             }
         };
+        let region = match &self.region {
+            None => true,
+            Some(want) => e.regions.contains(&normalize_region(want)),
+        };
         kubernetes
             && os
+            && region
+            && (self.include_yanked || !e.is_yanked())
             && eq(&self.definition, &e.image_definition)
             && eq(&self.gallery, &e.gallery)
     }
@@ -159,6 +202,8 @@ mod tests {
             gallery_image_version: Some(g.into()),
             gallery_image_version_id: None,
             managed_image_id: None,
+            regions: vec!["northcentralus".into(), "westeurope".into()],
+            yank: None,
             published_at: "2026-01-01T00:00:00Z".into(),
             updated_at: None,
             objects: BTreeMap::new(),
@@ -220,5 +265,56 @@ mod tests {
             }
             .matches(&e)
         );
+    }
+
+    #[test]
+    fn regions_match_in_any_spelling_and_unknown_is_never_claimed() {
+        let in_region = |e: &IndexEntry, r: &str| {
+            Filter {
+                region: Some(r.into()),
+                ..Filter::default()
+            }
+            .matches(e)
+        };
+        let e = entry("1.30.3", "0.3.9");
+        assert!(
+            in_region(&e, "westeurope")
+                && in_region(&e, "West Europe")
+                && in_region(&e, "WESTEUROPE")
+        );
+        assert!(!in_region(&e, "eastus"));
+        let unknown = IndexEntry {
+            regions: Vec::new(),
+            ..e.clone()
+        };
+        assert!(
+            !in_region(&unknown, "westeurope"),
+            "no region data, no claim"
+        );
+        assert_eq!(normalize_region(" North Central US "), "northcentralus");
+    }
+
+    #[test]
+    fn yanked_images_are_hidden_unless_asked_for() {
+        let mut e = entry("1.30.3", "0.3.9");
+        e.yank = Some(YankState {
+            yanked: true,
+            reason: Some("CVE".into()),
+            at: "2026-01-02T00:00:00.000Z".into(),
+            event: ObjectRef {
+                key: "images/x/yank-1.json".into(),
+                sha256: "0".into(),
+            },
+        });
+        assert!(!Filter::default().matches(&e));
+        assert!(
+            Filter {
+                include_yanked: true,
+                ..Filter::default()
+            }
+            .matches(&e)
+        );
+        e.yank.as_mut().unwrap().yanked = false;
+        assert!(Filter::default().matches(&e), "unyanked");
     }
 }

@@ -108,6 +108,7 @@ fn put_blocking(path: &Path, bytes: &[u8], mode: &PutMode) -> Result<String, Sto
         key: path.display().to_string(),
     };
     match (mode, read(path)?) {
+        (PutMode::Overwrite, _) => {}
         (PutMode::Create, Some(_)) => return Err(precondition()),
         (PutMode::IfMatch(_), None) => return Err(precondition()),
         (PutMode::IfMatch(expected), Some(cur)) if *expected != cur.etag => {

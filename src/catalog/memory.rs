@@ -77,6 +77,7 @@ impl Store for MemoryStore {
         let mut objects = self.objects.lock().unwrap();
         let current = objects.get(key).map(|(_, v)| etag(*v));
         let allowed = match (&mode, &current) {
+            (PutMode::Overwrite, _) => true,
             (PutMode::Create, None) => true,
             (PutMode::IfMatch(want), Some(have)) => want == have,
             _ => false,

@@ -1,43 +1,46 @@
 //! Records and manifests → a catalog in blob storage, and the queries that find "the image for
 //! Kubernetes 1.30 on Ubuntu 24.04" later.
 //!
-//! Layout (version [`index::LAYOUT_VERSION`]), under the catalog's root or prefix:
-//! - `images/<id>/record-<hash>.json`, `images/<id>/template-<hash>.yaml`: immutable, named by
-//!   their content;
-//! - `index.json`: every image, pointing at its newest record revision and its template, with
-//!   the sha256 of each.
+//! Layout ([`index::LAYOUT_VERSION`], the objects in [`objects`]): immutable objects named by
+//! their content, and `index.json`, derived from them ([`rebuild`]), pointing at each image's
+//! newest record revision, template, revision object and yank state, with their sha256.
 //!
 //! Objects are written first (create-only), the index last, with optimistic concurrency
-//! (ETag `If-Match`, or create-only for the first index), retried after a backoff when another
-//! publisher won. So the index never names an object that is not fully there, and concurrent
-//! publishers lose no entry. Every storage request runs under one [`RetryConfig`].
+//! (ETag `If-Match`, or create-only for the first index), tried again after a backoff when
+//! another publisher won. So the index never names an object that is not fully there, and
+//! concurrent publishers lose no entry. Every storage request runs under one [`RetryConfig`].
+//! With a signing key, each index is signed before it is written ([`signing`]); with trusted
+//! keys, every index read is checked first.
 //!
 //! Errors say whose fault they are: an item the catalog will not hold is refused when it is
 //! prepared ([`entry::prepare`]), an item that contradicts the catalog is a per-item
-//! [`Outcome::Conflict`], and only the storage ([`CatalogError::Storage`]) or the catalog's own
-//! data ([`CatalogError::Corrupt`]) fail a whole call.
+//! [`Outcome::Conflict`], and only the storage ([`CatalogError::Storage`]), the catalog's own
+//! data ([`CatalogError::Corrupt`]) or its signature ([`CatalogError::Untrusted`]) fail a call.
 
 pub mod azure;
 pub mod entry;
 pub mod index;
 pub mod local;
 pub mod memory;
+pub mod objects;
+pub mod rebuild;
 pub mod revision;
 pub mod settings;
+pub mod signing;
 pub mod store;
 
 use crate::record::Record;
 use crate::retry::{Backoff, RetryConfig};
-use entry::{Entry, Item, sha256};
-use index::{Filter, Index, IndexEntry, ObjectRef};
+use entry::{Entry, Item};
+use index::{Filter, Index, IndexEntry, ObjectRef, YankState};
+use objects::{Kind, YankEvent, sha256};
 use revision::Comparison;
 use std::collections::HashMap;
 use std::time::Duration;
 use store::{Op, PutMode, Store, StoreError, Versioned};
 
+pub use objects::INDEX_KEY;
 pub use settings::{Location, SettingsError};
-
-pub const INDEX_KEY: &str = "index.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
@@ -55,6 +58,12 @@ pub enum CatalogError {
         catalog: String,
         key: String,
         problem: String,
+    },
+    /// The index is not signed by a trusted key: nothing in it is used.
+    #[error("catalog {catalog}: {INDEX_KEY} is not trusted: {problem}")]
+    Untrusted {
+        catalog: String,
+        problem: signing::Untrusted,
     },
 }
 
@@ -100,11 +109,28 @@ impl Outcome {
     }
 }
 
+/// What a yank or unyank did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum YankOutcome {
+    Done(YankState),
+    /// The image was already in that state: nothing written.
+    AlreadySo,
+    NoSuchImage,
+}
+
 pub struct Catalog<S> {
     store: S,
     retry: RetryConfig,
-    /// How long a publisher keeps trying when other publishers keep winning the index.
+    /// How long a writer keeps trying when other writers keep winning the index.
     contention_timeout: Duration,
+    signer: Option<signing::Signer>,
+    trust: Option<signing::Trust>,
+}
+
+/// The index as read: parsed, with the version a conditional write must name.
+pub(crate) struct Current {
+    pub index: Index,
+    pub mode: PutMode,
 }
 
 impl<S: Store> Catalog<S> {
@@ -113,11 +139,25 @@ impl<S: Store> Catalog<S> {
             store,
             retry: RetryConfig::default(),
             contention_timeout: Duration::from_secs(120),
+            signer: None,
+            trust: None,
         }
     }
 
     pub fn with_retry(mut self, retry: RetryConfig) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Every index this catalog writes is signed with this key.
+    pub fn with_signer(mut self, signer: signing::Signer) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
+    /// Every index this catalog reads must be signed by one of these keys.
+    pub fn with_trust(mut self, trust: signing::Trust) -> Self {
+        self.trust = Some(trust);
         self
     }
 
@@ -127,6 +167,10 @@ impl<S: Store> Catalog<S> {
 
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    pub fn trust(&self) -> Option<&signing::Trust> {
+        self.trust.as_ref()
     }
 
     fn storage(&self, source: StoreError) -> CatalogError {
@@ -144,11 +188,18 @@ impl<S: Store> Catalog<S> {
         }
     }
 
-    async fn get(&self, key: &str) -> Result<Option<Versioned>, CatalogError> {
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Versioned>, CatalogError> {
         self.retry
             .run(|| self.store.get(key))
             .await
             .map_err(|e| self.storage(e.about(Op::Read, key)))
+    }
+
+    pub(crate) async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, CatalogError> {
+        self.retry
+            .run(|| self.store.list(prefix))
+            .await
+            .map_err(|e| self.storage(e.about(Op::List, prefix)))
     }
 
     async fn put(&self, key: &str, bytes: &[u8], mode: &PutMode) -> Result<(), StoreError> {
@@ -161,7 +212,11 @@ impl<S: Store> Catalog<S> {
 
     /// Writes an immutable, content-named object. Already there is fine if it is the same
     /// content (another publisher wrote it); anything else there is corruption.
-    async fn put_object(&self, object: &ObjectRef, bytes: &[u8]) -> Result<(), CatalogError> {
+    pub(crate) async fn put_object(
+        &self,
+        object: &ObjectRef,
+        bytes: &[u8],
+    ) -> Result<(), CatalogError> {
         debug_assert_eq!(object.sha256, sha256(bytes));
         match self.put(&object.key, bytes, &PutMode::Create).await {
             Ok(()) => Ok(()),
@@ -172,7 +227,7 @@ impl<S: Store> Catalog<S> {
     }
 
     /// An object, checked against its hash.
-    async fn read_object(&self, object: &ObjectRef) -> Result<Vec<u8>, CatalogError> {
+    pub(crate) async fn read_object(&self, object: &ObjectRef) -> Result<Vec<u8>, CatalogError> {
         let v = self
             .get(&object.key)
             .await?
@@ -189,6 +244,98 @@ impl<S: Store> Catalog<S> {
         Ok(v.bytes)
     }
 
+    /// The signature of an index: the one made for exactly these bytes, else the convenience
+    /// copy (what `ssh-keygen -Y sign` users write).
+    pub(crate) async fn signature_of(&self, index: &[u8]) -> Result<Option<Vec<u8>>, CatalogError> {
+        if let Some(v) = self.get(&objects::signature_key(&sha256(index))).await? {
+            return Ok(Some(v.bytes));
+        }
+        Ok(self
+            .get(objects::INDEX_SIGNATURE_KEY)
+            .await?
+            .map(|v| v.bytes))
+    }
+
+    /// Reads the index: checked against the trusted keys when there are any, then parsed.
+    pub(crate) async fn current(&self) -> Result<Current, CatalogError> {
+        let Some(v) = self.get(INDEX_KEY).await? else {
+            return Ok(Current {
+                index: Index::default(),
+                mode: PutMode::Create,
+            });
+        };
+        if let Some(trust) = &self.trust {
+            let signature = self.signature_of(&v.bytes).await?;
+            trust
+                .verify(&v.bytes, signature.as_deref())
+                .map_err(|problem| CatalogError::Untrusted {
+                    catalog: self.describe(),
+                    problem,
+                })?;
+        }
+        Ok(Current {
+            index: self.parse_index(&v.bytes)?,
+            mode: PutMode::IfMatch(v.etag),
+        })
+    }
+
+    /// Writes a new index if it is still at the version read (`mode`), signed first when
+    /// there is a signing key. `Ok(false)`: another writer won; read again.
+    pub(crate) async fn write_index(
+        &self,
+        index: &mut Index,
+        mode: &PutMode,
+    ) -> Result<bool, CatalogError> {
+        index.layout = index::LAYOUT_VERSION;
+        let bytes = serde_json::to_vec_pretty(&index).expect("the index serialises");
+        let signature = self.signer.as_ref().map(|s| s.sign(&bytes));
+        if let Some(sig) = &signature {
+            // Before the index: a reader never sees an index whose signature is not there yet.
+            match self
+                .put(
+                    &objects::signature_key(&sha256(&bytes)),
+                    sig.as_bytes(),
+                    &PutMode::Create,
+                )
+                .await
+            {
+                Ok(()) | Err(StoreError::Precondition { .. }) => {}
+                Err(e) => return Err(self.storage(e)),
+            }
+        }
+        match self.put(INDEX_KEY, &bytes, mode).await {
+            Ok(()) => {}
+            Err(StoreError::Precondition { .. }) => return Ok(false),
+            Err(e) => return Err(self.storage(e)),
+        }
+        if let Some(sig) = signature
+            && let Err(e) = self
+                .put(
+                    objects::INDEX_SIGNATURE_KEY,
+                    sig.as_bytes(),
+                    &PutMode::Overwrite,
+                )
+                .await
+        {
+            // Only a convenience copy for ssh-keygen; sigcat reads the content-named one.
+            tracing::warn!(
+                "cannot update {}: {}",
+                objects::INDEX_SIGNATURE_KEY,
+                crate::error::chain(&e)
+            );
+        }
+        Ok(true)
+    }
+
+    /// How long, and how patiently, a writer keeps trying when other writers keep winning.
+    pub(crate) fn contention(&self) -> Contention {
+        Contention {
+            backoff: Backoff::new(self.retry.backoff),
+            deadline: tokio::time::Instant::now() + self.contention_timeout,
+            timeout: self.contention_timeout,
+        }
+    }
+
     /// Publishes prepared entries: their objects first, then one index update for all of them.
     /// Returns one outcome per entry, in order; an entry's conflict does not stop the others.
     pub async fn publish(&self, entries: &[Entry]) -> Result<Vec<Outcome>, CatalogError> {
@@ -200,47 +347,22 @@ impl<S: Store> Catalog<S> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let mut backoff = Backoff::new(self.retry.backoff);
-        let deadline = tokio::time::Instant::now() + self.contention_timeout;
+        // One time for every try: a revision object written in a lost round is the same one
+        // the next round writes.
+        let at = entry::now_rfc3339();
         // Stored records by hash: compared once, whatever the number of rounds.
         let mut known: HashMap<String, serde_json::Value> = HashMap::new();
+        let mut contention = self.contention();
         loop {
-            let current = self.get(INDEX_KEY).await?;
-            let (mut index, mode) = match &current {
-                Some(v) => (
-                    self.parse_index(&v.bytes)?,
-                    PutMode::IfMatch(v.etag.clone()),
-                ),
-                None => (Index::default(), PutMode::Create),
-            };
+            let Current { mut index, mode } = self.current().await?;
             let mut outcomes = Vec::new();
             for e in entries {
-                outcomes.push(self.merge_into(&mut index, e, &mut known).await?);
+                outcomes.push(self.merge_into(&mut index, e, &at, &mut known).await?);
             }
-            if !outcomes.iter().any(Outcome::wrote) {
+            if !outcomes.iter().any(Outcome::wrote) || self.write_index(&mut index, &mode).await? {
                 return Ok(outcomes);
             }
-            index.layout = index::LAYOUT_VERSION;
-            let bytes = serde_json::to_vec_pretty(&index).expect("the index serialises");
-            match self.put(INDEX_KEY, &bytes, &mode).await {
-                Ok(()) => return Ok(outcomes),
-                Err(StoreError::Precondition { .. }) => {
-                    let delay = backoff.next_delay();
-                    if tokio::time::Instant::now() + delay > deadline {
-                        return Err(self.storage(StoreError::Unavailable {
-                            op: Op::Write,
-                            key: INDEX_KEY.into(),
-                            source: format!(
-                                "other publishers kept changing it for {:?}",
-                                self.contention_timeout
-                            )
-                            .into(),
-                        }));
-                    }
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => return Err(self.storage(e)),
-            }
+            contention.lost(self).await?;
         }
     }
 
@@ -249,12 +371,15 @@ impl<S: Store> Catalog<S> {
         &self,
         index: &mut Index,
         e: &Entry,
+        at: &str,
         known: &mut HashMap<String, serde_json::Value>,
     ) -> Result<Outcome, CatalogError> {
         let id = e.id.clone();
         let offered_ref = e.record_ref();
         let Some(pos) = index.images.iter().position(|x| x.id == e.id) else {
-            index.images.push(e.index_entry(entry::now_rfc3339()));
+            let (revision, bytes) = entry::revision(&id, &offered_ref, &e.template_ref(), at);
+            self.put_object(&revision, &bytes).await?;
+            index.images.push(e.index_entry(revision, at.to_string()));
             known.insert(
                 offered_ref.sha256,
                 serde_json::to_value(&e.record).expect("records serialise"),
@@ -293,25 +418,72 @@ impl<S: Store> Catalog<S> {
                     self.corrupt(&stored_ref.key, format!("cannot be merged: {err}"))
                 })?;
                 let bytes = entry::record_bytes(&record);
-                let new_ref = ObjectRef {
-                    key: entry::object_key(&id, "record", &bytes),
-                    sha256: sha256(&bytes),
-                };
+                let new_ref = objects::object_ref(&id, Kind::Record, &bytes);
                 self.put_object(&new_ref, &bytes).await?;
                 known.insert(new_ref.sha256.clone(), merged);
-                let old = &index.images[pos];
+                let old = index.images[pos].clone();
+                let template = old.objects.get("template").cloned().ok_or_else(|| {
+                    self.corrupt(INDEX_KEY, format!("image {id} has no template"))
+                })?;
+                let (revision, rev_bytes) = entry::revision(&id, &new_ref, &template, at);
+                self.put_object(&revision, &rev_bytes).await?;
                 let mut objects = old.objects.clone();
                 objects.insert("record".into(), new_ref);
+                objects.insert("revision".into(), revision);
                 let mut updated = entry::describe(&id, &record, objects, old.published_at.clone());
-                updated.updated_at = Some(entry::now_rfc3339());
-                updated.extra = old.extra.clone();
+                updated.updated_at = Some(at.to_string());
+                updated.yank = old.yank;
+                updated.extra = old.extra;
                 index.images[pos] = updated;
                 Ok(Outcome::Updated { id, added })
             }
         }
     }
 
-    fn parse_index(&self, bytes: &[u8]) -> Result<Index, CatalogError> {
+    /// Takes an image out of service (`yanked`), or puts it back: an immutable event object,
+    /// chained to the image's previous one, then the index.
+    pub async fn yank(
+        &self,
+        id: &str,
+        yanked: bool,
+        reason: Option<&str>,
+    ) -> Result<YankOutcome, CatalogError> {
+        let at = entry::now_rfc3339();
+        let reason = reason.map(|r| crate::redact::redact_secrets(r).into_owned());
+        let mut contention = self.contention();
+        loop {
+            let Current { mut index, mode } = self.current().await?;
+            let Some(entry) = index.images.iter_mut().find(|e| e.id == id) else {
+                return Ok(YankOutcome::NoSuchImage);
+            };
+            if entry.is_yanked() == yanked {
+                return Ok(YankOutcome::AlreadySo);
+            }
+            let event = YankEvent {
+                id: id.to_string(),
+                yanked,
+                reason: reason.clone(),
+                at: at.clone(),
+                previous: entry.yank.as_ref().map(|y| y.event.key.clone()),
+            };
+            let bytes = serde_json::to_vec_pretty(&event).expect("events serialise");
+            let event_ref = objects::object_ref(id, Kind::Yank, &bytes);
+            self.put_object(&event_ref, &bytes).await?;
+            let state = YankState {
+                yanked,
+                reason: reason.clone(),
+                at: at.clone(),
+                event: event_ref,
+            };
+            entry.yank = Some(state.clone());
+            if self.write_index(&mut index, &mode).await? {
+                return Ok(YankOutcome::Done(state));
+            }
+            contention.lost(self).await?;
+        }
+    }
+
+    pub(crate) fn parse_index(&self, bytes: &[u8]) -> Result<Index, CatalogError> {
         let index: Index = serde_json::from_slice(bytes).map_err(|e| {
             self.corrupt(
                 INDEX_KEY,
@@ -332,10 +504,7 @@ impl<S: Store> Catalog<S> {
     }
 
     pub async fn index(&self) -> Result<Index, CatalogError> {
-        match self.get(INDEX_KEY).await? {
-            Some(v) => self.parse_index(&v.bytes),
-            None => Ok(Index::default()),
-        }
+        Ok(self.current().await?.index)
     }
 
     pub async fn list(&self, filter: &Filter) -> Result<Vec<IndexEntry>, CatalogError> {
@@ -350,8 +519,13 @@ impl<S: Store> Catalog<S> {
         Ok(entries)
     }
 
+    /// The newest image that matches and is not yanked.
     pub async fn latest(&self, filter: &Filter) -> Result<Option<IndexEntry>, CatalogError> {
-        Ok(self.list(filter).await?.into_iter().next())
+        let filter = Filter {
+            include_yanked: false,
+            ..filter.clone()
+        };
+        Ok(self.list(&filter).await?.into_iter().next())
     }
 
     /// An object of an entry (`record` or `template`), checked against the index's sha256.
@@ -361,6 +535,33 @@ impl<S: Store> Catalog<S> {
             .get(which)
             .ok_or_else(|| self.corrupt(INDEX_KEY, format!("image {} has no {which}", entry.id)))?;
         self.read_object(r).await
+    }
+}
+
+/// A writer's patience with other writers winning the index: a jittered backoff between
+/// rounds, and a deadline.
+pub(crate) struct Contention {
+    backoff: Backoff,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+}
+
+impl Contention {
+    /// Another writer won this round: wait, or give up past the deadline.
+    pub(crate) async fn lost<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+    ) -> Result<(), CatalogError> {
+        let delay = self.backoff.next_delay();
+        if tokio::time::Instant::now() + delay > self.deadline {
+            return Err(catalog.storage(StoreError::Unavailable {
+                op: Op::Write,
+                key: INDEX_KEY.into(),
+                source: format!("other writers kept changing it for {:?}", self.timeout).into(),
+            }));
+        }
+        tokio::time::sleep(delay).await;
+        Ok(())
     }
 }
 

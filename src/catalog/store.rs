@@ -23,6 +23,8 @@ pub enum PutMode {
     Create,
     /// Only if the object is still at this version (`If-Match: ETAG`).
     IfMatch(String),
+    /// Whatever is there: only for a convenience copy whose readers do not depend on it.
+    Overwrite,
 }
 
 /// What a storage request was doing, for messages.

@@ -5,6 +5,7 @@ use super::entry::{self, Entry};
 use super::memory::MemoryStore;
 use super::store::{Op, PutMode, Store, StoreError, Versioned};
 use super::*;
+use super::{index, objects, rebuild, signing};
 use crate::render::TemplateOptions;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -339,4 +340,366 @@ async fn storage_that_stays_down_gives_up_within_the_deadline() {
         text.contains("gave up after") && text.contains("images/"),
         "{text}"
     );
+}
+
+// ---- Yanks, regions, rebuild, verify, signatures ---------------------------------------------
+
+fn filter_k8s(minor: &str) -> Filter {
+    Filter {
+        kubernetes: Some(minor.into()),
+        ..Filter::default()
+    }
+}
+
+/// The newest image for Kubernetes 1.30.
+async fn latest_130(catalog: &Catalog<MemoryStore>) -> index::IndexEntry {
+    catalog.latest(&filter_k8s("1.30")).await.unwrap().unwrap()
+}
+
+/// A catalog holding two images for Kubernetes 1.30 (1.30.1 and 1.30.2).
+async fn two_images() -> (MemoryStore, Catalog<MemoryStore>) {
+    let store = MemoryStore::new();
+    let catalog = Catalog::new(store.clone());
+    catalog
+        .publish(&[
+            entry("0.3.1", Some("1.30.1")),
+            entry("0.3.2", Some("1.30.2")),
+        ])
+        .await
+        .unwrap();
+    (store, catalog)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_yanked_image_is_never_the_latest_and_stays_listed_and_stored() {
+    let (store, catalog) = two_images().await;
+    let newest = latest_130(&catalog).await;
+    assert_eq!(newest.kubernetes_version.as_deref(), Some("1.30.2"));
+    let keys_before = store.keys();
+    let out = catalog
+        .yank(&newest.id, true, Some("CVE-2026-0001"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(out, YankOutcome::Done(ref s) if s.yanked && s.reason.as_deref() == Some("CVE-2026-0001"))
+    );
+    assert_eq!(
+        latest_130(&catalog).await.kubernetes_version.as_deref(),
+        Some("1.30.1")
+    );
+    let all = catalog
+        .list(&Filter {
+            include_yanked: true,
+            ..Filter::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        all.iter().any(|e| e.id == newest.id && e.is_yanked()),
+        "still listed, marked"
+    );
+    assert!(
+        keys_before.iter().all(|k| store.keys().contains(k)),
+        "no object removed"
+    );
+    assert_eq!(
+        catalog.yank(&newest.id, true, Some("again")).await.unwrap(),
+        YankOutcome::AlreadySo
+    );
+    assert_eq!(
+        catalog.yank("no-such-image", true, None).await.unwrap(),
+        YankOutcome::NoSuchImage
+    );
+    assert_eq!(
+        catalog.yank(&all[1].id, false, None).await.unwrap(),
+        YankOutcome::AlreadySo,
+        "never yanked"
+    );
+    // Back in service, with the chain of events kept.
+    let out = catalog
+        .yank(&newest.id, false, Some("fixed"))
+        .await
+        .unwrap();
+    let YankOutcome::Done(state) = out else {
+        panic!("{out:?}")
+    };
+    let event: objects::YankEvent =
+        serde_json::from_slice(&store.read(&state.event.key).unwrap()).unwrap();
+    assert!(event.previous.is_some(), "the unyank follows the yank");
+    assert_eq!(latest_130(&catalog).await.id, newest.id);
+}
+
+#[tokio::test(start_paused = true)]
+async fn regions_are_normalised_and_unknown_is_never_in_a_region() {
+    let catalog = Catalog::new(MemoryStore::new());
+    let mut no_regions = record("0.3.9", Some("1.30.9"));
+    no_regions
+        .gallery_image
+        .as_mut()
+        .unwrap()
+        .replicated_regions
+        .clear();
+    let options = TemplateOptions {
+        vm_size: Some("S".into()),
+        ..TemplateOptions::default()
+    };
+    catalog
+        .publish(&[
+            entry("0.3.1", Some("1.30.1")),
+            entry::prepare(&no_regions, &options).unwrap(),
+        ])
+        .await
+        .unwrap();
+    let in_region = |r: &str| Filter {
+        region: Some(r.into()),
+        ..Filter::default()
+    };
+    let found = catalog
+        .latest(&in_region("North Central US"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        found.kubernetes_version.as_deref(),
+        Some("1.30.1"),
+        "the newer image has no region data"
+    );
+    assert!(
+        catalog
+            .latest(&in_region("westeurope"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_index_rebuilt_from_the_objects_is_the_index_and_verifies_clean() {
+    let store = MemoryStore::new();
+    let catalog = Catalog::new(store.clone());
+    catalog
+        .publish(&[entry("0.3.1", None), entry("0.3.2", Some("1.31.0"))])
+        .await
+        .unwrap();
+    catalog
+        .publish(&[entry("0.3.1", Some("1.30.1"))])
+        .await
+        .unwrap();
+    let id = catalog
+        .latest(&filter_k8s("1.31"))
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    catalog.yank(&id, true, Some("broken")).await.unwrap();
+    let before = catalog.index().await.unwrap();
+    let report = rebuild::verify(&catalog).await.unwrap();
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    // Lost: the index is derived data.
+    store.remove(INDEX_KEY);
+    let (rebuilt, findings) = catalog.rebuild_index().await.unwrap();
+    assert!(findings.is_empty(), "{findings:#?}");
+    let mut a = before.images.clone();
+    let mut b = rebuilt.images.clone();
+    a.sort_by(|x, y| x.id.cmp(&y.id));
+    b.sort_by(|x, y| x.id.cmp(&y.id));
+    assert_eq!(a, b, "every field, yank and revision included");
+    let report = rebuild::verify(&catalog).await.unwrap();
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    assert_eq!((report.images, report.yanked), (2, 1));
+    // Corrupt: replaced whatever is there.
+    store.overwrite(INDEX_KEY, b"{ lost half of it".to_vec());
+    assert!(matches!(
+        catalog.index().await,
+        Err(CatalogError::Corrupt { .. })
+    ));
+    catalog.rebuild_index().await.unwrap();
+    assert_eq!(catalog.index().await.unwrap().images.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn verify_finds_altered_objects_a_lying_index_bad_yanks_and_orphans() {
+    let (store, catalog) = two_images().await;
+    let mut index = catalog.index().await.unwrap();
+    // A template altered in place.
+    store.overwrite(
+        &index.images[0].objects["template"].key,
+        b"kind: Tampered\n".to_vec(),
+    );
+    // An index that says another Kubernetes version than its record.
+    index.images[1].kubernetes_version = Some("1.99.0".into());
+    // A yank state with no event behind it.
+    index.images[1].yank = Some(index::YankState {
+        yanked: true,
+        reason: None,
+        at: "t".into(),
+        event: index.images[1].objects["record"].clone(),
+    });
+    store.overwrite(INDEX_KEY, serde_json::to_vec(&index).unwrap());
+    // An image whose publish never reached the index.
+    let orphan = entry("0.3.3", None);
+    store.overwrite(&orphan.record_ref().key, orphan.record_bytes.clone());
+    let report = rebuild::verify(&catalog).await.unwrap();
+    let has = |kind: rebuild::FindingKind, severity: rebuild::Severity, needle: &str| {
+        report.findings.iter().any(|f| {
+            f.kind == kind
+                && f.severity == severity
+                && (f.subject.contains(needle) || f.problem.contains(needle))
+        })
+    };
+    use rebuild::{FindingKind as K, Severity as S};
+    assert!(
+        has(K::Data, S::Error, "does not match its sha256"),
+        "{:#?}",
+        report.findings
+    );
+    assert!(
+        has(K::Data, S::Error, "kubernetes_version"),
+        "{:#?}",
+        report.findings
+    );
+    assert!(
+        has(K::Data, S::Error, "yank state"),
+        "{:#?}",
+        report.findings
+    );
+    assert!(
+        has(K::Orphan, S::Warning, &orphan.id),
+        "{:#?}",
+        report.findings
+    );
+    assert_eq!(report.worst(), Some((S::Error, K::Data)));
+}
+
+fn keypair() -> (signing::Signer, signing::Trust) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k");
+    assert!(
+        std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let signer = signing::Signer::from_openssh("k", &std::fs::read(&path).unwrap(), None).unwrap();
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    (
+        signer,
+        signing::Trust::parse("allowed", &format!("ci {public}")).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn a_writer_without_the_key_cannot_point_readers_at_another_image() {
+    let store = MemoryStore::new();
+    let (signer, trust) = keypair();
+    let publisher = Catalog::new(store.clone()).with_signer(signer);
+    publisher
+        .publish(&[entry("0.3.1", Some("1.30.1"))])
+        .await
+        .unwrap();
+    let reader = Catalog::new(store.clone()).with_trust(trust.clone());
+    assert_eq!(
+        reader
+            .latest(&filter_k8s("1.30"))
+            .await
+            .unwrap()
+            .unwrap()
+            .gallery_image_version
+            .as_deref(),
+        Some("0.3.1")
+    );
+    // Someone with write access to the container but no key edits the index.
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&store.read(INDEX_KEY).unwrap()).unwrap();
+    index["images"][0]["gallery_image_version"] = "6.6.6".into();
+    store.overwrite(INDEX_KEY, serde_json::to_vec_pretty(&index).unwrap());
+    assert!(matches!(
+        reader.latest(&filter_k8s("1.30")).await,
+        Err(CatalogError::Untrusted {
+            problem: signing::Untrusted::Mismatch(_),
+            ..
+        })
+    ));
+    // ...or writes an index without any signature, or signs it with their own key.
+    store.remove(INDEX_KEY);
+    store.remove(objects::INDEX_SIGNATURE_KEY);
+    for k in store
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("signatures/"))
+    {
+        store.remove(&k);
+    }
+    Catalog::new(store.clone())
+        .publish(&[entry("0.3.6", None)])
+        .await
+        .unwrap();
+    assert!(matches!(
+        reader.index().await,
+        Err(CatalogError::Untrusted {
+            problem: signing::Untrusted::Unsigned,
+            ..
+        })
+    ));
+    let (mallory, _) = keypair();
+    Catalog::new(store.clone())
+        .with_signer(mallory)
+        .publish(&[entry("0.3.7", None)])
+        .await
+        .unwrap();
+    assert!(matches!(
+        reader.index().await,
+        Err(CatalogError::Untrusted {
+            problem: signing::Untrusted::UnknownKey(_),
+            ..
+        })
+    ));
+    // A publisher that trusts only the real key refuses to sign on top of that.
+    let (signer, _) = keypair();
+    let honest = Catalog::new(store.clone())
+        .with_signer(signer)
+        .with_trust(trust);
+    assert!(matches!(
+        honest.publish(&[entry("0.3.8", None)]).await,
+        Err(CatalogError::Untrusted { .. })
+    ));
+}
+
+#[tokio::test]
+async fn each_signed_index_has_its_signature_before_it_is_visible() {
+    let store = MemoryStore::new();
+    let (signer, trust) = keypair();
+    let catalog = Catalog::new(store.clone())
+        .with_signer(signer)
+        .with_trust(trust);
+    for n in 0..3 {
+        catalog
+            .publish(&[entry(&format!("0.3.{n}"), None)])
+            .await
+            .unwrap();
+        let bytes = store.read(INDEX_KEY).unwrap();
+        assert!(
+            store
+                .read(&objects::signature_key(&objects::sha256(&bytes)))
+                .is_some()
+        );
+    }
+    let id = catalog
+        .latest(&Filter::default())
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    catalog.yank(&id, true, Some("signed too")).await.unwrap();
+    catalog.rebuild_index().await.unwrap();
+    assert_eq!(catalog.index().await.unwrap().images.len(), 3);
+    let report = rebuild::verify(&catalog).await.unwrap();
+    assert!(
+        report.signature.starts_with("signed by ci"),
+        "{}",
+        report.signature
+    );
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
 }

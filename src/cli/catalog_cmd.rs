@@ -11,7 +11,8 @@ use super::{inputs, messages, output};
 use clap::{Args, Subcommand, ValueEnum};
 use sigcat::catalog::entry::{self, Entry};
 use sigcat::catalog::index::{Filter, IndexEntry};
-use sigcat::catalog::{self, AnyStore, Catalog, Outcome};
+use sigcat::catalog::rebuild::{self, FindingKind, Severity};
+use sigcat::catalog::{self, AnyStore, Catalog, Outcome, YankOutcome, signing};
 use sigcat::parse::{self, Parsed, lines::LineReader};
 use sigcat::record::BuildResult;
 use sigcat::record::kubernetes::KubeVersion;
@@ -39,10 +40,13 @@ bad catalog settings); problems are said on stderr at once and in the exit code 
 
 const CATALOG_EXAMPLES: &str = "\
 Examples:
-  sigcat catalog list --kubernetes 1.30 --os ubuntu-2404
+  sigcat catalog list --kubernetes 1.30 --os ubuntu-2404 --region westeurope
   sigcat catalog latest --kubernetes 1.30 --definition capi-ubuntu-2404 | kubectl apply -f -
   sigcat catalog latest --kubernetes 1.30 --record
-  sigcat catalog show capi-ubuntu-2404-0-3-1721037000-1a2b3c4d --template";
+  sigcat catalog show capi-ubuntu-2404-0-3-1721037000-1a2b3c4d --template
+  sigcat catalog yank capi-ubuntu-2404-0-3-1721037000-1a2b3c4d --reason \"CVE-2026-1234 in containerd\"
+  sigcat catalog verify --trusted-keys allowed_signers
+  sigcat catalog rebuild-index --signing-key ~/.ssh/sigcat_ed25519";
 
 /// Where the catalog is, and how long to wait on its storage: shared by every catalog command.
 #[derive(Args, Clone)]
@@ -55,6 +59,14 @@ pub struct CatalogArg {
     /// The longest a storage operation is retried (all its tries and waits) before it fails.
     #[arg(long, value_name = "DURATION", value_parser = super::parse_duration, default_value = "30s", global = true)]
     storage_timeout: Duration,
+    /// Sign every index written with this OpenSSH private key (ed25519, ECDSA P-256 or RSA;
+    /// a passphrase comes from SIGCAT_SIGNING_KEY_PASSPHRASE). Default: $SIGCAT_SIGNING_KEY.
+    #[arg(long, value_name = "FILE", global = true)]
+    signing_key: Option<PathBuf>,
+    /// Trust only indexes signed by a key in this file (ssh-keygen's allowed_signers format);
+    /// refuse anything else. Default: $SIGCAT_TRUSTED_KEYS.
+    #[arg(long, value_name = "FILE", global = true)]
+    trusted_keys: Option<PathBuf>,
 }
 
 impl CatalogArg {
@@ -69,7 +81,38 @@ impl CatalogArg {
                 "--storage-timeout must be more than 0".into(),
             ));
         }
-        Ok(Catalog::new(store).with_retry(RetryConfig::with_timeout(self.storage_timeout)))
+        let mut catalog =
+            Catalog::new(store).with_retry(RetryConfig::with_timeout(self.storage_timeout));
+        let read = |path: &PathBuf| {
+            std::fs::read(path).map_err(|e| sigcat::Error::io(path.display().to_string(), e))
+        };
+        let from_env = |name| catalog::settings::env_var(name).map(PathBuf::from);
+        if let Some(path) = self
+            .signing_key
+            .clone()
+            .or_else(|| from_env("SIGCAT_SIGNING_KEY"))
+        {
+            let passphrase = catalog::settings::env_var("SIGCAT_SIGNING_KEY_PASSPHRASE");
+            if let Some(p) = &passphrase {
+                sigcat::redact::register_secret(p);
+            }
+            let signer = signing::Signer::from_openssh(
+                &path.display().to_string(),
+                &read(&path)?,
+                passphrase.as_deref(),
+            )?;
+            catalog = catalog.with_signer(signer);
+        }
+        if let Some(path) = self
+            .trusted_keys
+            .clone()
+            .or_else(|| from_env("SIGCAT_TRUSTED_KEYS"))
+        {
+            let text = String::from_utf8_lossy(&read(&path)?).into_owned();
+            catalog =
+                catalog.with_trust(signing::Trust::parse(&path.display().to_string(), &text)?);
+        }
+        Ok(catalog)
     }
 }
 
@@ -126,14 +169,18 @@ pub struct CatalogArgs {
 
 #[derive(Subcommand)]
 enum CatalogCommand {
-    /// Images in the catalog, newest first.
+    /// Images in the catalog, newest first (yanked ones marked).
     List {
         #[command(flatten)]
         filter: FilterArgs,
+        /// Leave yanked images out.
+        #[arg(long)]
+        hide_yanked: bool,
+        /// `table` for people, `json` for one index entry per line.
         #[arg(long, value_enum, default_value = "table")]
         format: ListFormat,
     },
-    /// The newest image that matches: its AzureMachineTemplate, or its record.
+    /// The newest image that matches and is not yanked: its AzureMachineTemplate, or its record.
     Latest {
         #[command(flatten)]
         filter: FilterArgs,
@@ -141,12 +188,39 @@ enum CatalogCommand {
         #[arg(long)]
         record: bool,
     },
-    /// One image by id: its record, or its template.
+    /// One image by id: its record, or its template (a yanked one with a warning).
     Show {
+        /// The image's id, as `catalog list` shows it.
         id: String,
+        /// Print its AzureMachineTemplate instead of its record.
         #[arg(long)]
         template: bool,
     },
+    /// Take an image out of service: `latest` never returns it; its objects stay.
+    Yank {
+        /// The image's id, as `catalog list` shows it.
+        id: String,
+        /// Why: shown by `list` and `show`.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+    },
+    /// Put a yanked image back in service.
+    Unyank {
+        /// The image's id, as `catalog list` shows it.
+        id: String,
+        /// Why (kept in the yank events).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Check the catalog: objects against their sha256, the index against the records, yanks,
+    /// the signature; objects the index does not account for are reported.
+    Verify {
+        /// `table` for people, `json` for the whole report.
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
+    /// Rebuild the index from the objects (after it was lost or corrupted), replacing it.
+    RebuildIndex,
 }
 
 #[derive(Args)]
@@ -163,6 +237,9 @@ struct FilterArgs {
     /// Gallery name, exactly.
     #[arg(long)]
     gallery: Option<String>,
+    /// Only images known to be in this region (`westeurope` or `West Europe`).
+    #[arg(long)]
+    region: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -403,8 +480,14 @@ pub fn run_catalog(args: CatalogArgs) -> Result<Exit, Failure> {
     let catalog = args.catalog.open()?;
     runtime().block_on(async {
         match args.command {
-            CatalogCommand::List { filter, format } => {
-                let entries = catalog.list(&to_filter(filter)).await?;
+            CatalogCommand::List {
+                filter,
+                hide_yanked,
+                format,
+            } => {
+                let mut filter = to_filter(filter);
+                filter.include_yanked = !hide_yanked;
+                let entries = catalog.list(&filter).await?;
                 let text = match format {
                     ListFormat::Json => entries
                         .iter()
@@ -418,7 +501,7 @@ pub fn run_catalog(args: CatalogArgs) -> Result<Exit, Failure> {
             CatalogCommand::Latest { filter, record } => {
                 let Some(entry) = catalog.latest(&to_filter(filter)).await? else {
                     return Err(Failure::NothingFound(format!(
-                        "no image in {} matches",
+                        "no image in {} matches (yanked images are never the latest)",
                         catalog.describe()
                     )));
                 };
@@ -432,9 +515,108 @@ pub fn run_catalog(args: CatalogArgs) -> Result<Exit, Failure> {
                         catalog.describe()
                     )));
                 };
+                if let Some(y) = entry.yank.as_ref().filter(|y| y.yanked) {
+                    messages::warn(&format!(
+                        "{id} was yanked at {}: {}; it is out of service",
+                        y.at,
+                        y.reason.as_deref().unwrap_or("no reason given")
+                    ));
+                }
                 print_object(&catalog, entry, !template).await
             }
+            CatalogCommand::Yank { id, reason } => yank(&catalog, &id, true, Some(&reason)).await,
+            CatalogCommand::Unyank { id, reason } => {
+                yank(&catalog, &id, false, reason.as_deref()).await
+            }
+            CatalogCommand::Verify { format } => verify(&catalog, format).await,
+            CatalogCommand::RebuildIndex => {
+                let (index, findings) = catalog.rebuild_index().await?;
+                for f in &findings {
+                    messages::warn(&format!("{}: {}", f.subject, f.problem));
+                }
+                messages::say(&format!(
+                    "rebuilt the index of {} from its objects: {} images ({} yanked)",
+                    catalog.describe(),
+                    index.images.len(),
+                    index.images.iter().filter(|e| e.is_yanked()).count()
+                ));
+                Ok(if findings.iter().any(|f| f.severity == Severity::Error) {
+                    Exit::Corrupt
+                } else {
+                    Exit::Ok
+                })
+            }
         }
+    })
+}
+
+async fn yank(
+    catalog: &Catalog<AnyStore>,
+    id: &str,
+    yanked: bool,
+    reason: Option<&str>,
+) -> Result<Exit, Failure> {
+    let what = if yanked { "yanked" } else { "unyanked" };
+    match catalog.yank(id, yanked, reason).await? {
+        YankOutcome::Done(state) => {
+            messages::say(&format!(
+                "{what} {id} in {} ({})",
+                catalog.describe(),
+                state.event.key
+            ));
+            Ok(Exit::Ok)
+        }
+        YankOutcome::AlreadySo => {
+            messages::say(&format!("{id} is already {what}; nothing changed"));
+            Ok(Exit::Ok)
+        }
+        YankOutcome::NoSuchImage => Err(Failure::NothingFound(format!(
+            "no image `{id}` in {}",
+            catalog.describe()
+        ))),
+    }
+}
+
+async fn verify(catalog: &Catalog<AnyStore>, format: ListFormat) -> Result<Exit, Failure> {
+    let report = rebuild::verify(catalog).await?;
+    let text = match format {
+        ListFormat::Json => {
+            serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"
+        }
+        ListFormat::Table => {
+            let mut out = format!(
+                "catalog: {}\nimages: {} ({} yanked), objects: {}\nsignature: {}\n",
+                catalog.describe(),
+                report.images,
+                report.yanked,
+                report.objects,
+                report.signature
+            );
+            if report.findings.is_empty() {
+                out.push_str("no problems found\n");
+            } else {
+                let rows: Vec<[String; 4]> = report
+                    .findings
+                    .iter()
+                    .map(|f| {
+                        [
+                            f.severity.as_str().to_string(),
+                            f.kind.as_str().to_string(),
+                            f.subject.clone(),
+                            f.problem.clone(),
+                        ]
+                    })
+                    .collect();
+                out.push_str(&columns(&["SEVERITY", "KIND", "SUBJECT", "PROBLEM"], &rows));
+            }
+            out
+        }
+    };
+    output::print(text.as_bytes())?;
+    Ok(match report.worst() {
+        Some((Severity::Error, FindingKind::Signature)) => Exit::Untrusted,
+        Some((Severity::Error, _)) => Exit::Corrupt,
+        _ => Exit::Ok,
     })
 }
 
@@ -459,23 +641,25 @@ fn to_filter(f: FilterArgs) -> Filter {
         os: f.os,
         definition: f.definition,
         gallery: f.gallery,
+        region: f.region,
+        include_yanked: false,
     }
 }
 
 fn table(entries: &[IndexEntry]) -> String {
-    let header = [
-        "ID",
-        "KUBERNETES",
-        "OS",
-        "DEFINITION",
-        "VERSION",
-        "GALLERY",
-        "PUBLISHED",
-    ];
-    let rows: Vec<[String; 7]> = entries
+    let rows: Vec<[String; 9]> = entries
         .iter()
         .map(|e| {
             let s = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            let regions = if e.regions.is_empty() {
+                "-".into()
+            } else {
+                e.regions.join(",")
+            };
+            let status = match &e.yank {
+                Some(y) if y.yanked => format!("yanked: {}", y.reason.as_deref().unwrap_or("-")),
+                _ => "ok".into(),
+            };
             [
                 e.id.clone(),
                 s(&e.kubernetes_version),
@@ -483,14 +667,34 @@ fn table(entries: &[IndexEntry]) -> String {
                 s(&e.image_definition),
                 s(&e.gallery_image_version),
                 s(&e.gallery),
+                regions,
                 e.published_at.clone(),
+                status,
             ]
         })
         .collect();
-    let widths: Vec<usize> = (0..7)
+    columns(
+        &[
+            "ID",
+            "KUBERNETES",
+            "OS",
+            "DEFINITION",
+            "VERSION",
+            "GALLERY",
+            "REGIONS",
+            "PUBLISHED",
+            "STATUS",
+        ],
+        &rows,
+    )
+}
+
+/// Rows under a header, in columns as wide as their widest cell.
+fn columns<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let widths: Vec<usize> = (0..N)
         .map(|i| {
             rows.iter()
-                .map(|r| r[i].len())
+                .map(|r| r[i].chars().count())
                 .chain([header[i].len()])
                 .max()
                 .unwrap_or(0)
@@ -508,7 +712,7 @@ fn table(entries: &[IndexEntry]) -> String {
             + "\n"
     };
     let mut out = line(header.to_vec());
-    for r in &rows {
+    for r in rows {
         out.push_str(&line(r.iter().map(String::as_str).collect()));
     }
     out

@@ -23,16 +23,19 @@ pub enum Exit {
     Storage = 8,
     /// The catalog's own data is wrong (unreadable index, an object not matching its hash).
     Corrupt = 9,
+    /// The catalog's index is not signed by a trusted key (missing, invalid, unknown signer).
+    Untrusted = 10,
 }
 
 impl Exit {
     /// When several things happen in one call (one input refused, another invalid), the exit
     /// code is the one that comes first here: what stops everything, then what the catalog
     /// or storage did, then what one input did.
-    const PRECEDENCE: [Exit; 10] = [
+    const PRECEDENCE: [Exit; 11] = [
         Exit::Usage,
         Exit::Io,
         Exit::Storage,
+        Exit::Untrusted,
         Exit::Corrupt,
         Exit::Conflict,
         Exit::InvalidInput,
@@ -71,8 +74,10 @@ Exit codes (the same in every subcommand):
   7  conflict: the catalog holds the same image with different content
   8  storage failure: unreachable or failing after bounded retries; nothing is
      half-published, so running again later completes the job
-  9  the catalog's own data is wrong (index, object hash)
-When several apply, the first of 2, 5, 8, 9, 7, 4, 6, 3, 1 is returned.";
+  9  the catalog's own data is wrong (index, object hash, yank state)
+ 10  untrusted: the catalog's index is unsigned, altered, or signed by a key
+     the trust file does not list
+When several apply, the first of 2, 5, 8, 10, 9, 7, 4, 6, 3, 1 is returned.";
 
 #[cfg(test)]
 mod tests {
@@ -96,8 +101,8 @@ mod tests {
             .lines()
             .filter_map(|l| l.split_whitespace().next()?.parse().ok())
             .collect();
-        assert_eq!(codes, (0..=9).collect::<Vec<u8>>());
-        let order: Vec<u8> = Exit::PRECEDENCE[..9].iter().map(|e| e.code()).collect();
+        assert_eq!(codes, (0..=10).collect::<Vec<u8>>());
+        let order: Vec<u8> = Exit::PRECEDENCE[..10].iter().map(|e| e.code()).collect();
         assert!(
             TABLE.contains(
                 &order

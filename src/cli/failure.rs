@@ -19,6 +19,9 @@ pub enum Failure {
     Library(#[from] sigcat::Error),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// A signing key or trust file the operator gave cannot be used.
+    #[error(transparent)]
+    Key(#[from] sigcat::catalog::signing::KeyError),
     /// Nothing to work with (a query with no match).
     #[error("{0}")]
     NothingFound(String),
@@ -30,7 +33,7 @@ pub enum Failure {
 impl Failure {
     pub fn exit(&self) -> Exit {
         match self {
-            Failure::Usage(_) | Failure::Settings(_) => Exit::Usage,
+            Failure::Usage(_) | Failure::Settings(_) | Failure::Key(_) => Exit::Usage,
             Failure::NothingFound(_) => Exit::NothingFound,
             Failure::Quiet(code) => *code,
             Failure::Catalog(e) => catalog_exit(e),
@@ -60,6 +63,12 @@ impl Failure {
             Failure::Library(sigcat::Error::VersionDisagrees { .. }) => {
                 Some("--kubernetes-version only fills in a version the input does not know".into())
             }
+            Failure::Catalog(CatalogError::Untrusted { .. }) => Some(
+                "nothing in this catalog is used until its index is signed by a key in the trust file (--trusted-keys); `sigcat catalog verify` says more".into(),
+            ),
+            Failure::Catalog(CatalogError::Corrupt { .. }) => Some(
+                "`sigcat catalog verify` lists what is wrong; `sigcat catalog rebuild-index` rebuilds the index from the objects".into(),
+            ),
             Failure::Catalog(CatalogError::Storage { source, .. }) if source.is_denied() => Some(
                 "check AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_KEY / AZURE_STORAGE_SAS_TOKEN, or the identity's role on the container (Storage Blob Data Contributor)".into(),
             ),
@@ -73,6 +82,7 @@ pub fn catalog_exit(e: &CatalogError) -> Exit {
         CatalogError::Storage { source, .. } if source.is_denied() => Exit::Usage,
         CatalogError::Storage { .. } => Exit::Storage,
         CatalogError::Corrupt { .. } => Exit::Corrupt,
+        CatalogError::Untrusted { .. } => Exit::Untrusted,
     }
 }
 

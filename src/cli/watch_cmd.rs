@@ -169,6 +169,7 @@ pub fn run(args: WatchArgs) -> Result<Exit, Failure> {
             Some(Trouble::Conflict) => Exit::Conflict,
             Some(Trouble::Storage) => Exit::Storage,
             Some(Trouble::Corrupt) => Exit::Corrupt,
+            Some(Trouble::Untrusted) => Exit::Untrusted,
         }),
         Ok(_) => Ok(Exit::Ok),
         Err(e @ WatchError::Busy(..)) => Err(Failure::Usage(e.to_string())),

@@ -100,6 +100,8 @@ pub enum Trouble {
     Storage,
     /// The catalog's own data is wrong.
     Corrupt,
+    /// The catalog's index is not signed by a trusted key.
+    Untrusted,
 }
 
 /// What a run did, logged at the end.

@@ -203,6 +203,7 @@ impl<S: Store> Round<'_, S> {
                 let trouble = match e {
                     CatalogError::Corrupt { .. } => Trouble::Corrupt,
                     CatalogError::Storage { .. } => Trouble::Storage,
+                    CatalogError::Untrusted { .. } => Trouble::Untrusted,
                 };
                 let why = crate::error::chain(&e);
                 summary.storage_errors += 1;

@@ -1,0 +1,424 @@
+//! Signatures of the catalog index, in OpenSSH's format (SSHSIG, what `ssh-keygen -Y sign`
+//! writes), in the namespace `sigcat-catalog`, and trust as OpenSSH's `allowed_signers` file:
+//! users check a catalog with a tool they already have.
+//!
+//! The index names every object with its sha256, so signing the index signs the catalog: a
+//! writer with access to the container but not to a signing key cannot point clusters at
+//! another image without readers refusing the result.
+
+use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
+
+pub const NAMESPACE: &str = "sigcat-catalog";
+
+/// A signing key or trust file the operator gave that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{path}: not an OpenSSH private key ({problem})")]
+    NotAKey { path: String, problem: String },
+    #[error(
+        "{path}: the key is protected by a passphrase; give it in SIGCAT_SIGNING_KEY_PASSPHRASE"
+    )]
+    NeedsPassphrase { path: String },
+    #[error("{path}: the passphrase does not decrypt the key")]
+    WrongPassphrase { path: String },
+    #[error(
+        "{path}:{line}: {problem}; expected `PRINCIPALS [OPTIONS] KEYTYPE BASE64 [COMMENT]` (ssh-keygen's ALLOWED SIGNERS format)"
+    )]
+    TrustFile {
+        path: String,
+        line: usize,
+        problem: String,
+    },
+    #[error("{path}: lists no key")]
+    EmptyTrust { path: String },
+}
+
+/// Why a signed catalog's index is not trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Untrusted {
+    #[error("the index is not signed")]
+    Unsigned,
+    #[error("its signature is not an SSH signature ({0})")]
+    Malformed(String),
+    #[error("it is signed in the namespace `{0}`, not `{NAMESPACE}`")]
+    Namespace(String),
+    #[error(
+        "it is signed by a key the trust file does not list (or not for this namespace and time): {0}"
+    )]
+    UnknownKey(String),
+    #[error(
+        "its signature (by {0}) does not match its content: the index was changed after it was signed"
+    )]
+    Mismatch(String),
+}
+
+/// A key that signs indexes.
+pub struct Signer {
+    key: PrivateKey,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signer({})", self.fingerprint())
+    }
+}
+
+impl Signer {
+    /// Reads an OpenSSH private key (`ssh-keygen -t ed25519`, ECDSA P-256 or RSA), decrypting
+    /// it with `passphrase` when it is protected. `path` is only for messages.
+    pub fn from_openssh(
+        path: &str,
+        pem: &[u8],
+        passphrase: Option<&str>,
+    ) -> Result<Signer, KeyError> {
+        let key = PrivateKey::from_openssh(pem).map_err(|e| KeyError::NotAKey {
+            path: path.to_string(),
+            problem: e.to_string(),
+        })?;
+        let key = if key.is_encrypted() {
+            let passphrase = passphrase.ok_or_else(|| KeyError::NeedsPassphrase {
+                path: path.to_string(),
+            })?;
+            key.decrypt(passphrase)
+                .map_err(|_| KeyError::WrongPassphrase {
+                    path: path.to_string(),
+                })?
+        } else {
+            key
+        };
+        Ok(Signer { key })
+    }
+
+    /// The detached signature of `message`, PEM-armoured as `ssh-keygen -Y sign` writes it.
+    pub fn sign(&self, message: &[u8]) -> String {
+        self.key
+            .sign(NAMESPACE, HashAlg::Sha512, message)
+            .and_then(|s| s.to_pem(LineEnding::LF))
+            .expect("a decrypted key signs")
+    }
+
+    pub fn fingerprint(&self) -> String {
+        self.key.fingerprint(HashAlg::Sha256).to_string()
+    }
+}
+
+/// The keys whose signatures are trusted, from an `allowed_signers` file.
+#[derive(Debug, Clone)]
+pub struct Trust {
+    signers: Vec<AllowedSigner>,
+}
+
+#[derive(Debug, Clone)]
+struct AllowedSigner {
+    principals: String,
+    key: PublicKey,
+    namespaces: Option<Vec<String>>,
+    valid_after: Option<time::OffsetDateTime>,
+    valid_before: Option<time::OffsetDateTime>,
+}
+
+impl Trust {
+    /// Parses `ssh-keygen`'s ALLOWED SIGNERS format. `path` is only for messages.
+    pub fn parse(path: &str, text: &str) -> Result<Trust, KeyError> {
+        let mut signers = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bad = |problem: &str| KeyError::TrustFile {
+                path: path.to_string(),
+                line: n + 1,
+                problem: problem.to_string(),
+            };
+            let (principals, rest) = split_field(line).ok_or_else(|| bad("no key"))?;
+            let rest = rest.trim_start();
+            let (options, key_text) = if looks_like_key_type(rest) {
+                (None, rest)
+            } else {
+                let (opts, after) =
+                    split_field(rest).ok_or_else(|| bad("no key after the options"))?;
+                (Some(opts), after.trim_start())
+            };
+            let key = PublicKey::from_openssh(key_text)
+                .map_err(|e| bad(&format!("not a public key ({e})")))?;
+            let mut signer = AllowedSigner {
+                principals: principals.trim_matches('"').to_string(),
+                key,
+                namespaces: None,
+                valid_after: None,
+                valid_before: None,
+            };
+            for option in options.map(split_options).unwrap_or_default() {
+                let (name, value) = option.split_once('=').unwrap_or((option.as_str(), ""));
+                let value = value.trim_matches('"');
+                match name.to_ascii_lowercase().as_str() {
+                    "namespaces" => {
+                        signer.namespaces = Some(value.split(',').map(str::to_string).collect())
+                    }
+                    "valid-after" => {
+                        signer.valid_after = Some(
+                            parse_time(value)
+                                .ok_or_else(|| bad("valid-after is not YYYYMMDD[HHMM[SS]][Z]"))?,
+                        )
+                    }
+                    "valid-before" => {
+                        signer.valid_before = Some(
+                            parse_time(value)
+                                .ok_or_else(|| bad("valid-before is not YYYYMMDD[HHMM[SS]][Z]"))?,
+                        )
+                    }
+                    "cert-authority" => {
+                        return Err(bad(
+                            "certificate authorities are not supported; list the signing keys themselves",
+                        ));
+                    }
+                    other => return Err(bad(&format!("unknown option `{other}`"))),
+                }
+            }
+            signers.push(signer);
+        }
+        if signers.is_empty() {
+            return Err(KeyError::EmptyTrust {
+                path: path.to_string(),
+            });
+        }
+        Ok(Trust { signers })
+    }
+
+    /// Checks a detached signature of `message`; the principals of the key that made it.
+    pub fn verify(&self, message: &[u8], signature: Option<&[u8]>) -> Result<String, Untrusted> {
+        let signature = signature.ok_or(Untrusted::Unsigned)?;
+        let sig = SshSig::from_pem(signature).map_err(|e| Untrusted::Malformed(e.to_string()))?;
+        if sig.namespace() != NAMESPACE {
+            return Err(Untrusted::Namespace(sig.namespace().to_string()));
+        }
+        let now = time::OffsetDateTime::now_utc();
+        let signer = self
+            .signers
+            .iter()
+            .filter(|s| s.key.key_data() == sig.public_key())
+            .find(|s| {
+                s.namespaces
+                    .as_ref()
+                    .is_none_or(|ns| ns.iter().any(|n| n == NAMESPACE))
+                    && s.valid_after.is_none_or(|t| now >= t)
+                    && s.valid_before.is_none_or(|t| now < t)
+            })
+            .ok_or_else(|| {
+                Untrusted::UnknownKey(
+                    PublicKey::from(sig.public_key().clone())
+                        .fingerprint(HashAlg::Sha256)
+                        .to_string(),
+                )
+            })?;
+        signer
+            .key
+            .verify(NAMESPACE, message, &sig)
+            .map_err(|_| Untrusted::Mismatch(signer.principals.clone()))?;
+        Ok(signer.principals.clone())
+    }
+}
+
+fn looks_like_key_type(text: &str) -> bool {
+    ["ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-"]
+        .iter()
+        .any(|p| text.starts_with(p))
+}
+
+/// The first whitespace-separated field (a double-quoted one may hold spaces), and the rest.
+fn split_field(text: &str) -> Option<(String, &str)> {
+    let text = text.trim_start();
+    if text.is_empty() {
+        return None;
+    }
+    let mut in_quotes = false;
+    for (i, c) in text.char_indices() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            c if c.is_whitespace() && !in_quotes => {
+                return Some((text[..i].to_string(), &text[i..]));
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `a,b="x,y",c` → [`a`, `b="x,y"`, `c`].
+fn split_options(options: String) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut in_quotes = false;
+    for c in options.chars() {
+        match c {
+            '"' => {
+                in_quotes = !in_quotes;
+                current.push(c);
+            }
+            ',' if !in_quotes => out.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// `YYYYMMDD[HHMM[SS]][Z]`, as ssh-keygen writes validity times (taken as UTC).
+fn parse_time(text: &str) -> Option<time::OffsetDateTime> {
+    let digits = text.strip_suffix(['Z', 'z']).unwrap_or(text);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) || ![8, 12, 14].contains(&digits.len()) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| digits.get(r).map_or(Some(0), |s| s.parse::<u32>().ok());
+    let date = time::Date::from_calendar_date(
+        n(0..4)? as i32,
+        time::Month::try_from(n(4..6)? as u8).ok()?,
+        n(6..8)? as u8,
+    )
+    .ok()?;
+    let t = time::Time::from_hms(n(8..10)? as u8, n(10..12)? as u8, n(12..14)? as u8).ok()?;
+    Some(date.with_time(t).assume_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A throwaway key made for this test by `ssh-keygen -t ed25519 -N ""`.
+    fn key() -> (Signer, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        let ok = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", "ci@example", "-f"])
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let signer = Signer::from_openssh("k", &std::fs::read(&path).unwrap(), None).unwrap();
+        let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+        (signer, public.trim().to_string())
+    }
+
+    #[test]
+    fn a_signature_is_trusted_only_for_its_content_key_and_namespace() {
+        let (signer, public) = key();
+        let trust = Trust::parse(
+            "allowed_signers",
+            &format!("# publishers\nci@example {public}\n"),
+        )
+        .unwrap();
+        let sig = signer.sign(b"the index");
+        assert_eq!(
+            trust.verify(b"the index", Some(sig.as_bytes())),
+            Ok("ci@example".into())
+        );
+        assert!(matches!(
+            trust.verify(b"the indeX", Some(sig.as_bytes())),
+            Err(Untrusted::Mismatch(_))
+        ));
+        assert_eq!(trust.verify(b"the index", None), Err(Untrusted::Unsigned));
+        assert!(matches!(
+            trust.verify(b"x", Some(b"junk")),
+            Err(Untrusted::Malformed(_))
+        ));
+        let (other, other_public) = key();
+        assert!(matches!(
+            trust.verify(b"the index", Some(other.sign(b"the index").as_bytes())),
+            Err(Untrusted::UnknownKey(_))
+        ));
+        // Several publishers, each with their own key, in one file.
+        let both = Trust::parse(
+            "a",
+            &format!("ci@example {public}\nother@example {other_public}\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            both.verify(b"i", Some(other.sign(b"i").as_bytes())),
+            Ok("other@example".into())
+        );
+    }
+
+    #[test]
+    fn options_restrict_namespaces_and_validity() {
+        let (signer, public) = key();
+        let sig = signer.sign(b"i");
+        let for_git =
+            Trust::parse("a", &format!("ci@example namespaces=\"git\" {public}")).unwrap();
+        assert!(matches!(
+            for_git.verify(b"i", Some(sig.as_bytes())),
+            Err(Untrusted::UnknownKey(_))
+        ));
+        let ours = Trust::parse(
+            "a",
+            &format!("ci@example namespaces=\"git,sigcat-catalog\" {public}"),
+        )
+        .unwrap();
+        assert!(ours.verify(b"i", Some(sig.as_bytes())).is_ok());
+        let expired = Trust::parse(
+            "a",
+            &format!("ci@example valid-before=\"20200101\" {public}"),
+        )
+        .unwrap();
+        assert!(expired.verify(b"i", Some(sig.as_bytes())).is_err());
+        let current = Trust::parse(
+            "a",
+            &format!(
+                "ci@example valid-after=\"20200101Z\",valid-before=\"29990101000000\" {public}"
+            ),
+        )
+        .unwrap();
+        assert!(current.verify(b"i", Some(sig.as_bytes())).is_ok());
+    }
+
+    #[test]
+    fn malformed_trust_files_name_the_line() {
+        let err = Trust::parse("allowed", "ci@example ssh-ed25519 !!!notbase64")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("allowed:1: not a public key"), "{err}");
+        let err = Trust::parse("allowed", "# nothing\n\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lists no key"), "{err}");
+        let (_, public) = key();
+        let err = Trust::parse("allowed", &format!("\nci cert-authority {public}"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("allowed:2: certificate authorities"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_protected_key_needs_its_passphrase() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        assert!(
+            std::process::Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "correct horse", "-f"])
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let pem = std::fs::read(&path).unwrap();
+        assert!(matches!(
+            Signer::from_openssh("k", &pem, None),
+            Err(KeyError::NeedsPassphrase { .. })
+        ));
+        assert!(matches!(
+            Signer::from_openssh("k", &pem, Some("wrong")),
+            Err(KeyError::WrongPassphrase { .. })
+        ));
+        assert!(Signer::from_openssh("k", &pem, Some("correct horse")).is_ok());
+        assert!(matches!(
+            Signer::from_openssh("k", b"not a key", None),
+            Err(KeyError::NotAKey { .. })
+        ));
+    }
+}
