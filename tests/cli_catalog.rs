@@ -162,7 +162,8 @@ fn publish_latest_and_show_on_the_local_store() {
         &[],
         None,
     );
-    assert!(text(&show.stdout).contains("kind: AzureMachineTemplate"));
+    let template = crate::util::kubectl_agrees(&text(&show.stdout));
+    assert_eq!(template[0]["kind"], "AzureMachineTemplate");
     let none = sigcat(
         &[
             "catalog",

@@ -283,6 +283,7 @@ fn github_actions_workflow_runs_end_to_end() {
     let template =
         std::fs::read_to_string(root.join("workspace/images/capi/azuremachinetemplate.yaml"))
             .unwrap();
+    crate::util::kubectl_agrees(&template);
     let t: Value = serde_norway::from_str(&template).unwrap();
     assert_eq!(
         s(&t["spec"]["template"]["spec"]["vmSize"]),
@@ -416,10 +417,9 @@ fn azure_devops_pipeline_runs_end_to_end() {
                 == "##vso[task.setvariable variable=gallery_image_version;isOutput=true]1.30.3"),
         "{vars}"
     );
-    let template: Value = serde_norway::from_str(
-        &std::fs::read_to_string(staging.join("azuremachinetemplate.yaml")).unwrap(),
-    )
-    .unwrap();
+    let template = std::fs::read_to_string(staging.join("azuremachinetemplate.yaml")).unwrap();
+    crate::util::kubectl_agrees(&template);
+    let template: Value = serde_norway::from_str(&template).unwrap();
     assert_eq!(
         s(&template["spec"]["template"]["spec"]["image"]["computeGallery"]["name"]),
         "capi-ubuntu-2404"

@@ -221,8 +221,10 @@ fn a_secret_in_any_field_reaches_no_output_format_file_or_log() {
         None,
     );
     check_run("render", &out);
-    assert!(
-        text(&out.stdout).contains("AzureMachineTemplate"),
+    let template = crate::util::kubectl_agrees(&text(&out.stdout));
+    assert_eq!(
+        template[0]["kind"],
+        "AzureMachineTemplate",
         "{}",
         text(&out.stderr)
     );

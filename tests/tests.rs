@@ -12,6 +12,8 @@ mod never_panics;
 mod parse_fixtures;
 mod pipelines;
 mod render;
+mod render_readme;
+mod render_upgrade;
 mod secrets;
 mod trust;
 mod watch;

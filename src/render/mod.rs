@@ -4,13 +4,16 @@
 //! Everything is built as YAML values and written by a serializer, never by string templates,
 //! so values YAML would misread (`1.30`, `on`, `0123`) stay strings.
 
-pub mod emit;
+pub mod change;
+pub mod kustomize;
 pub mod template;
+pub mod topology;
 pub mod upgrade;
 pub mod yaml;
 
+pub use change::Change;
 pub use template::{ImageKind, Plan, PlanRule, TemplateOptions, new_template, template_name};
-pub use upgrade::{UpgradeOutput, plan_upgrade};
+pub use upgrade::{Request as UpgradeRequest, UpgradeOutput, plan_upgrade};
 
 /// Why sigcat will not produce a manifest (or catalog an image): applying it would fail or do
 /// harm. The texts say what is wrong; the binary adds which flag would fix it.

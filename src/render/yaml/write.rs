@@ -85,12 +85,46 @@ fn scalar(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Number(n) => n.to_string(),
         Value::String(s) if is_plain_safe(s) => s.clone(),
-        // A JSON string is a valid YAML double-quoted scalar.
-        Value::String(s) => serde_json::to_string(s).expect("strings serialise"),
+        Value::String(s) => double_quoted(s),
         Value::Mapping(_) => "{}".into(),
         Value::Sequence(_) => "[]".into(),
         Value::Tagged(_) => unreachable!("untagged above"),
     }
+}
+
+/// A double-quoted scalar that every YAML reader takes back unchanged: anything outside YAML's
+/// printable set is escaped (DEL, C1 controls, a BOM), and so are the characters YAML 1.1 treats
+/// as line breaks (NEL, U+2028, U+2029), which a reader would otherwise fold into a space.
+/// (A JSON string is not enough: JSON leaves DEL and C1 raw.)
+pub fn double_quoted(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            '\u{85}' => out.push_str("\\N"),
+            '\u{2028}' => out.push_str("\\L"),
+            '\u{2029}' => out.push_str("\\P"),
+            ' '..='~'
+            | '\u{a0}'..='\u{d7ff}'
+            | '\u{e000}'..='\u{fefe}'
+            | '\u{ff00}'..='\u{fffd}' => out.push(c),
+            c if c >= '\u{10000}' => out.push(c),
+            c if (c as u32) < 0x100 => {
+                let _ = write!(out, "\\x{:02X}", c as u32);
+            }
+            c => {
+                let _ = write!(out, "\\u{:04X}", c as u32);
+            }
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Plain only for strings no YAML 1.1 or 1.2 reader takes for anything but that string:
@@ -145,6 +179,34 @@ mod tests {
         }
         assert!(text.lines().any(|l| l == "i: v1.30.3"));
         assert!(text.lines().any(|l| l == "j: Standard_D2s_v3"));
+    }
+
+    #[test]
+    fn controls_and_yaml_1_1_line_breaks_are_escaped() {
+        let tricky = "del\u{7f} c1\u{80}\u{9f} nel\u{85} ls\u{2028} ps\u{2029} bom\u{feff} bell\u{7} tab\t nbsp\u{a0} é 😀";
+        let q = double_quoted(tricky);
+        assert_eq!(
+            q,
+            "\"del\\x7F c1\\x80\\x9F nel\\N ls\\L ps\\P bom\\uFEFF bell\\x07 tab\\t nbsp\u{a0} é 😀\""
+        );
+        // Read back by an independent YAML reader and by ours, each gives the original.
+        let v: Value = serde_norway::from_str(&format!("k: {q}")).unwrap();
+        assert_eq!(v["k"].as_str(), Some(tricky));
+        let ours = crate::render::yaml::read::read_documents(&format!("k: {q}"), "t").unwrap();
+        assert_eq!(ours[0].0["k"].as_str(), Some(tricky));
+    }
+
+    #[test]
+    fn yaml_1_1_indicators_are_quoted_as_values_and_as_keys() {
+        let mut m = serde_norway::Mapping::new();
+        for s in ["=", "<<", "true", "1", "y"] {
+            m.insert(Value::from(s), Value::from(s));
+        }
+        let text = to_yaml(&Value::Mapping(m));
+        assert_eq!(
+            text,
+            "\"=\": \"=\"\n\"<<\": \"<<\"\n\"true\": \"true\"\n\"1\": \"1\"\n\"y\": \"y\"\n"
+        );
     }
 
     #[test]

@@ -1,38 +1,35 @@
-//! Small helpers over `serde_norway::Value`: read Kubernetes objects, walk and edit paths.
+//! Kubernetes objects as YAML values: read them as kubectl does ([`read`]), walk and edit
+//! paths, and write them so that kubectl reads back exactly what was meant ([`write`]).
+
+pub mod read;
+pub mod resolve;
+pub mod write;
 
 use crate::error::InputError;
-use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
-/// Reads every object of a YAML stream: several documents, or `kind: List` with `items`
-/// (what `kubectl get -o yaml` prints for more than one object).
+/// Reads every object of a YAML stream as kubectl would (see [`read`]): several documents,
+/// or `kind: List` with `items` (what `kubectl get -o yaml` prints for more than one object).
 pub fn read_objects(text: &str, source: &str) -> Result<Vec<Value>, InputError> {
     let mut out = Vec::new();
-    for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
-        let value = Value::deserialize(doc).map_err(|e| {
-            let line = e.location().map(|l| l.line() as u64);
-            InputError::new(
-                source,
-                line,
-                format!(
-                    "invalid YAML in document {}: {e}; expected Kubernetes objects",
-                    i + 1
-                ),
-            )
-        })?;
+    for (value, line) in read::read_documents(text, source)? {
         match value {
             Value::Null => {}
-            Value::Mapping(_) if str_at(&value, &["kind"]).is_some_and(|k| k.ends_with("List")) => {
-                if let Some(Value::Sequence(items)) = get(&value, &["items"]) {
-                    out.extend(items.iter().cloned());
+            Value::Mapping(mut m)
+                if m.get("kind")
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| k.ends_with("List")) =>
+            {
+                if let Some(Value::Sequence(items)) = m.remove("items") {
+                    out.extend(items);
                 }
             }
             Value::Mapping(_) => out.push(value),
             _ => {
                 return Err(InputError::new(
                     source,
-                    None,
-                    format!("document {} is not a Kubernetes object (a mapping)", i + 1),
+                    Some(line as u64),
+                    "this document is not a Kubernetes object (a mapping); expected `kubectl get ... -o yaml` output",
                 ));
             }
         }
@@ -40,8 +37,13 @@ pub fn read_objects(text: &str, source: &str) -> Result<Vec<Value>, InputError> 
     Ok(out)
 }
 
+/// The value at `path`; a segment that is a number indexes a sequence.
 pub fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(v, |v, key| v.as_mapping()?.get(*key))
+    path.iter().try_fold(v, |v, key| match v {
+        Value::Sequence(items) => items.get(key.parse::<usize>().ok()?),
+        Value::Mapping(m) => m.get(*key),
+        _ => None,
+    })
 }
 
 pub fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
@@ -114,10 +116,10 @@ pub fn drop_server_fields(obj: &mut Value) {
     remove(obj, &["status"]);
 }
 
-/// A multi-document YAML stream, quoted for YAML 1.1 readers (see [`super::emit`]).
+/// A multi-document YAML stream, quoted for YAML 1.1 readers (see [`write`]).
 pub fn to_stream(docs: &[Value]) -> String {
     docs.iter()
-        .map(|d| format!("---\n{}", super::emit::to_yaml(d)))
+        .map(|d| format!("---\n{}", write::to_yaml(d)))
         .collect()
 }
 
@@ -129,4 +131,13 @@ pub fn describe(obj: &Value) -> String {
         Some(ns) => format!("{kind} {ns}/{name}"),
         None => format!("{kind} {name}"),
     }
+}
+
+/// Like [`get`], mutable; a segment that is a number indexes a sequence.
+pub fn get_mut<'a>(v: &'a mut Value, path: &[&str]) -> Option<&'a mut Value> {
+    path.iter().try_fold(v, |v, key| match v {
+        Value::Sequence(items) => items.get_mut(key.parse::<usize>().ok()?),
+        Value::Mapping(m) => m.get_mut(*key),
+        _ => None,
+    })
 }

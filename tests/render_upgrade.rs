@@ -1,0 +1,480 @@
+//! `sigcat render --upgrade`: KubeadmControlPlane / MachineDeployment upgrades, ClusterClass
+//! clusters in CAPI's v1beta1 and v1beta2 shapes with both image styles (template references,
+//! variable patches), and `--as kustomize`, which a real `kubectl kustomize` must build into
+//! exactly what `--as objects` prints. Expected objects are the input fixtures as kubectl reads
+//! them, edited here by hand at the fields the upgrade must change.
+
+use crate::render::{
+    Rendered, assert_valid_template, fixture_image, fixture_objects, kinds, put, render_build,
+    render_fails, s, without_server_fields,
+};
+use crate::util::{kubectl_kustomize, scratch};
+use serde_json::{Value as Json, json};
+
+const CP: &str = "fixtures/capz/cp.yaml";
+const MD0: &str = "fixtures/capz/md-0.yaml";
+const NEW_CP: &str = "my-cluster-control-plane-0-3-1721037000";
+const NEW_MD0: &str = "my-cluster-md-0-0-3-1721037000";
+const CC: &str = "fixtures/capz/clusterclass";
+/// The plain upgrade: both templates, the v1beta1 control plane and MachineDeployments.
+const UPGRADE: [&str; 6] = [
+    "--from",
+    CP,
+    "--from",
+    MD0,
+    "--upgrade",
+    "fixtures/capz/current-v1beta1.yaml",
+];
+
+/// The fixture's object of this kind, as kubectl reads it, without what the server set.
+fn input(path: &str, kind: &str, name: &str) -> Json {
+    let found = fixture_objects(path)
+        .into_iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in {path}"));
+    without_server_fields(found)
+}
+
+/// Renders with `--as objects` and with `--as kustomize DIR`; what `kubectl kustomize DIR`
+/// builds must be the same objects in the same order.
+fn render_both_ways(args: &[&str]) -> Rendered {
+    let objects = render_build(args);
+    let dir = scratch("kustomize").join(format!("k{}", std::process::id()));
+    let dir = unique(dir);
+    let d = dir.to_str().unwrap();
+    let out = render_build(&[args, &["--as", "kustomize", d]].concat());
+    assert!(out.text.is_empty(), "nothing on stdout: {}", out.text);
+    assert_eq!(
+        kubectl_kustomize(&dir),
+        objects.objects,
+        "kubectl kustomize {d} differs from --as objects"
+    );
+    objects
+}
+
+fn unique(base: std::path::PathBuf) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    base.with_extension(N.fetch_add(1, Ordering::Relaxed).to_string())
+}
+
+/// (JSON pointer, new value) pairs.
+type Edits<'a> = Vec<(&'a str, Json)>;
+
+/// The input object with the fields the upgrade must change set by hand.
+fn expected(path: &str, kind: &str, name: &str, edits: &[(&str, Json)]) -> Json {
+    let mut obj = input(path, kind, name);
+    for (pointer, value) in edits {
+        put(&mut obj, pointer, value.clone());
+    }
+    obj
+}
+
+#[test]
+fn upgrade_control_plane_first_in_both_api_versions() {
+    for (current, kcp_ref) in [
+        (
+            "fixtures/capz/current-v1beta1.yaml",
+            "/spec/machineTemplate/infrastructureRef/name",
+        ),
+        (
+            "fixtures/capz/current-v1beta2.yaml",
+            "/spec/machineTemplate/spec/infrastructureRef/name",
+        ),
+    ] {
+        let out = render_both_ways(&["--from", CP, "--from", MD0, "--upgrade", current]);
+        let d = &out.objects;
+        assert_eq!(
+            kinds(d),
+            [
+                "AzureMachineTemplate",
+                "AzureMachineTemplate",
+                "KubeadmControlPlane",
+                "MachineDeployment"
+            ]
+        );
+        assert_valid_template(&d[0]);
+        assert_valid_template(&d[1]);
+        assert_eq!(s(&d[0], "/metadata/name"), NEW_CP);
+        assert_eq!(s(&d[1], "/metadata/name"), NEW_MD0);
+        let version = json!("v1.30.3");
+        let kcp = [("/spec/version", version.clone()), (kcp_ref, json!(NEW_CP))];
+        assert_eq!(
+            d[2],
+            expected(
+                current,
+                "KubeadmControlPlane",
+                "my-cluster-control-plane",
+                &kcp
+            )
+        );
+        let md = [
+            ("/spec/template/spec/version", version),
+            ("/spec/template/spec/infrastructureRef/name", json!(NEW_MD0)),
+        ];
+        assert_eq!(
+            d[3],
+            expected(current, "MachineDeployment", "my-cluster-md-0", &md)
+        );
+    }
+    // md-windows uses another template: untouched, not in the output, named on stderr.
+    let out = render_build(&UPGRADE);
+    assert!(
+        out.stderr.contains("my-cluster-md-windows"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// v1beta1 in place, v1beta2 as a new revision (`--new-class`): the class's references move
+/// to the new templates, and the Cluster's version (and class) in one change.
+#[test]
+fn clusterclass_template_refs_in_place_and_as_a_new_revision() {
+    let version = ("/spec/topology/version", json!("v1.30.3"));
+    let v1 = &format!("{CC}/v1beta1-template-refs.yaml");
+    let v2 = &format!("{CC}/v1beta2-template-refs.yaml");
+    let new_class = "azure-kubeadm-v1-30-3";
+    let cases: [(&str, &[&str], Edits, Edits); 2] = [
+        (
+            v1,
+            &[],
+            vec![
+                (
+                    "/spec/controlPlane/machineInfrastructure/ref/name",
+                    json!(NEW_CP),
+                ),
+                (
+                    "/spec/workers/machineDeployments/0/template/infrastructure/ref/name",
+                    json!(NEW_MD0),
+                ),
+            ],
+            vec![version.clone()],
+        ),
+        (
+            v2,
+            &["--new-class", new_class],
+            vec![
+                ("/metadata/name", json!(new_class)),
+                (
+                    "/spec/controlPlane/machineInfrastructure/templateRef/name",
+                    json!(NEW_CP),
+                ),
+                (
+                    "/spec/workers/machineDeployments/0/infrastructure/templateRef/name",
+                    json!(NEW_MD0),
+                ),
+            ],
+            vec![
+                version.clone(),
+                ("/spec/topology/classRef/name", json!(new_class)),
+            ],
+        ),
+    ];
+    for (path, extra, class_edits, cluster_edits) in cases {
+        let args = [&["--from", CP, "--from", MD0, "--upgrade", path][..], extra].concat();
+        let out = render_both_ways(&args);
+        let d = &out.objects;
+        assert_eq!(
+            kinds(d),
+            [
+                "AzureMachineTemplate",
+                "AzureMachineTemplate",
+                "ClusterClass",
+                "Cluster"
+            ]
+        );
+        assert_eq!(
+            d[2],
+            expected(path, "ClusterClass", "azure-kubeadm", &class_edits)
+        );
+        assert_eq!(
+            d[3],
+            expected(path, "Cluster", "my-cluster", &cluster_edits)
+        );
+        let in_place =
+            out.stderr.contains("changed in place") && out.stderr.contains("--new-class");
+        assert_eq!(in_place, extra.is_empty(), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn clusterclass_image_variable_v1beta1_sets_the_variable_and_its_overrides() {
+    let path = &format!("{CC}/v1beta1-image-variable.yaml");
+    let out = render_both_ways(&["--upgrade", path]);
+    assert_eq!(kinds(&out.objects), ["Cluster"], "no template is needed");
+    let edits = [
+        ("/spec/topology/version", json!("v1.30.3")),
+        ("/spec/topology/variables/1/value", fixture_image()),
+        (
+            "/spec/topology/workers/machineDeployments/1/variables/overrides/0/value",
+            fixture_image(),
+        ),
+    ];
+    assert_eq!(
+        out.objects[0],
+        expected(path, "Cluster", "my-cluster", &edits)
+    );
+    assert_eq!(
+        out.objects[0]["spec"]["topology"]["variables"][0]["value"], true,
+        "`value: yes` is YAML 1.1 true, as kubectl reads it"
+    );
+}
+
+#[test]
+fn clusterclass_image_version_variable_v1beta2_checks_the_template() {
+    let path = &format!("{CC}/v1beta2-image-variable.yaml");
+    let out = render_both_ways(&["--upgrade", path]);
+    assert_eq!(kinds(&out.objects), ["Cluster"]);
+    let mut cluster = input(path, "Cluster", "my-cluster");
+    put(&mut cluster, "/spec/topology/version", json!("v1.30.3"));
+    // Not set before: a new entry, from the class's default with the version changed.
+    cluster["spec"]["topology"]["variables"] = json!([
+        {"name": "image", "value": {"offer": "capi", "version": "0.3.1721037000"}}
+    ]);
+    assert_eq!(out.objects[0], cluster);
+
+    // The templates name another definition: only the version would change, which is wrong.
+    let text = std::fs::read_to_string(crate::util::repo().join(path))
+        .unwrap()
+        .replace("name: capi-ubuntu-2404", "name: capi-ubuntu-2204");
+    let file = scratch("render-cc-mismatch").join("current.yaml");
+    std::fs::write(&file, text).unwrap();
+    let err = render_fails(&["--upgrade", file.to_str().unwrap()], 6);
+    assert!(err.contains("differs in fields"), "{err}");
+}
+
+/// Writes a variant of a fixture for one refusal.
+fn variant(path: &str, edit: impl Fn(String) -> String) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let text = edit(std::fs::read_to_string(crate::util::repo().join(path)).unwrap());
+    let file = scratch(&format!(
+        "render-variant-{}",
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
+    .join("current.yaml");
+    std::fs::write(&file, text).unwrap();
+    file.to_str().unwrap().to_string()
+}
+
+#[test]
+fn clusterclass_upgrades_that_cannot_be_right_are_refused() {
+    let refs1 = &format!("{CC}/v1beta1-template-refs.yaml");
+    let refs2 = &format!("{CC}/v1beta2-template-refs.yaml");
+    let var1 = &format!("{CC}/v1beta1-image-variable.yaml");
+    let var2 = &format!("{CC}/v1beta2-image-variable.yaml");
+    let both = ["--from", CP, "--from", MD0, "--upgrade"];
+    let check = |args: &[&str], expected: &[&str]| {
+        let err = render_fails(args, 6);
+        for e in expected {
+            assert!(err.contains(e), "{args:?}: expected `{e}` in {err}");
+        }
+    };
+    // The Cluster alone: its class decides the images.
+    let cluster_only = variant(refs2, |t| t.split("---").nth(1).unwrap().to_string());
+    check(
+        &[&both[..], &[cluster_only.as_str()]].concat(),
+        &["kubectl get cluster/my-cluster clusterclass/azure-kubeadm -n default -o yaml"],
+    );
+    // A template slot without its --from copy.
+    check(
+        &["--from", CP, "--upgrade", refs1],
+        &["`my-cluster-md-0`", "--from my-cluster-md-0.yaml"],
+    );
+    // A --from copy nothing would use (the class takes the image from a variable).
+    check(
+        &["--from", CP, "--upgrade", var1],
+        &["referred to by nothing", "drop that --from"],
+    );
+    // A patch that fixes the image itself.
+    let fixed = variant(var1, |t| {
+        t.replace(
+            "valueFrom:\n            variable: image",
+            "value: {marketplace: {publisher: p, offer: o, sku: s, version: v}}",
+        )
+    });
+    check(&["--upgrade", &fixed], &["machineImage", "fixed value"]);
+    let templated = variant(var1, |t| {
+        t.replace(
+            "valueFrom:\n            variable: image",
+            "valueFrom:\n            template: '{computeGallery: {version: \"{{ .builtin.controlPlane.version }}\"}}'",
+        )
+    });
+    check(&["--upgrade", &templated], &["Go template"]);
+    // Part of the image from a variable, the rest from templates the input lacks.
+    let no_templates = variant(var2, |t| {
+        let docs: Vec<&str> = t.split("---").collect();
+        format!("{}---{}", docs[0], docs[3])
+    });
+    check(
+        &["--upgrade", &no_templates],
+        &["azuremachinetemplate/azure-image-version-control-plane"],
+    );
+    // A v1beta2 class that does not list the new version.
+    let unlisted = variant(refs2, |t| t.replace("  - v1.30.3\n", ""));
+    check(
+        &[&both[..], &[unlisted.as_str()]].concat(),
+        &["kubernetesVersions"],
+    );
+    // Machine pools would roll on their old image.
+    let pools = variant(var1, |t| {
+        t.replace(
+            "      workers:\n        machineDeployments:",
+            "      workers:\n        machinePools:\n        - class: pool\n          name: mp-0\n        machineDeployments:",
+        )
+    });
+    check(&["--upgrade", &pools], &["machine pools"]);
+    // Version rules hold here too.
+    let old = variant(var1, |t| t.replace("version: v1.29.7", "version: v1.28.9"));
+    check(&["--upgrade", &old], &["cannot skip a minor version"]);
+    // --new-class when the class needs no change.
+    check(
+        &["--upgrade", var1, "--new-class", "x"],
+        &["no ClusterClass needs a change"],
+    );
+}
+
+#[test]
+fn unsafe_upgrades_are_refused() {
+    let base = [
+        &["render", "fixtures/console/sig-ubuntu-2404.log"][..],
+        &UPGRADE,
+    ]
+    .concat();
+    let refused = |args: &[&str]| {
+        let out = crate::util::sigcat(args, &[], None);
+        let err = crate::util::text(&out.stderr);
+        assert_eq!(out.status.code(), Some(6), "{args:?}: {err}");
+        err
+    };
+    let err = refused(&base);
+    assert!(err.contains("unknown"), "{err}");
+    let err = refused(&[&base[..], &["--kubernetes-version", "1.31.2"]].concat());
+    assert!(err.contains("cannot skip a minor version"), "{err}");
+    let err = refused(&[&base[..], &["--kubernetes-version", "1.28.9"]].concat());
+    assert!(err.contains("downgrade"), "{err}");
+    let err = render_fails(
+        &[
+            "--from",
+            MD0,
+            "--upgrade",
+            "fixtures/capz/current-v1beta1.yaml",
+        ],
+        6,
+    );
+    assert!(err.contains("ahead of the control plane"), "{err}");
+}
+
+#[test]
+fn the_kustomize_directory_is_replaced_whole_and_only_if_it_is_ours() {
+    let args = [&UPGRADE[..], &["--as", "kustomize"]].concat();
+    let dir = scratch("kustomize-replace").join("upgrade");
+    let d = dir.to_str().unwrap();
+    render_build(&[&args[..], &[d]].concat());
+    let listing = |dir: &std::path::Path| {
+        let mut files: Vec<String> = walk(dir);
+        files.sort();
+        files
+    };
+    assert_eq!(
+        listing(&dir),
+        [
+            "current/kubeadmcontrolplane-my-cluster-control-plane.yaml",
+            "current/machinedeployment-my-cluster-md-0.yaml",
+            "kustomization.yaml",
+            "new/azuremachinetemplate-my-cluster-control-plane-0-3-1721037000.yaml",
+            "new/azuremachinetemplate-my-cluster-md-0-0-3-1721037000.yaml",
+            "patches/kubeadmcontrolplane-my-cluster-control-plane.yaml",
+            "patches/machinedeployment-my-cluster-md-0.yaml",
+        ]
+    );
+    // A patch holds only what changes, and names its object.
+    let patch = crate::util::kubectl_read(
+        &dir.join("patches/kubeadmcontrolplane-my-cluster-control-plane.yaml"),
+    );
+    assert_eq!(
+        patch,
+        [json!({
+            "apiVersion": "controlplane.cluster.x-k8s.io/v1beta1",
+            "kind": "KubeadmControlPlane",
+            "metadata": {"name": "my-cluster-control-plane", "namespace": "default"},
+            "spec": {
+                "machineTemplate": {"infrastructureRef": {"name": NEW_CP}},
+                "version": "v1.30.3"
+            }
+        })]
+    );
+    // Run again into the same directory (a file left there by hand goes with the old set).
+    std::fs::write(dir.join("stray.yaml"), "x: 1\n").unwrap();
+    render_build(&[&args[..], &[d]].concat());
+    assert!(!dir.join("stray.yaml").exists());
+    assert!(
+        std::fs::read_dir(dir.parent().unwrap()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".sigcat")),
+        "no temporary directory left behind"
+    );
+    // Someone else's directory is not replaced.
+    let theirs = scratch("kustomize-theirs");
+    std::fs::write(theirs.join("kustomization.yaml"), "resources: []\n").unwrap();
+    let err = render_fails(&[&args[..], &[theirs.to_str().unwrap()]].concat(), 2);
+    assert!(err.contains("was not written by"), "{err}");
+    assert!(theirs.join("kustomization.yaml").exists());
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(
+                walk(&path)
+                    .into_iter()
+                    .map(|p| format!("{}/{p}", path.file_name().unwrap().to_string_lossy())),
+            );
+        } else {
+            out.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn as_flag_misuse_is_a_usage_error() {
+    let upgrade = [
+        "--from",
+        CP,
+        "--upgrade",
+        "fixtures/capz/current-v1beta1.yaml",
+    ];
+    for (extra, expected) in [
+        (&["--as", "patches"][..], "--as kustomize DIR"),
+        (&["--as", "kustomize"], "needs a directory"),
+        (&["--as", "kustomize", "x", "-o", "y"], "drop --output"),
+        (&["--as", "yaml"], "expected `objects` or `kustomize DIR`"),
+    ] {
+        let err = render_fails(&[&upgrade[..], extra].concat(), 2);
+        assert!(err.contains(expected), "{extra:?}: {err}");
+    }
+    // `--as objects` followed by an input: the input is still read.
+    let out = crate::util::sigcat(
+        &[
+            "render",
+            "--as",
+            "objects",
+            "fixtures/console/sig-ubuntu-2404.log",
+            "--vm-size",
+            "x",
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        crate::util::text(&out.stderr)
+    );
+}
