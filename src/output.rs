@@ -3,7 +3,6 @@
 
 use crate::error::Error;
 use crate::record::{BuildResult, Record};
-use serde_json::json;
 use std::fmt::Write as _;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,16 +71,23 @@ pub fn render(
         }
         Format::SigPublishingInfo => {
             let record = crate::record::the_one_image(records)?;
-            let info = sig_publishing_info(record, options);
-            out.push_str(&serde_json::to_string_pretty(&info).expect("json serialises"));
-            out.push('\n');
+            // jq's layout (`jq -n --arg ... '$ARGS.named'`): two-space indent, keys in the
+            // order of image-builder's step, so the file is byte for byte the same as theirs.
+            let fields = sig_publishing_info(record, options);
+            out.push_str("{\n");
+            for (i, (key, value)) in fields.iter().enumerate() {
+                let comma = if i + 1 < fields.len() { "," } else { "" };
+                let value = serde_json::to_string(value).expect("strings serialise");
+                let _ = writeln!(out, "  \"{key}\": {value}{comma}");
+            }
+            out.push_str("}\n");
         }
     }
     Ok(out)
 }
 
 /// The keys and values of image-builder's `sig-publishing-info.json`, in its order.
-fn sig_publishing_info(r: &Record, options: &FormatOptions) -> serde_json::Value {
+fn sig_publishing_info(r: &Record, options: &FormatOptions) -> Vec<(&'static str, String)> {
     let m = r.managed_image.as_ref();
     let g = r.gallery_image.as_ref();
     let s = |v: Option<&String>| v.cloned().unwrap_or_default();
@@ -91,28 +97,50 @@ fn sig_publishing_info(r: &Record, options: &FormatOptions) -> serde_json::Value
         .and_then(|v| v.as_str())
         .map(str::to_string)
         .unwrap_or_else(|| r.build.strip_prefix("sig-").unwrap_or(&r.build).to_string());
-    // image-builder derives this from the definition name; its script compares a literal
-    // string by mistake and always writes V1. sigcat applies the intended rule.
-    let hyperv_gen = if g.is_some_and(|g| g.image_definition.ends_with("gen2")) {
-        "V2"
-    } else {
-        "V1"
-    };
-    json!({
-        "distro": distro,
-        "hyperv_gen": hyperv_gen,
-        "os_type": s(r.os_type.as_ref()),
-        "managed_image_resource_group_name": s(m.map(|m| &m.resource_group)),
-        "managed_image_name": s(m.map(|m| &m.name)),
-        "managed_image_id": s(m.map(|m| &m.id)),
-        "managed_image_location": s(m.and_then(|m| m.location.as_ref())),
-        "managed_image_shared_image_gallery_id": s(g.map(|g| &g.id)),
-        "shared_image_gallery_resource_group": s(g.map(|g| &g.resource_group)),
-        "shared_image_gallery_name": s(g.map(|g| &g.gallery)),
-        "shared_image_gallery_image_name": s(g.map(|g| &g.image_definition)),
-        "shared_image_gallery_image_version": s(g.map(|g| &g.version)),
-        "tags": options.tags.clone().unwrap_or_default(),
-    })
+    vec![
+        ("distro", distro),
+        (
+            "hyperv_gen",
+            hyperv_generation(g.map(|g| g.image_definition.as_str())).into(),
+        ),
+        ("os_type", s(r.os_type.as_ref())),
+        (
+            "managed_image_resource_group_name",
+            s(m.map(|m| &m.resource_group)),
+        ),
+        ("managed_image_name", s(m.map(|m| &m.name))),
+        ("managed_image_id", s(m.map(|m| &m.id))),
+        (
+            "managed_image_location",
+            s(m.and_then(|m| m.location.as_ref())),
+        ),
+        ("managed_image_shared_image_gallery_id", s(g.map(|g| &g.id))),
+        (
+            "shared_image_gallery_resource_group",
+            s(g.map(|g| &g.resource_group)),
+        ),
+        ("shared_image_gallery_name", s(g.map(|g| &g.gallery))),
+        (
+            "shared_image_gallery_image_name",
+            s(g.map(|g| &g.image_definition)),
+        ),
+        (
+            "shared_image_gallery_image_version",
+            s(g.map(|g| &g.version)),
+        ),
+        ("tags", options.tags.clone().unwrap_or_default()),
+    ]
+}
+
+/// The Hyper-V generation image-builder's `init-sig.sh` created the definition with: V2 for
+/// gen2 targets and for confidential-VM ones (`capi-ubuntu-2404-cvm`,
+/// `capi-windows-2022-cvm-containerd`), V1 otherwise. (image-builder's publishing step checks
+/// only `*gen2`, so for CVM images it writes V1 where the definition is V2.)
+pub fn hyperv_generation(definition: Option<&str>) -> &'static str {
+    match definition {
+        Some(d) if d.ends_with("gen2") || d.ends_with("-cvm") || d.contains("-cvm-") => "V2",
+        _ => "V1",
+    }
 }
 
 /// Flat `key → value` pairs for CI variables. With one record the keys are plain

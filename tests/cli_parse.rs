@@ -227,8 +227,7 @@ fn sig_publishing_info_has_image_builders_keys() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    // The keys of image-builder's .pipelines/sig-publishing-info.yaml, and the values its
-    // `sed -n 's/^KEY: \(.*\)/\1/p' | tail -1` lines would find in this log.
+    // The values image-builder's `sed -n 's/^KEY: \(.*\)/\1/p' | tail -1` lines find in this log.
     let expected = [
         ("distro", "ubuntu-2404"),
         ("hyperv_gen", "V1"),
@@ -269,6 +268,101 @@ fn sig_publishing_info_has_image_builders_keys() {
         "{}",
         text(&several.stderr)
     );
+}
+
+/// The same file as image-builder's own "Generate SIG publishing info" step writes (its logic,
+/// run with bash, sed and jq on the same fixture), byte for byte; for a confidential-VM image
+/// the only difference is `hyperv_gen`, where their step says V1 and their init-sig.sh created
+/// the definition as V2.
+#[test]
+fn sig_publishing_info_is_byte_identical_to_image_builders_step() {
+    let dir = scratch("sig-publishing-info");
+    let tags = dir.join("tags.out");
+    std::fs::write(
+        &tags,
+        "creationTimestamp=2024-07-15T09:30:00Z jobName=image-builder-sig-ubuntu-2404 DO-NOT-DELETE=UpstreamInfra",
+    )
+    .unwrap();
+    let script = crate::util::repo().join("tests/image-builder/sig-publishing-info.sh");
+    for (log, distro, ours_gen, theirs_gen) in [
+        ("console/sig-ubuntu-2404.log", "ubuntu-2404", "V1", "V1"),
+        ("console/flatcar-gen2.log", "flatcar-gen2", "V2", "V2"),
+        (
+            "console/sig-ubuntu-2404-cvm.log",
+            "ubuntu-2404-cvm",
+            "V2",
+            "V1",
+        ),
+    ] {
+        let theirs = dir.join("theirs.json");
+        let run = Command::new("bash")
+            .arg(&script)
+            .arg(fixture(log))
+            .arg(&tags)
+            .arg(&theirs)
+            .env("DISTRO", distro)
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "image-builder's step needs bash, sed and jq (Debian: apt-get install jq): {}",
+            text(&run.stderr)
+        );
+        let out = sigcat(
+            &[
+                "parse",
+                fixture(log).to_str().unwrap(),
+                "--format",
+                "sig-publishing-info",
+                "--tags",
+                &std::fs::read_to_string(&tags).unwrap(),
+            ],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        let theirs = std::fs::read_to_string(&theirs).unwrap().replace(
+            &format!("\"hyperv_gen\": \"{theirs_gen}\""),
+            &format!("\"hyperv_gen\": \"{ours_gen}\""),
+        );
+        assert_eq!(text(&out.stdout), theirs, "{log}");
+        assert!(theirs.contains(&format!("\"hyperv_gen\": \"{ours_gen}\"")));
+    }
+}
+
+/// What `make ... | tee packer.out` keeps: stdout only. A failed build's errors are there
+/// (Packer's UI writes them to stdout); a make that failed before Packer left only its echoes.
+#[test]
+fn stdout_only_logs_say_what_was_and_was_not_found() {
+    let out = sigcat(&["parse", "fixtures/console/stdout-only-failed.log"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(
+            "build failed: azure-arm.sig-ubuntu-2404: Error waiting for SSH: Packer experienced an authentication error"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+    let record: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(record["result"], "failed");
+    assert!(
+        record["gallery_image"].is_null(),
+        "the az JSON before Packer is not an artifact"
+    );
+
+    let out = sigcat(
+        &["parse", "fixtures/console/stdout-only-make-failed.log"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    for expected in [
+        "no Packer build in fixtures/console/stdout-only-make-failed.log",
+        "stderr",
+        "2>&1",
+    ] {
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
+    assert!(out.stdout.is_empty());
 }
 
 #[test]

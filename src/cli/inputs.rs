@@ -64,6 +64,15 @@ pub fn or_stdin(inputs: &[PathBuf]) -> Vec<PathBuf> {
     }
 }
 
+/// The inputs of a command, for a message: `a.log, b.log` or `<stdin>`.
+pub fn describe(inputs: &[PathBuf]) -> String {
+    or_stdin(inputs)
+        .iter()
+        .map(|p| source_name(p))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The name of an input in records and messages.
 pub fn source_name(path: &Path) -> String {
     if path.as_os_str() == "-" {

@@ -137,7 +137,7 @@ pub fn run(args: ParseArgs) -> Result<Exit, Failure> {
     };
     let text = sigcat::output::render(&all.records, format, &options)?;
     output::write(args.output.as_deref(), text.as_bytes())?;
-    Ok(outcome(&all))
+    Ok(outcome(&all, &inputs::describe(&args.files)))
 }
 
 /// Parses one input while copying it to stdout; after a parse error the copy goes on to the
@@ -184,31 +184,42 @@ fn pass_through(path: &Path) -> Result<(), Failure> {
 }
 
 /// Failure is information: the records are written, and the exit code says what happened.
-pub fn outcome(parsed: &Parsed) -> Exit {
-    let failed: Vec<&str> = parsed
+pub fn outcome(parsed: &Parsed, inputs: &str) -> Exit {
+    let failed: Vec<&sigcat::record::Record> = parsed
         .records
         .iter()
         .filter(|r| r.result != BuildResult::Succeeded)
-        .map(|r| r.build_name.as_str())
         .collect();
     if !failed.is_empty() {
-        messages::say(&format!(
-            "build failed or was interrupted: {}",
-            failed.join(", ")
-        ));
+        for r in &failed {
+            let what = match r.result {
+                BuildResult::Interrupted => "interrupted",
+                _ => "failed",
+            };
+            match &r.error {
+                Some(e) => messages::say(&format!("build {what}: {}: {e}", r.build_name)),
+                None => messages::say(&format!("build {what}: {}", r.build_name)),
+            }
+        }
         return Exit::BuildFailed;
     }
     if !parsed.incomplete.is_empty() {
         messages::say(&format!(
-            "no artifact for {}: the log ends before the build reported a result or an image (truncated log?)",
+            "no artifact for {} in {inputs}: the log ends before the build reported a result or an image (truncated log?)",
             parsed.incomplete.join(", ")
         ));
         return Exit::NothingFound;
     }
+    if parsed.records.is_empty() {
+        messages::say(&format!(
+            "no Packer build in {inputs}: no `==> NAME:` line, build result or artifact block. If `make` stopped before Packer started, why is on its stderr, which `make ... | tee FILE` does not keep (`2>&1` keeps it)"
+        ));
+        return Exit::NothingFound;
+    }
     if !parsed.records.iter().any(|r| r.has_image()) {
-        messages::say(
-            "no artifact found: the input has no Azure artifact block (a truncated log, or not a Packer log?)",
-        );
+        messages::say(&format!(
+            "no artifact found in {inputs}: the builds reported no Azure image (a truncated log?)"
+        ));
         return Exit::NothingFound;
     }
     Exit::Ok
