@@ -9,6 +9,8 @@ use std::fmt::Write as _;
 pub enum Format {
     /// One JSON object per line (the record schema).
     Json,
+    /// One YAML document per record, quoted so that YAML 1.1 readers agree.
+    Yaml,
     /// `key=value` lines for `$GITHUB_OUTPUT`.
     Github,
     /// `##vso[task.setvariable ...]` logging commands.
@@ -38,6 +40,13 @@ pub fn render(
                 out.push_str(&serde_json::to_string(r).expect("records serialise"));
                 out.push('\n');
             }
+        }
+        Format::Yaml => {
+            let docs: Vec<serde_norway::Value> = records
+                .iter()
+                .map(|r| serde_norway::to_value(r).expect("records serialise"))
+                .collect();
+            out.push_str(&crate::render::yaml::to_stream(&docs));
         }
         Format::Github => {
             for (key, value) in variables(records) {

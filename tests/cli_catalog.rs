@@ -33,7 +33,7 @@ fn ingest_passes_the_log_through_and_publishes_to_azurite() {
         &[
             "catalog",
             "list",
-            "--format",
+            "-o",
             "json",
             "--catalog",
             "azblob://devstoreaccount1/images",
@@ -215,7 +215,7 @@ fn sixteen_publisher_processes_lose_nothing() {
         &[
             "catalog",
             "list",
-            "--format",
+            "-o",
             "json",
             "--catalog",
             cat.to_str().unwrap(),
@@ -305,7 +305,7 @@ fn account_key_and_sas_token_credentials_against_azurite() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let list = sigcat(
-        &["catalog", "list", "--format", "json", "--catalog", &url],
+        &["catalog", "list", "-o", "json", "--catalog", &url],
         &env,
         None,
     );
@@ -322,4 +322,30 @@ fn account_key_and_sas_token_credentials_against_azurite() {
     for o in [&out, &list] {
         assert!(!text(&o.stderr).contains(signature) && !text(&o.stdout).contains(signature));
     }
+
+    // A wrong key: one line that says so and what to check, no HTTP dump, settings' exit code.
+    let wrong =
+        "eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eA==";
+    let out = sigcat(
+        &[
+            "catalog",
+            "list",
+            "--catalog",
+            &url,
+            "--storage-timeout",
+            "5s",
+        ],
+        &[("AZURE_STORAGE_KEY", wrong)],
+        None,
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "an error line and a hint: {err}");
+    assert!(lines[0].contains("access denied"), "{err}");
+    assert!(lines[1].contains("AZURE_STORAGE_KEY"), "{err}");
+    assert!(
+        !err.contains(wrong) && !err.to_lowercase().contains("x-ms-"),
+        "{err}"
+    );
 }

@@ -66,7 +66,7 @@ fn invalid_input_names_file_and_line_and_writes_nothing() {
             "parse",
             "fixtures/invalid/gallery-mismatch.log",
             "fixtures/console/sig-ubuntu-2404.log",
-            "-o",
+            "--output-file",
             out_file.to_str().unwrap(),
         ],
         None,
@@ -92,7 +92,7 @@ fn tee_copies_the_input_byte_for_byte() {
     let records = dir.join("records.json");
     let input = std::fs::read(fixture("console/azure-devops-crlf.log")).unwrap();
     let out = sigcat(
-        &["parse", "--tee", "-o", records.to_str().unwrap()],
+        &["parse", "--tee", "--output-file", records.to_str().unwrap()],
         Some(&input),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -114,7 +114,7 @@ fn github_output_lines() {
             "fixtures/console/sig-ubuntu-2404.log",
             "--manifest",
             "fixtures/manifest/manifest.json",
-            "--format",
+            "-o",
             "github",
         ],
         None,
@@ -142,12 +142,7 @@ fn github_output_lines() {
 #[test]
 fn several_records_get_prefixed_variables() {
     let out = sigcat(
-        &[
-            "parse",
-            "fixtures/console/multi-build.log",
-            "--format",
-            "github",
-        ],
+        &["parse", "fixtures/console/multi-build.log", "-o", "github"],
         None,
     );
     let stdout = text(&out.stdout);
@@ -172,7 +167,7 @@ fn azure_devops_logging_commands() {
         &[
             "parse",
             "fixtures/console/azure-devops-crlf.log",
-            "--format",
+            "-o",
             "azure-devops",
         ],
         None,
@@ -192,7 +187,7 @@ fn env_output_is_safe_to_eval() {
         &[
             "parse",
             "fixtures/console/multi-build.log",
-            "--format",
+            "-o",
             "env",
             "--build",
             "sig-flatcar-gen2",
@@ -218,7 +213,7 @@ fn sig_publishing_info_has_image_builders_keys() {
         &[
             "parse",
             "fixtures/console/sig-ubuntu-2404.log",
-            "--format",
+            "-o",
             "sig-publishing-info",
             "--tags",
             "jobName=x",
@@ -257,7 +252,7 @@ fn sig_publishing_info_has_image_builders_keys() {
         &[
             "parse",
             "fixtures/console/multi-build.log",
-            "--format",
+            "-o",
             "sig-publishing-info",
         ],
         None,
@@ -312,7 +307,7 @@ fn sig_publishing_info_is_byte_identical_to_image_builders_step() {
             &[
                 "parse",
                 fixture(log).to_str().unwrap(),
-                "--format",
+                "-o",
                 "sig-publishing-info",
                 "--tags",
                 &std::fs::read_to_string(&tags).unwrap(),
@@ -372,7 +367,7 @@ fn no_secret_reaches_any_output() {
             &[
                 "parse",
                 "fixtures/console/vhd-plugin-1.4-sas.log",
-                "--format",
+                "-o",
                 format,
             ],
             None,
@@ -462,7 +457,8 @@ fn help_shows_examples() {
     let out = sigcat(&["parse", "--help"], None);
     let help = text(&out.stdout);
     assert!(
-        help.contains("Examples:") && help.contains("--tee -o records.json"),
+        help.contains("Examples:")
+            && help.contains("--tee --manifest manifest.json --output-file records.json"),
         "{help}"
     );
     assert!(help.contains("Exit codes"));

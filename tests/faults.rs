@@ -14,7 +14,7 @@ const FLATCAR: &str = "fixtures/console/flatcar-gen2.log";
 
 fn catalog_entries(catalog: &str) -> Vec<serde_json::Value> {
     let out = sigcat(
-        &["catalog", "list", "--format", "json", "--catalog", catalog],
+        &["catalog", "list", "-o", "json", "--catalog", catalog],
         &[],
         None,
     );
@@ -124,7 +124,7 @@ fn the_pass_through_never_stops_before_the_end_of_input() {
     ] {
         for args in [
             vec!["ingest", "--catalog", cat.as_str()],
-            vec!["parse", "--tee", "-o", records.as_str()],
+            vec!["parse", "--tee", "--output-file", records.as_str()],
         ] {
             let out = sigcat(&args, &[], Some(input));
             assert!(
@@ -257,7 +257,7 @@ fn a_closed_stdout_or_stderr_never_panics() {
     let id = catalog_entries(&cat)[0]["id"].as_str().unwrap().to_string();
     for args in [
         vec!["catalog", "list", "--catalog", &cat],
-        vec!["catalog", "list", "--format", "json", "--catalog", &cat],
+        vec!["catalog", "list", "-o", "json", "--catalog", &cat],
         vec!["catalog", "latest", "--catalog", &cat],
         vec!["catalog", "show", &id, "--catalog", &cat],
         vec!["parse", GOOD],
@@ -300,7 +300,11 @@ fn the_output_file_writes_through_fifos_and_symlinks() {
         .custom_flags(libc::O_NONBLOCK)
         .open(&fifo)
         .unwrap();
-    let out = sigcat(&["parse", GOOD, "-o", fifo.to_str().unwrap()], &[], None);
+    let out = sigcat(
+        &["parse", GOOD, "--output-file", fifo.to_str().unwrap()],
+        &[],
+        None,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let mut got = Vec::new();
     let _ = reader.read_to_end(&mut got);
@@ -317,7 +321,11 @@ fn the_output_file_writes_through_fifos_and_symlinks() {
     std::fs::write(&target, "old\n").unwrap();
     let link = dir.join("link.json");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let out = sigcat(&["parse", GOOD, "-o", link.to_str().unwrap()], &[], None);
+    let out = sigcat(
+        &["parse", GOOD, "--output-file", link.to_str().unwrap()],
+        &[],
+        None,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         std::fs::symlink_metadata(&link)
@@ -561,8 +569,8 @@ fn exit_codes_mean_the_same_in_every_subcommand() {
         (&["render", truncated, "--vm-size", "S"], 3),
         (&["parse", failed], 1),
         (&["render", failed, "--vm-size", "S"], 1),
-        (&["parse", failed, "--format", "sig-publishing-info"], 1),
-        (&["parse", truncated, "--format", "sig-publishing-info"], 3),
+        (&["parse", failed, "-o", "sig-publishing-info"], 1),
+        (&["parse", truncated, "-o", "sig-publishing-info"], 3),
         (&["render", VHD, "--vm-size", "S"], 6),
         (&["parse", "fixtures/invalid/key-twice.log"], 4),
     ];

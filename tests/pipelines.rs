@@ -297,7 +297,7 @@ fn github_actions_workflow_runs_end_to_end() {
         .args([
             "catalog",
             "list",
-            "--format",
+            "-o",
             "json",
             "--catalog",
             &azurite.url("gh-images"),
@@ -506,7 +506,7 @@ fn exercise_watcher(
         String::from_utf8_lossy(&health.stderr)
     );
     let mut list = Command::new(env!("CARGO_BIN_EXE_sigcat"));
-    list.args(["catalog", "list", "--format", "json", "--catalog", catalog]);
+    list.args(["catalog", "list", "-o", "json", "--catalog", catalog]);
     let listed = list.output().unwrap();
     assert_eq!(
         String::from_utf8_lossy(&listed.stdout).lines().count(),

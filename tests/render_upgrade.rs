@@ -452,7 +452,10 @@ fn as_flag_misuse_is_a_usage_error() {
     for (extra, expected) in [
         (&["--as", "patches"][..], "--as kustomize DIR"),
         (&["--as", "kustomize"], "needs a directory"),
-        (&["--as", "kustomize", "x", "-o", "y"], "drop --output"),
+        (
+            &["--as", "kustomize", "x", "--output-file", "y"],
+            "drop --output-file",
+        ),
         (&["--as", "yaml"], "expected `objects` or `kustomize DIR`"),
     ] {
         let err = render_fails(&[&upgrade[..], extra].concat(), 2);

@@ -160,7 +160,7 @@ fn a_secret_in_any_field_reaches_no_output_format_file_or_log() {
     ] {
         for level in ["trace", "debug"] {
             for log_format in ["text", "json"] {
-                let mut args = vec!["parse", log, "--manifest", manifest, "--format", format];
+                let mut args = vec!["parse", log, "--manifest", manifest, "-o", format];
                 if format == "sig-publishing-info" {
                     args.extend(["--build", &build]);
                 }
@@ -168,7 +168,7 @@ fn a_secret_in_any_field_reaches_no_output_format_file_or_log() {
                 let out = sigcat(&args, &[("RUST_LOG", level)], None);
                 assert!(!out.stdout.is_empty(), "{format}: {}", text(&out.stderr));
                 check_run(
-                    &format!("parse --format {format} RUST_LOG={level} {log_format}"),
+                    &format!("parse -o {format} RUST_LOG={level} {log_format}"),
                     &out,
                 );
             }
@@ -179,15 +179,15 @@ fn a_secret_in_any_field_reaches_no_output_format_file_or_log() {
                 log,
                 "--manifest",
                 manifest,
-                "--format",
-                format,
                 "-o",
+                format,
+                "--output-file",
                 records.to_str().unwrap(),
             ],
             &[("RUST_LOG", "trace")],
             None,
         );
-        check_run(&format!("parse -o ({format})"), &out);
+        check_run(&format!("parse --output-file ({format})"), &out);
         if records.exists() {
             assert_clean(
                 &format!("-o file ({format})"),
@@ -198,7 +198,7 @@ fn a_secret_in_any_field_reaches_no_output_format_file_or_log() {
     // The same through --tee and render.
     let input = planted_log();
     let out = sigcat(
-        &["parse", "--tee", "-o", records.to_str().unwrap()],
+        &["parse", "--tee", "--output-file", records.to_str().unwrap()],
         &[("RUST_LOG", "trace")],
         Some(input.as_bytes()),
     );
@@ -400,7 +400,7 @@ fn storage_credentials_never_reach_trace_logs_of_real_requests() {
     }
     // Everything stored in Azurite is clean too.
     let out = sigcat(
-        &["catalog", "list", "--format", "json", "--catalog", &url],
+        &["catalog", "list", "-o", "json", "--catalog", &url],
         &[("AZURE_STORAGE_SAS_TOKEN", &token)],
         None,
     );

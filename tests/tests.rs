@@ -6,6 +6,7 @@ mod util;
 
 mod catalog;
 mod cli_catalog;
+mod cli_habits;
 mod cli_parse;
 mod faults;
 mod never_panics;

@@ -41,7 +41,7 @@ impl Target<'_> {
             ],
             &[],
         ));
-        let list = ok(&self.run(&["catalog", "list", "--format", "json"], &[]));
+        let list = ok(&self.run(&["catalog", "list", "-o", "json"], &[]));
         list.lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
             .find(|e| e["gallery_image_version"] == format!("0.3.{n}"))
@@ -233,7 +233,7 @@ fn images_are_found_only_in_the_regions_they_were_replicated_to() {
             "{table}"
         );
         let listed = ok(&t.run(
-            &["catalog", "list", "--region", "eastus", "--format", "json"],
+            &["catalog", "list", "--region", "eastus", "-o", "json"],
             &[],
         ));
         assert_eq!(listed.lines().count(), 1, "{listed}");
@@ -255,7 +255,7 @@ fn verify_finds_what_is_wrong_and_rebuild_index_recovers_it() {
         assert!(clean.contains("no problems found"), "{}: {clean}", t.name);
         // The index loses its last write (an Azurite data store that lost it, say).
         t.set_index(&before_b);
-        let out = t.run(&["catalog", "verify", "--format", "json"], &[]);
+        let out = t.run(&["catalog", "verify", "-o", "json"], &[]);
         let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(out.status.code(), Some(0), "orphans are warnings: {report}");
         assert!(
@@ -713,7 +713,7 @@ fn ingest_watch_and_yank_sign_what_they_write() {
     ));
     signed_by_ci();
     let list = ok(&sigcat(
-        &["catalog", "list", "--format", "json", "--catalog", &cat],
+        &["catalog", "list", "-o", "json", "--catalog", &cat],
         &env,
         None,
     ));

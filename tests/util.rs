@@ -411,7 +411,7 @@ pub fn yaml_as_json(text: &str) -> Vec<serde_json::Value> {
 }
 
 /// JSON prints `1000.0` as `1000`: whole floats become integers, so either reading compares.
-fn same_numbers(v: serde_json::Value) -> serde_json::Value {
+pub fn same_numbers(v: serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match v {
         Value::Number(n) => match n.as_f64() {
@@ -443,4 +443,12 @@ pub fn kubectl_agrees(text: &str) -> Vec<serde_json::Value> {
         "kubectl reads it otherwise:\n{text}"
     );
     objects
+}
+
+/// JSON documents in a text (one or several, as lines or pretty), numbers compared as values.
+pub fn json_docs(text: &str) -> Vec<serde_json::Value> {
+    serde_json::Deserializer::from_str(text)
+        .into_iter::<serde_json::Value>()
+        .map(|v| same_numbers(v.unwrap()))
+        .collect()
 }

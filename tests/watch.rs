@@ -130,7 +130,7 @@ fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool, what: &str) {
 /// Gallery versions in the catalog, one per index entry (duplicates would show).
 fn catalog_versions(catalog: &str, env: &[(&str, &str)]) -> Vec<String> {
     let mut cmd = Command::new(BIN);
-    cmd.args(["catalog", "list", "--format", "json", "--catalog", catalog]);
+    cmd.args(["catalog", "list", "-o", "json", "--catalog", catalog]);
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -48,24 +48,27 @@ Examples:
   sigcat catalog verify --trusted-keys allowed_signers
   sigcat catalog rebuild-index --signing-key ~/.ssh/sigcat_ed25519";
 
+/// The `--help` heading of the options every catalog command shares.
+const CATALOG_OPTIONS: &str = "Catalog options";
+
 /// Where the catalog is, and how long to wait on its storage: shared by every catalog command.
 #[derive(Args, Clone)]
 pub struct CatalogArg {
     /// Catalog location: a directory, azblob://ACCOUNT/CONTAINER[/PREFIX], or
     /// http(s)://HOST/ACCOUNT/CONTAINER[/PREFIX]. Default: $SIGCAT_CATALOG, else
     /// ~/.local/share/sigcat/catalog.
-    #[arg(long, value_name = "URL", global = true)]
+    #[arg(long, value_name = "URL", global = true, help_heading = CATALOG_OPTIONS)]
     catalog: Option<String>,
     /// The longest a storage operation is retried (all its tries and waits) before it fails.
-    #[arg(long, value_name = "DURATION", value_parser = super::parse_duration, default_value = "30s", global = true)]
+    #[arg(long, value_name = "DURATION", value_parser = super::parse_duration, default_value = "30s", global = true, help_heading = CATALOG_OPTIONS)]
     storage_timeout: Duration,
     /// Sign every index written with this OpenSSH private key (ed25519, ECDSA P-256 or RSA;
     /// a passphrase comes from SIGCAT_SIGNING_KEY_PASSPHRASE). Default: $SIGCAT_SIGNING_KEY.
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", global = true, help_heading = CATALOG_OPTIONS)]
     signing_key: Option<PathBuf>,
     /// Trust only indexes signed by a key in this file (ssh-keygen's allowed_signers format);
     /// refuse anything else. Default: $SIGCAT_TRUSTED_KEYS.
-    #[arg(long, value_name = "FILE", global = true)]
+    #[arg(long, value_name = "FILE", global = true, help_heading = CATALOG_OPTIONS)]
     trusted_keys: Option<PathBuf>,
 }
 
@@ -176,9 +179,11 @@ enum CatalogCommand {
         /// Leave yanked images out.
         #[arg(long)]
         hide_yanked: bool,
-        /// `table` for people, `json` for one index entry per line.
-        #[arg(long, value_enum, default_value = "table")]
-        format: ListFormat,
+        /// table (for people), json (one index entry per line) or yaml (one document each).
+        #[arg(short, long, alias = "format", value_name = "FORMAT", value_parser = super::output_format::<ListFormat>, default_value = "table")]
+        output: ListFormat,
+        #[command(flatten)]
+        file: OutputFile,
     },
     /// The newest image that matches and is not yanked: its AzureMachineTemplate, or its record.
     Latest {
@@ -187,6 +192,11 @@ enum CatalogCommand {
         /// Print the record (JSON) instead of the template.
         #[arg(long)]
         record: bool,
+        /// yaml or json; default: yaml for a template, json for a record.
+        #[arg(short, long, value_name = "FORMAT", value_parser = super::output_format::<ObjectFormat>)]
+        output: Option<ObjectFormat>,
+        #[command(flatten)]
+        file: OutputFile,
     },
     /// One image by id: its record, or its template (a yanked one with a warning).
     Show {
@@ -195,6 +205,11 @@ enum CatalogCommand {
         /// Print its AzureMachineTemplate instead of its record.
         #[arg(long)]
         template: bool,
+        /// yaml or json; default: yaml for a template, json for a record.
+        #[arg(short, long, value_name = "FORMAT", value_parser = super::output_format::<ObjectFormat>)]
+        output: Option<ObjectFormat>,
+        #[command(flatten)]
+        file: OutputFile,
     },
     /// Take an image out of service: `latest` never returns it; its objects stay.
     Yank {
@@ -215,9 +230,11 @@ enum CatalogCommand {
     /// Check the catalog: objects against their sha256, the index against the records, yanks,
     /// the signature; objects the index does not account for are reported.
     Verify {
-        /// `table` for people, `json` for the whole report.
-        #[arg(long, value_enum, default_value = "table")]
-        format: ListFormat,
+        /// table (for people), json or yaml (the whole report).
+        #[arg(short, long, alias = "format", value_name = "FORMAT", value_parser = super::output_format::<ListFormat>, default_value = "table")]
+        output: ListFormat,
+        #[command(flatten)]
+        file: OutputFile,
     },
     /// Rebuild the index from the objects (after it was lost or corrupted), replacing it.
     RebuildIndex,
@@ -246,6 +263,29 @@ struct FilterArgs {
 enum ListFormat {
     Table,
     Json,
+    Yaml,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ObjectFormat {
+    Yaml,
+    Json,
+}
+
+#[derive(Args)]
+struct OutputFile {
+    /// Write to PATH (atomically) instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    output_file: Option<PathBuf>,
+}
+
+/// A JSON-serialisable value as YAML documents (kubectl-safe quoting).
+fn yaml_docs<T: serde::Serialize>(items: &[T]) -> String {
+    let docs: Vec<serde_norway::Value> = items
+        .iter()
+        .map(|i| serde_norway::to_value(i).expect("catalog data serialises"))
+        .collect();
+    sigcat::render::yaml::to_stream(&docs)
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
@@ -435,6 +475,7 @@ pub fn run_ingest(args: IngestArgs) -> Result<Exit, Failure> {
             sigcat::error::chain(e)
         ));
     }
+    inputs::stdin_hint();
     let mut reader = LineReader::new(std::io::stdin().lock()).with_tee(Box::new(std::io::stdout()));
     let parsed = parse::parse_stream(&mut reader, "<stdin>", None);
     if let Err(e) = &parsed {
@@ -483,7 +524,8 @@ pub fn run_catalog(args: CatalogArgs) -> Result<Exit, Failure> {
             CatalogCommand::List {
                 filter,
                 hide_yanked,
-                format,
+                output: format,
+                file,
             } => {
                 let mut filter = to_filter(filter);
                 filter.include_yanked = !hide_yanked;
@@ -493,21 +535,32 @@ pub fn run_catalog(args: CatalogArgs) -> Result<Exit, Failure> {
                         .iter()
                         .map(|e| serde_json::to_string(e).expect("entries serialise") + "\n")
                         .collect(),
+                    ListFormat::Yaml => yaml_docs(&entries),
                     ListFormat::Table => table(&entries),
                 };
-                output::print(text.as_bytes())?;
+                output::write(file.output_file.as_deref(), text.as_bytes())?;
                 Ok(Exit::Ok)
             }
-            CatalogCommand::Latest { filter, record } => {
+            CatalogCommand::Latest {
+                filter,
+                record,
+                output: format,
+                file,
+            } => {
                 let Some(entry) = catalog.latest(&to_filter(filter)).await? else {
                     return Err(Failure::NothingFound(format!(
                         "no image in {} matches (yanked images are never the latest)",
                         catalog.describe()
                     )));
                 };
-                print_object(&catalog, &entry, record).await
+                print_object(&catalog, &entry, record, format, file).await
             }
-            CatalogCommand::Show { id, template } => {
+            CatalogCommand::Show {
+                id,
+                template,
+                output: format,
+                file,
+            } => {
                 let index = catalog.index().await?;
                 let Some(entry) = index.find(&id) else {
                     return Err(Failure::NothingFound(format!(
@@ -522,13 +575,13 @@ pub fn run_catalog(args: CatalogArgs) -> Result<Exit, Failure> {
                         y.reason.as_deref().unwrap_or("no reason given")
                     ));
                 }
-                print_object(&catalog, entry, !template).await
+                print_object(&catalog, entry, !template, format, file).await
             }
             CatalogCommand::Yank { id, reason } => yank(&catalog, &id, true, Some(&reason)).await,
             CatalogCommand::Unyank { id, reason } => {
                 yank(&catalog, &id, false, reason.as_deref()).await
             }
-            CatalogCommand::Verify { format } => verify(&catalog, format).await,
+            CatalogCommand::Verify { output, file } => verify(&catalog, output, file).await,
             CatalogCommand::RebuildIndex => {
                 let (index, findings) = catalog.rebuild_index().await?;
                 for f in &findings {
@@ -577,12 +630,17 @@ async fn yank(
     }
 }
 
-async fn verify(catalog: &Catalog<AnyStore>, format: ListFormat) -> Result<Exit, Failure> {
+async fn verify(
+    catalog: &Catalog<AnyStore>,
+    format: ListFormat,
+    file: OutputFile,
+) -> Result<Exit, Failure> {
     let report = rebuild::verify(catalog).await?;
     let text = match format {
         ListFormat::Json => {
             serde_json::to_string_pretty(&report).expect("reports serialise") + "\n"
         }
+        ListFormat::Yaml => yaml_docs(std::slice::from_ref(&report)),
         ListFormat::Table => {
             let mut out = format!(
                 "catalog: {}\nimages: {} ({} yanked), objects: {}\nsignature: {}\n",
@@ -612,7 +670,7 @@ async fn verify(catalog: &Catalog<AnyStore>, format: ListFormat) -> Result<Exit,
             out
         }
     };
-    output::print(text.as_bytes())?;
+    output::write(file.output_file.as_deref(), text.as_bytes())?;
     Ok(match report.worst() {
         Some((Severity::Error, FindingKind::Signature)) => Exit::Untrusted,
         Some((Severity::Error, _)) => Exit::Corrupt,
@@ -624,14 +682,51 @@ async fn print_object(
     catalog: &Catalog<AnyStore>,
     entry: &IndexEntry,
     record: bool,
+    format: Option<ObjectFormat>,
+    file: OutputFile,
 ) -> Result<Exit, Failure> {
     let mut bytes = catalog
         .object(entry, if record { "record" } else { "template" })
         .await?;
-    if record && !bytes.ends_with(b"\n") {
+    // Stored as JSON (record) and YAML (template); converted only when asked for the other.
+    let stored = if record {
+        ObjectFormat::Json
+    } else {
+        ObjectFormat::Yaml
+    };
+    let wanted = format.unwrap_or(stored);
+    if wanted != stored {
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let kind = if record { "record" } else { "template" };
+        let source = format!("{kind} of {}", entry.id);
+        let corrupt = |e: &dyn std::fmt::Display| {
+            Failure::Catalog(sigcat::catalog::CatalogError::Corrupt {
+                catalog: catalog.describe(),
+                key: source.clone(),
+                problem: format!("the stored {kind} does not read back: {e}"),
+            })
+        };
+        let value: serde_norway::Value = if record {
+            serde_json::from_str(&text).map_err(|e| corrupt(&e))?
+        } else {
+            let mut docs =
+                sigcat::render::yaml::read_objects(&text, &source).map_err(|e| corrupt(&e))?;
+            if docs.len() != 1 {
+                return Err(corrupt(&"it is not one object"));
+            }
+            docs.remove(0)
+        };
+        bytes = match wanted {
+            ObjectFormat::Json => serde_json::to_string_pretty(&value)
+                .expect("json serialises")
+                .into_bytes(),
+            ObjectFormat::Yaml => sigcat::render::yaml::to_stream(&[value]).into_bytes(),
+        };
+    }
+    if !bytes.ends_with(b"\n") {
         bytes.push(b'\n');
     }
-    output::print(&bytes)?;
+    output::write(file.output_file.as_deref(), &bytes)?;
     Ok(Exit::Ok)
 }
 
@@ -689,31 +784,16 @@ fn table(entries: &[IndexEntry]) -> String {
     )
 }
 
-/// Rows under a header, in columns as wide as their widest cell.
+/// Rows under a header, in columns as kubectl aligns them (Go's tabwriter, padding 3).
 fn columns<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
-    let widths: Vec<usize> = (0..N)
-        .map(|i| {
-            rows.iter()
-                .map(|r| r[i].chars().count())
-                .chain([header[i].len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: Vec<&str>| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-            + "\n"
-    };
-    let mut out = line(header.to_vec());
-    for r in rows {
-        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    use std::io::Write;
+    let mut out = tabwriter::TabWriter::new(Vec::new()).padding(3);
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    for cells in std::iter::once(&header[..]).chain(rows.iter().map(|r| &r[..])) {
+        // A tab or newline inside a cell would break the columns.
+        let cells: Vec<String> = cells.iter().map(|c| c.replace(['\t', '\n'], " ")).collect();
+        let _ = writeln!(out, "{}", cells.join("\t"));
     }
-    out
+    let bytes = out.into_inner().expect("writing to memory cannot fail");
+    String::from_utf8(bytes).expect("cells are text")
 }

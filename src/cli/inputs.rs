@@ -57,10 +57,27 @@ impl ImageArgs {
 
 /// The inputs as given, or stdin (`-`) when there are none.
 pub fn or_stdin(inputs: &[PathBuf]) -> Vec<PathBuf> {
-    if inputs.is_empty() {
+    let paths = if inputs.is_empty() {
         vec![PathBuf::from("-")]
     } else {
         inputs.to_vec()
+    };
+    if paths.iter().any(|p| p.as_os_str() == "-") {
+        stdin_hint();
+    }
+    paths
+}
+
+/// Someone typed `sigcat parse` with nothing piped in: say what it waits for, once.
+pub fn stdin_hint() {
+    use std::io::IsTerminal;
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::io::stdin().is_terminal() {
+        ONCE.call_once(|| {
+            super::messages::say(
+                "reading build output from stdin (a terminal): paste or type it and end with Ctrl-D, or give a file (sigcat parse packer.out) or a pipe (make ... | sigcat parse)",
+            )
+        });
     }
 }
 

@@ -5,6 +5,7 @@
 //! exit code, as ripgrep's `main.rs` does.
 
 mod catalog_cmd;
+mod docs_cmd;
 mod exit;
 mod failure;
 mod inputs;
@@ -24,22 +25,29 @@ const ABOUT: &str = "Turn Packer / image-builder Azure build output into image r
 
 const EXAMPLES: &str = "\
 Examples:
-  make build-azure-sig-ubuntu-2404 | sigcat parse --tee -o records.json
+  make build-azure-sig-ubuntu-2404 | sigcat parse --tee --output-file records.json
   sigcat parse packer.out
-  sigcat parse packer.out --manifest manifest.json --format github >> \"$GITHUB_OUTPUT\"
-  eval \"$(sigcat parse packer.out --format env)\"
+  sigcat parse packer.out --manifest manifest.json -o github >> \"$GITHUB_OUTPUT\"
+  eval \"$(sigcat parse packer.out -o env)\"
   sigcat render records.json --from current-template.yaml | kubectl apply -f -
   make build-azure-sig-ubuntu-2404 2>&1 | sigcat ingest --catalog azblob://myaccount/images
-  sigcat catalog latest --kubernetes 1.30 --os ubuntu-2404";
+  sigcat catalog latest --kubernetes 1.30 --os ubuntu-2404
+  source <(sigcat completion bash)";
+
+/// The version and the commit it was built from (see build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SIGCAT_COMMIT"), ")");
+
+/// Options every subcommand takes are listed under this heading in `--help`.
+pub const GLOBAL: &str = "Global options";
 
 #[derive(Parser)]
-#[command(name = "sigcat", version, about = ABOUT, after_help = EXAMPLES)]
-struct Cli {
+#[command(name = "sigcat", version = VERSION, about = ABOUT, after_help = EXAMPLES)]
+pub struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Log line format on stderr (levels from RUST_LOG, default `warn`; `sigcat watch` logs
     /// one line per file at `info`).
-    #[arg(long, value_enum, global = true, default_value = "text")]
+    #[arg(long, value_enum, global = true, default_value = "text", help_heading = GLOBAL)]
     log_format: LogFormat,
 }
 
@@ -52,6 +60,8 @@ enum Command {
     Catalog(catalog_cmd::CatalogArgs),
     Watch(watch_cmd::WatchArgs),
     Healthcheck(watch_cmd::HealthcheckArgs),
+    Completion(docs_cmd::CompletionArgs),
+    Man(docs_cmd::ManArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -107,7 +117,29 @@ fn run() -> Result<Exit, Failure> {
         Command::Catalog(args) => catalog_cmd::run_catalog(args),
         Command::Watch(args) => watch_cmd::run(args),
         Command::Healthcheck(args) => watch_cmd::healthcheck(args),
+        Command::Completion(args) => docs_cmd::completion(args),
+        Command::Man(args) => docs_cmd::man(args),
     }
+}
+
+/// `-o FORMAT`, as in kubectl and az. A path where a format belongs (`-o records.json`, what
+/// `-o` meant before) gets a message that names `--output-file`, instead of a file named `json`.
+pub fn output_format<T: clap::ValueEnum>(text: &str) -> Result<T, String> {
+    if let Ok(format) = T::from_str(text, true) {
+        return Ok(format);
+    }
+    let names: Vec<String> = T::value_variants()
+        .iter()
+        .filter_map(|v| v.to_possible_value())
+        .map(|v| v.get_name().to_string())
+        .collect();
+    let mut message = format!("`{text}` is not an output format ({})", names.join(", "));
+    if text.contains(['.', '/']) {
+        message.push_str(&format!(
+            "; -o names a format, as in kubectl; to write a file use --output-file {text}"
+        ));
+    }
+    Err(message)
 }
 
 /// A subcommand's `--help` epilogue: its examples, then the exit codes every subcommand shares.
@@ -133,4 +165,39 @@ pub fn parse_kubernetes_version(
     sigcat::record::kubernetes::KubeVersion::parse(text).ok_or_else(|| {
         format!("`{text}` is not a Kubernetes version; expected MAJOR.MINOR.PATCH such as 1.30.3")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command, argument and option says what it is for in `--help` (and so in the man
+    /// pages and completions).
+    #[test]
+    fn every_argument_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let here = format!("{path} {}", cmd.get_name());
+            if !path.is_empty() && cmd.get_about().is_none() {
+                missing.push(format!("{here}: the command"));
+            }
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !arg.is_hide_set() && !builtin && arg.get_help().is_none() {
+                    missing.push(format!("{here}: {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                walk(sub, &here, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "", &mut missing);
+        assert!(missing.is_empty(), "no description: {missing:#?}");
+    }
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

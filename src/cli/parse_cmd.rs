@@ -13,16 +13,17 @@ use std::path::{Path, PathBuf};
 
 const EXAMPLES: &str = "\
 Examples:
-  # Watch the build and keep the records:
-  make build-azure-sig-ubuntu-2404 | sigcat parse --tee -o records.json
+  # Watch the build and keep the records (the manifest is read when the log ends):
+  make build-azure-sig-ubuntu-2404 | sigcat parse --tee --manifest manifest.json --output-file records.json
   # A saved log, joined with its manifest for the Kubernetes version:
   sigcat parse packer.out --manifest manifest.json
+  sigcat parse packer.out -o yaml
   # Step outputs in GitHub Actions / variables in Azure DevOps:
-  sigcat parse packer.out --format github >> \"$GITHUB_OUTPUT\"
-  sigcat parse packer.out --format azure-devops
+  sigcat parse packer.out -o github >> \"$GITHUB_OUTPUT\"
+  sigcat parse packer.out -o azure-devops
   # Shell variables, or image-builder's sig-publishing-info.json:
-  eval \"$(sigcat parse packer.out --format env)\"
-  sigcat parse packer.out --format sig-publishing-info -o sig-publishing-info.json";
+  eval \"$(sigcat parse packer.out -o env)\"
+  sigcat parse packer.out -o sig-publishing-info --tags \"$(cat tags.out)\" --output-file sig-publishing-info.json";
 
 #[derive(Args)]
 #[command(about = "Parse Packer / image-builder output into image records", after_help = super::help(EXAMPLES))]
@@ -38,20 +39,21 @@ pub struct ParseArgs {
     /// Kubernetes version for images whose version the input does not tell (e.g. 1.30.3).
     #[arg(long, value_name = "VERSION", value_parser = super::parse_kubernetes_version)]
     kubernetes_version: Option<KubeVersion>,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "json")]
-    format: FormatArg,
-    /// Write the output to FILE (atomically) instead of stdout.
-    #[arg(short, long, value_name = "FILE")]
-    output: Option<PathBuf>,
+    /// Output format: json (a record per line), yaml, github ($GITHUB_OUTPUT lines),
+    /// azure-devops (logging commands), env (`export` lines), sig-publishing-info.
+    #[arg(short, long, alias = "format", value_name = "FORMAT", value_parser = super::output_format::<FormatArg>, default_value = "json")]
+    output: FormatArg,
+    /// Write the output to PATH (atomically) instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    output_file: Option<PathBuf>,
     /// Copy the input to stdout byte for byte as it is read, to its end whatever happens;
-    /// needs -o for the records.
-    #[arg(long, requires = "output")]
+    /// needs --output-file for the records.
+    #[arg(long, requires = "output_file")]
     tee: bool,
     /// Only records of this build (bare `sig-ubuntu-2404` or prefixed `azure-arm.sig-ubuntu-2404`).
     #[arg(long, value_name = "NAME")]
     build: Option<String>,
-    /// `tags` value for --format sig-publishing-info (image-builder keeps them in tags.out).
+    /// `tags` value for -o sig-publishing-info (image-builder keeps them in tags.out).
     #[arg(long, value_name = "TEXT")]
     tags: Option<String>,
 }
@@ -66,6 +68,7 @@ enum InputFormatArg {
 #[derive(Clone, Copy, ValueEnum)]
 enum FormatArg {
     Json,
+    Yaml,
     Github,
     AzureDevops,
     Env,
@@ -125,8 +128,9 @@ pub fn run(args: ParseArgs) -> Result<Exit, Failure> {
     for w in &all.warnings {
         messages::warn(w);
     }
-    let format = match args.format {
+    let format = match args.output {
         FormatArg::Json => Format::Json,
+        FormatArg::Yaml => Format::Yaml,
         FormatArg::Github => Format::Github,
         FormatArg::AzureDevops => Format::AzureDevops,
         FormatArg::Env => Format::Env,
@@ -136,7 +140,7 @@ pub fn run(args: ParseArgs) -> Result<Exit, Failure> {
         tags: args.tags.clone(),
     };
     let text = sigcat::output::render(&all.records, format, &options)?;
-    output::write(args.output.as_deref(), text.as_bytes())?;
+    output::write(args.output_file.as_deref(), text.as_bytes())?;
     Ok(outcome(&all, &inputs::describe(&args.files)))
 }
 

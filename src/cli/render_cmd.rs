@@ -56,7 +56,7 @@ pub struct RenderArgs {
     #[arg(long, value_name = "NAME")]
     name: Option<String>,
     /// Namespace of a minimal template.
-    #[arg(long, value_name = "NS")]
+    #[arg(short, long, value_name = "NS")]
     namespace: Option<String>,
     /// The cluster as it is, to move to the new image: `kubectl get` output of its
     /// KubeadmControlPlane and MachineDeployments, or of a ClusterClass Cluster together with
@@ -72,9 +72,19 @@ pub struct RenderArgs {
     /// each changed object as it is now plus a merge patch).
     #[arg(long = "as", num_args = 1..=2, value_names = ["FORMAT", "DIR"], default_value = "objects")]
     as_: Vec<String>,
-    /// Write to FILE (atomically) instead of stdout.
-    #[arg(short, long, value_name = "FILE")]
-    output: Option<PathBuf>,
+    /// Output format of the objects: yaml (a multi-document stream) or json (one object, or a
+    /// `List` of several, as `kubectl get -o json` prints them).
+    #[arg(short, long, value_name = "FORMAT", value_parser = super::output_format::<OutputArg>, default_value = "yaml")]
+    output: OutputArg,
+    /// Write to PATH (atomically) instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    output_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputArg {
+    Yaml,
+    Json,
 }
 
 /// Where the result goes.
@@ -94,11 +104,11 @@ impl RenderArgs {
                 self.inputs.extend(extra.map(PathBuf::from));
                 Ok(Destination::Stream)
             }
-            ("kustomize", Some(dir)) if self.output.is_none() => {
+            ("kustomize", Some(dir)) if self.output_file.is_none() => {
                 Ok(Destination::Kustomize(PathBuf::from(dir)))
             }
             ("kustomize", Some(_)) => Err(Failure::Usage(
-                "--as kustomize writes a directory; drop --output".into(),
+                "--as kustomize writes a directory; drop --output-file".into(),
             )),
             ("kustomize", None) => Err(Failure::Usage(
                 "--as kustomize needs a directory: --as kustomize DIR".into(),
@@ -120,7 +130,11 @@ pub fn run(mut args: RenderArgs) -> Result<Exit, Failure> {
         Destination::Stream => {
             let mut docs = rendered.new_objects;
             docs.extend(rendered.changes.into_iter().map(|c| c.changed));
-            output::write(args.output.as_deref(), yaml::to_stream(&docs).as_bytes())?;
+            let text = match args.output {
+                OutputArg::Yaml => yaml::to_stream(&docs),
+                OutputArg::Json => as_json(docs),
+            };
+            output::write(args.output_file.as_deref(), text.as_bytes())?;
         }
         Destination::Kustomize(dir) => {
             let files = render::kustomize::files(&rendered.new_objects, &rendered.changes);
@@ -128,6 +142,21 @@ pub fn run(mut args: RenderArgs) -> Result<Exit, Failure> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// kubectl's JSON: the object itself, or a `List` when there are several.
+fn as_json(mut docs: Vec<serde_norway::Value>) -> String {
+    let value = if docs.len() == 1 {
+        serde_json::to_value(docs.remove(0))
+    } else {
+        serde_json::to_value(serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": docs,
+        }))
+    }
+    .expect("manifests serialise");
+    serde_json::to_string_pretty(&value).expect("json serialises") + "\n"
 }
 
 /// New objects (templates, a new ClusterClass) and changes to existing ones, in apply order.

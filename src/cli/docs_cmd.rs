@@ -1,0 +1,65 @@
+//! `sigcat completion SHELL` and `sigcat man`: shell completions and man pages, generated from
+//! the same clap definitions the binary parses with.
+
+use super::Cli;
+use super::exit::Exit;
+use super::failure::Failure;
+use super::output;
+use clap::{Args, CommandFactory};
+use clap_complete::Shell;
+use std::path::PathBuf;
+
+const COMPLETION_EXAMPLES: &str = "\
+Examples:
+  # bash, for this shell; or for good: sigcat completion bash > /etc/bash_completion.d/sigcat
+  source <(sigcat completion bash)
+  # zsh: a file named _sigcat in a directory of $fpath
+  sigcat completion zsh > \"${fpath[1]}/_sigcat\"
+  sigcat completion fish > ~/.config/fish/completions/sigcat.fish
+  sigcat completion powershell >> $PROFILE";
+
+const MAN_EXAMPLES: &str = "\
+Examples:
+  sigcat man | man -l -
+  sudo sigcat man --dir /usr/local/share/man/man1   # sigcat.1 and sigcat-<command>.1";
+
+#[derive(Args)]
+#[command(about = "Print a shell completion script", after_help = COMPLETION_EXAMPLES)]
+pub struct CompletionArgs {
+    /// The shell: bash, zsh, fish, powershell or elvish.
+    shell: Shell,
+}
+
+#[derive(Args)]
+#[command(about = "Print the man page, or write one per command into a directory", after_help = MAN_EXAMPLES)]
+pub struct ManArgs {
+    /// Write sigcat.1 and sigcat-<command>.1 for every command into DIR instead.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+pub fn completion(args: CompletionArgs) -> Result<Exit, Failure> {
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut Cli::command(), "sigcat", &mut script);
+    output::print(&script)?;
+    Ok(Exit::Ok)
+}
+
+pub fn man(args: ManArgs) -> Result<Exit, Failure> {
+    let command = Cli::command();
+    match args.dir {
+        Some(dir) => {
+            let io = |e| sigcat::Error::io(dir.display().to_string(), e);
+            std::fs::create_dir_all(&dir).map_err(io)?;
+            clap_mangen::generate_to(command, &dir).map_err(io)?;
+        }
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut page)
+                .map_err(|e| sigcat::Error::io("<stdout>", e))?;
+            output::print(&page)?;
+        }
+    }
+    Ok(Exit::Ok)
+}
