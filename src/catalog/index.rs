@@ -19,6 +19,10 @@ pub const KNOWN_LAYOUTS: [u32; 3] = [1, 2, 3];
 
 pub type Extra = serde_json::Map<String, serde_json::Value>;
 
+/// The JSON Schema of `index.json` (what `sigcat schema index` prints), for consumers that are
+/// not sigcat.
+pub const SCHEMA: &str = include_str!("index.schema.json");
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Index {
     pub layout: u32,

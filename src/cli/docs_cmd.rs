@@ -38,6 +38,28 @@ pub struct ManArgs {
     dir: Option<PathBuf>,
 }
 
+#[derive(Args)]
+#[command(about = "Print the JSON Schema of a catalog's index.json, or of a record")]
+pub struct SchemaArgs {
+    /// index (index.json, layout 3) or record (what `parse` prints, and the catalog stores).
+    which: Which,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Which {
+    Index,
+    Record,
+}
+
+pub fn schema(args: SchemaArgs) -> Result<Exit, Failure> {
+    let text = match args.which {
+        Which::Index => sigcat::catalog::index::SCHEMA,
+        Which::Record => sigcat::record::SCHEMA,
+    };
+    output::print(text.as_bytes())?;
+    Ok(Exit::Ok)
+}
+
 pub fn completion(args: CompletionArgs) -> Result<Exit, Failure> {
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut Cli::command(), "sigcat", &mut script);

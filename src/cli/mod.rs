@@ -62,6 +62,7 @@ enum Command {
     Healthcheck(watch_cmd::HealthcheckArgs),
     Completion(docs_cmd::CompletionArgs),
     Man(docs_cmd::ManArgs),
+    Schema(docs_cmd::SchemaArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -119,6 +120,7 @@ fn run() -> Result<Exit, Failure> {
         Command::Healthcheck(args) => watch_cmd::healthcheck(args),
         Command::Completion(args) => docs_cmd::completion(args),
         Command::Man(args) => docs_cmd::man(args),
+        Command::Schema(args) => docs_cmd::schema(args),
     }
 }
 

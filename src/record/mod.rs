@@ -16,6 +16,9 @@ pub use azure_id::{GalleryImageVersionId, ManagedImageId};
 /// Version tag written into every record; bump it when a field changes meaning.
 pub const RECORD_SCHEMA: &str = "sigcat.record/v1";
 
+/// The JSON Schema of a record (what `sigcat schema record` prints).
+pub const SCHEMA: &str = include_str!("record.schema.json");
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
     pub schema: String,
