@@ -48,6 +48,11 @@ pub fn parse_location(text: &str) -> Result<Location, SettingsError> {
     if text.trim().is_empty() {
         return Err(bad("it is empty"));
     }
+    if let Some(m) = unexpanded_macro_in(text) {
+        return Err(bad(&format!(
+            "it contains `{m}`, an Azure DevOps macro that was never expanded: define that variable in the pipeline (or its variable group)"
+        )));
+    }
     let scheme = text.split_once("://").map(|(s, _)| s).filter(|s| {
         s.starts_with(|c: char| c.is_ascii_alphabetic())
             && s.chars()
@@ -81,6 +86,21 @@ pub fn env_var(name: &'static str) -> Option<String> {
         return None;
     }
     Some(value)
+}
+
+/// The first `$(NAME)` inside a value, as an undefined Azure DevOps variable leaves it.
+fn unexpanded_macro_in(text: &str) -> Option<&str> {
+    let mut rest = text;
+    while let Some(start) = rest.find("$(") {
+        let candidate = &rest[start..];
+        if let Some(end) = candidate.find(')')
+            && is_unexpanded_macro(&candidate[..=end])
+        {
+            return Some(&candidate[..=end]);
+        }
+        rest = &rest[start + 2..];
+    }
+    None
 }
 
 fn is_unexpanded_macro(value: &str) -> bool {
@@ -136,5 +156,17 @@ mod tests {
             "DefaultEndpointsProtocol=https;AccountName=x"
         ));
         assert!(!is_unexpanded_macro("$()"));
+        assert_eq!(
+            unexpanded_macro_in("azblob://$(SIGCAT_STORAGE_ACCOUNT)/$(SIGCAT_CONTAINER)"),
+            Some("$(SIGCAT_STORAGE_ACCOUNT)")
+        );
+        let err = parse_location("azblob://acct/$(SIGCAT_CONTAINER)")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`$(SIGCAT_CONTAINER)`, an Azure DevOps macro"),
+            "{err}"
+        );
+        assert_eq!(unexpanded_macro_in("/srv/catalog"), None);
     }
 }

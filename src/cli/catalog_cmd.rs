@@ -356,10 +356,7 @@ impl Report {
                 ),
             );
         } else if parsed.records.is_empty() {
-            self.note(
-                Exit::NothingFound,
-                format!("{source}: no image in it (not a Packer log?)"),
-            );
+            self.note(Exit::NothingFound, inputs::no_packer_build(source));
         }
     }
 

@@ -81,6 +81,14 @@ pub fn stdin_hint() {
     }
 }
 
+/// What to say when an input holds no Packer build at all: most often a `make` that stopped
+/// before Packer started, whose reason went to stderr.
+pub fn no_packer_build(source: &str) -> String {
+    format!(
+        "no Packer build in {source}: no `==> NAME:` line, build result or artifact block. If `make` stopped before Packer started, why is on its stderr, which `make ... | tee FILE` does not keep (`2>&1` keeps it)"
+    )
+}
+
 /// The inputs of a command, for a message: `a.log, b.log` or `<stdin>`.
 pub fn describe(inputs: &[PathBuf]) -> String {
     or_stdin(inputs)

@@ -188,7 +188,7 @@ fn pass_through(path: &Path) -> Result<(), Failure> {
 }
 
 /// Failure is information: the records are written, and the exit code says what happened.
-pub fn outcome(parsed: &Parsed, inputs: &str) -> Exit {
+pub fn outcome(parsed: &Parsed, sources: &str) -> Exit {
     let failed: Vec<&sigcat::record::Record> = parsed
         .records
         .iter()
@@ -209,20 +209,18 @@ pub fn outcome(parsed: &Parsed, inputs: &str) -> Exit {
     }
     if !parsed.incomplete.is_empty() {
         messages::say(&format!(
-            "no artifact for {} in {inputs}: the log ends before the build reported a result or an image (truncated log?)",
+            "no artifact for {} in {sources}: the log ends before the build reported a result or an image (truncated log?)",
             parsed.incomplete.join(", ")
         ));
         return Exit::NothingFound;
     }
     if parsed.records.is_empty() {
-        messages::say(&format!(
-            "no Packer build in {inputs}: no `==> NAME:` line, build result or artifact block. If `make` stopped before Packer started, why is on its stderr, which `make ... | tee FILE` does not keep (`2>&1` keeps it)"
-        ));
+        messages::say(&inputs::no_packer_build(sources));
         return Exit::NothingFound;
     }
     if !parsed.records.iter().any(|r| r.has_image()) {
         messages::say(&format!(
-            "no artifact found in {inputs}: the builds reported no Azure image (a truncated log?)"
+            "no artifact found in {sources}: the builds reported no Azure image (a truncated log?)"
         ));
         return Exit::NothingFound;
     }

@@ -1,0 +1,243 @@
+//! The watcher as deployed: the systemd unit and the Kubernetes manifests run as written.
+
+use super::{s, substitute, yaml};
+use crate::util::{Azurite, repo, scratch};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Runs a watcher command line as a deployment would, drops a fixture, checks it is published
+/// and the liveness probe passes, then stops it with SIGTERM.
+fn exercise_watcher(
+    program: &str,
+    args: &[String],
+    env: &BTreeMap<String, String>,
+    drop_dir: &Path,
+    probe: &[String],
+    catalog: &str,
+    grace: Duration,
+) {
+    std::fs::create_dir_all(drop_dir).unwrap();
+    let program = if program == "sigcat" || program.ends_with("/sigcat") {
+        env!("CARGO_BIN_EXE_sigcat").to_string()
+    } else {
+        panic!("unexpected program {program}")
+    };
+    let mut cmd = Command::new(&program);
+    cmd.args(args)
+        .env_remove("SIGCAT_CATALOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let staging = drop_dir.parent().unwrap().join("incoming.log");
+    std::fs::copy(
+        repo().join("fixtures/console/sig-ubuntu-2404.log"),
+        &staging,
+    )
+    .unwrap();
+    std::fs::rename(&staging, drop_dir.join("build-42.log")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !drop_dir.join("done/build-42.log").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the watcher did not publish the dropped log"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let probe_bin = if probe[0] == "sigcat" {
+        env!("CARGO_BIN_EXE_sigcat").to_string()
+    } else {
+        probe[0].clone()
+    };
+    let health = Command::new(probe_bin).args(&probe[1..]).output().unwrap();
+    assert!(
+        health.status.success(),
+        "liveness probe: {}",
+        String::from_utf8_lossy(&health.stderr)
+    );
+    let mut list = Command::new(env!("CARGO_BIN_EXE_sigcat"));
+    list.args(["catalog", "list", "-o", "json", "--catalog", catalog]);
+    let listed = list.output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).lines().count(),
+        1,
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let t = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(t.elapsed() < grace, "stopped within the grace period");
+}
+
+#[test]
+fn systemd_unit_runs_the_watcher() {
+    let root = scratch("pipelines-systemd");
+    let unit =
+        std::fs::read_to_string(repo().join("pipelines/watcher/sigcat-watch.service")).unwrap();
+    let key = |k: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("no {k}="))
+            .to_string()
+    };
+    assert_eq!(key("EnvironmentFile"), "/etc/sigcat/watch.env");
+    let mut env = BTreeMap::new();
+    for line in std::fs::read_to_string(repo().join("pipelines/watcher/watch.env"))
+        .unwrap()
+        .lines()
+    {
+        if let Some((k, v)) = line.split_once('=').filter(|_| !line.starts_with('#')) {
+            env.insert(k.to_string(), v.to_string());
+        }
+    }
+    // The settings an operator edits, pointed at this test's directory and catalog.
+    let drop_dir = root.join("srv-image-drops");
+    let catalog = root.join("catalog").display().to_string();
+    env.insert("SIGCAT_DROP_DIR".into(), drop_dir.display().to_string());
+    env.insert("SIGCAT_CATALOG".into(), catalog.clone());
+    let exec = substitute(&key("ExecStart"), "${", "}", &env)
+        .replace("/run/sigcat/", &format!("{}/run-", root.display()));
+    let mut words = exec.split_whitespace().map(str::to_string);
+    let program = words.next().unwrap();
+    let args: Vec<String> = words.collect();
+    let heartbeat = format!("{}/run-heartbeat", root.display());
+    let stop: u64 = key("TimeoutStopSec").parse().unwrap();
+    exercise_watcher(
+        &program,
+        &args,
+        &env,
+        &drop_dir,
+        &[
+            "sigcat".into(),
+            "healthcheck".into(),
+            heartbeat,
+            "--max-age".into(),
+            "60s".into(),
+        ],
+        &catalog,
+        Duration::from_secs(stop),
+    );
+}
+
+#[test]
+fn kubernetes_deployment_runs_the_watcher_with_its_liveness_probe() {
+    let azurite = Azurite::start("pipelines-k8s");
+    let root = scratch("pipelines-k8s");
+    let docs = yaml("pipelines/watcher/kubernetes.yaml");
+    let kinds: Vec<String> = docs.iter().map(|d| s(&d["kind"])).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "ConfigMap",
+            "PersistentVolumeClaim",
+            "Deployment"
+        ]
+    );
+    let deployment = &docs[3];
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(
+        s(&deployment["spec"]["template"]["metadata"]["labels"]["azure.workload.identity/use"]),
+        "true"
+    );
+    assert_eq!(
+        s(&pod["serviceAccountName"]),
+        s(&docs[0]["metadata"]["name"])
+    );
+    let container = &pod["containers"][0];
+    let mount = |name: &str| {
+        pod["volumes"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .any(|v| s(&v["name"]) == name)
+    };
+    let drops_path = container["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| s(&m["name"]) == "drops")
+        .map(|m| s(&m["mountPath"]))
+        .unwrap();
+    assert!(mount("drops") && mount("tmp"));
+    // Paths inside the pod → this test's directories.
+    let drop_dir = root.join("drops");
+    let local = |p: &str| match (p.strip_prefix(&drops_path), p.strip_prefix("/tmp/")) {
+        (Some(rest), _) => format!("{}{rest}", drop_dir.display()),
+        (_, Some(rest)) => format!("{}/tmp-{rest}", root.display()),
+        _ => p.to_string(),
+    };
+    let mut env: BTreeMap<String, String> = docs[1]["data"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (s(k), s(v)))
+        .collect();
+    env.insert("SIGCAT_CATALOG".into(), azurite.url("k8s-images"));
+    let command: Vec<String> = container["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(s)
+        .collect();
+    let args: Vec<String> = command[1..]
+        .iter()
+        .cloned()
+        .chain(
+            container["args"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|a| local(&s(a))),
+        )
+        .collect();
+    let probe: Vec<String> = container["livenessProbe"]["exec"]["command"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| local(&s(a)))
+        .collect();
+    let grace = Duration::from_secs(pod["terminationGracePeriodSeconds"].as_u64().unwrap());
+    exercise_watcher(
+        &command[0],
+        &args,
+        &env,
+        &drop_dir,
+        &probe,
+        &azurite.url("k8s-images"),
+        grace,
+    );
+}
+
+#[test]
+fn healthcheck_fails_when_the_heartbeat_is_stale() {
+    let root = scratch("pipelines-health");
+    let beat = root.join("beat");
+    let beat = beat.to_str().unwrap();
+    let health = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_sigcat"))
+            .args([&["healthcheck", beat][..], extra].concat())
+            .output()
+            .unwrap()
+    };
+    assert_eq!(health(&[]).status.code(), Some(1), "missing");
+    std::fs::write(beat, "1").unwrap();
+    assert_eq!(health(&[]).status.code(), Some(0));
+    std::thread::sleep(Duration::from_millis(1100));
+    let stale = health(&["--max-age", "1s"]);
+    assert_eq!(
+        stale.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&stale.stderr)
+    );
+}
