@@ -15,6 +15,7 @@ pub mod record;
 pub mod redact;
 pub mod render;
 pub mod retry;
+#[cfg(feature = "watch")]
 pub mod watch;
 
 pub use error::{Error, InputError};

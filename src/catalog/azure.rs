@@ -3,7 +3,7 @@
 //! name the account, container and prefix only, and an HTTP failure becomes one line (status
 //! and Azure's error code) rather than the SDK's dump of the exchange.
 
-use super::settings::{SettingsError, env_var};
+use super::settings::{AzureLocation, SettingsError, env_var};
 use super::store::{Op, PutMode, Store, StoreError, Versioned};
 use crate::redact::redact_secrets;
 use azure_core::StatusCode;
@@ -15,86 +15,6 @@ use futures::StreamExt;
 
 /// Azurite's well-known account.
 pub const EMULATOR_ACCOUNT: &str = "devstoreaccount1";
-
-/// Where an Azure catalog lives, parsed from the catalog URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AzureLocation {
-    pub account: String,
-    pub container: String,
-    /// Without leading or trailing `/`; may be empty.
-    pub prefix: String,
-    /// `http(s)://host[:port]` for emulator-style URLs (path starts with the account).
-    pub endpoint: Option<String>,
-}
-
-impl AzureLocation {
-    /// `azblob://ACCOUNT/CONTAINER[/PREFIX]`, `https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]`
-    /// or `http://HOST:PORT/ACCOUNT/CONTAINER[/PREFIX]` (Azurite and other custom endpoints).
-    /// The error says what is wrong with it, and the forms sigcat accepts.
-    pub fn parse(url: &str) -> Result<AzureLocation, SettingsError> {
-        let why = |why: &str| SettingsError::Location {
-            given: redact_secrets(url).into_owned(),
-            why: why.to_string(),
-        };
-        let bad = || why("it names no account and container");
-        if url.contains('?') {
-            return Err(why(
-                "a catalog URL must not carry a query (put a SAS token in AZURE_STORAGE_SAS_TOKEN)",
-            ));
-        }
-        if url.contains('@') {
-            return Err(why(
-                "a catalog URL must not carry a user or password (use the credential variables)",
-            ));
-        }
-        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
-        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let mut segments = path.split('/').filter(|s| !s.is_empty());
-        let (account, endpoint) = match scheme {
-            "azblob" => (host.to_string(), None),
-            "https" | "http" => match host.strip_suffix(".blob.core.windows.net") {
-                Some(account) => (account.to_string(), None),
-                None => (
-                    segments.next().ok_or_else(bad)?.to_string(),
-                    Some(format!("{scheme}://{host}")),
-                ),
-            },
-            _ => return Err(why("it is not an azblob, http or https URL")),
-        };
-        let container = segments.next().ok_or_else(bad)?.to_string();
-        let prefix = segments.collect::<Vec<_>>().join("/");
-        if account.is_empty()
-            || !container
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            || container.len() < 3
-        {
-            return Err(why(
-                "container names are 3-63 lower-case letters, digits and dashes",
-            ));
-        }
-        Ok(AzureLocation {
-            account,
-            container,
-            prefix,
-            endpoint,
-        })
-    }
-
-    /// For messages: no credential is ever part of this.
-    pub fn describe(&self) -> String {
-        let base = match &self.endpoint {
-            Some(e) => format!("{e}/{}", self.account),
-            None => format!("azblob://{}", self.account),
-        };
-        let prefix = if self.prefix.is_empty() {
-            String::new()
-        } else {
-            format!("/{}", self.prefix)
-        };
-        format!("{base}/{}{prefix}", self.container)
-    }
-}
 
 #[derive(Clone)]
 pub struct AzureStore {
@@ -110,7 +30,7 @@ fn credentials(
         |variable: &'static str, problem: &str, e: azure_core::Error| SettingsError::Variable {
             variable,
             problem: problem.to_string(),
-            source: Some(e),
+            source: Some(Box::new(e)),
         };
     let mut cloud = match &location.endpoint {
         Some(endpoint) => endpoint_location(&location.account, endpoint),
@@ -163,11 +83,10 @@ fn credentials(
     if location.account == EMULATOR_ACCOUNT {
         return Ok((cloud, StorageCredentials::emulator()));
     }
-    let token =
-        azure_identity::create_credential().map_err(|source| SettingsError::NoCredential {
-            account: location.account.clone(),
-            source,
-        })?;
+    let token = azure_identity::create_credential().map_err(|e| SettingsError::NoCredential {
+        account: location.account.clone(),
+        source: Box::new(e),
+    })?;
     Ok((cloud, StorageCredentials::token_credential(token)))
 }
 

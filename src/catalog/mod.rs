@@ -17,6 +17,7 @@
 //! [`Outcome::Conflict`], and only the storage ([`CatalogError::Storage`]), the catalog's own
 //! data ([`CatalogError::Corrupt`]) or its signature ([`CatalogError::Untrusted`]) fail a call.
 
+#[cfg(feature = "azure")]
 pub mod azure;
 pub mod entry;
 pub mod index;
@@ -569,6 +570,7 @@ impl Contention {
 #[derive(Clone)]
 pub enum AnyStore {
     Local(local::LocalStore),
+    #[cfg(feature = "azure")]
     Azure(Box<azure::AzureStore>),
 }
 
@@ -576,24 +578,28 @@ impl Store for AnyStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         match self {
             AnyStore::Local(s) => s.get(key).await,
+            #[cfg(feature = "azure")]
             AnyStore::Azure(s) => s.get(key).await,
         }
     }
     async fn put(&self, key: &str, bytes: Vec<u8>, mode: PutMode) -> Result<String, StoreError> {
         match self {
             AnyStore::Local(s) => s.put(key, bytes, mode).await,
+            #[cfg(feature = "azure")]
             AnyStore::Azure(s) => s.put(key, bytes, mode).await,
         }
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         match self {
             AnyStore::Local(s) => s.list(prefix).await,
+            #[cfg(feature = "azure")]
             AnyStore::Azure(s) => s.list(prefix).await,
         }
     }
     fn describe(&self) -> String {
         match self {
             AnyStore::Local(s) => s.describe(),
+            #[cfg(feature = "azure")]
             AnyStore::Azure(s) => s.describe(),
         }
     }
@@ -612,7 +618,15 @@ pub fn default_location() -> String {
 pub fn open_store(location: &str) -> Result<AnyStore, SettingsError> {
     Ok(match settings::parse_location(location)? {
         Location::Local(dir) => AnyStore::Local(local::LocalStore::new(dir)),
+        #[cfg(feature = "azure")]
         Location::Azure(loc) => AnyStore::Azure(Box::new(azure::AzureStore::from_env(loc)?)),
+        #[cfg(not(feature = "azure"))]
+        Location::Azure(_) => {
+            return Err(SettingsError::NotBuiltIn {
+                given: location.to_string(),
+                feature: "azure",
+            });
+        }
     })
 }
 

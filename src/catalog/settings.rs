@@ -1,7 +1,7 @@
 //! The operator's settings for a catalog: where it is (`--catalog`, `SIGCAT_CATALOG`) and the
 //! credential variables. Problems here are the operator's to fix, and say which setting.
 
-use super::azure::AzureLocation;
+use crate::redact::redact_secrets;
 use std::path::PathBuf;
 
 /// Every form `--catalog` accepts, for messages.
@@ -18,7 +18,7 @@ pub enum SettingsError {
         variable: &'static str,
         problem: String,
         #[source]
-        source: Option<azure_core::Error>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
     /// No credential in the environment, and Microsoft Entra ID is not configured either.
     #[error(
@@ -27,8 +27,96 @@ pub enum SettingsError {
     NoCredential {
         account: String,
         #[source]
-        source: azure_core::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A location this build cannot open (built without the feature it needs).
+    #[error(
+        "`{given}` needs the `{feature}` feature, which this sigcat was built without; build it with `cargo install sigcat --features {feature}` (on by default)"
+    )]
+    NotBuiltIn {
+        given: String,
+        feature: &'static str,
+    },
+}
+
+/// Where an Azure catalog lives, parsed from the catalog URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AzureLocation {
+    pub account: String,
+    pub container: String,
+    /// Without leading or trailing `/`; may be empty.
+    pub prefix: String,
+    /// `http(s)://host[:port]` for emulator-style URLs (path starts with the account).
+    pub endpoint: Option<String>,
+}
+
+impl AzureLocation {
+    /// `azblob://ACCOUNT/CONTAINER[/PREFIX]`, `https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX]`
+    /// or `http://HOST:PORT/ACCOUNT/CONTAINER[/PREFIX]` (Azurite and other custom endpoints).
+    /// The error says what is wrong with it, and the forms sigcat accepts.
+    pub fn parse(url: &str) -> Result<AzureLocation, SettingsError> {
+        let why = |why: &str| SettingsError::Location {
+            given: redact_secrets(url).into_owned(),
+            why: why.to_string(),
+        };
+        let bad = || why("it names no account and container");
+        if url.contains('?') {
+            return Err(why(
+                "a catalog URL must not carry a query (put a SAS token in AZURE_STORAGE_SAS_TOKEN)",
+            ));
+        }
+        if url.contains('@') {
+            return Err(why(
+                "a catalog URL must not carry a user or password (use the credential variables)",
+            ));
+        }
+        let (scheme, rest) = url.split_once("://").ok_or_else(bad)?;
+        let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let mut segments = path.split('/').filter(|s| !s.is_empty());
+        let (account, endpoint) = match scheme {
+            "azblob" => (host.to_string(), None),
+            "https" | "http" => match host.strip_suffix(".blob.core.windows.net") {
+                Some(account) => (account.to_string(), None),
+                None => (
+                    segments.next().ok_or_else(bad)?.to_string(),
+                    Some(format!("{scheme}://{host}")),
+                ),
+            },
+            _ => return Err(why("it is not an azblob, http or https URL")),
+        };
+        let container = segments.next().ok_or_else(bad)?.to_string();
+        let prefix = segments.collect::<Vec<_>>().join("/");
+        if account.is_empty()
+            || !container
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            || container.len() < 3
+        {
+            return Err(why(
+                "container names are 3-63 lower-case letters, digits and dashes",
+            ));
+        }
+        Ok(AzureLocation {
+            account,
+            container,
+            prefix,
+            endpoint,
+        })
+    }
+
+    /// For messages: no credential is ever part of this.
+    pub fn describe(&self) -> String {
+        let base = match &self.endpoint {
+            Some(e) => format!("{e}/{}", self.account),
+            None => format!("azblob://{}", self.account),
+        };
+        let prefix = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("/{}", self.prefix)
+        };
+        format!("{base}/{}{prefix}", self.container)
+    }
 }
 
 /// Where a catalog is.
@@ -42,7 +130,7 @@ pub enum Location {
 /// local folder named `SCHEME:`.
 pub fn parse_location(text: &str) -> Result<Location, SettingsError> {
     let bad = |why: &str| SettingsError::Location {
-        given: crate::redact::redact_secrets(text).into_owned(),
+        given: redact_secrets(text).into_owned(),
         why: why.to_string(),
     };
     if text.trim().is_empty() {

@@ -703,3 +703,15 @@ async fn each_signed_index_has_its_signature_before_it_is_visible() {
     );
     assert!(report.findings.is_empty(), "{:#?}", report.findings);
 }
+
+/// A build without the `azure` feature says which feature an Azure location needs.
+#[cfg(not(feature = "azure"))]
+#[test]
+fn azure_locations_name_the_missing_feature() {
+    let Err(e) = super::open_store("azblob://acct/images") else {
+        panic!("opened an Azure store without the azure feature");
+    };
+    let text = e.to_string();
+    assert!(text.contains("`azure` feature"), "{text}");
+    assert!(super::open_store("some/dir").is_ok());
+}

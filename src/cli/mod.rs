@@ -13,6 +13,7 @@ mod messages;
 mod output;
 mod parse_cmd;
 mod render_cmd;
+#[cfg(feature = "watch")]
 mod watch_cmd;
 
 use clap::{Parser, Subcommand};
@@ -58,7 +59,9 @@ enum Command {
     Publish(catalog_cmd::PublishArgs),
     Ingest(catalog_cmd::IngestArgs),
     Catalog(catalog_cmd::CatalogArgs),
+    #[cfg(feature = "watch")]
     Watch(watch_cmd::WatchArgs),
+    #[cfg(feature = "watch")]
     Healthcheck(watch_cmd::HealthcheckArgs),
     Completion(docs_cmd::CompletionArgs),
     Man(docs_cmd::ManArgs),
@@ -103,7 +106,10 @@ fn run() -> Result<Exit, Failure> {
             }));
         }
     };
+    #[cfg(feature = "watch")]
     let service = matches!(cli.command, Command::Watch(_));
+    #[cfg(not(feature = "watch"))]
+    let service = false;
     // The watcher's one line per file outcome is its normal output.
     messages::init_logging(
         cli.log_format,
@@ -116,7 +122,9 @@ fn run() -> Result<Exit, Failure> {
         Command::Publish(args) => catalog_cmd::run_publish(args),
         Command::Ingest(args) => catalog_cmd::run_ingest(args),
         Command::Catalog(args) => catalog_cmd::run_catalog(args),
+        #[cfg(feature = "watch")]
         Command::Watch(args) => watch_cmd::run(args),
+        #[cfg(feature = "watch")]
         Command::Healthcheck(args) => watch_cmd::healthcheck(args),
         Command::Completion(args) => docs_cmd::completion(args),
         Command::Man(args) => docs_cmd::man(args),

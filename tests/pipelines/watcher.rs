@@ -241,3 +241,23 @@ fn healthcheck_fails_when_the_heartbeat_is_stale() {
         String::from_utf8_lossy(&stale.stderr)
     );
 }
+
+/// The image ships the stripped release binary, built with the tested dependency versions.
+#[test]
+fn dockerfile_builds_the_locked_release_binary() {
+    let file = std::fs::read_to_string(repo().join("pipelines/watcher/Dockerfile")).unwrap();
+    assert!(
+        file.lines()
+            .any(|l| l.trim() == "RUN cargo build --release --locked")
+    );
+    assert!(file.contains("COPY --from=build /src/target/release/sigcat "));
+    let cargo = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
+    let release = cargo.split("[profile.release]").nth(1).unwrap();
+    assert!(
+        release
+            .split("\n[")
+            .next()
+            .unwrap()
+            .contains("strip = true")
+    );
+}
