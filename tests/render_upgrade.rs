@@ -218,6 +218,12 @@ fn clusterclass_image_variable_v1beta1_sets_the_variable_and_its_overrides() {
         out.objects[0]["spec"]["topology"]["variables"][0]["value"], true,
         "`value: yes` is YAML 1.1 true, as kubectl reads it"
     );
+    assert!(
+        out.stderr
+            .contains("MachineDeployment class `gpu-worker` had its own `image`"),
+        "the replaced override is named: {}",
+        out.stderr
+    );
 }
 
 #[test]

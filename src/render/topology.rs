@@ -177,7 +177,15 @@ fn plan_cluster(
             any_ref_changed = true;
             plan.used_templates.push(new_name);
         } else {
-            checks.extend(set_variables(req, &slot, &ops, class, &mut change.changed)?);
+            let notes = &mut plan.notes;
+            checks.extend(set_variables(
+                req,
+                &slot,
+                &ops,
+                class,
+                &mut change.changed,
+                notes,
+            )?);
         }
     }
     // One variable may feed several slots; once all are set, each must still read its image.
@@ -525,6 +533,7 @@ fn set_variables(
     ops: &[ImageOp],
     class: &Value,
     cluster: &mut Value,
+    notes: &mut Vec<String>,
 ) -> Result<Vec<Check>, Refusal> {
     let class_name = describe(class);
     // What the patches will build, checked against the new image before anything is set.
@@ -581,6 +590,14 @@ fn set_variables(
     for (variable, value) in wanted {
         let (name, inside) = split_variable(&variable);
         for list in variable_lists(slot, cluster, name) {
+            if list.iter().any(|k| k == "overrides") {
+                // An override usually exists because that machine kind runs another image.
+                notes.push(format!(
+                    "{}: {} had its own `{name}` (a variables override); it now gets the same new image as the rest. If it needs another image (Windows, GPU), set that override by hand",
+                    describe(cluster),
+                    slot.what
+                ));
+            }
             set_variable(cluster, &list, name, &inside, value.clone(), class);
             checks.push(Check {
                 list,
