@@ -272,23 +272,28 @@ fn credentials_never_appear_in_errors() {
     assert!(!err.contains("SuperSecret"), "{err}");
 }
 
+/// Publishes the fixture build to an Azurite catalog with the account key; must succeed.
+fn publish_with_account_key(url: &str) {
+    let out = sigcat(
+        &[
+            "publish",
+            "fixtures/console/sig-ubuntu-2404.log",
+            "--catalog",
+            url,
+        ],
+        &[("AZURE_STORAGE_KEY", AZURITE_KEY)],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
 /// For consumers that are not sigcat (curl, a CDN, a browser): JSON and YAML say so, and the
 /// index (which every publish replaces) must be revalidated, while other objects never change.
 #[test]
 fn blobs_carry_content_types_and_cache_control_for_other_consumers() {
     let azurite = Azurite::start("headers");
     let url = azurite.url("headers/cat");
-    let out = sigcat(
-        &[
-            "publish",
-            "fixtures/console/sig-ubuntu-2404.log",
-            "--catalog",
-            &url,
-        ],
-        &[("AZURE_STORAGE_KEY", AZURITE_KEY)],
-        None,
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    publish_with_account_key(&url);
     let names = azurite.blob_names("headers");
     assert!(names.len() >= 3, "{names:?}");
     for name in names {
@@ -315,17 +320,7 @@ fn account_key_and_sas_token_credentials_against_azurite() {
     let azurite = Azurite::start("credentials");
     let url = azurite.url("sas-images");
     // AZURE_STORAGE_KEY (the account comes from the URL); this also creates the container.
-    let out = sigcat(
-        &[
-            "publish",
-            "fixtures/console/sig-ubuntu-2404.log",
-            "--catalog",
-            &url,
-        ],
-        &[("AZURE_STORAGE_KEY", AZURITE_KEY)],
-        None,
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    publish_with_account_key(&url);
 
     // A container SAS, made the way an operator would with the account key.
     let token = azurite.container_sas("sas-images");

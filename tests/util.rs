@@ -46,6 +46,13 @@ pub fn sigcat(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Outp
     out
 }
 
+/// The command ended with `code` and said `what` on stderr.
+pub fn assert_exit_says(out: &Output, code: i32, what: &str) {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert!(err.contains(what), "expected `{what}` in: {err}");
+}
+
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
