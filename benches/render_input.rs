@@ -49,7 +49,7 @@ fn main() {
     for n in [100, 1_000, 10_000] {
         let text = list(n);
         let ours = time(|| {
-            sigcat::render::yaml::read_objects(&text, "bench").unwrap();
+            sigcat::yaml::read_objects(&text, "bench").unwrap();
         });
         let theirs = time(|| {
             for d in serde_norway::Deserializer::from_str(&text) {
@@ -67,7 +67,7 @@ fn main() {
     for depth in [1_000, 10_000, 25_000, 100_000] {
         let text = nested(depth);
         let ours = time(|| {
-            assert!(sigcat::render::yaml::read_objects(&text, "bench").is_err());
+            assert!(sigcat::yaml::read_objects(&text, "bench").is_err());
         });
         let theirs = (!old_too_slow).then(|| {
             time(|| {

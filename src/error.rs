@@ -1,6 +1,7 @@
 //! Typed errors of the library, each saying whose fault it is. The binary maps them to
 //! messages (adding which flag to use) and exit codes; nothing here knows about the CLI.
 
+use crate::fault::{Classify, Fault};
 use std::fmt;
 
 /// Input that sigcat cannot accept: points at the source, the line and what was expected.
@@ -24,6 +25,7 @@ impl fmt::Display for InputError {
 }
 
 impl InputError {
+    /// An input error; the name and the problem are redacted, so no secret reaches a message.
     pub fn new(source_name: &str, line: Option<u64>, problem: impl Into<String>) -> Self {
         InputError {
             source_name: crate::redact::redact_secrets(source_name).into_owned(),
@@ -35,13 +37,20 @@ impl InputError {
 
 /// Which image of the input to use was not clear.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Selection {
-    /// No record describes an image. `failed`: builds that failed or were interrupted.
+    /// No record describes an image.
     #[error("{}", no_image(failed))]
-    NoImage { failed: Vec<String> },
+    NoImage {
+        /// Builds that failed or were interrupted (empty: the input holds no build at all).
+        failed: Vec<String>,
+    },
     /// One image was needed, the input holds several.
     #[error("{} images ({}); one is needed", builds.len(), builds.join(", "))]
-    SeveralImages { builds: Vec<String> },
+    SeveralImages {
+        /// The builds that published an image.
+        builds: Vec<String>,
+    },
 }
 
 fn no_image(failed: &[String]) -> String {
@@ -55,7 +64,45 @@ fn no_image(failed: &[String]) -> String {
     }
 }
 
+/// Why sigcat will not produce a manifest (or catalog an image): applying it would fail or do
+/// harm. The texts say what is wrong; the binary adds which flag would fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// A VHD alone: CAPZ boots gallery images and managed images only.
+    #[error(
+        "`{build}` published no gallery image version or managed image (only a VHD, or nothing): CAPZ cannot boot it"
+    )]
+    NoBootableImage { build: String },
+    /// Third-party bases (Flatcar by Kinvolk) need a Plan or VM creation fails.
+    #[error(
+        "`{build}` looks built from a third-party base (Flatcar): its VMs need a Plan, or creating them fails with \"requires Plan information\""
+    )]
+    NeedsPlan { build: String },
+    #[error("`{build}` published no managed image, so it has no image id")]
+    NoManagedImage { build: String },
+    #[error("`{build}` published no gallery image version")]
+    NoGalleryImage { build: String },
+    #[error("an `id` image cannot carry a Plan in CAPZ; use a gallery image")]
+    PlanWithId,
+    #[error("the template to copy holds a {found}, not an AzureMachineTemplate")]
+    NotATemplate { found: String },
+    #[error("the template to copy has no spec.template.spec.vmSize, which CAPZ requires")]
+    TemplateWithoutVmSize,
+    #[error("a template made from scratch needs a VM size")]
+    VmSizeMissing,
+    #[error(
+        "the Kubernetes version of `{build}` is unknown, and an upgrade sets the control plane and workers to it"
+    )]
+    UnknownKubernetesVersion { build: String },
+    /// An upgrade that Cluster API would refuse or that would break the cluster.
+    #[error("{0}")]
+    Upgrade(String),
+}
+
+/// Everything the library's parsing and rendering stages can fail with.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The input's fault: the file, the line and what was expected.
     #[error(transparent)]
@@ -63,13 +110,15 @@ pub enum Error {
     /// A local file could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file, as the user named it.
         path: String,
+        /// What the operating system said.
         #[source]
         source: std::io::Error,
     },
     /// sigcat will not produce what was asked because it would fail or do harm.
     #[error(transparent)]
-    Refused(#[from] crate::render::Refusal),
+    Refused(#[from] Refusal),
     /// The input does not hold exactly the one image that was needed.
     #[error(transparent)]
     Selection(#[from] Selection),
@@ -78,15 +127,21 @@ pub enum Error {
         "{source_name}: build `{build}` is Kubernetes {known} (from its {known_from}), not {given}"
     )]
     VersionDisagrees {
+        /// The input the build came from.
         source_name: String,
+        /// The build.
         build: String,
+        /// The version the input says.
         known: String,
+        /// Where the input says it (`manifest`, `gallery-version`).
         known_from: &'static str,
+        /// The version given on the command line.
         given: String,
     },
 }
 
 impl Error {
+    /// A local file that could not be read or written.
     pub fn io(path: impl Into<String>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
@@ -109,4 +164,43 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
         cause = c.source();
     }
     crate::redact::redact_secrets(&text).into_owned()
+}
+
+impl Classify for InputError {
+    fn fault(&self) -> Option<Fault> {
+        Some(Fault::InvalidInput)
+    }
+}
+
+impl Classify for Refusal {
+    fn fault(&self) -> Option<Fault> {
+        Some(match self {
+            // A template from scratch without --vm-size: the command line is incomplete.
+            Refusal::VmSizeMissing => Fault::Settings,
+            _ => Fault::Refused,
+        })
+    }
+}
+
+impl Classify for Selection {
+    fn fault(&self) -> Option<Fault> {
+        Some(match self {
+            Selection::NoImage { failed } if failed.is_empty() => Fault::NothingFound,
+            Selection::NoImage { .. } => Fault::BuildFailed,
+            // Which one is the operator's choice (--build).
+            Selection::SeveralImages { .. } => Fault::Settings,
+        })
+    }
+}
+
+impl Classify for Error {
+    fn fault(&self) -> Option<Fault> {
+        match self {
+            Error::Input(e) => e.fault(),
+            Error::Io { .. } => Some(Fault::LocalFile),
+            Error::Refused(r) => r.fault(),
+            Error::Selection(s) => s.fault(),
+            Error::VersionDisagrees { .. } => Some(Fault::InvalidInput),
+        }
+    }
 }

@@ -9,6 +9,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod fault;
 pub mod output;
 pub mod parse;
 pub mod record;
@@ -17,8 +18,10 @@ pub mod render;
 pub mod retry;
 #[cfg(feature = "watch")]
 pub mod watch;
+pub mod yaml;
 
 pub use error::{Error, InputError};
+pub use fault::{Classify, Fault};
 
 /// FNV-1a: unlike `DefaultHasher`, the same on every machine and Rust version, which generated
 /// names and delimiters rely on.

@@ -1,4 +1,5 @@
-//! The `sigcat` binary: turns the library's typed results into messages and exit codes.
+//! The `sigcat` binary: turns the library's typed outcomes into messages and exit codes.
+#![deny(unreachable_pub)]
 
 mod cli;
 

@@ -46,7 +46,7 @@ pub fn render(
                 .iter()
                 .map(|r| serde_norway::to_value(r).expect("records serialise"))
                 .collect();
-            out.push_str(&crate::render::yaml::to_stream(&docs));
+            out.push_str(&crate::yaml::to_stream(&docs));
         }
         Format::Github => {
             for (key, value) in variables(records) {

@@ -23,7 +23,10 @@ fn ingest_passes_the_log_through_and_publishes_to_azurite() {
         "a failed build fails the pipe even without pipefail: {err}"
     );
     assert_eq!(err.matches("sigcat: published ").count(), 2, "{err}");
-    assert!(err.contains("azure-arm.sig-flatcar-gen2 failed"), "{err}");
+    assert!(
+        err.contains("azure-arm.sig-flatcar-gen2 (<stdin>) failed"),
+        "{err}"
+    );
     assert!(
         !err.contains(AZURITE_KEY) && !err.contains("AccountKey"),
         "{err}"

@@ -588,7 +588,14 @@ fn signatures_are_checked_both_ways_with_ssh_keygen() {
     verified_signed_by(&cat_s, both_s, "other@example.com");
     // Settings that cannot work are the operator's to fix.
     let out = sigcat(
-        &["catalog", "list", "--catalog", &cat_s, "--signing-key", key],
+        &[
+            "catalog",
+            "rebuild-index",
+            "--catalog",
+            &cat_s,
+            "--signing-key",
+            key,
+        ],
         &[],
         None,
     );
@@ -600,7 +607,14 @@ fn signatures_are_checked_both_ways_with_ssh_keygen() {
     );
     assert!(text(&out.stderr).contains("SIGCAT_SIGNING_KEY_PASSPHRASE"));
     let out = sigcat(
-        &["catalog", "list", "--catalog", &cat_s, "--signing-key", key],
+        &[
+            "catalog",
+            "rebuild-index",
+            "--catalog",
+            &cat_s,
+            "--signing-key",
+            key,
+        ],
         &[("SIGCAT_SIGNING_KEY_PASSPHRASE", "wrong one")],
         None,
     );

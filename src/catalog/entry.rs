@@ -90,7 +90,7 @@ pub fn prepare(record: &Record, template: &TemplateOptions) -> Result<Entry, Ref
         item: Item::of(record),
         record: record.clone(),
         record_bytes: record_bytes(record),
-        template_bytes: render::yaml::to_stream(&[rendered]).into_bytes(),
+        template_bytes: crate::yaml::to_stream(&[rendered]).into_bytes(),
     })
 }
 

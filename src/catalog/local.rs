@@ -54,8 +54,7 @@ fn io_error(op: Op, path: &Path, e: std::io::Error) -> StoreError {
     let source = Box::new(e);
     match source.kind() {
         Interrupted | TimedOut | WouldBlock => StoreError::Unavailable { op, key, source },
-        PermissionDenied => StoreError::Denied { op, key, source },
-        _ => StoreError::Failed { op, key, source },
+        _ => StoreError::Local { op, key, source },
     }
 }
 

@@ -43,6 +43,17 @@ pub struct Finding {
     pub problem: String,
 }
 
+impl crate::fault::Classify for Finding {
+    fn fault(&self) -> Option<crate::fault::Fault> {
+        use crate::fault::Fault;
+        match (self.severity, self.kind) {
+            (Severity::Warning, _) => None,
+            (Severity::Error, FindingKind::Signature) => Some(Fault::Untrusted),
+            (Severity::Error, _) => Some(Fault::CatalogData),
+        }
+    }
+}
+
 impl Severity {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -2,6 +2,7 @@
 //! Storage, memory for tests), with the two conditional writes the catalog's guarantees rest
 //! on, and its typed errors.
 
+use crate::fault::{Classify, Fault};
 use crate::retry::Retryable;
 use std::fmt;
 use std::future::Future;
@@ -48,6 +49,7 @@ impl fmt::Display for Op {
 /// Why a storage request failed, and so who must act. The cause is kept as the error's
 /// source (its text is redacted wherever it is shown).
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum StoreError {
     /// A conditional write lost: someone else wrote first (409 exists, 412 stale ETag).
     /// Not a failure: the catalog re-reads and decides.
@@ -64,7 +66,17 @@ pub enum StoreError {
         key: String,
         source: BoxError,
     },
-    /// Not worth retrying: a bad request, a full disk, a read-only filesystem.
+    /// The local filesystem refused (permissions, a read-only or full filesystem, a file
+    /// where a directory should be): the operator must fix the directory.
+    Local {
+        /// What the request was doing.
+        op: Op,
+        /// The path.
+        key: String,
+        /// What the operating system said.
+        source: BoxError,
+    },
+    /// Not worth retrying: a request the service rejected.
     Failed {
         op: Op,
         key: String,
@@ -139,6 +151,7 @@ impl fmt::Display for StoreError {
                     "{op} {key}: access denied (check the credential and its rights)"
                 )
             }
+            StoreError::Local { op, key, .. } => write!(f, "{op} {key}"),
             StoreError::Failed { op, key, .. } => write!(f, "{op} {key} failed"),
             StoreError::GaveUp {
                 attempts,
@@ -159,9 +172,23 @@ impl std::error::Error for StoreError {
             StoreError::Precondition { .. } => None,
             StoreError::Unavailable { source, .. }
             | StoreError::Denied { source, .. }
+            | StoreError::Local { source, .. }
             | StoreError::Failed { source, .. } => Some(source.as_ref()),
             StoreError::GaveUp { last, .. } => last.source(),
         }
+    }
+}
+
+impl Classify for StoreError {
+    fn fault(&self) -> Option<Fault> {
+        Some(match self {
+            StoreError::Denied { .. } => Fault::Settings,
+            StoreError::Local { .. } => Fault::LocalFile,
+            StoreError::GaveUp { last, .. } => return last.fault(),
+            StoreError::Precondition { .. }
+            | StoreError::Unavailable { .. }
+            | StoreError::Failed { .. } => Fault::Storage,
+        })
     }
 }
 

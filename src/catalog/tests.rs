@@ -6,9 +6,13 @@ use super::memory::MemoryStore;
 use super::store::{Op, PutMode, Store, StoreError, Versioned};
 use super::*;
 use super::{index, objects, rebuild, signing};
+use crate::record::Record;
 use crate::render::TemplateOptions;
+use crate::retry::RetryConfig;
+use index::Filter;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 fn record(version: &str, kubernetes: Option<&str>) -> Record {
     let bytes = std::fs::read(concat!(

@@ -1,60 +1,65 @@
-//! What ends a command early, turned into one message and one exit code. The library's errors
-//! say what went wrong and whose fault it is; this is where the flag that would fix it is
-//! named, since only the binary knows its flags.
+//! What ends a command early, as one message and one [`Fault`]. The library's errors say what
+//! went wrong and whose fault it is; this is where the flag that would fix it is named, since
+//! only the binary knows its flags.
 
-use super::exit::Exit;
 use sigcat::catalog::{CatalogError, SettingsError};
 use sigcat::error::Selection;
 use sigcat::render::Refusal;
+use sigcat::{Classify, Fault};
 
+/// What ends a command early.
 #[derive(Debug, thiserror::Error)]
-pub enum Failure {
+pub(crate) enum Failure {
     /// The command line asks for something impossible.
     #[error("{0}")]
     Usage(String),
     /// A catalog location or credential variable is wrong.
     #[error(transparent)]
     Settings(#[from] SettingsError),
+    /// Parsing or rendering failed.
     #[error(transparent)]
     Library(#[from] sigcat::Error),
+    /// The catalog (its storage, data or signature) failed.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     /// A signing key or trust file the operator gave cannot be used.
     #[error(transparent)]
     Key(#[from] sigcat::catalog::signing::KeyError),
+    /// The watcher stopped.
+    #[cfg(feature = "watch")]
+    #[error(transparent)]
+    Watch(#[from] sigcat::watch::WatchError),
     /// Nothing to work with (a query with no match).
     #[error("{0}")]
     NothingFound(String),
-    /// The exit code says it all; the message, if any, was printed where it happened.
+    /// The outcome says it all; the message, if any, was printed where it happened.
     #[error("")]
-    Quiet(Exit),
+    Quiet(Option<Fault>),
+}
+
+impl Classify for Failure {
+    fn fault(&self) -> Option<Fault> {
+        match self {
+            Failure::Usage(_) | Failure::Settings(_) | Failure::Key(_) => Some(Fault::Settings),
+            Failure::NothingFound(_) => Some(Fault::NothingFound),
+            Failure::Quiet(fault) => *fault,
+            Failure::Catalog(e) => e.fault(),
+            Failure::Library(e) => e.fault(),
+            #[cfg(feature = "watch")]
+            Failure::Watch(e) => e.fault(),
+        }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Library(sigcat::Error::io("<stdout>", e))
+    }
 }
 
 impl Failure {
-    pub fn exit(&self) -> Exit {
-        match self {
-            Failure::Usage(_) | Failure::Settings(_) | Failure::Key(_) => Exit::Usage,
-            Failure::NothingFound(_) => Exit::NothingFound,
-            Failure::Quiet(code) => *code,
-            Failure::Catalog(e) => catalog_exit(e),
-            Failure::Library(e) => match e {
-                sigcat::Error::Input(_) | sigcat::Error::VersionDisagrees { .. } => {
-                    Exit::InvalidInput
-                }
-                sigcat::Error::Io { .. } => Exit::Io,
-                sigcat::Error::Refused(Refusal::VmSizeMissing) => Exit::Usage,
-                sigcat::Error::Refused(_) => Exit::Refused,
-                sigcat::Error::Selection(Selection::NoImage { failed }) if failed.is_empty() => {
-                    Exit::NothingFound
-                }
-                sigcat::Error::Selection(Selection::NoImage { .. }) => Exit::BuildFailed,
-                sigcat::Error::Selection(Selection::SeveralImages { .. }) => Exit::Usage,
-            },
-        }
-    }
-
     /// What to do about it, when a flag or a setting would help.
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             Failure::Library(sigcat::Error::Refused(r)) => refusal_hint(r).map(str::to_string),
             Failure::Library(sigcat::Error::Selection(Selection::SeveralImages { .. })) => {
@@ -63,31 +68,33 @@ impl Failure {
             Failure::Library(sigcat::Error::VersionDisagrees { .. }) => {
                 Some("--kubernetes-version only fills in a version the input does not know".into())
             }
-            Failure::Catalog(CatalogError::Untrusted { .. }) => Some(
-                "nothing in this catalog is used until its index is signed by a key in the trust file (--trusted-keys); `sigcat catalog verify` says more".into(),
-            ),
-            Failure::Catalog(CatalogError::Corrupt { .. }) => Some(
-                "`sigcat catalog verify` lists what is wrong; `sigcat catalog rebuild-index` rebuilds the index from the objects".into(),
-            ),
-            Failure::Catalog(CatalogError::Storage { source, .. }) if source.is_denied() => Some(
-                "check AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_KEY / AZURE_STORAGE_SAS_TOKEN, or the identity's role on the container (Storage Blob Data Contributor)".into(),
-            ),
+            Failure::Catalog(e) => catalog_hint(e),
             _ => None,
         }
     }
 }
 
-pub fn catalog_exit(e: &CatalogError) -> Exit {
-    match e {
-        CatalogError::Storage { source, .. } if source.is_denied() => Exit::Usage,
-        CatalogError::Storage { .. } => Exit::Storage,
-        CatalogError::Corrupt { .. } => Exit::Corrupt,
-        CatalogError::Untrusted { .. } => Exit::Untrusted,
+/// What the operator can do about a catalog failure.
+pub(crate) fn catalog_hint(e: &CatalogError) -> Option<String> {
+    match (e, e.fault()) {
+        (CatalogError::Untrusted { .. }, _) => Some(
+            "nothing in this catalog is used until its index is signed by a key in the trust file (--trusted-keys); `sigcat catalog verify` says more".into(),
+        ),
+        (CatalogError::Corrupt { .. }, _) => Some(
+            "`sigcat catalog verify` lists what is wrong; `sigcat catalog rebuild-index` rebuilds the index from the objects".into(),
+        ),
+        (CatalogError::Storage { .. }, Some(Fault::Settings)) => Some(
+            "check AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_KEY / AZURE_STORAGE_SAS_TOKEN, or the identity's role on the container (Storage Blob Data Contributor)".into(),
+        ),
+        (CatalogError::Storage { catalog, .. }, Some(Fault::LocalFile)) => Some(format!(
+            "the catalog directory {catalog} must exist (or be creatable) and be writable by this user; check its permissions and whether its filesystem is mounted read-only"
+        )),
+        _ => None,
     }
 }
 
 /// The flags that would turn a refusal into a result.
-pub fn refusal_hint(r: &Refusal) -> Option<&'static str> {
+pub(crate) fn refusal_hint(r: &Refusal) -> Option<&'static str> {
     Some(match r {
         Refusal::NeedsPlan { .. } => {
             "give --plan PUBLISHER:OFFER:SKU, or a --plans-file entry for its image definition"

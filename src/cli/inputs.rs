@@ -1,62 +1,14 @@
 //! Reading the inputs of the commands that take records: `sigcat parse` output (JSON lines)
 //! or anything `sigcat parse` reads, always streamed, so memory does not grow with the input.
 
-use super::failure::Failure;
-use clap::{Args, ValueEnum};
 use sigcat::parse::{self, Parsed, lines::LineReader};
 use sigcat::record::Record;
 use sigcat::record::kubernetes::KubeVersion;
-use sigcat::render::{ImageKind, Plan, TemplateOptions};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// How the image section of a template is written: shared by render, publish, ingest and watch.
-#[derive(Args, Clone)]
-pub struct ImageArgs {
-    /// The image API: computeGallery (CAPZ >= 1.4), sharedGallery (older CAPZ), or id (managed image).
-    #[arg(long, value_enum)]
-    image_api: Option<ImageApi>,
-    /// Plan of a third-party base image: PUBLISHER:OFFER:SKU.
-    #[arg(long, value_name = "PUBLISHER:OFFER:SKU")]
-    plan: Option<Plan>,
-    /// YAML file mapping image definitions (with `*`) to plans: `plans: [{definition, publisher, offer, sku}]`.
-    #[arg(long, value_name = "FILE")]
-    plans_file: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ImageApi {
-    ComputeGallery,
-    SharedGallery,
-    Id,
-}
-
-impl ImageArgs {
-    /// Template options with these image settings and the given VM size.
-    pub fn template_options(&self, vm_size: Option<String>) -> Result<TemplateOptions, Failure> {
-        let mut options = TemplateOptions {
-            image_kind: self.image_api.map(|k| match k {
-                ImageApi::ComputeGallery => ImageKind::ComputeGallery,
-                ImageApi::SharedGallery => ImageKind::SharedGallery,
-                ImageApi::Id => ImageKind::Id,
-            }),
-            plan: self.plan.clone(),
-            vm_size,
-            ..TemplateOptions::default()
-        };
-        if let Some(path) = &self.plans_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| sigcat::Error::io(path.display().to_string(), e))?;
-            options.plan_rules =
-                sigcat::render::template::read_plans(&text, &path.display().to_string())
-                    .map_err(sigcat::Error::from)?;
-        }
-        Ok(options)
-    }
-}
-
 /// The inputs as given, or stdin (`-`) when there are none.
-pub fn or_stdin(inputs: &[PathBuf]) -> Vec<PathBuf> {
+pub(crate) fn or_stdin(inputs: &[PathBuf]) -> Vec<PathBuf> {
     let paths = if inputs.is_empty() {
         vec![PathBuf::from("-")]
     } else {
@@ -69,7 +21,7 @@ pub fn or_stdin(inputs: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// Someone typed `sigcat parse` with nothing piped in: say what it waits for, once.
-pub fn stdin_hint() {
+pub(crate) fn stdin_hint() {
     use std::io::IsTerminal;
     static ONCE: std::sync::Once = std::sync::Once::new();
     if std::io::stdin().is_terminal() {
@@ -83,14 +35,14 @@ pub fn stdin_hint() {
 
 /// What to say when an input holds no Packer build at all: most often a `make` that stopped
 /// before Packer started, whose reason went to stderr.
-pub fn no_packer_build(source: &str) -> String {
+pub(crate) fn no_packer_build(source: &str) -> String {
     format!(
         "no Packer build in {source}: no `==> NAME:` line, build result or artifact block. If `make` stopped before Packer started, why is on its stderr, which `make ... | tee FILE` does not keep (`2>&1` keeps it)"
     )
 }
 
 /// The inputs of a command, for a message: `a.log, b.log` or `<stdin>`.
-pub fn describe(inputs: &[PathBuf]) -> String {
+pub(crate) fn describe(inputs: &[PathBuf]) -> String {
     or_stdin(inputs)
         .iter()
         .map(|p| source_name(p))
@@ -99,7 +51,7 @@ pub fn describe(inputs: &[PathBuf]) -> String {
 }
 
 /// The name of an input in records and messages.
-pub fn source_name(path: &Path) -> String {
+pub(crate) fn source_name(path: &Path) -> String {
     if path.as_os_str() == "-" {
         "<stdin>".into()
     } else {
@@ -108,7 +60,7 @@ pub fn source_name(path: &Path) -> String {
 }
 
 /// Reads one input: records (JSON lines), or a log, machine-readable output or manifest.
-pub fn read_input(path: &Path) -> Result<Parsed, sigcat::Error> {
+pub(crate) fn read_input(path: &Path) -> Result<Parsed, sigcat::Error> {
     if path.as_os_str() == "-" {
         return read_stream(LineReader::new(std::io::stdin().lock()), "<stdin>");
     }
@@ -162,7 +114,7 @@ fn read_stream<R: Read>(mut reader: LineReader<R>, source: &str) -> Result<Parse
 }
 
 /// Applies `--manifest` (already read) and `--kubernetes-version` to one input's records.
-pub fn finish_records(
+pub(crate) fn finish_records(
     parsed: &mut Parsed,
     manifest: Option<&(String, Vec<parse::manifest::ManifestBuild>)>,
     kubernetes_version: Option<&KubeVersion>,
@@ -178,7 +130,7 @@ pub fn finish_records(
 }
 
 /// Reads `--manifest` once for all inputs.
-pub fn read_manifest(
+pub(crate) fn read_manifest(
     path: Option<&Path>,
 ) -> Result<Option<(String, Vec<parse::manifest::ManifestBuild>)>, sigcat::Error> {
     path.map(|p| Ok((p.display().to_string(), parse::read_manifest(p)?)))

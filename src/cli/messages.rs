@@ -12,7 +12,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// Writes one redacted line (or block of lines) to stderr; a closed stderr is not an error
 /// anyone could act on, so it is ignored.
-pub fn to_stderr(text: &str) {
+pub(crate) fn to_stderr(text: &str) {
     let text = sigcat::redact::redact_secrets(text);
     let mut err = std::io::stderr().lock();
     let _ = err.write_all(text.as_bytes());
@@ -20,21 +20,21 @@ pub fn to_stderr(text: &str) {
 }
 
 /// `sigcat: TEXT` on its own line.
-pub fn say(text: &str) {
+pub(crate) fn say(text: &str) {
     to_stderr(&format!("sigcat: {text}\n"));
 }
 
 /// A warning goes through the log, so `RUST_LOG` and `--log-format` apply to it.
-pub fn warn(text: &str) {
+pub(crate) fn warn(text: &str) {
     tracing::warn!("{text}");
 }
 
 /// A writer per log event that collects the formatted event and writes it, redacted, when
 /// the event is done.
 #[derive(Clone, Copy, Default)]
-pub struct RedactingStderr;
+pub(crate) struct RedactingStderr;
 
-pub struct EventBuffer(Vec<u8>);
+pub(crate) struct EventBuffer(Vec<u8>);
 
 impl Write for EventBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -111,14 +111,14 @@ where
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
 
 /// Logs go to stderr: stdout belongs to records, manifests and, with `--tee` or `ingest`, the
 /// build log itself. Levels come from `RUST_LOG` (a malformed one is said, not ignored).
-pub fn init_logging(format: LogFormat, default_level: &str, service: bool) {
+pub(crate) fn init_logging(format: LogFormat, default_level: &str, service: bool) {
     let builder = tracing_subscriber::EnvFilter::builder().with_default_directive(
         default_level
             .parse()

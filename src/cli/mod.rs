@@ -1,25 +1,25 @@
-//! Command line: argument parsing (clap), messages on stderr and exit codes.
+//! Command line: arguments ([`args`], split by topic), one module per command ([`commands`]),
+//! messages on stderr ([`messages`]) and the exit code ([`exit`]).
 //!
-//! Every command returns `Result<Exit, Failure>`: the exit code of what happened, or the
-//! failure that ended it. [`main`] is the one place a failure is printed and turned into an
-//! exit code, as ripgrep's `main.rs` does.
+//! Every command returns `Result<Option<Fault>, Failure>`: the worst that happened (`None`
+//! when all went well), or the failure that ended it early. [`main`] is the one place a
+//! failure is printed and an outcome becomes an exit code, as ripgrep's `main.rs` is.
 
-mod catalog_cmd;
-mod docs_cmd;
+mod args;
+mod commands;
 mod exit;
 mod failure;
 mod inputs;
 mod messages;
 mod output;
-mod parse_cmd;
-mod render_cmd;
-#[cfg(feature = "watch")]
-mod watch_cmd;
+mod report;
+mod table;
 
 use clap::{Parser, Subcommand};
-use exit::Exit;
+use commands::{catalog, docs, parse, publish, render};
 use failure::Failure;
 use messages::LogFormat;
+use sigcat::{Classify, Fault};
 use std::process::ExitCode;
 
 const ABOUT: &str = "Turn Packer / image-builder Azure build output into image records";
@@ -38,45 +38,43 @@ Examples:
 /// The version and the commit it was built from (see build.rs).
 const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("SIGCAT_COMMIT"), ")");
 
-/// Options every subcommand takes are listed under this heading in `--help`.
-pub const GLOBAL: &str = "Global options";
-
 #[derive(Parser)]
-#[command(name = "sigcat", version = VERSION, about = ABOUT, after_help = EXAMPLES)]
-pub struct Cli {
+#[command(name = "sigcat", version = VERSION, about = ABOUT, after_help = args::help(EXAMPLES))]
+struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Log line format on stderr (levels from RUST_LOG, default `warn`; `sigcat watch` logs
     /// one line per file at `info`).
-    #[arg(long, value_enum, global = true, default_value = "text", help_heading = GLOBAL)]
+    #[arg(long, value_enum, global = true, default_value = "text", help_heading = args::GLOBAL)]
     log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    Parse(parse_cmd::ParseArgs),
-    Render(render_cmd::RenderArgs),
-    Publish(catalog_cmd::PublishArgs),
-    Ingest(catalog_cmd::IngestArgs),
-    Catalog(catalog_cmd::CatalogArgs),
+    Parse(parse::ParseArgs),
+    Render(render::RenderArgs),
+    Publish(publish::PublishArgs),
+    Ingest(publish::IngestArgs),
+    Catalog(catalog::CatalogCommandArgs),
     #[cfg(feature = "watch")]
-    Watch(watch_cmd::WatchArgs),
+    Watch(commands::watch::WatchArgs),
     #[cfg(feature = "watch")]
-    Healthcheck(watch_cmd::HealthcheckArgs),
-    Completion(docs_cmd::CompletionArgs),
-    Man(docs_cmd::ManArgs),
-    Schema(docs_cmd::SchemaArgs),
+    Healthcheck(commands::watch::HealthcheckArgs),
+    Completion(docs::CompletionArgs),
+    Man(docs::ManArgs),
+    Schema(docs::SchemaArgs),
 }
 
-pub fn main() -> ExitCode {
-    let exit = match run() {
-        Ok(exit) => exit,
+/// Runs the command line and decides the exit code, once.
+pub(crate) fn main() -> ExitCode {
+    let outcome = match run() {
+        Ok(outcome) => outcome,
         Err(failure) => {
             report(&failure);
-            failure.exit()
+            failure.fault()
         }
     };
-    ExitCode::from(exit.code())
+    ExitCode::from(exit::code(outcome))
 }
 
 /// The one place a failure is printed.
@@ -92,18 +90,14 @@ fn report(failure: &Failure) {
     messages::to_stderr(&text);
 }
 
-fn run() -> Result<Exit, Failure> {
+fn run() -> Result<Option<Fault>, Failure> {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help and usage errors itself (to stdout or stderr); a closed stream
             // is not worth a panic.
             let _ = e.print();
-            return Err(Failure::Quiet(if e.use_stderr() {
-                Exit::Usage
-            } else {
-                Exit::Ok
-            }));
+            return Err(Failure::Quiet(e.use_stderr().then_some(Fault::Settings)));
         }
     };
     #[cfg(feature = "watch")]
@@ -117,64 +111,28 @@ fn run() -> Result<Exit, Failure> {
         service,
     );
     match cli.command {
-        Command::Parse(args) => parse_cmd::run(args),
-        Command::Render(args) => render_cmd::run(args),
-        Command::Publish(args) => catalog_cmd::run_publish(args),
-        Command::Ingest(args) => catalog_cmd::run_ingest(args),
-        Command::Catalog(args) => catalog_cmd::run_catalog(args),
+        Command::Parse(args) => parse::run(args),
+        Command::Render(args) => render::run(args),
+        Command::Publish(args) => publish::run_publish(args),
+        Command::Ingest(args) => publish::run_ingest(args),
+        Command::Catalog(args) => catalog::run(args),
         #[cfg(feature = "watch")]
-        Command::Watch(args) => watch_cmd::run(args),
+        Command::Watch(args) => commands::watch::run(args),
         #[cfg(feature = "watch")]
-        Command::Healthcheck(args) => watch_cmd::healthcheck(args),
-        Command::Completion(args) => docs_cmd::completion(args),
-        Command::Man(args) => docs_cmd::man(args),
-        Command::Schema(args) => docs_cmd::schema(args),
+        Command::Healthcheck(args) => commands::watch::healthcheck(args),
+        Command::Completion(args) => docs::completion(args),
+        Command::Man(args) => docs::man(args),
+        Command::Schema(args) => docs::schema(args),
     }
 }
 
-/// `-o FORMAT`, as in kubectl and az. A path where a format belongs (`-o records.json`, what
-/// `-o` meant before) gets a message that names `--output-file`, instead of a file named `json`.
-pub fn output_format<T: clap::ValueEnum>(text: &str) -> Result<T, String> {
-    if let Ok(format) = T::from_str(text, true) {
-        return Ok(format);
-    }
-    let names: Vec<String> = T::value_variants()
-        .iter()
-        .filter_map(|v| v.to_possible_value())
-        .map(|v| v.get_name().to_string())
-        .collect();
-    let mut message = format!("`{text}` is not an output format ({})", names.join(", "));
-    if text.contains(['.', '/']) {
-        message.push_str(&format!(
-            "; -o names a format, as in kubectl; to write a file use --output-file {text}"
-        ));
-    }
-    Err(message)
-}
-
-/// A subcommand's `--help` epilogue: its examples, then the exit codes every subcommand shares.
-pub fn help(examples: &str) -> String {
-    format!("{examples}\n\n{}", exit::TABLE)
-}
-
-/// `500ms`, `5s`, `10m`, `1h 30m`: durations as humans write them (the `humantime` crate),
-/// bounded so that no arithmetic on them can overflow.
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(text)
-        .map_err(|e| format!("`{text}` is not a duration like 500ms, 5s, 10m ({e})"))?;
-    if d > std::time::Duration::from_secs(7 * 24 * 3600) {
-        return Err(format!("`{text}` is longer than a week"));
-    }
-    Ok(d)
-}
-
-/// `--kubernetes-version`: checked when the flag is read, so the library gets a version.
-pub fn parse_kubernetes_version(
-    text: &str,
-) -> Result<sigcat::record::kubernetes::KubeVersion, String> {
-    sigcat::record::kubernetes::KubeVersion::parse(text).ok_or_else(|| {
-        format!("`{text}` is not a Kubernetes version; expected MAJOR.MINOR.PATCH such as 1.30.3")
-    })
+/// The async runtime of the one-shot commands (the watcher builds its own).
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| sigcat::Error::io("<tokio runtime>", e).into())
 }
 
 #[cfg(test)]
@@ -183,10 +141,10 @@ mod tests {
     use clap::CommandFactory;
 
     /// Every command, argument and option says what it is for in `--help` (and so in the man
-    /// pages and completions).
+    /// pages and completions), and every command's `--help` ends with the exit codes.
     #[test]
-    fn every_argument_is_described() {
-        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+    fn every_argument_is_described_and_every_help_ends_with_the_exit_codes() {
+        fn walk(cmd: &mut clap::Command, path: &str, missing: &mut Vec<String>) {
             let here = format!("{path} {}", cmd.get_name());
             if !path.is_empty() && cmd.get_about().is_none() {
                 missing.push(format!("{here}: the command"));
@@ -197,13 +155,50 @@ mod tests {
                     missing.push(format!("{here}: {}", arg.get_id()));
                 }
             }
-            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
-                walk(sub, &here, missing);
+            let help = cmd.render_long_help().to_string();
+            if !help
+                .trim_end()
+                .ends_with(exit::TABLE.lines().last().unwrap_or_default())
+            {
+                missing.push(format!("{here}: --help does not end with the exit codes"));
+            }
+            let names: Vec<String> = cmd
+                .get_subcommands()
+                .filter(|s| s.get_name() != "help")
+                .map(|s| s.get_name().to_string())
+                .collect();
+            for name in names {
+                if let Some(sub) = cmd.find_subcommand_mut(&name) {
+                    walk(sub, &here, missing);
+                }
             }
         }
         let mut missing = Vec::new();
-        walk(&Cli::command(), "", &mut missing);
-        assert!(missing.is_empty(), "no description: {missing:#?}");
+        let mut cli = Cli::command();
+        cli.build();
+        walk(&mut cli, "", &mut missing);
+        assert!(missing.is_empty(), "{missing:#?}");
+    }
+
+    #[test]
+    fn commands_that_only_read_offer_no_signing_key() {
+        let mut cli = Cli::command();
+        cli.build();
+        let catalog = cli.find_subcommand("catalog").unwrap();
+        for name in ["list", "latest", "show", "verify"] {
+            let sub = catalog.find_subcommand(name).unwrap();
+            assert!(
+                sub.get_arguments().all(|a| a.get_id() != "signing_key"),
+                "catalog {name} offers --signing-key"
+            );
+        }
+        for name in ["yank", "unyank", "rebuild-index"] {
+            let sub = catalog.find_subcommand(name).unwrap();
+            assert!(
+                sub.get_arguments().any(|a| a.get_id() == "signing_key"),
+                "catalog {name} cannot sign"
+            );
+        }
     }
 
     #[test]

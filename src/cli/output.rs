@@ -6,24 +6,23 @@
 //! `/dev/stdout`) is opened and written, and a symlink's target is updated while the link
 //! stays a link.
 
-use super::exit::Exit;
 use super::failure::Failure;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Writes to stdout. A reader that went away (`| head`) ends the command quietly, as ripgrep
 /// does: there is nobody left to tell.
-pub fn print(bytes: &[u8]) -> Result<(), Failure> {
+pub(crate) fn print(bytes: &[u8]) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::Quiet(Exit::Ok)),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::Quiet(None)),
         Err(e) => Err(sigcat::Error::io("<stdout>", e).into()),
     }
 }
 
 /// Writes to `path` when given, else to stdout.
-pub fn write(path: Option<&Path>, bytes: &[u8]) -> Result<(), Failure> {
+pub(crate) fn write(path: Option<&Path>, bytes: &[u8]) -> Result<(), Failure> {
     match path {
         Some(path) => write_file(path, bytes)
             .map_err(|e| sigcat::Error::io(path.display().to_string(), e).into()),
@@ -49,7 +48,7 @@ fn resolve(path: &Path) -> std::io::Result<PathBuf> {
     Err(std::io::Error::other("too many levels of symbolic links"))
 }
 
-pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let target = resolve(path)?;
     let existing = std::fs::metadata(&target).ok();
     if let Some(m) = &existing {
@@ -89,7 +88,11 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// DIR's place (an atomic exchange where the filesystem offers one). A DIR that exists must be
 /// empty or hold a `kustomization.yaml` that starts with `marker` (an earlier run's), so that a
 /// typo cannot replace someone's directory.
-pub fn write_dir(dir: &Path, files: &[(String, String)], marker: &str) -> Result<(), Failure> {
+pub(crate) fn write_dir(
+    dir: &Path,
+    files: &[(String, String)],
+    marker: &str,
+) -> Result<(), Failure> {
     let target = resolve(dir).map_err(|e| sigcat::Error::io(dir.display().to_string(), e))?;
     let shown = dir.display().to_string();
     let exists = match std::fs::metadata(&target) {

@@ -2,7 +2,7 @@
 //! server set removed), as it should be, and the JSON merge patch (RFC 7386) between the two,
 //! which is what `--as kustomize` writes as a patch.
 
-use super::yaml::{describe, drop_server_fields, get, set};
+use crate::yaml::{describe, drop_server_fields, get, set};
 use serde_norway::{Mapping, Value};
 
 #[derive(Debug, Clone, PartialEq)]

@@ -4,7 +4,7 @@
 //! the same objects, in the same order, as `--as objects` prints.
 
 use super::change::Change;
-use super::yaml::{str_at, to_stream};
+use crate::yaml::{str_at, to_stream};
 use serde_norway::{Mapping, Value};
 
 /// The first line of every kustomization.yaml sigcat writes; a directory whose
@@ -49,7 +49,7 @@ pub fn files(new_objects: &[Value], changes: &[Change]) -> Vec<(String, String)>
     }
     let text = format!(
         "{MARKER}\n# `kubectl kustomize .` shows what it applies; `kubectl apply -k .` applies it.\n{}",
-        super::yaml::write::to_yaml(&Value::Mapping(k))
+        crate::yaml::write::to_yaml(&Value::Mapping(k))
     );
     files.insert(0, ("kustomization.yaml".into(), text));
     files

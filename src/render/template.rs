@@ -2,8 +2,8 @@
 //! user's current template (`--from`) or filled with documented defaults.
 
 use super::Refusal;
-use super::yaml::{self, drop_server_fields, get, set, str_at};
 use crate::record::Record;
+use crate::yaml::{self, drop_server_fields, get, set, str_at};
 use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 

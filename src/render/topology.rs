@@ -17,8 +17,8 @@
 use super::Refusal;
 use super::change::Change;
 use super::upgrade::{Request, check_step, version_of};
-use super::yaml::{describe, get, get_mut, set, str_at};
 use crate::record::kubernetes::KubeVersion;
+use crate::yaml::{describe, get, get_mut, set, str_at};
 use serde_norway::{Mapping, Value};
 
 const IMAGE_PATH: &str = "/spec/template/spec/image";

@@ -5,8 +5,8 @@
 use super::Refusal;
 use super::change::Change;
 use super::topology;
-use super::yaml::{describe, set, str_at};
 use crate::record::kubernetes::KubeVersion;
+use crate::yaml::{describe, set, str_at};
 use serde_norway::Value;
 
 /// What an upgrade needs to know.

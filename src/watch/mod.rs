@@ -21,6 +21,7 @@ pub mod signals;
 
 use crate::catalog::Catalog;
 use crate::catalog::store::Store;
+use crate::fault::{Classify, Fault};
 use crate::render::TemplateOptions;
 use notify::{RecursiveMode, Watcher};
 use schedule::Schedule;
@@ -87,23 +88,6 @@ impl WatchConfig {
     }
 }
 
-/// The worst that happened to a file, in increasing order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Trouble {
-    /// Invalid input, not a regular file, unreadable past the timeout.
-    Invalid,
-    /// The catalog refused an image (no gallery or managed image; no Plan).
-    Refused,
-    /// An image contradicts the catalog.
-    Conflict,
-    /// The storage failed.
-    Storage,
-    /// The catalog's own data is wrong.
-    Corrupt,
-    /// The catalog's index is not signed by a trusted key.
-    Untrusted,
-}
-
 /// What a run did, logged at the end.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
@@ -117,16 +101,24 @@ pub struct Summary {
     /// `--once`: files left because they are not finished.
     pub left: u64,
     /// The worst that happened to any file (for `--once`'s exit code).
-    pub worst: Option<Trouble>,
+    pub worst: Option<Fault>,
 }
 
 impl Summary {
-    fn worst(&mut self, t: Trouble) {
-        self.worst = self.worst.max(Some(t));
+    fn worst(&mut self, fault: Fault) {
+        self.worst = Fault::worst_of([self.worst, Some(fault)]);
     }
 }
 
+impl Classify for Summary {
+    fn fault(&self) -> Option<Fault> {
+        self.worst
+    }
+}
+
+/// What stops the watcher itself (as opposed to one file's outcome).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WatchError {
     #[error("{0}")]
     Io(String, #[source] std::io::Error),
@@ -138,6 +130,18 @@ pub enum WatchError {
     /// The directory went away and did not come back.
     #[error("the drop directory {0} was removed or renamed and did not come back within {1:?}")]
     DirGone(String, Duration),
+}
+
+impl Classify for WatchError {
+    fn fault(&self) -> Option<Fault> {
+        Some(match self {
+            // One watcher per directory: starting a second one is the operator's mistake.
+            WatchError::Busy(..) => Fault::Settings,
+            WatchError::Io(..) | WatchError::Notify(..) | WatchError::DirGone(..) => {
+                Fault::LocalFile
+            }
+        })
+    }
 }
 
 /// A path for a log line: control characters escaped, so a file named with a newline or an

@@ -5,10 +5,11 @@
 
 use super::judge::{self, Rules, UsedManifest, Verdict};
 use super::schedule::Schedule;
-use super::{Summary, Trouble, WatchConfig, drop, shown};
+use super::{Summary, WatchConfig, drop, shown};
 use crate::catalog::entry::{self, Entry};
 use crate::catalog::store::Store;
-use crate::catalog::{Catalog, CatalogError, Outcome};
+use crate::catalog::{Catalog, Outcome};
+use crate::fault::{Classify, Fault};
 use crate::record::{BuildResult, Record};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -46,7 +47,7 @@ impl<S: Store> Round<'_, S> {
         due: Vec<PathBuf>,
         schedule: &mut Schedule,
         summary: &mut Summary,
-    ) -> Option<Trouble> {
+    ) -> Option<Fault> {
         let verdicts = self.judge_all(&due, schedule).await;
         let mut to_publish = Vec::new();
         for (item, (verdict, look)) in verdicts {
@@ -60,7 +61,7 @@ impl<S: Store> Round<'_, S> {
                     let known = schedule.context(&item, Instant::now()).known_for;
                     if known >= self.config.incomplete_timeout {
                         let why = format!("unreadable for {known:?}: {why}");
-                        self.quarantine(&item, &why, Trouble::Invalid, schedule, summary);
+                        self.quarantine(&item, &why, Fault::InvalidInput, schedule, summary);
                     } else if self.config.once {
                         self.not_yet(
                             &item,
@@ -76,7 +77,7 @@ impl<S: Store> Round<'_, S> {
                     }
                 }
                 Verdict::SetAside(why) | Verdict::Invalid(why) => {
-                    self.quarantine(&item, &why, Trouble::Invalid, schedule, summary)
+                    self.quarantine(&item, &why, Fault::InvalidInput, schedule, summary)
                 }
                 Verdict::AllFailed { records, manifest } => {
                     self.all_failed(&item, &records, manifest.as_ref(), schedule, summary)
@@ -178,7 +179,7 @@ impl<S: Store> Round<'_, S> {
             }),
             Err(refused) => {
                 let why = format!("refused: {}", crate::error::chain(&refused));
-                self.quarantine(item, &why, Trouble::Refused, schedule, summary);
+                self.quarantine(item, &why, Fault::Refused, schedule, summary);
                 None
             }
         }
@@ -189,7 +190,7 @@ impl<S: Store> Round<'_, S> {
         items: Vec<ToPublish>,
         schedule: &mut Schedule,
         summary: &mut Summary,
-    ) -> Option<Trouble> {
+    ) -> Option<Fault> {
         if items.is_empty() {
             return None;
         }
@@ -200,21 +201,28 @@ impl<S: Store> Round<'_, S> {
         let outcomes = match self.catalog.publish(&all).await {
             Ok(o) => o,
             Err(e) => {
-                let trouble = match e {
-                    CatalogError::Corrupt { .. } => Trouble::Corrupt,
-                    CatalogError::Storage { .. } => Trouble::Storage,
-                    CatalogError::Untrusted { .. } => Trouble::Untrusted,
-                };
+                let fault = e.fault().unwrap_or(Fault::Storage);
                 let why = crate::error::chain(&e);
                 summary.storage_errors += 1;
                 self.health.storage_down(&why);
                 let waiting: Vec<PathBuf> = items.iter().map(|p| p.item.clone()).collect();
                 let delay = schedule.storage_down(&waiting, Instant::now());
+                let what = match fault {
+                    Fault::Settings => {
+                        "the catalog refused the credentials (the operator's settings)"
+                    }
+                    Fault::LocalFile => {
+                        "the catalog's directory cannot be written (the operator's settings)"
+                    }
+                    Fault::CatalogData => "the catalog's own data is wrong",
+                    Fault::Untrusted => "the catalog is not trusted",
+                    _ => "catalog unavailable",
+                };
                 for item in &waiting {
                     // The catalog's fault, never the file's: it stays, and is tried again.
-                    tracing::warn!(file = %shown(item), outcome = "retry", retry_in = ?delay, "catalog unavailable: {why}");
+                    tracing::warn!(file = %shown(item), outcome = "retry", fault = %fault, retry_in = ?delay, "{what}: {why}");
                 }
-                return Some(trouble);
+                return Some(fault);
             }
         };
         self.health.storage_ok();
@@ -248,7 +256,7 @@ impl<S: Store> Round<'_, S> {
             self.quarantine(
                 &p.item,
                 &conflicts.join("; "),
-                Trouble::Conflict,
+                Fault::Conflict,
                 schedule,
                 summary,
             );
@@ -335,7 +343,7 @@ impl<S: Store> Round<'_, S> {
         &self,
         item: &Path,
         reason: &str,
-        trouble: Trouble,
+        fault: Fault,
         schedule: &mut Schedule,
         summary: &mut Summary,
     ) {
@@ -350,7 +358,7 @@ impl<S: Store> Round<'_, S> {
             Ok(moved) => {
                 schedule.forget(item);
                 summary.quarantined_files += 1;
-                summary.worst(trouble);
+                summary.worst(fault);
                 if let Err(e) = drop::write_error(&moved, reason) {
                     tracing::error!(file = %shown(&moved), "cannot write the .error file: {e}");
                 }

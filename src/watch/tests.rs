@@ -143,11 +143,7 @@ async fn each_file_of_a_batch_gets_its_own_outcome() {
         "{}",
         why("vhd.log")
     );
-    assert_eq!(
-        summary.worst,
-        Some(Trouble::Refused),
-        "not a storage failure"
-    );
+    assert_eq!(summary.worst, Some(Fault::Refused), "not a storage failure");
     assert_eq!(summary.storage_errors, 0);
 }
 

@@ -490,7 +490,7 @@ fn github_workflow_fails_with_the_reason_on_stdout_only_logs() {
     for (log, said) in [
         (
             "console/stdout-only-failed.log",
-            "build azure-arm.sig-ubuntu-2404 failed: Error waiting for SSH",
+            "build azure-arm.sig-ubuntu-2404 (<stdin>) failed: Error waiting for SSH",
         ),
         (
             "console/stdout-only-make-failed.log",
@@ -684,6 +684,6 @@ fn azure_devops_pipeline_names_what_is_wrong() {
     let (steps, _) = run_azure_devops(&h, &azurite, &failed, &[]);
     assert_build_failed(
         &steps,
-        &["build azure-arm.sig-ubuntu-2404 failed: Error waiting for SSH"],
+        &["build azure-arm.sig-ubuntu-2404 (<stdin>) failed: Error waiting for SSH"],
     );
 }

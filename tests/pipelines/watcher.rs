@@ -229,14 +229,14 @@ fn healthcheck_fails_when_the_heartbeat_is_stale() {
             .output()
             .unwrap()
     };
-    assert_eq!(health(&[]).status.code(), Some(1), "missing");
+    assert_eq!(health(&[]).status.code(), Some(11), "missing");
     std::fs::write(beat, "1").unwrap();
     assert_eq!(health(&[]).status.code(), Some(0));
     std::thread::sleep(Duration::from_millis(1100));
     let stale = health(&["--max-age", "1s"]);
     assert_eq!(
         stale.status.code(),
-        Some(1),
+        Some(11),
         "{}",
         String::from_utf8_lossy(&stale.stderr)
     );

@@ -1,9 +1,10 @@
 //! `sigcat parse`: logs, machine-readable output or manifests → records.
 
-use super::exit::Exit;
-use super::failure::Failure;
-use super::{inputs, messages, output};
+use crate::cli::args::{self, FormatParser};
+use crate::cli::failure::Failure;
+use crate::cli::{inputs, messages, output};
 use clap::{Args, ValueEnum};
+use sigcat::Fault;
 use sigcat::output::{Format, FormatOptions};
 use sigcat::parse::{self, Parsed, lines::LineReader};
 use sigcat::record::kubernetes::KubeVersion;
@@ -26,8 +27,8 @@ Examples:
   sigcat parse packer.out -o sig-publishing-info --tags \"$(cat tags.out)\" --output-file sig-publishing-info.json";
 
 #[derive(Args)]
-#[command(about = "Parse Packer / image-builder output into image records", after_help = super::help(EXAMPLES))]
-pub struct ParseArgs {
+#[command(about = "Parse Packer / image-builder output into image records", after_help = args::help(EXAMPLES))]
+pub(crate) struct ParseArgs {
     /// Build logs, machine-readable output or manifest.json files; `-` or nothing for stdin.
     files: Vec<PathBuf>,
     /// Input format; detected from the first line when not given.
@@ -37,11 +38,11 @@ pub struct ParseArgs {
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
     /// Kubernetes version for images whose version the input does not tell (e.g. 1.30.3).
-    #[arg(long, value_name = "VERSION", value_parser = super::parse_kubernetes_version)]
+    #[arg(long, value_name = "VERSION", value_parser = args::parse_kubernetes_version)]
     kubernetes_version: Option<KubeVersion>,
     /// Output format: json (a record per line), yaml, github ($GITHUB_OUTPUT lines),
     /// azure-devops (logging commands), env (`export` lines), sig-publishing-info.
-    #[arg(short, long, alias = "format", value_name = "FORMAT", value_parser = super::output_format::<FormatArg>, default_value = "json")]
+    #[arg(short, long, alias = "format", value_name = "FORMAT", value_parser = FormatParser::<FormatArg>::new(), default_value = "json")]
     output: FormatArg,
     /// Write the output to PATH (atomically) instead of stdout.
     #[arg(long, value_name = "PATH")]
@@ -60,22 +61,31 @@ pub struct ParseArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum InputFormatArg {
+    /// Packer's console output (what `make` prints).
     Console,
+    /// `packer build -machine-readable` output.
     MachineReadable,
+    /// Packer's manifest.json.
     Manifest,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum FormatArg {
+    /// One record per line.
     Json,
+    /// One YAML document per record.
     Yaml,
+    /// `key=value` lines for $GITHUB_OUTPUT.
     Github,
+    /// Azure DevOps logging commands that set output variables.
     AzureDevops,
+    /// `export SIGCAT_KEY='value'` lines.
     Env,
+    /// image-builder's sig-publishing-info.json.
     SigPublishingInfo,
 }
 
-pub fn run(args: ParseArgs) -> Result<Exit, Failure> {
+pub(crate) fn run(args: ParseArgs) -> Result<Option<Fault>, Failure> {
     let format = args.input_format.map(|f| match f {
         InputFormatArg::Console => InputFormat::Console,
         InputFormatArg::MachineReadable => InputFormat::MachineReadable,
@@ -188,7 +198,7 @@ fn pass_through(path: &Path) -> Result<(), Failure> {
 }
 
 /// Failure is information: the records are written, and the exit code says what happened.
-pub fn outcome(parsed: &Parsed, sources: &str) -> Exit {
+fn outcome(parsed: &Parsed, sources: &str) -> Option<Fault> {
     let failed: Vec<&sigcat::record::Record> = parsed
         .records
         .iter()
@@ -205,24 +215,24 @@ pub fn outcome(parsed: &Parsed, sources: &str) -> Exit {
                 None => messages::say(&format!("build {what}: {}", r.build_name)),
             }
         }
-        return Exit::BuildFailed;
+        return Some(Fault::BuildFailed);
     }
     if !parsed.incomplete.is_empty() {
         messages::say(&format!(
             "no artifact for {} in {sources}: the log ends before the build reported a result or an image (truncated log?)",
             parsed.incomplete.join(", ")
         ));
-        return Exit::NothingFound;
+        return Some(Fault::NothingFound);
     }
     if parsed.records.is_empty() {
         messages::say(&inputs::no_packer_build(sources));
-        return Exit::NothingFound;
+        return Some(Fault::NothingFound);
     }
     if !parsed.records.iter().any(|r| r.has_image()) {
         messages::say(&format!(
             "no artifact found in {sources}: the builds reported no Azure image (a truncated log?)"
         ));
-        return Exit::NothingFound;
+        return Some(Fault::NothingFound);
     }
-    Exit::Ok
+    None
 }

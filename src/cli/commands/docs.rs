@@ -1,12 +1,11 @@
 //! `sigcat completion SHELL` and `sigcat man`: shell completions and man pages, generated from
 //! the same clap definitions the binary parses with.
 
-use super::Cli;
-use super::exit::Exit;
-use super::failure::Failure;
-use super::output;
+use crate::cli::failure::Failure;
+use crate::cli::{Cli, args, output};
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
+use sigcat::Fault;
 use std::path::PathBuf;
 
 const COMPLETION_EXAMPLES: &str = "\
@@ -24,50 +23,52 @@ Examples:
   sudo sigcat man --dir /usr/local/share/man/man1   # sigcat.1 and sigcat-<command>.1";
 
 #[derive(Args)]
-#[command(about = "Print a shell completion script", after_help = COMPLETION_EXAMPLES)]
-pub struct CompletionArgs {
+#[command(about = "Print a shell completion script", after_help = args::help(COMPLETION_EXAMPLES))]
+pub(crate) struct CompletionArgs {
     /// The shell: bash, zsh, fish, powershell or elvish.
     shell: Shell,
 }
 
 #[derive(Args)]
-#[command(about = "Print the man page, or write one per command into a directory", after_help = MAN_EXAMPLES)]
-pub struct ManArgs {
+#[command(about = "Print the man page, or write one per command into a directory", after_help = args::help(MAN_EXAMPLES))]
+pub(crate) struct ManArgs {
     /// Write sigcat.1 and sigcat-<command>.1 for every command into DIR instead.
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
-#[command(about = "Print the JSON Schema of a catalog's index.json, or of a record")]
-pub struct SchemaArgs {
+#[command(about = "Print the JSON Schema of a catalog's index.json, or of a record", after_help = args::help(""))]
+pub(crate) struct SchemaArgs {
     /// index (index.json, layout 3) or record (what `parse` prints, and the catalog stores).
     which: Which,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Which {
+    /// A catalog's index.json.
     Index,
+    /// A record, as `parse` prints it.
     Record,
 }
 
-pub fn schema(args: SchemaArgs) -> Result<Exit, Failure> {
+pub(crate) fn schema(args: SchemaArgs) -> Result<Option<Fault>, Failure> {
     let text = match args.which {
         Which::Index => sigcat::catalog::index::SCHEMA,
         Which::Record => sigcat::record::SCHEMA,
     };
     output::print(text.as_bytes())?;
-    Ok(Exit::Ok)
+    Ok(None)
 }
 
-pub fn completion(args: CompletionArgs) -> Result<Exit, Failure> {
+pub(crate) fn completion(args: CompletionArgs) -> Result<Option<Fault>, Failure> {
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut Cli::command(), "sigcat", &mut script);
     output::print(&script)?;
-    Ok(Exit::Ok)
+    Ok(None)
 }
 
-pub fn man(args: ManArgs) -> Result<Exit, Failure> {
+pub(crate) fn man(args: ManArgs) -> Result<Option<Fault>, Failure> {
     let command = Cli::command();
     match args.dir {
         Some(dir) => {
@@ -83,5 +84,5 @@ pub fn man(args: ManArgs) -> Result<Exit, Failure> {
             output::print(&page)?;
         }
     }
-    Ok(Exit::Ok)
+    Ok(None)
 }

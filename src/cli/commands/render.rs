@@ -1,13 +1,16 @@
 //! `sigcat render`: records (or a log / manifest) → AzureMachineTemplate and upgrade changes.
 
-use super::exit::Exit;
-use super::failure::Failure;
-use super::{inputs, messages, output};
+use crate::cli::args::{self, FormatParser, image::ImageArgs};
+use crate::cli::failure::Failure;
+use crate::cli::{inputs, messages, output};
 use clap::Args;
+use clap::builder::{PossibleValue, TypedValueParser};
+use sigcat::Fault;
 use sigcat::parse::Parsed;
 use sigcat::record::kubernetes::KubeVersion;
 use sigcat::record::same_build;
-use sigcat::render::{self, Refusal, yaml};
+use sigcat::render::{self, Refusal};
+use sigcat::yaml;
 use std::path::PathBuf;
 
 const EXAMPLES: &str = "\
@@ -30,8 +33,8 @@ Examples:
   sigcat render records.json --from md-0.yaml --plan kinvolk:flatcar-container-linux-corevm-amd64:stable-gen2";
 
 #[derive(Args)]
-#[command(about = "Render CAPZ AzureMachineTemplates (and upgrade changes) from a record", after_help = super::help(EXAMPLES))]
-pub struct RenderArgs {
+#[command(about = "Render CAPZ AzureMachineTemplates (and upgrade changes) from a record", after_help = args::help(EXAMPLES))]
+pub(crate) struct RenderArgs {
     /// Records from `sigcat parse` (JSON lines), or a log / manifest to parse; stdin if none.
     inputs: Vec<PathBuf>,
     /// The manifest.json of the same run, when the input is a log.
@@ -41,10 +44,10 @@ pub struct RenderArgs {
     #[arg(long, value_name = "NAME")]
     build: Option<String>,
     /// Kubernetes version when the record does not know it (needed for --upgrade).
-    #[arg(long, value_name = "VERSION", value_parser = super::parse_kubernetes_version)]
+    #[arg(long, value_name = "VERSION", value_parser = args::parse_kubernetes_version)]
     kubernetes_version: Option<KubeVersion>,
     #[command(flatten)]
-    image: super::inputs::ImageArgs,
+    image: ImageArgs,
     /// A current AzureMachineTemplate (`kubectl get -o yaml`); repeat for several. The copy
     /// keeps every field but `image:`, the name and what the server set.
     #[arg(long, value_name = "FILE")]
@@ -70,11 +73,11 @@ pub struct RenderArgs {
     /// How to write the result: `objects` (one YAML stream, for `kubectl apply -f`), or
     /// `kustomize DIR` (a kustomization for `kubectl apply -k DIR`: new objects as resources,
     /// each changed object as it is now plus a merge patch).
-    #[arg(long = "as", num_args = 1..=2, value_names = ["FORMAT", "DIR"], default_value = "objects")]
+    #[arg(long = "as", num_args = 1..=2, value_names = ["FORMAT", "DIR"], default_value = "objects", value_parser = AsParser)]
     as_: Vec<String>,
     /// Output format of the objects: yaml (a multi-document stream) or json (one object, or a
     /// `List` of several, as `kubectl get -o json` prints them).
-    #[arg(short, long, value_name = "FORMAT", value_parser = super::output_format::<OutputArg>, default_value = "yaml")]
+    #[arg(short, long, value_name = "FORMAT", value_parser = FormatParser::<OutputArg>::new(), default_value = "yaml")]
     output: OutputArg,
     /// Write to PATH (atomically) instead of stdout.
     #[arg(long, value_name = "PATH")]
@@ -83,8 +86,38 @@ pub struct RenderArgs {
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum OutputArg {
+    /// A multi-document YAML stream.
     Yaml,
+    /// One object, or a `List` of several.
     Json,
+}
+
+/// `--as FORMAT [DIR]`: any text is taken (the second value is a directory, checked later), and
+/// completions offer the formats, not file names.
+#[derive(Clone)]
+struct AsParser;
+
+impl TypedValueParser for AsParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        Ok(value.to_string_lossy().into_owned())
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            [
+                PossibleValue::new("objects").help("one YAML stream, for kubectl apply -f"),
+                PossibleValue::new("kustomize").help("a kustomization DIR, for kubectl apply -k"),
+            ]
+            .into_iter(),
+        ))
+    }
 }
 
 /// Where the result goes.
@@ -123,7 +156,7 @@ impl RenderArgs {
     }
 }
 
-pub fn run(mut args: RenderArgs) -> Result<Exit, Failure> {
+pub(crate) fn run(mut args: RenderArgs) -> Result<Option<Fault>, Failure> {
     let destination = args.destination()?;
     let rendered = render_all(&args)?;
     match destination {
@@ -141,7 +174,7 @@ pub fn run(mut args: RenderArgs) -> Result<Exit, Failure> {
             output::write_dir(&dir, &files, render::kustomize::MARKER)?;
         }
     }
-    Ok(Exit::Ok)
+    Ok(None)
 }
 
 /// kubectl's JSON: the object itself, or a `List` when there are several.

@@ -1,11 +1,13 @@
 //! `sigcat watch`: the long-running drop-directory service.
 
-use super::catalog_cmd::{CatalogArg, TemplateArgs};
-use super::exit::Exit;
-use super::failure::Failure;
-use super::{messages, parse_duration};
+use crate::cli::args::catalog::{CatalogArgs, SigningArgs};
+use crate::cli::args::image::TemplateArgs;
+use crate::cli::args::{self, parse_duration};
+use crate::cli::failure::Failure;
+use crate::cli::messages;
 use clap::Args;
-use sigcat::watch::{self, Trouble, WatchConfig, WatchError};
+use sigcat::watch::{self, WatchConfig};
+use sigcat::{Classify, Fault};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,13 +25,19 @@ place once it shows the end of its builds and has been quiet for --settle. Outco
 or not a regular file, with NAME.error). A service that stops cleanly exits 0; --once exits
 with the worst outcome of the files it handled (4 invalid, 6 refused, 7 conflict, 8 storage).";
 
+const HEALTHCHECK_EXAMPLES: &str = "\
+Examples:
+  sigcat healthcheck /run/sigcat/heartbeat --max-age 60s     # a liveness probe: 0 fresh, 11 not";
+
 #[derive(Args)]
-#[command(about = "Watch a drop directory and publish every build log that lands there", after_help = super::help(EXAMPLES))]
-pub struct WatchArgs {
+#[command(about = "Watch a drop directory and publish every build log that lands there", after_help = args::help(EXAMPLES))]
+pub(crate) struct WatchArgs {
     /// The drop directory (relative paths are fine).
     dir: PathBuf,
     #[command(flatten)]
-    catalog: CatalogArg,
+    catalog: CatalogArgs,
+    #[command(flatten)]
+    signing: SigningArgs,
     #[command(flatten)]
     template: TemplateArgs,
     /// Judge what is in the directory now, publish what is finished, and exit.
@@ -79,9 +87,10 @@ fn poll_interval(text: &str) -> Result<Duration, String> {
 
 #[derive(Args)]
 #[command(
-    about = "Exit 0 if a `sigcat watch --heartbeat FILE` touched FILE recently (a liveness probe)"
+    about = "Exit 0 if a `sigcat watch --heartbeat FILE` touched FILE recently (a liveness probe)",
+    after_help = args::help(HEALTHCHECK_EXAMPLES)
 )]
-pub struct HealthcheckArgs {
+pub(crate) struct HealthcheckArgs {
     /// The watcher's heartbeat file.
     file: PathBuf,
     /// Older than this is unhealthy.
@@ -89,35 +98,18 @@ pub struct HealthcheckArgs {
     max_age: Duration,
 }
 
-/// Liveness only: fresh is healthy (exit 0), stale or missing is not (exit 1). The storage's
-/// health, which the watcher writes into the file, is said on stderr either way.
-pub fn healthcheck(args: HealthcheckArgs) -> Result<Exit, Failure> {
-    let age = std::fs::metadata(&args.file)
-        .and_then(|m| m.modified())
-        .map(|t| t.elapsed().unwrap_or_default());
-    let storage = std::fs::read_to_string(&args.file).ok().and_then(|t| {
-        t.lines()
-            .find_map(|l| l.strip_prefix("storage: ").map(str::to_string))
-    });
-    if let Some(storage) = storage.filter(|s| s != "ok") {
+/// Liveness only: a fresh heartbeat is healthy; a stale, missing, future-dated or unreadable
+/// one is not (exit 11). The storage's health, which the watcher writes into the file, is said
+/// on stderr either way.
+pub(crate) fn healthcheck(args: HealthcheckArgs) -> Result<Option<Fault>, Failure> {
+    let verdict = watch::heartbeat::check(&args.file, args.max_age, std::time::SystemTime::now());
+    if let Some(storage) = verdict.storage.as_deref().filter(|s| *s != "ok") {
         messages::say(&format!("storage: {storage}"));
     }
-    match age {
-        Ok(age) if age <= args.max_age => Ok(Exit::Ok),
-        Ok(age) => {
-            messages::say(&format!(
-                "unhealthy: {} was last touched {}s ago (limit {}s): the watcher is stuck, or its drop directory is gone",
-                args.file.display(),
-                age.as_secs(),
-                args.max_age.as_secs()
-            ));
-            Ok(Exit::BuildFailed)
-        }
-        Err(e) => {
-            messages::say(&format!("unhealthy: {}: {e}", args.file.display()));
-            Ok(Exit::BuildFailed)
-        }
+    if let Some(why) = &verdict.unhealthy {
+        messages::say(&format!("unhealthy: {why}"));
     }
+    Ok(verdict.fault())
 }
 
 async fn shutdown_signal() {
@@ -134,9 +126,9 @@ async fn shutdown_signal() {
     }
 }
 
-pub fn run(args: WatchArgs) -> Result<Exit, Failure> {
+pub(crate) fn run(args: WatchArgs) -> Result<Option<Fault>, Failure> {
     let template = args.template.options()?;
-    let catalog = args.catalog.open()?;
+    let catalog = args.catalog.open_for_writing(&args.signing)?;
     let config = WatchConfig {
         once: args.once,
         poll: args.poll,
@@ -162,20 +154,9 @@ pub fn run(args: WatchArgs) -> Result<Exit, Failure> {
     // finish stays in the directory for the next start.
     rt.shutdown_timeout(Duration::from_secs(1));
     match result {
-        Ok(summary) if args.once => Ok(match summary.worst {
-            None => Exit::Ok,
-            Some(Trouble::Invalid) => Exit::InvalidInput,
-            Some(Trouble::Refused) => Exit::Refused,
-            Some(Trouble::Conflict) => Exit::Conflict,
-            Some(Trouble::Storage) => Exit::Storage,
-            Some(Trouble::Corrupt) => Exit::Corrupt,
-            Some(Trouble::Untrusted) => Exit::Untrusted,
-        }),
-        Ok(_) => Ok(Exit::Ok),
-        Err(e @ WatchError::Busy(..)) => Err(Failure::Usage(e.to_string())),
-        Err(e) => {
-            messages::say(&format!("error: {}", sigcat::error::chain(&e)));
-            Ok(Exit::Io)
-        }
+        // --once: the worst outcome of the files it handled; a service that stops cleanly: 0.
+        Ok(summary) if args.once => Ok(summary.fault()),
+        Ok(_) => Ok(None),
+        Err(e) => Err(Failure::Watch(e)),
     }
 }

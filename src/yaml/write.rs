@@ -192,7 +192,7 @@ mod tests {
         // Read back by an independent YAML reader and by ours, each gives the original.
         let v: Value = serde_norway::from_str(&format!("k: {q}")).unwrap();
         assert_eq!(v["k"].as_str(), Some(tricky));
-        let ours = crate::render::yaml::read::read_documents(&format!("k: {q}"), "t").unwrap();
+        let ours = crate::yaml::read::read_documents(&format!("k: {q}"), "t").unwrap();
         assert_eq!(ours[0].0["k"].as_str(), Some(tricky));
     }
 
