@@ -73,28 +73,53 @@ pub enum Refusal {
     #[error(
         "`{build}` published no gallery image version or managed image (only a VHD, or nothing): CAPZ cannot boot it"
     )]
-    NoBootableImage { build: String },
+    NoBootableImage {
+        /// The build.
+        build: String,
+    },
     /// Third-party bases (Flatcar by Kinvolk) need a Plan or VM creation fails.
     #[error(
         "`{build}` looks built from a third-party base (Flatcar): its VMs need a Plan, or creating them fails with \"requires Plan information\""
     )]
-    NeedsPlan { build: String },
+    NeedsPlan {
+        /// The build.
+        build: String,
+    },
+    /// `--image-api id` for a build with no managed image.
     #[error("`{build}` published no managed image, so it has no image id")]
-    NoManagedImage { build: String },
+    NoManagedImage {
+        /// The build.
+        build: String,
+    },
+    /// A gallery image API for a build with no gallery image version.
     #[error("`{build}` published no gallery image version")]
-    NoGalleryImage { build: String },
+    NoGalleryImage {
+        /// The build.
+        build: String,
+    },
+    /// A Plan with a managed image (`id`), which CAPZ cannot express.
     #[error("an `id` image cannot carry a Plan in CAPZ; use a gallery image")]
     PlanWithId,
+    /// `--from` names something other than an AzureMachineTemplate.
     #[error("the template to copy holds a {found}, not an AzureMachineTemplate")]
-    NotATemplate { found: String },
+    NotATemplate {
+        /// What it holds instead (`kind/name`).
+        found: String,
+    },
+    /// The `--from` template has no VM size.
     #[error("the template to copy has no spec.template.spec.vmSize, which CAPZ requires")]
     TemplateWithoutVmSize,
+    /// A template from scratch without a VM size.
     #[error("a template made from scratch needs a VM size")]
     VmSizeMissing,
+    /// An upgrade for an image whose Kubernetes version is unknown.
     #[error(
         "the Kubernetes version of `{build}` is unknown, and an upgrade sets the control plane and workers to it"
     )]
-    UnknownKubernetesVersion { build: String },
+    UnknownKubernetesVersion {
+        /// The build.
+        build: String,
+    },
     /// An upgrade that Cluster API would refuse or that would break the cluster.
     #[error("{0}")]
     Upgrade(String),

@@ -7,6 +7,8 @@
 //! [`watch`] feeding a drop directory through the same stages. [`redact`] keeps credentials
 //! out of all of it; [`retry`] bounds every wait on storage.
 
+#![deny(missing_docs, unreachable_pub)]
+
 pub mod catalog;
 pub mod error;
 pub mod fault;

@@ -5,6 +5,7 @@ use crate::error::Error;
 use crate::record::{BuildResult, Record};
 use std::fmt::Write as _;
 
+/// The output formats of records (`parse -o`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// One JSON object per line (the record schema).
@@ -28,6 +29,7 @@ pub struct FormatOptions {
     pub tags: Option<String>,
 }
 
+/// Writes records in `format`; fails only when the format needs one image and the records hold another number.
 pub fn render(
     records: &[Record],
     format: Format,

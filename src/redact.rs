@@ -77,6 +77,7 @@ fn private_key_spans(text: &str, spans: &mut Vec<(usize, usize)>) {
     }
 }
 
+/// What a secret is replaced with.
 pub const REDACTED: &str = "REDACTED";
 
 /// A marker whose value (up to one of `ends`) is a secret.

@@ -43,6 +43,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// Delays that start at `config.init`.
     pub fn new(config: BackoffConfig) -> Self {
         Backoff {
             ceiling: config.init,
@@ -94,6 +95,7 @@ pub trait Retryable: Sized {
 /// How long an operation may be retried.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RetryConfig {
+    /// How delays grow between tries.
     pub backoff: BackoffConfig,
     /// Tries after the first.
     pub max_retries: u32,

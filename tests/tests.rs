@@ -9,6 +9,7 @@ mod cli_catalog;
 mod cli_habits;
 mod cli_parse;
 mod faults;
+mod layers;
 mod never_panics;
 mod parse_fixtures;
 mod pipelines;

@@ -9,7 +9,9 @@ use super::store::{PutMode, Store, StoreError, Versioned};
 /// Any backend, chosen at run time from the catalog location.
 #[derive(Clone)]
 pub enum AnyStore {
+    /// A directory.
     Local(local::LocalStore),
+    /// An Azure Blob Storage container (or Azurite).
     #[cfg(feature = "azure")]
     Azure(Box<azure::AzureStore>),
 }

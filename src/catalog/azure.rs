@@ -16,6 +16,7 @@ use futures::StreamExt;
 /// Azurite's well-known account.
 pub const EMULATOR_ACCOUNT: &str = "devstoreaccount1";
 
+/// A container (and prefix) in Azure Blob Storage, or Azurite.
 #[derive(Clone)]
 pub struct AzureStore {
     container: ContainerClient,
@@ -111,6 +112,7 @@ fn endpoint_location(account: &str, endpoint: &str) -> CloudLocation {
 }
 
 impl AzureStore {
+    /// A client for `location`, with credentials from the environment in the documented order.
     pub fn from_env(location: AzureLocation) -> Result<AzureStore, SettingsError> {
         let (cloud, creds) = credentials(&location)?;
         // sigcat retries with its own bounds (crate::retry); the client must not retry on top.
@@ -147,7 +149,9 @@ impl AzureStore {
 #[derive(Debug, thiserror::Error)]
 #[error("HTTP {status}{}", code.as_deref().map(|c| format!(" {c}")).unwrap_or_default())]
 pub struct HttpFailure {
+    /// The HTTP status.
     pub status: u16,
+    /// Azure's error code (`AuthorizationFailure`), when it sent one.
     pub code: Option<String>,
 }
 

@@ -15,11 +15,14 @@ pub use objects::sha256;
 /// Which input an item came from, for messages: the build and its source file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
+    /// The build name as printed.
     pub build: String,
+    /// The file it was read from, or `<stdin>`.
     pub source: String,
 }
 
 impl Item {
+    /// The item a record is.
     pub fn of(record: &Record) -> Item {
         Item {
             build: record.build_name.clone(),
@@ -38,7 +41,9 @@ impl fmt::Display for Item {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{item}: {reason}")]
 pub struct Refused {
+    /// The item.
     pub item: Item,
+    /// Why.
     #[source]
     pub reason: Refusal,
 }
@@ -46,10 +51,15 @@ pub struct Refused {
 /// A record ready to be published.
 #[derive(Debug, Clone)]
 pub struct Entry {
+    /// The image's catalog id.
     pub id: String,
+    /// Where it came from.
     pub item: Item,
+    /// The record.
     pub record: Record,
+    /// The record object's bytes.
     pub record_bytes: Vec<u8>,
+    /// The AzureMachineTemplate object's bytes.
     pub template_bytes: Vec<u8>,
 }
 
@@ -94,6 +104,7 @@ pub fn prepare(record: &Record, template: &TemplateOptions) -> Result<Entry, Ref
     })
 }
 
+/// A record as the catalog stores it (pretty JSON).
 pub fn record_bytes(record: &Record) -> Vec<u8> {
     serde_json::to_vec_pretty(record).expect("records serialise")
 }
@@ -172,10 +183,12 @@ pub fn describe(
 }
 
 impl Entry {
+    /// The record object's key and hash.
     pub fn record_ref(&self) -> ObjectRef {
         objects::object_ref(&self.id, Kind::Record, &self.record_bytes)
     }
 
+    /// The template object's key and hash.
     pub fn template_ref(&self) -> ObjectRef {
         objects::object_ref(&self.id, Kind::Template, &self.template_bytes)
     }

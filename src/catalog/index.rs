@@ -17,15 +17,19 @@ pub const LAYOUT_VERSION: u32 = 3;
 /// The layouts this sigcat reads.
 pub const KNOWN_LAYOUTS: [u32; 3] = [1, 2, 3];
 
+/// Fields a newer sigcat wrote, kept as they are.
 pub type Extra = serde_json::Map<String, serde_json::Value>;
 
 /// The JSON Schema of `index.json` (what `sigcat schema index` prints), for consumers that are
 /// not sigcat.
 pub const SCHEMA: &str = include_str!("index.schema.json");
 
+/// The catalog's index: every image, derived from the objects.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Index {
+    /// The layout version (see [`LAYOUT_VERSION`]).
     pub layout: u32,
+    /// Every image.
     pub images: Vec<IndexEntry>,
     /// Fields of a newer sigcat, kept unchanged.
     #[serde(flatten)]
@@ -43,24 +47,34 @@ impl Default for Index {
 }
 
 impl Index {
+    /// The entry of image `id`.
     pub fn find(&self, id: &str) -> Option<&IndexEntry> {
         self.images.iter().find(|e| e.id == id)
     }
 }
 
+/// One image in the index: what queries select on, and where its objects are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexEntry {
     /// `<definition>-<version>-<hash>`: readable, and unique per gallery image version id.
     pub id: String,
+    /// The build (`sig-ubuntu-2404`).
     pub build: String,
+    /// The Kubernetes version (`1.30.3`), when known.
     pub kubernetes_version: Option<String>,
+    /// `Linux` or `Windows`.
     pub os_type: Option<String>,
     /// `ubuntu-2404`, from the manifest's `build_name` or the build name.
     pub distro: Option<String>,
+    /// The gallery image definition.
     pub image_definition: Option<String>,
+    /// The gallery.
     pub gallery: Option<String>,
+    /// The gallery image version.
     pub gallery_image_version: Option<String>,
+    /// The gallery image version's resource id.
     pub gallery_image_version_id: Option<String>,
+    /// The managed image's resource id.
     pub managed_image_id: Option<String>,
     /// Regions the image can be used in, normalised (`westeurope`): the gallery's replicated
     /// regions, or a managed image's location. Empty: not known, and never claimed.
@@ -81,23 +95,30 @@ pub struct IndexEntry {
     pub extra: Extra,
 }
 
+/// Where an object is, and the sha256 its content must have.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectRef {
+    /// The object's key.
     pub key: String,
+    /// The sha256 of its content (hex).
     pub sha256: String,
 }
 
 /// Where an image stands after its latest yank or unyank event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct YankState {
+    /// Whether the image is out of service.
     pub yanked: bool,
+    /// Why, as given.
     pub reason: Option<String>,
+    /// When (RFC 3339, UTC).
     pub at: String,
     /// The event object (the head of the image's chain of yank events).
     pub event: ObjectRef,
 }
 
 impl IndexEntry {
+    /// Whether the image is out of service.
     pub fn is_yanked(&self) -> bool {
         self.yank.as_ref().is_some_and(|y| y.yanked)
     }
@@ -118,7 +139,9 @@ pub struct Filter {
     pub kubernetes: Option<String>,
     /// Matched, ignoring case, within the OS type, the distro and the image definition.
     pub os: Option<String>,
+    /// The image definition, exactly (ignoring case).
     pub definition: Option<String>,
+    /// The gallery, exactly (ignoring case).
     pub gallery: Option<String>,
     /// Only images known to be in this region (any spelling Azure accepts).
     pub region: Option<String>,
@@ -127,6 +150,7 @@ pub struct Filter {
 }
 
 impl Filter {
+    /// Whether an entry passes every filter.
     pub fn matches(&self, e: &IndexEntry) -> bool {
         let eq = |want: &Option<String>, have: &Option<String>| match want {
             None => true,

@@ -16,12 +16,14 @@ const TEMP_PREFIX: &str = ".sigcat-";
 const TEMP_SUFFIX: &str = ".tmp";
 const STALE_AFTER: Duration = Duration::from_secs(3600);
 
+/// A catalog in a local directory.
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
 }
 
 impl LocalStore {
+    /// A store rooted at `root` (created on the first write).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         LocalStore { root: root.into() }
     }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 /// Each key's bytes and the version they were written at (their ETag).
 type Objects = BTreeMap<String, (Vec<u8>, u64)>;
 
+/// A catalog in memory.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
     objects: Arc<Mutex<Objects>>,
@@ -16,6 +17,7 @@ pub struct MemoryStore {
 }
 
 impl MemoryStore {
+    /// An empty store.
     pub fn new() -> Self {
         MemoryStore::default()
     }
@@ -44,6 +46,7 @@ impl MemoryStore {
             .map(|(b, _)| b.clone())
     }
 
+    /// Deletes an object behind the catalog's back (a test plants a loss).
     pub fn remove(&self, key: &str) {
         self.objects.lock().unwrap().remove(key);
     }
@@ -104,5 +107,19 @@ impl Store for MemoryStore {
 
     fn describe(&self) -> String {
         "memory".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The in-memory store keeps the same promises as the real ones: the unit tests of the
+    /// publish protocol and the watcher rely on it.
+    #[tokio::test]
+    async fn the_memory_store_passes_the_conformance_suite() {
+        super::super::conformance::store_conformance(&MemoryStore::new()).await;
+        let shared = MemoryStore::new();
+        super::super::conformance::catalog_conformance(|| shared.clone()).await;
     }
 }

@@ -19,6 +19,7 @@
 
 #[cfg(feature = "azure")]
 pub mod azure;
+pub mod conformance;
 pub mod entry;
 pub mod index;
 pub mod local;
@@ -47,6 +48,7 @@ pub use error::{CatalogError, Conflict, Outcome, YankOutcome};
 pub use objects::INDEX_KEY;
 pub use settings::{Location, SettingsError};
 
+/// A catalog: a store, how patiently it is retried, and the keys that sign and are trusted.
 pub struct Catalog<S> {
     store: S,
     retry: RetryConfig,
@@ -63,6 +65,7 @@ pub(crate) struct Current {
 }
 
 impl<S: Store> Catalog<S> {
+    /// A catalog in `store`, with the default retry policy, unsigned and trusting everything.
     pub fn new(store: S) -> Self {
         Catalog {
             store,
@@ -73,6 +76,7 @@ impl<S: Store> Catalog<S> {
         }
     }
 
+    /// How storage requests are retried.
     pub fn with_retry(mut self, retry: RetryConfig) -> Self {
         self.retry = retry;
         self
@@ -90,14 +94,17 @@ impl<S: Store> Catalog<S> {
         self
     }
 
+    /// Where the catalog is, for messages (never a credential).
     pub fn describe(&self) -> String {
         self.store.describe()
     }
 
+    /// The store.
     pub fn store(&self) -> &S {
         &self.store
     }
 
+    /// The keys it trusts, if any.
     pub fn trust(&self) -> Option<&signing::Trust> {
         self.trust.as_ref()
     }

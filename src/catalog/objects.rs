@@ -18,9 +18,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 
+/// The index's key.
 pub const INDEX_KEY: &str = "index.json";
+/// The key of a copy of the newest index's signature (for `ssh-keygen -Y verify`).
 pub const INDEX_SIGNATURE_KEY: &str = "index.json.sig";
 
+/// The sha256 of `bytes`, in lower-case hex.
 pub fn sha256(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
@@ -30,11 +33,16 @@ pub fn signature_key(index_sha256: &str) -> String {
     format!("signatures/{index_sha256}.sig")
 }
 
+/// What an object under `images/<id>/` is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
+    /// A revision of the record.
     Record,
+    /// The AzureMachineTemplate.
     Template,
+    /// What an index entry pointed at, and when.
     Revision,
+    /// A yank or unyank.
     Yank,
     /// Layout 1: `images/<id>/record.json`.
     LegacyRecord,
@@ -107,9 +115,13 @@ pub fn parse_key(key: &str) -> Option<(String, Kind)> {
 /// (revision) and the template, and when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revision {
+    /// The image.
     pub id: String,
+    /// The record object.
     pub record: ObjectRef,
+    /// The template object.
     pub template: ObjectRef,
+    /// When (RFC 3339, UTC).
     pub at: String,
 }
 
@@ -117,9 +129,13 @@ pub struct Revision {
 /// trusting clocks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct YankEvent {
+    /// The image.
     pub id: String,
+    /// Yanked (true) or put back (false).
     pub yanked: bool,
+    /// Why, as given.
     pub reason: Option<String>,
+    /// When (RFC 3339, UTC).
     pub at: String,
     /// The key of the event this one follows; none for the first.
     pub previous: Option<String>,

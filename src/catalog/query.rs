@@ -6,10 +6,12 @@ use super::store::Store;
 use super::{Catalog, CatalogError, INDEX_KEY};
 
 impl<S: Store> Catalog<S> {
+    /// The index.
     pub async fn index(&self) -> Result<Index, CatalogError> {
         Ok(self.current().await?.index)
     }
 
+    /// The images that match, newest first.
     pub async fn list(&self, filter: &Filter) -> Result<Vec<IndexEntry>, CatalogError> {
         let mut entries: Vec<IndexEntry> = self
             .index()

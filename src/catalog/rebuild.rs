@@ -13,6 +13,7 @@ use crate::record::Record;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// How bad a finding is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -23,6 +24,7 @@ pub enum Severity {
     Error,
 }
 
+/// What a finding is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FindingKind {
@@ -34,12 +36,16 @@ pub enum FindingKind {
     Orphan,
 }
 
+/// One thing `verify` or `rebuild-index` found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Finding {
+    /// How bad.
     pub severity: Severity,
+    /// About what.
     pub kind: FindingKind,
     /// The object key or image id it is about.
     pub subject: String,
+    /// What is wrong, and what to do.
     pub problem: String,
 }
 
@@ -55,6 +61,7 @@ impl crate::fault::Classify for Finding {
 }
 
 impl Severity {
+    /// `warning` or `error`.
     pub fn as_str(self) -> &'static str {
         match self {
             Severity::Warning => "warning",
@@ -64,6 +71,7 @@ impl Severity {
 }
 
 impl FindingKind {
+    /// `signature`, `data` or `orphan`.
     pub fn as_str(self) -> &'static str {
         match self {
             FindingKind::Signature => "signature",
@@ -76,15 +84,20 @@ impl FindingKind {
 /// What `catalog verify` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// Images in the index.
     pub images: usize,
+    /// Yanked images in the index.
     pub yanked: usize,
+    /// Objects in the catalog.
     pub objects: usize,
     /// Who signed the index, or why it is not checked.
     pub signature: String,
+    /// What was found, errors first.
     pub findings: Vec<Finding>,
 }
 
 impl Report {
+    /// The worst finding's severity and kind.
     pub fn worst(&self) -> Option<(Severity, FindingKind)> {
         self.findings
             .iter()

@@ -18,11 +18,19 @@ pub enum Comparison {
     /// The offered record says nothing the stored one does not.
     Known,
     /// The union of both, and the fields the offered record adds (dotted paths).
-    Adds { merged: Value, added: Vec<String> },
+    Adds {
+        /// The stored record with what the offered one adds.
+        merged: Value,
+        /// The fields added (dotted paths).
+        added: Vec<String>,
+    },
     /// A field both know, with different values.
     Disagrees {
+        /// The field (a dotted path).
         field: String,
+        /// The stored value.
         stored: String,
+        /// The offered value.
         offered: String,
     },
 }

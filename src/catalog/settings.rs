@@ -7,16 +7,25 @@ use std::path::PathBuf;
 /// Every form `--catalog` accepts, for messages.
 pub const ACCEPTED_FORMS: &str = "a directory (or file://DIR), azblob://ACCOUNT/CONTAINER[/PREFIX], https://ACCOUNT.blob.core.windows.net/CONTAINER[/PREFIX], or http(s)://HOST:PORT/ACCOUNT/CONTAINER[/PREFIX] (a custom endpoint such as Azurite)";
 
+/// A catalog setting the operator must fix.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     /// The catalog location is not one sigcat understands.
     #[error("`{given}` is not a catalog location: {why}; expected {ACCEPTED_FORMS}")]
-    Location { given: String, why: String },
+    Location {
+        /// The location as given (redacted).
+        given: String,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A credential variable is set, but to something unusable.
     #[error("{variable} is set but not usable: {problem}")]
     Variable {
+        /// The variable.
         variable: &'static str,
+        /// What is wrong with it.
         problem: String,
+        /// What the parser said.
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
@@ -25,7 +34,9 @@ pub enum SettingsError {
         "no storage credential for account `{account}`: set AZURE_STORAGE_CONNECTION_STRING, AZURE_STORAGE_KEY or AZURE_STORAGE_SAS_TOKEN, or configure Microsoft Entra ID (workload identity, managed identity or `az login`)"
     )]
     NoCredential {
+        /// The account.
         account: String,
+        /// Why Microsoft Entra ID could not be used.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -34,7 +45,9 @@ pub enum SettingsError {
         "`{given}` needs the `{feature}` feature, which this sigcat was built without; build it with `cargo install sigcat --features {feature}` (on by default)"
     )]
     NotBuiltIn {
+        /// The location as given.
         given: String,
+        /// The Cargo feature it needs.
         feature: &'static str,
     },
 }
@@ -42,7 +55,9 @@ pub enum SettingsError {
 /// Where an Azure catalog lives, parsed from the catalog URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AzureLocation {
+    /// The storage account.
     pub account: String,
+    /// The container.
     pub container: String,
     /// Without leading or trailing `/`; may be empty.
     pub prefix: String,
@@ -122,7 +137,9 @@ impl AzureLocation {
 /// Where a catalog is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
+    /// A directory.
     Local(PathBuf),
+    /// An Azure Blob Storage container.
     Azure(AzureLocation),
 }
 

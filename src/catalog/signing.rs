@@ -8,47 +8,75 @@
 
 use ssh_key::{HashAlg, LineEnding, PrivateKey, PublicKey, SshSig};
 
+/// The SSHSIG namespace of every signature sigcat makes and accepts.
 pub const NAMESPACE: &str = "sigcat-catalog";
 
 /// A signing key or trust file the operator gave that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
+    /// The key file is not an OpenSSH private key.
     #[error("{path}: not an OpenSSH private key ({problem})")]
-    NotAKey { path: String, problem: String },
+    NotAKey {
+        /// The key file.
+        path: String,
+        /// What the key parser said.
+        problem: String,
+    },
     #[error(
         "{path}: the key is protected by a passphrase; give it in SIGCAT_SIGNING_KEY_PASSPHRASE"
     )]
-    NeedsPassphrase { path: String },
+    /// The key is protected and no passphrase was given.
+    NeedsPassphrase {
+        /// The key file.
+        path: String,
+    },
+    /// The passphrase does not decrypt the key.
     #[error("{path}: the passphrase does not decrypt the key")]
-    WrongPassphrase { path: String },
+    WrongPassphrase {
+        /// The key file.
+        path: String,
+    },
     #[error(
         "{path}:{line}: {problem}; expected `PRINCIPALS [OPTIONS] KEYTYPE BASE64 [COMMENT]` (ssh-keygen's ALLOWED SIGNERS format)"
     )]
+    /// A line of the trust file is not an allowed signer.
     TrustFile {
+        /// The trust file.
         path: String,
+        /// The line (1-based).
         line: usize,
+        /// What is wrong with it.
         problem: String,
     },
+    /// The trust file lists no key.
     #[error("{path}: lists no key")]
-    EmptyTrust { path: String },
+    EmptyTrust {
+        /// The trust file.
+        path: String,
+    },
 }
 
 /// Why a signed catalog's index is not trusted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Untrusted {
+    /// There is no signature.
     #[error("the index is not signed")]
     Unsigned,
+    /// The signature is not an SSH signature.
     #[error("its signature is not an SSH signature ({0})")]
     Malformed(String),
+    /// The signature is for another namespace.
     #[error("it is signed in the namespace `{0}`, not `{NAMESPACE}`")]
     Namespace(String),
     #[error(
         "it is signed by a key the trust file does not list (or not for this namespace and time): {0}"
     )]
+    /// The signing key is not in the trust file (fingerprint given).
     UnknownKey(String),
     #[error(
         "its signature (by {0}) does not match its content: the index was changed after it was signed"
     )]
+    /// The content changed after it was signed (the principal given).
     Mismatch(String),
 }
 
@@ -97,6 +125,7 @@ impl Signer {
             .expect("a decrypted key signs")
     }
 
+    /// The key's SHA-256 fingerprint.
     pub fn fingerprint(&self) -> String {
         self.key.fingerprint(HashAlg::Sha256).to_string()
     }

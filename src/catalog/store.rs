@@ -8,12 +8,15 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
+/// Any error, as the cause of a store error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// An object's bytes and the version tag a conditional write must name to replace it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Versioned {
+    /// The content.
     pub bytes: Vec<u8>,
+    /// Its version tag, for a conditional write.
     pub etag: String,
 }
 
@@ -31,8 +34,11 @@ pub enum PutMode {
 /// What a storage request was doing, for messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
+    /// A read.
     Read,
+    /// A write.
     Write,
+    /// A listing.
     List,
 }
 
@@ -53,17 +59,26 @@ impl fmt::Display for Op {
 pub enum StoreError {
     /// A conditional write lost: someone else wrote first (409 exists, 412 stale ETag).
     /// Not a failure: the catalog re-reads and decides.
-    Precondition { key: String },
+    Precondition {
+        /// The object.
+        key: String,
+    },
     /// Worth retrying: a timeout, a 5xx, throttling, a refused or reset connection.
     Unavailable {
+        /// What the request was doing.
         op: Op,
+        /// The object (or prefix).
         key: String,
+        /// The cause.
         source: BoxError,
     },
     /// The storage refused the credentials or their rights (401, 403): the operator's settings.
     Denied {
+        /// What the request was doing.
         op: Op,
+        /// The object (or prefix).
         key: String,
+        /// The cause.
         source: BoxError,
     },
     /// The local filesystem refused (permissions, a read-only or full filesystem, a file
@@ -78,14 +93,20 @@ pub enum StoreError {
     },
     /// Not worth retrying: a request the service rejected.
     Failed {
+        /// What the request was doing.
         op: Op,
+        /// The object (or prefix).
         key: String,
+        /// The cause.
         source: BoxError,
     },
     /// Transient failures went on past the retry budget.
     GaveUp {
+        /// How many tries were made.
         attempts: u32,
+        /// How long they took.
         elapsed: Duration,
+        /// The last try's error.
         last: Box<StoreError>,
     },
 }

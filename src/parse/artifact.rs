@@ -13,33 +13,33 @@ use crate::redact::redact_secrets;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 
-pub const VM_IMAGE_BUILDER_ID: &str = "Azure.ResourceManagement.VMImage";
-pub const CHROOT_BUILDER_ID: &str = "azure.chroot";
+pub(crate) const VM_IMAGE_BUILDER_ID: &str = "Azure.ResourceManagement.VMImage";
+pub(crate) const CHROOT_BUILDER_ID: &str = "azure.chroot";
 /// First line of each artifact kind, as printed after `--> NAME: `.
-pub const VM_IMAGE_HEADER: &str = "Azure.ResourceManagement.VMImage:";
-pub const CHROOT_HEADER: &str = "Azure resources created:";
+pub(crate) const VM_IMAGE_HEADER: &str = "Azure.ResourceManagement.VMImage:";
+pub(crate) const CHROOT_HEADER: &str = "Azure resources created:";
 
 #[derive(Debug, Clone)]
-pub struct Field {
-    pub key: String,
+pub(crate) struct Field {
+    pub(crate) key: String,
     /// Already redacted.
-    pub value: String,
-    pub line: u64,
+    pub(crate) value: String,
+    pub(crate) line: u64,
 }
 
 #[derive(Debug, Clone)]
-pub struct ArtifactBlock {
-    pub build_name: String,
-    pub builder_id: &'static str,
-    pub first_line: u64,
-    pub last_line: u64,
-    pub fields: Vec<Field>,
+pub(crate) struct ArtifactBlock {
+    pub(crate) build_name: String,
+    pub(crate) builder_id: &'static str,
+    pub(crate) first_line: u64,
+    pub(crate) last_line: u64,
+    pub(crate) fields: Vec<Field>,
     /// Chroot only: created resource ids with their lines.
-    pub resources: Vec<(String, u64)>,
+    pub(crate) resources: Vec<(String, u64)>,
 }
 
 impl ArtifactBlock {
-    pub fn new(build_name: &str, builder_id: &'static str, line: u64) -> Self {
+    pub(crate) fn new(build_name: &str, builder_id: &'static str, line: u64) -> Self {
         ArtifactBlock {
             build_name: build_name.to_string(),
             builder_id,
@@ -51,7 +51,7 @@ impl ArtifactBlock {
     }
 
     /// Adds a `Key: value` line. A key seen before must have the same value.
-    pub fn add_field(
+    pub(crate) fn add_field(
         &mut self,
         key: &str,
         value: &str,
@@ -90,7 +90,12 @@ impl ArtifactBlock {
         Ok(())
     }
 
-    pub fn add_resource(&mut self, id: &str, line: u64, source: &str) -> Result<(), InputError> {
+    pub(crate) fn add_resource(
+        &mut self,
+        id: &str,
+        line: u64,
+        source: &str,
+    ) -> Result<(), InputError> {
         if let Some(c) = crate::record::control_character(id) {
             return Err(InputError::new(
                 source,
@@ -107,7 +112,7 @@ impl ArtifactBlock {
 
     /// Identity of the image this block describes, so the duplicate block that the manifest
     /// post-processor causes (and the machine-readable copy) collapse into one record.
-    pub fn fingerprint(&self) -> u64 {
+    pub(crate) fn fingerprint(&self) -> u64 {
         let mut fields: Vec<(&str, &str)> = self
             .fields
             .iter()
@@ -132,7 +137,7 @@ impl ArtifactBlock {
             .find(|f| f.key == key && !f.value.is_empty())
     }
 
-    pub fn into_record(self, provenance: Provenance) -> Result<Record, InputError> {
+    pub(crate) fn into_record(self, provenance: Provenance) -> Result<Record, InputError> {
         let source = provenance.source.clone();
         let mut record = Record::new(&self.build_name, BuildResult::Succeeded, provenance);
         record.builder_id = Some(self.builder_id.to_string());

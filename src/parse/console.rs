@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, HashSet};
 
 /// Caps that keep memory flat on hostile input (millions of fake build names or blocks).
 /// image-builder runs a handful of builds; past these a log is refused, never cut short.
-pub const MAX_BUILDS: usize = 4096;
-pub const MAX_IMAGES: usize = 4096;
+pub(crate) const MAX_BUILDS: usize = 4096;
+pub(crate) const MAX_IMAGES: usize = 4096;
 const MAX_ERROR_TEXT: usize = 4096;
 
 #[derive(Debug, Default)]
@@ -43,7 +43,7 @@ struct OpenBlock {
     seen_blank: bool,
 }
 
-pub struct ConsoleParser {
+pub(crate) struct ConsoleParser {
     source: String,
     format: InputFormat,
     section: Section,
@@ -58,7 +58,7 @@ pub struct ConsoleParser {
 }
 
 impl ConsoleParser {
-    pub fn new(source: &str, format: InputFormat) -> Self {
+    pub(crate) fn new(source: &str, format: InputFormat) -> Self {
         ConsoleParser {
             source: source.to_string(),
             format,
@@ -75,12 +75,17 @@ impl ConsoleParser {
 
     /// Whether the next line must be fed whatever it holds (inside an artifact block); otherwise
     /// only lines that [`line_finder`] matches can change anything.
-    pub fn wants_every_line(&self) -> bool {
+    pub(crate) fn wants_every_line(&self) -> bool {
         self.open.is_some()
     }
 
     /// Feeds one raw line (colour, CI prefixes and all).
-    pub fn feed(&mut self, number: u64, raw: &[u8], truncated: bool) -> Result<(), InputError> {
+    pub(crate) fn feed(
+        &mut self,
+        number: u64,
+        raw: &[u8],
+        truncated: bool,
+    ) -> Result<(), InputError> {
         if self.open.is_some() {
             if truncated {
                 return Err(self.error(number, "a line inside an artifact block is longer than 1 MiB; expected `Key: value` lines".into()));
@@ -192,7 +197,7 @@ impl ConsoleParser {
     }
 
     /// Starts an artifact block from Packer's machine-readable `artifact` lines.
-    pub fn feed_artifact_string(
+    pub(crate) fn feed_artifact_string(
         &mut self,
         number: u64,
         build: &str,
@@ -299,7 +304,7 @@ impl ConsoleParser {
 
     /// Turns everything seen into records: one per distinct image, one per failed or
     /// interrupted build. Builds that never reported a result are listed as incomplete.
-    pub fn finish(mut self, last_line: u64) -> Result<Parsed, InputError> {
+    pub(crate) fn finish(mut self, last_line: u64) -> Result<Parsed, InputError> {
         let ended_inside_block = self.open.is_some();
         self.close_block(last_line)?;
         let mut records = Vec::new();
@@ -365,7 +370,7 @@ impl ConsoleParser {
 
 /// Finds the lines that can matter outside an artifact block: everything [`worth_a_look`]
 /// accepts contains one of these.
-pub fn line_finder() -> aho_corasick::AhoCorasick {
+pub(crate) fn line_finder() -> aho_corasick::AhoCorasick {
     // Each pattern starts with bytes that are rare in provisioner output, so the SIMD
     // prefilter (Teddy) skips noise without stopping: `==> ` alone starts every say line.
     // Leftmost matching is what enables the packed (Teddy) searcher.

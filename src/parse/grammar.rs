@@ -14,7 +14,7 @@ use nom::{
 
 /// `Build 'NAME' finished...` / `Build 'NAME' errored...` (Packer 1.1.1 through today).
 #[derive(Debug, Clone, PartialEq)]
-pub enum ResultLine<'a> {
+pub(crate) enum ResultLine<'a> {
     Finished {
         build: &'a str,
         duration: Option<&'a str>,
@@ -37,7 +37,7 @@ fn after_duration<'a>(
     preceded(tag(" after "), take_until(terminator))
 }
 
-pub fn result_line(line: &str) -> Option<ResultLine<'_>> {
+pub(crate) fn result_line(line: &str) -> Option<ResultLine<'_>> {
     let finished = (
         quoted_build,
         tag(" finished"),
@@ -63,7 +63,7 @@ pub fn result_line(line: &str) -> Option<ResultLine<'_>> {
 }
 
 /// `--> NAME: TEXT`, the per-artifact (or per-error, in the error summary) line.
-pub fn arrow_line(line: &str) -> Option<(&str, &str)> {
+pub(crate) fn arrow_line(line: &str) -> Option<(&str, &str)> {
     let parsed: IResult<&str, (&str, &str)> = (
         preceded(tag("--> "), take_until(": ")),
         preceded(tag(": "), rest),
@@ -89,7 +89,7 @@ fn artifact_key(input: &str) -> IResult<&str, &str> {
 }
 
 /// `Key: value`; the value may be empty (`Key: ` or, once trailing space is trimmed, `Key:`).
-pub fn key_value(line: &str) -> Option<(&str, &str)> {
+pub(crate) fn key_value(line: &str) -> Option<(&str, &str)> {
     let parsed: IResult<&str, (&str, &str)> = (
         terminated(artifact_key, char(':')),
         preceded(take_while(|c| c == ' '), rest),
@@ -104,13 +104,13 @@ pub fn key_value(line: &str) -> Option<(&str, &str)> {
 }
 
 /// `NAME: output will be in this color.`, printed once per build when it starts.
-pub fn build_announcement(line: &str) -> Option<&str> {
+pub(crate) fn build_announcement(line: &str) -> Option<&str> {
     line.strip_suffix(": output will be in this color.")
         .filter(|name| !name.is_empty() && !name.contains(' '))
 }
 
 /// Packer's rounded durations: `27 minutes 12 seconds`, `1 second 74 milliseconds`.
-pub fn duration_seconds(text: &str) -> Option<f64> {
+pub(crate) fn duration_seconds(text: &str) -> Option<f64> {
     let amount = map_res(digit1, str::parse::<u64>);
     let term =
         (amount, space1, map_opt(alpha1, unit_seconds)).map(|(n, _, scale)| n as f64 * scale);

@@ -14,11 +14,13 @@ const READ_CHUNK: usize = 256 * 1024;
 pub struct Line<'a> {
     /// 1-based.
     pub number: u64,
+    /// The line's bytes, without its line end (and without CI or colour prefixes when stripped).
     pub bytes: &'a [u8],
     /// The line was longer than [`MAX_LINE`] and only its start is here.
     pub truncated: bool,
 }
 
+/// A bounded line reader: lines longer than the limit are cut and the rest skipped, so memory stays flat whatever the input; with a tee, every byte read is copied out as it is read.
 pub struct LineReader<R> {
     inner: R,
     buf: Vec<u8>,
@@ -34,6 +36,7 @@ pub struct LineReader<R> {
 }
 
 impl<R: Read> LineReader<R> {
+    /// A reader of `inner`.
     pub fn new(inner: R) -> Self {
         LineReader {
             inner,
@@ -100,6 +103,7 @@ impl<R: Read> LineReader<R> {
         }
     }
 
+    /// The next line, or `None` at the end of the input.
     pub fn next_line(&mut self) -> io::Result<Option<Line<'_>>> {
         loop {
             let pending = &self.buf[self.start..self.end];

@@ -10,14 +10,14 @@ use std::collections::BTreeMap;
 /// Pending `artifact` lines per (target, index); bounded like everything else.
 const MAX_PENDING_ARTIFACTS: usize = 1024;
 
-pub struct MachineReadableParser {
+pub(crate) struct MachineReadableParser {
     console: ConsoleParser,
     /// The artifact string per (target, artifact index), until its `end` line.
     pending: BTreeMap<(String, String), Option<String>>,
 }
 
 /// Whether a line looks like machine-readable output (used for format detection).
-pub fn looks_machine_readable(line: &[u8]) -> bool {
+pub(crate) fn looks_machine_readable(line: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(line) else {
         return false;
     };
@@ -38,21 +38,26 @@ fn split_fields(line: &str) -> Option<Vec<&str>> {
 }
 
 /// Reverses Packer's argument escaping: `%!(PACKER_COMMA)` → `,`, `\n` → LF, `\r` → CR.
-pub fn unescape(arg: &str) -> String {
+pub(crate) fn unescape(arg: &str) -> String {
     arg.replace("%!(PACKER_COMMA)", ",")
         .replace("\\n", "\n")
         .replace("\\r", "\r")
 }
 
 impl MachineReadableParser {
-    pub fn new(source: &str) -> Self {
+    pub(crate) fn new(source: &str) -> Self {
         MachineReadableParser {
             console: ConsoleParser::new(source, InputFormat::MachineReadable),
             pending: BTreeMap::new(),
         }
     }
 
-    pub fn feed(&mut self, number: u64, raw: &[u8], truncated: bool) -> Result<(), InputError> {
+    pub(crate) fn feed(
+        &mut self,
+        number: u64,
+        raw: &[u8],
+        truncated: bool,
+    ) -> Result<(), InputError> {
         let text = String::from_utf8_lossy(raw);
         let Some(fields) = split_fields(text.trim_end()) else {
             // Not a machine-readable line (a stray line from a wrapper script): console rules.
@@ -86,7 +91,7 @@ impl MachineReadableParser {
         Ok(())
     }
 
-    pub fn finish(self, last_line: u64) -> Result<super::Parsed, InputError> {
+    pub(crate) fn finish(self, last_line: u64) -> Result<super::Parsed, InputError> {
         self.console.finish(last_line)
     }
 }

@@ -34,17 +34,24 @@ struct BuildHead {
     packer_run_uuid: Option<String>,
 }
 
+/// One build of Packer's manifest.json (`builds[]`), as far as sigcat reads it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ManifestBuild {
+    /// The build's name (`sig-ubuntu-2404`).
     pub name: String,
+    /// The builder (`azure-arm`).
     #[serde(default)]
     pub builder_type: Option<String>,
+    /// When the build ended (Unix seconds).
     #[serde(default)]
     pub build_time: Option<i64>,
+    /// The image's resource id.
     #[serde(default)]
     pub artifact_id: Option<String>,
+    /// The Packer run that wrote it.
     #[serde(default)]
     pub packer_run_uuid: Option<String>,
+    /// The template's `custom_data` (image-builder puts `kubernetes_semver` there).
     #[serde(default)]
     pub custom_data: Option<BTreeMap<String, serde_json::Value>>,
     /// Line of the build in the file, for messages.

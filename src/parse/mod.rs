@@ -1,11 +1,11 @@
 //! Input → records. Detects the kind of input (console log, `-machine-readable` output or
 //! `manifest.json`) and drives the matching parser over a bounded stream of lines.
 
-pub mod artifact;
-pub mod console;
-pub mod grammar;
+mod artifact;
+mod console;
+mod grammar;
 pub mod lines;
-pub mod machine;
+mod machine;
 pub mod manifest;
 
 use crate::error::Error;
@@ -29,6 +29,7 @@ pub struct Parsed {
 }
 
 impl Parsed {
+    /// Adds another input's records, incomplete builds and warnings.
     pub fn extend(&mut self, other: Parsed) {
         self.records.extend(other.records);
         self.incomplete.extend(other.incomplete);

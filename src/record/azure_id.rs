@@ -8,19 +8,29 @@ use nom::{
     combinator::{all_consuming, opt},
 };
 
+/// A managed image's resource id, split into its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManagedImageId {
+    /// The subscription.
     pub subscription_id: String,
+    /// The resource group.
     pub resource_group: String,
+    /// The image's name.
     pub name: String,
 }
 
+/// A gallery image version's resource id, split into its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GalleryImageVersionId {
+    /// The subscription.
     pub subscription_id: String,
+    /// The resource group.
     pub resource_group: String,
+    /// The gallery.
     pub gallery: String,
+    /// The image definition.
     pub image_definition: String,
+    /// The version (`0.3.1721037000`).
     pub version: String,
 }
 
@@ -28,8 +38,11 @@ pub struct GalleryImageVersionId {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("expected a {what} `{shape}`, found `{found}`")]
 pub struct NotAnId {
+    /// What kind of id was expected.
     pub what: &'static str,
+    /// Its shape, for the message.
     pub shape: &'static str,
+    /// What was found instead.
     pub found: String,
 }
 
@@ -77,6 +90,7 @@ impl ManagedImageId {
 }
 
 impl GalleryImageVersionId {
+    /// Parses `/subscriptions/S/resourceGroups/RG/providers/Microsoft.Compute/galleries/G/images/D/versions/V` (fixed segments in any case).
     pub fn parse(id: &str) -> Result<Self, NotAnId> {
         let parsed = all_consuming((
             compute_prefix,

@@ -4,8 +4,11 @@
 /// A parsed `MAJOR.MINOR.PATCH[-pre][+build]`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct KubeVersion {
+    /// Major version.
     pub major: u64,
+    /// Minor version.
     pub minor: u64,
+    /// Patch version.
     pub patch: u64,
     /// Pre-release and build metadata, kept verbatim (`-rc.1+abc`).
     pub suffix: String,

@@ -19,8 +19,10 @@ pub const RECORD_SCHEMA: &str = "sigcat.record/v1";
 /// The JSON Schema of a record (what `sigcat schema record` prints).
 pub const SCHEMA: &str = include_str!("record.schema.json");
 
+/// One image (or one failed build) as sigcat understands it: every artifact field, the gallery reference split into its parts, the Kubernetes version and the build's result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
+    /// `sigcat.record/v1`.
     pub schema: String,
     /// Build name as Packer printed it (`azure-arm.sig-ubuntu-2404` or `sig-ubuntu-2404`).
     pub build_name: String,
@@ -30,37 +32,49 @@ pub struct Record {
     pub builder_type: Option<String>,
     /// Packer artifact builder id (`Azure.ResourceManagement.VMImage`, `azure.chroot`).
     pub builder_id: Option<String>,
+    /// How the build ended.
     pub result: BuildResult,
     /// Duration as Packer printed it (`27 minutes 12 seconds`).
     pub duration: Option<String>,
+    /// Packer's duration, in seconds.
     pub duration_seconds: Option<f64>,
     /// Error text of a failed or interrupted build.
     pub error: Option<String>,
     /// `Linux` or `Windows`; absent before Packer 1.3.
     pub os_type: Option<String>,
+    /// The managed image the build created.
     pub managed_image: Option<ManagedImage>,
+    /// The gallery image version the build published.
     pub gallery_image: Option<GalleryImage>,
+    /// The VHD the build left in a storage account.
     pub vhd: Option<Vhd>,
     /// The chroot builder's list of created resources (lower-cased ids, as printed).
     pub resources: Vec<String>,
     /// Kubernetes version without the leading `v` (`1.30.3`).
     pub kubernetes_version: Option<String>,
+    /// Where the Kubernetes version came from.
     pub kubernetes_version_source: Option<KubernetesVersionSource>,
     /// `custom_data` of the matching manifest build, when a manifest was read.
     pub custom_data: BTreeMap<String, serde_json::Value>,
+    /// Where the record was read.
     pub provenance: Provenance,
     /// `Key: value` lines of the artifact block that sigcat does not know (newer plugins).
     pub extra: BTreeMap<String, String>,
 }
 
+/// How a build ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BuildResult {
+    /// Packer reported an artifact.
     Succeeded,
+    /// The build errored.
     Failed,
+    /// The build was cancelled.
     Interrupted,
 }
 
+/// Where a record's Kubernetes version came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KubernetesVersionSource {
@@ -72,16 +86,22 @@ pub enum KubernetesVersionSource {
     CommandLine,
 }
 
+/// A managed image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ManagedImage {
+    /// Its resource group.
     pub resource_group: String,
+    /// Its name.
     pub name: String,
+    /// Its resource id.
     pub id: String,
     /// Subscription, parsed from `id`.
     pub subscription_id: Option<String>,
     /// Location as configured (`northcentralus`, or `East US`).
     pub location: Option<String>,
+    /// The OS disk snapshot the build made, if any.
     pub os_disk_snapshot_name: Option<String>,
+    /// The prefix of the data disk snapshots, if any.
     pub data_disk_snapshot_prefix: Option<String>,
 }
 
@@ -103,18 +123,24 @@ impl ManagedImage {
 /// A Shared (Compute) Image Gallery image version, split into its parts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GalleryImage {
+    /// The gallery image version's resource id.
     pub id: String,
+    /// Its subscription.
     pub subscription_id: String,
+    /// Its resource group.
     pub resource_group: String,
+    /// Its gallery.
     pub gallery: String,
     /// The image definition (`capi-ubuntu-2404`); CAPZ calls it `name`.
     pub image_definition: String,
+    /// Its version.
     pub version: String,
     /// Normalised region names; empty when the build did not list them.
     pub replicated_regions: Vec<String>,
 }
 
 impl GalleryImage {
+    /// The parts of a gallery image version id, and the regions it was replicated to.
     pub fn from_id(
         id: String,
         parsed: GalleryImageVersionId,
@@ -135,19 +161,28 @@ impl GalleryImage {
 /// VHD outputs. Every URI has its SAS signature redacted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vhd {
+    /// The storage account's location.
     pub storage_account_location: Option<String>,
+    /// The OS disk's URL (any SAS signature redacted).
     pub os_disk_uri: Option<String>,
+    /// The OS disk's read-only SAS URL (its signature redacted).
     pub os_disk_uri_read_only_sas: Option<String>,
+    /// The deployment template's URL.
     pub template_uri: Option<String>,
+    /// The deployment template's read-only SAS URL (its signature redacted).
     pub template_uri_read_only_sas: Option<String>,
+    /// Data disks.
     pub data_disks: Vec<DataDisk>,
 }
 
+/// A data disk of a VHD build.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataDisk {
     /// As printed: `datadisk-1`.
     pub name: String,
+    /// Its URL.
     pub uri: Option<String>,
+    /// Its read-only SAS URL (its signature redacted).
     pub uri_read_only_sas: Option<String>,
 }
 
@@ -156,20 +191,27 @@ pub struct DataDisk {
 pub struct Provenance {
     /// File name as given, or `<stdin>`.
     pub source: String,
+    /// The input's format.
     pub format: InputFormat,
     /// First and last line of the artifact block (or of the result line for failures).
     pub first_line: Option<u64>,
+    /// The last line of the artifact block (or the result line).
     pub last_line: Option<u64>,
+    /// The Packer run, from the manifest.
     pub packer_run_uuid: Option<String>,
     /// The manifest joined with a log (`--manifest`).
     pub manifest: Option<String>,
 }
 
+/// What a record was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InputFormat {
+    /// Packer's console output.
     Console,
+    /// `-machine-readable` output.
     MachineReadable,
+    /// manifest.json.
     Manifest,
 }
 

@@ -5,15 +5,18 @@
 use crate::yaml::{describe, drop_server_fields, get, set};
 use serde_norway::{Mapping, Value};
 
+/// An existing object as it is and as it will be.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
+    /// The object as it is now (server-set fields dropped).
     pub current: Value,
+    /// The object as it will be.
     pub changed: Value,
 }
 
 impl Change {
     /// Starts a change from the object as read (`kubectl get -o yaml`).
-    pub fn of(object: &Value) -> Change {
+    pub(crate) fn of(object: &Value) -> Change {
         let mut current = object.clone();
         drop_server_fields(&mut current);
         Change {
@@ -25,7 +28,7 @@ impl Change {
     /// A patch document kustomize (and `kubectl patch --type merge`) applies to the object:
     /// `apiVersion`, `kind`, `metadata.name` and `metadata.namespace` to find it, then only
     /// the fields that differ. Lists are replaced whole, as a merge patch does.
-    pub fn patch(&self) -> Value {
+    pub(crate) fn patch(&self) -> Value {
         let mut doc = merge_patch(&self.current, &self.changed).unwrap_or(Value::Null);
         if !doc.is_mapping() {
             doc = Value::Mapping(Mapping::new());
@@ -56,14 +59,14 @@ impl Change {
         Value::Mapping(ordered)
     }
 
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         describe(&self.current)
     }
 }
 
 /// The RFC 7386 merge patch that turns `from` into `to`; `None` when they are equal. A key
 /// that disappears becomes `null`; anything but two mappings is replaced whole.
-pub fn merge_patch(from: &Value, to: &Value) -> Option<Value> {
+pub(crate) fn merge_patch(from: &Value, to: &Value) -> Option<Value> {
     match (from, to) {
         (Value::Mapping(a), Value::Mapping(b)) => {
             let mut patch = Mapping::new();

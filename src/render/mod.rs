@@ -4,11 +4,11 @@
 //! Everything is built as YAML values and written by a serializer, never by string templates,
 //! so values YAML would misread (`1.30`, `on`, `0123`) stay strings.
 
-pub mod change;
+mod change;
 pub mod kustomize;
 pub mod template;
-pub mod topology;
-pub mod upgrade;
+mod topology;
+mod upgrade;
 
 pub use change::Change;
 pub use template::{ImageKind, Plan, PlanRule, TemplateOptions, new_template, template_name};

@@ -7,12 +7,15 @@ use crate::yaml::{self, drop_server_fields, get, set, str_at};
 use serde::Deserialize;
 use serde_norway::{Mapping, Value};
 
+/// The apiVersion of the AzureMachineTemplates sigcat writes.
 pub const AMT_API_VERSION: &str = "infrastructure.cluster.x-k8s.io/v1beta1";
+/// Their kind.
 pub const AMT_KIND: &str = "AzureMachineTemplate";
 /// OS disk size of a template made without `--from` (CAPZ requires `osDisk`).
 pub const DEFAULT_DISK_SIZE_GB: u64 = 128;
 const MAX_NAME: usize = 63;
 
+/// Which of CAPZ's image kinds a template uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageKind {
     /// `computeGallery` (CAPZ ≥ 1.4).
@@ -23,10 +26,14 @@ pub enum ImageKind {
     Id,
 }
 
+/// A marketplace Plan: what VMs of a third-party base image need.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Plan {
+    /// The publisher (`kinvolk`).
     pub publisher: String,
+    /// The offer.
     pub offer: String,
+    /// The SKU.
     pub sku: String,
 }
 
@@ -53,7 +60,9 @@ impl std::str::FromStr for Plan {
 /// need this plan.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PlanRule {
+    /// Image definitions it applies to (`*` is a wildcard).
     pub definition: String,
+    /// The plan for them.
     #[serde(flatten)]
     pub plan: Plan,
 }
@@ -77,16 +86,20 @@ pub fn read_plans(text: &str, source: &str) -> Result<Vec<PlanRule>, crate::Inpu
     Ok(file.plans)
 }
 
+/// How templates are rendered: image kind, plans, VM size, names.
 #[derive(Debug, Clone, Default)]
 pub struct TemplateOptions {
     /// None: `computeGallery` when the build published a gallery version, else `id`.
     pub image_kind: Option<ImageKind>,
+    /// A Plan for every image (`--plan`).
     pub plan: Option<Plan>,
+    /// Plans by image definition (`--plans-file`).
     pub plan_rules: Vec<PlanRule>,
     /// Required without `--from`.
     pub vm_size: Option<String>,
     /// Base of the new name; default: the `--from` template's name, else the image definition.
     pub base_name: Option<String>,
+    /// The namespace of a template made from scratch.
     pub namespace: Option<String>,
 }
 

@@ -25,17 +25,17 @@ const IMAGE_PATH: &str = "/spec/template/spec/image";
 const TEMPLATE_KIND: &str = "AzureMachineTemplate";
 
 #[derive(Debug, Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// New ClusterClass revisions (`--new-class`).
-    pub new_objects: Vec<Value>,
+    pub(crate) new_objects: Vec<Value>,
     /// ClusterClasses changed in place, then Clusters.
-    pub changes: Vec<Change>,
-    pub notes: Vec<String>,
+    pub(crate) changes: Vec<Change>,
+    pub(crate) notes: Vec<String>,
     /// New template names the changes refer to.
-    pub used_templates: Vec<String>,
+    pub(crate) used_templates: Vec<String>,
 }
 
-pub fn is_topology_cluster(obj: &Value) -> bool {
+pub(crate) fn is_topology_cluster(obj: &Value) -> bool {
     str_at(obj, &["kind"]) == Some("Cluster") && get(obj, &["spec", "topology"]).is_some()
 }
 
@@ -50,7 +50,7 @@ struct ClassEdit {
     refs_changed: bool,
 }
 
-pub fn plan(req: &Request) -> Result<Plan, Refusal> {
+pub(crate) fn plan(req: &Request) -> Result<Plan, Refusal> {
     let mut plan = Plan::default();
     let mut classes: Vec<ClassEdit> = Vec::new();
     for cluster in req.objects.iter().filter(|o| is_topology_cluster(o)) {

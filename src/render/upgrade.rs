@@ -17,6 +17,7 @@ pub struct Request<'a> {
     pub replacements: &'a [(String, String)],
     /// The new `image:` section.
     pub image: &'a Value,
+    /// The Kubernetes version the cluster moves to.
     pub target: &'a KubeVersion,
     /// ClusterClass clusters: make a new ClusterClass of this name instead of changing the
     /// current one in place.
@@ -30,6 +31,7 @@ pub struct UpgradeOutput {
     pub new_objects: Vec<Value>,
     /// ClusterClasses, control planes, MachineDeployments, then Clusters.
     pub changes: Vec<Change>,
+    /// Warnings for the operator (objects left alone, classes every Cluster shares).
     pub notes: Vec<String>,
     /// Names of the new templates something now refers to.
     pub used_templates: Vec<String>,
@@ -103,6 +105,7 @@ pub(super) fn check_step(
     Ok(())
 }
 
+/// The changes that move a cluster's control plane and workers to the new image and version, in apply order; refused when Cluster API would refuse them or they would break the cluster.
 pub fn plan_upgrade(req: &Request) -> Result<UpgradeOutput, Refusal> {
     let mut out = UpgradeOutput::default();
     let new_version = Value::from(format!("v{}", req.target.bare()));

@@ -12,22 +12,22 @@
 use std::path::{Path, PathBuf};
 
 /// Names of the areas inside the drop directory; never taken as builds.
-pub const AREAS: [&str; 3] = ["done", "failed", "quarantine"];
-pub const MANIFEST_SUFFIX: &str = ".manifest.json";
+pub(crate) const AREAS: [&str; 3] = ["done", "failed", "quarantine"];
+pub(crate) const MANIFEST_SUFFIX: &str = ".manifest.json";
 
 /// The last component of a path as text (empty for `/` or `..`).
-pub fn file_name(path: &Path) -> String {
+pub(crate) fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
 
-pub fn is_log(path: &Path) -> bool {
+pub(crate) fn is_log(path: &Path) -> bool {
     let name = file_name(path);
     !name.starts_with('.') && (name.ends_with(".log") || name.ends_with(".out"))
 }
 
-pub fn is_manifest(path: &Path) -> bool {
+pub(crate) fn is_manifest(path: &Path) -> bool {
     let name = file_name(path);
     !name.starts_with('.') && name.ends_with(MANIFEST_SUFFIX)
 }
@@ -42,7 +42,7 @@ fn stem(log: &Path) -> Option<String> {
 
 /// The drop item a path in the directory belongs to (the log, the build directory, or a
 /// manifest whose log is not there), if any. `dir` must be absolute, like notify's paths.
-pub fn item_for(dir: &Path, path: &Path) -> Option<PathBuf> {
+pub(crate) fn item_for(dir: &Path, path: &Path) -> Option<PathBuf> {
     let rel = path.strip_prefix(dir).ok()?;
     let first = rel
         .components()
@@ -76,7 +76,7 @@ pub fn item_for(dir: &Path, path: &Path) -> Option<PathBuf> {
 }
 
 /// Every item in the directory now (the backlog, or a rescan).
-pub fn scan(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn scan(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut items = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
@@ -91,13 +91,13 @@ pub fn scan(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// `NAME.log` → `NAME.manifest.json`.
-pub fn companion_manifest(log: &Path) -> Option<PathBuf> {
+pub(crate) fn companion_manifest(log: &Path) -> Option<PathBuf> {
     Some(log.with_file_name(format!("{}{MANIFEST_SUFFIX}", stem(log)?)))
 }
 
 /// The log in `done/` that a lone `NAME.manifest.json` belongs to: `NAME.log` / `NAME.out`,
 /// or, when that name was taken, the newest `NAME.N.log`.
-pub fn done_log_for(dir: &Path, manifest: &Path) -> Option<PathBuf> {
+pub(crate) fn done_log_for(dir: &Path, manifest: &Path) -> Option<PathBuf> {
     let stem = file_name(manifest)
         .strip_suffix(MANIFEST_SUFFIX)?
         .to_string();
@@ -137,7 +137,7 @@ fn stem_of_done(path: &Path) -> Option<String> {
 /// Moves an item into an area; with it, the manifest that was used with it (and only that
 /// one: a manifest that arrived later is news for later). Returns the new path. A name
 /// already taken gets a numeric suffix: nothing in an area is ever overwritten.
-pub fn move_to(
+pub(crate) fn move_to(
     dir: &Path,
     area: &str,
     item: &Path,
@@ -162,7 +162,7 @@ pub fn move_to(
 
 /// A manifest moved into an area on its own (an enrichment, or one set aside), next to its
 /// log when `log` is given.
-pub fn move_manifest(
+pub(crate) fn move_manifest(
     dir: &Path,
     area: &str,
     manifest: &Path,
@@ -200,7 +200,7 @@ fn free_name(dir: &Path, name: &str) -> PathBuf {
 /// A manifest left behind by a crash between the two renames of `move_to`, whose log is in
 /// `failed/` or `quarantine/`: it follows its log. (One whose log is in `done/` is handled as an
 /// enrichment, which is idempotent when the manifest was used, and right when it was not.)
-pub fn adopt_orphans(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn adopt_orphans(dir: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         let name = file_name(&path);
@@ -231,7 +231,7 @@ pub fn adopt_orphans(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Writes `quarantine/NAME.error` next to a quarantined item.
-pub fn write_error(moved: &Path, reason: &str) -> std::io::Result<()> {
+pub(crate) fn write_error(moved: &Path, reason: &str) -> std::io::Result<()> {
     let name = file_name(moved);
     let path = moved.with_file_name(format!("{name}.error"));
     std::fs::write(path, format!("{}\n", crate::redact::redact_secrets(reason)))

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// How often the heartbeat file is touched.
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
 
 /// What the watcher says about itself, shared with the heartbeat task.
@@ -32,14 +33,17 @@ impl Default for Health {
 }
 
 impl Health {
+    /// Whether the watcher can see its directory (the heartbeat stops when it cannot).
     pub fn set_watching(&self, watching: bool) {
         self.watching.store(watching, Ordering::SeqCst);
     }
 
+    /// Whether the watcher sees its directory.
     pub fn watching(&self) -> bool {
         self.watching.load(Ordering::SeqCst)
     }
 
+    /// The storage works again.
     pub fn storage_ok(&self) {
         *self.storage.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }

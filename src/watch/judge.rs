@@ -15,53 +15,53 @@ use std::time::{Duration, SystemTime};
 
 /// The timing rules the judge applies.
 #[derive(Debug, Clone, Copy)]
-pub struct Rules {
+pub(crate) struct Rules {
     /// A written (not renamed-in) log must have been quiet this long to count as finished.
-    pub settle: Duration,
+    pub(crate) settle: Duration,
     /// Quiet this long, an unfinished log is taken as it is, and a lone manifest or an
     /// unreadable file is set aside.
-    pub incomplete_timeout: Duration,
+    pub(crate) incomplete_timeout: Duration,
     /// `--once`: judge what is there now; nothing waits to become quiet.
-    pub once: bool,
+    pub(crate) once: bool,
 }
 
 /// What the schedule tells the judge about an item.
 #[derive(Debug, Clone, Default)]
-pub struct Context {
+pub(crate) struct Context {
     /// It arrived by a rename into the directory: complete as soon as its content says so.
-    pub renamed_in: bool,
+    pub(crate) renamed_in: bool,
     /// How long the watcher has known about it.
-    pub known_for: Duration,
+    pub(crate) known_for: Duration,
     /// The last look, to skip parsing what did not change.
-    pub previous: Option<Look>,
+    pub(crate) previous: Option<Look>,
 }
 
 /// One file's identity and version: if none of these changed, neither did the content.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stamp {
-    pub len: u64,
-    pub mtime: SystemTime,
-    pub inode: u64,
+pub(crate) struct Stamp {
+    pub(crate) len: u64,
+    pub(crate) mtime: SystemTime,
+    pub(crate) inode: u64,
 }
 
 /// What the last look found, remembered by the schedule.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Look {
-    pub stamps: Vec<(PathBuf, Stamp)>,
+pub(crate) struct Look {
+    pub(crate) stamps: Vec<(PathBuf, Stamp)>,
     /// The content's own verdict: every build reported and no artifact block is cut off
     /// (`Ok(true)`), not yet (`Ok(false)`), or invalid (`Err`).
-    pub content: Result<bool, String>,
+    pub(crate) content: Result<bool, String>,
 }
 
 /// A manifest that was read with a log: moved with it only if it is still this file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UsedManifest {
-    pub path: PathBuf,
-    pub stamp: Stamp,
+pub(crate) struct UsedManifest {
+    pub(crate) path: PathBuf,
+    pub(crate) stamp: Stamp,
 }
 
 #[derive(Debug)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Finished, with at least one image.
     Ready {
         records: Vec<Record>,
@@ -120,7 +120,7 @@ fn not_regular(path: &Path, ft: &std::fs::FileType) -> String {
 
 /// Opens a regular file for reading without following links or blocking on a FIFO, and
 /// checks what was opened.
-pub fn open_regular(path: &Path) -> Result<std::fs::File, Verdict> {
+pub(crate) fn open_regular(path: &Path) -> Result<std::fs::File, Verdict> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
@@ -229,7 +229,7 @@ fn finished(p: &Parsed) -> bool {
 }
 
 /// Judges one item. Returns the verdict and what to remember of this look.
-pub fn judge(item: &Path, rules: Rules, ctx: &Context) -> (Verdict, Option<Look>) {
+pub(crate) fn judge(item: &Path, rules: Rules, ctx: &Context) -> (Verdict, Option<Look>) {
     if drop::is_manifest(item) {
         return (judge_manifest(item, rules, ctx), None);
     }

@@ -12,12 +12,12 @@
 //! Publishing is idempotent and a file leaves the directory only after its images are in the
 //! catalog's index, so a crash at any moment loses nothing and publishes nothing twice.
 
-pub mod drop;
+mod drop;
 pub mod heartbeat;
-pub mod judge;
-pub mod round;
-pub mod schedule;
-pub mod signals;
+mod judge;
+mod round;
+mod schedule;
+mod signals;
 
 use crate::catalog::Catalog;
 use crate::catalog::store::Store;
@@ -34,8 +34,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+/// How `sigcat watch` runs.
 #[derive(Debug, Clone)]
 pub struct WatchConfig {
+    /// The drop directory.
     pub dir: PathBuf,
     /// Judge what is in the directory now, publish what is finished, and exit.
     pub once: bool,
@@ -68,6 +70,7 @@ pub struct WatchConfig {
 }
 
 impl WatchConfig {
+    /// The defaults, for `dir`.
     pub fn new(dir: PathBuf) -> Self {
         WatchConfig {
             dir,
@@ -91,12 +94,19 @@ impl WatchConfig {
 /// What a run did, logged at the end.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Summary {
+    /// Files published (moved to done/).
     pub published_files: u64,
+    /// Files whose every build failed (moved to failed/).
     pub failed_files: u64,
+    /// Files set aside in quarantine/.
     pub quarantined_files: u64,
+    /// Images new in the catalog, or updated.
     pub images_published: u64,
+    /// Images already there unchanged.
     pub images_unchanged: u64,
+    /// Index writes.
     pub index_updates: u64,
+    /// Rounds the catalog failed.
     pub storage_errors: u64,
     /// `--once`: files left because they are not finished.
     pub left: u64,
@@ -120,8 +130,10 @@ impl Classify for Summary {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WatchError {
+    /// A local file or directory failed.
     #[error("{0}")]
     Io(String, #[source] std::io::Error),
+    /// notify could not watch the directory.
     #[error("cannot watch {0}")]
     Notify(String, #[source] notify::Error),
     /// Another watcher holds the directory.

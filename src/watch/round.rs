@@ -15,11 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::time::Instant;
 
-pub struct Round<'a, S> {
-    pub dir: &'a Path,
-    pub config: &'a WatchConfig,
-    pub catalog: &'a Catalog<S>,
-    pub health: &'a super::heartbeat::Health,
+pub(crate) struct Round<'a, S> {
+    pub(crate) dir: &'a Path,
+    pub(crate) config: &'a WatchConfig,
+    pub(crate) catalog: &'a Catalog<S>,
+    pub(crate) health: &'a super::heartbeat::Health,
 }
 
 /// An item with images to publish, and how to settle it once they are.
@@ -42,7 +42,7 @@ impl<S: Store> Round<'_, S> {
     }
 
     /// Runs one round over `due`. Returns the storage's trouble, if it failed.
-    pub async fn run(
+    pub(crate) async fn run(
         &self,
         due: Vec<PathBuf>,
         schedule: &mut Schedule,

@@ -27,14 +27,14 @@ struct Pending {
 }
 
 #[derive(Debug)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     items: BTreeMap<PathBuf, Pending>,
     settle: Duration,
     storage: Backoff,
 }
 
 impl Schedule {
-    pub fn new(settle: Duration, max_backoff: Duration) -> Schedule {
+    pub(crate) fn new(settle: Duration, max_backoff: Duration) -> Schedule {
         Schedule {
             items: BTreeMap::new(),
             settle,
@@ -47,7 +47,7 @@ impl Schedule {
     }
 
     /// Something happened to an item.
-    pub fn notice(&mut self, item: PathBuf, change: Change, now: Instant) {
+    pub(crate) fn notice(&mut self, item: PathBuf, change: Change, now: Instant) {
         if change == Change::Gone {
             self.items.remove(&item);
             return;
@@ -69,42 +69,35 @@ impl Schedule {
 
     /// An item found by listing the directory (the backlog, a rescan): as if just written,
     /// so its modification time decides whether it is quiet.
-    pub fn found(&mut self, item: PathBuf, now: Instant) {
+    pub(crate) fn found(&mut self, item: PathBuf, now: Instant) {
         if !self.items.contains_key(&item) {
             self.notice(item, Change::Written, now);
         }
     }
 
     /// Up to `max` items due at `now`, the longest-waiting first.
-    pub fn due(&self, now: Instant, max: usize) -> Vec<PathBuf> {
+    pub(crate) fn due(&self, now: Instant, max: usize) -> Vec<PathBuf> {
         let mut due: Vec<(&PathBuf, &Pending)> =
             self.items.iter().filter(|(_, p)| p.due <= now).collect();
         due.sort_by_key(|(path, p)| (p.due, (*path).clone()));
         due.into_iter().take(max).map(|(k, _)| k.clone()).collect()
     }
 
-    pub fn next_due(&self) -> Option<Instant> {
+    pub(crate) fn next_due(&self) -> Option<Instant> {
         self.items.values().map(|p| p.due).min()
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.items.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
-    pub fn contains(&self, item: &Path) -> bool {
-        self.items.contains_key(item)
-    }
-
-    pub fn items(&self) -> Vec<PathBuf> {
-        self.items.keys().cloned().collect()
-    }
-
     /// What the judge needs to know about an item.
-    pub fn context(&self, item: &Path, now: Instant) -> Context {
+    pub(crate) fn context(&self, item: &Path, now: Instant) -> Context {
         match self.items.get(item) {
             Some(p) => Context {
                 renamed_in: p.renamed_in,
@@ -116,7 +109,7 @@ impl Schedule {
     }
 
     /// Not finished yet: look again after `settle`, remembering what was seen.
-    pub fn wait(&mut self, item: &Path, look: Option<Look>, now: Instant) {
+    pub(crate) fn wait(&mut self, item: &Path, look: Option<Look>, now: Instant) {
         if let Some(p) = self.items.get_mut(item) {
             p.due = now + self.settle;
             p.look = look;
@@ -124,7 +117,7 @@ impl Schedule {
     }
 
     /// It cannot be read: returns whether to say so at WARN (the first time).
-    pub fn unreadable(&mut self, item: &Path, now: Instant) -> bool {
+    pub(crate) fn unreadable(&mut self, item: &Path, now: Instant) -> bool {
         let Some(p) = self.items.get_mut(item) else {
             return false;
         };
@@ -133,13 +126,13 @@ impl Schedule {
     }
 
     /// Done with it (published, moved, gone).
-    pub fn forget(&mut self, item: &Path) {
+    pub(crate) fn forget(&mut self, item: &Path) {
         self.items.remove(item);
     }
 
     /// The storage failed while these were being published: they wait for it together.
     /// Returns the delay.
-    pub fn storage_down(&mut self, items: &[PathBuf], now: Instant) -> Duration {
+    pub(crate) fn storage_down(&mut self, items: &[PathBuf], now: Instant) -> Duration {
         let delay = self.storage.next_delay();
         for item in items {
             if let Some(p) = self.items.get_mut(item) {
@@ -151,7 +144,7 @@ impl Schedule {
     }
 
     /// The storage worked again.
-    pub fn storage_up(&mut self) {
+    pub(crate) fn storage_up(&mut self) {
         self.storage.reset();
         for p in self.items.values_mut() {
             p.storage_wait = false;

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 /// How an item changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     /// Closed after writing (or, when polling, seen changed): complete once quiet.
     Written,
     /// Renamed into the directory: complete now, if its content says so.
@@ -27,7 +27,7 @@ pub enum Change {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Signal {
+pub(crate) enum Signal {
     Item(PathBuf, Change),
     /// Events were lost (overflow, an error, a full queue): list the directory again.
     Rescan,
@@ -37,7 +37,7 @@ pub enum Signal {
 
 /// The signals one event means. `dir` is the watched directory, absolute and canonical (the
 /// form notify reports paths in); `polling`: there are no close events, so a change is a write.
-pub fn signals(dir: &Path, event: &notify::Result<Event>, polling: bool) -> Vec<Signal> {
+pub(crate) fn signals(dir: &Path, event: &notify::Result<Event>, polling: bool) -> Vec<Signal> {
     let event = match event {
         Ok(e) => e,
         Err(_) => return vec![Signal::Rescan],
@@ -93,7 +93,7 @@ pub fn signals(dir: &Path, event: &notify::Result<Event>, polling: bool) -> Vec<
 
 /// Hands signals to the loop without ever blocking notify's thread: when the queue is full,
 /// the signal is dropped and `overflow` set, so the loop rescans instead.
-pub fn forward(tx: &mpsc::Sender<Signal>, overflow: &AtomicBool, signals: Vec<Signal>) {
+pub(crate) fn forward(tx: &mpsc::Sender<Signal>, overflow: &AtomicBool, signals: Vec<Signal>) {
     for s in signals {
         if tx.try_send(s).is_err() {
             overflow.store(true, Ordering::SeqCst);
@@ -102,7 +102,7 @@ pub fn forward(tx: &mpsc::Sender<Signal>, overflow: &AtomicBool, signals: Vec<Si
 }
 
 /// The notify handler for `dir`: events → signals → the queue.
-pub fn handler(
+pub(crate) fn handler(
     dir: PathBuf,
     polling: bool,
     tx: mpsc::Sender<Signal>,

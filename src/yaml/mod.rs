@@ -1,9 +1,9 @@
 //! Kubernetes objects as YAML values: read them as kubectl does ([`read`]), walk and edit
 //! paths, and write them so that kubectl reads back exactly what was meant ([`write`]).
 
-pub mod read;
-pub mod resolve;
-pub mod write;
+pub(crate) mod read;
+pub(crate) mod resolve;
+pub(crate) mod write;
 
 use crate::error::InputError;
 use serde_norway::{Mapping, Value};
@@ -46,6 +46,7 @@ pub fn get<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
     })
 }
 
+/// The string at `path`, if there is one.
 pub fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     get(v, path).and_then(Value::as_str)
 }
@@ -66,6 +67,7 @@ pub fn set(v: &mut Value, path: &[&str], new: Value) {
     mapping(cur).insert(Value::from(*last), new);
 }
 
+/// Removes the value at `path`, if there is one.
 pub fn remove(v: &mut Value, path: &[&str]) {
     let (last, parents) = path.split_last().expect("non-empty path");
     let mut cur = v;

@@ -14,14 +14,14 @@ use std::collections::{HashMap, HashSet};
 
 /// Deeper than any Kubernetes object (a ClusterClass with patches is about 12 levels); the
 /// limit stops pathological input (`[[[[...`) before it costs time.
-pub const MAX_DEPTH: usize = 100;
+pub(crate) const MAX_DEPTH: usize = 100;
 
 /// Nodes one document may hold once aliases are expanded ("billion laughs").
-pub const MAX_NODES: usize = 1_000_000;
+pub(crate) const MAX_NODES: usize = 1_000_000;
 
 /// Every document of a YAML stream, as JSON-like values (mapping keys are strings), each with
 /// the line it starts on.
-pub fn read_documents(text: &str, source: &str) -> Result<Vec<(Value, usize)>, InputError> {
+pub(crate) fn read_documents(text: &str, source: &str) -> Result<Vec<(Value, usize)>, InputError> {
     let mut reader = Reader {
         source,
         stack: Vec::new(),

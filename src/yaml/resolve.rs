@@ -9,7 +9,7 @@ use serde_norway::{Number, Value};
 
 /// A scalar after resolution.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Scalar {
+pub(crate) enum Scalar {
     Null,
     Bool(bool),
     Int(i64),
@@ -22,11 +22,11 @@ pub enum Scalar {
 
 /// Why a scalar cannot be what its tag says (`!!int abc`), or cannot be sent as JSON (`.inf`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unresolvable(pub String);
+pub(crate) struct Unresolvable(pub String);
 
 /// The core-schema tags go-yaml v2 honours; any other tag is ignored, as go-yaml does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CoreTag {
+pub(crate) enum CoreTag {
     Str,
     Int,
     Float,
@@ -39,7 +39,7 @@ pub enum CoreTag {
 
 impl CoreTag {
     /// `suffix` of a `tag:yaml.org,2002:` tag.
-    pub fn from_suffix(suffix: &str) -> Option<CoreTag> {
+    pub(crate) fn from_suffix(suffix: &str) -> Option<CoreTag> {
         Some(match suffix {
             "str" => CoreTag::Str,
             "int" => CoreTag::Int,
@@ -55,7 +55,11 @@ impl CoreTag {
 
 /// Resolves one scalar. `plain`: written without quotes or block style (`|`, `>`); only those
 /// are resolved implicitly. `tag`: an explicit core-schema tag, which forces resolution.
-pub fn resolve(text: &str, plain: bool, tag: Option<CoreTag>) -> Result<Scalar, Unresolvable> {
+pub(crate) fn resolve(
+    text: &str,
+    plain: bool,
+    tag: Option<CoreTag>,
+) -> Result<Scalar, Unresolvable> {
     let implicit = match tag {
         None if !plain => return Ok(Scalar::Str(text.to_string())),
         None => implicit(text),
@@ -232,7 +236,7 @@ fn is_yaml_float(s: &str) -> bool {
 
 impl Scalar {
     /// The value, for a mapping value or a sequence item.
-    pub fn into_value(self) -> Value {
+    pub(crate) fn into_value(self) -> Value {
         match self {
             Scalar::Null => Value::Null,
             Scalar::Bool(b) => Value::Bool(b),
@@ -246,7 +250,7 @@ impl Scalar {
 
     /// The key, as sigs.k8s.io/yaml turns a resolved key into a JSON object key; `None` for a
     /// null key, which it refuses.
-    pub fn into_key(self) -> Option<String> {
+    pub(crate) fn into_key(self) -> Option<String> {
         Some(match self {
             Scalar::Null => return None,
             Scalar::Bool(b) => b.to_string(),

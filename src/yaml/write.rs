@@ -7,7 +7,7 @@ use serde_norway::Value;
 use std::fmt::Write as _;
 
 /// One YAML document (without the `---` line).
-pub fn to_yaml(value: &Value) -> String {
+pub(crate) fn to_yaml(value: &Value) -> String {
     let mut out = String::new();
     match value {
         Value::Mapping(m) if !m.is_empty() => mapping(&mut out, m, 0),
@@ -96,7 +96,7 @@ fn scalar(v: &Value) -> String {
 /// printable set is escaped (DEL, C1 controls, a BOM), and so are the characters YAML 1.1 treats
 /// as line breaks (NEL, U+2028, U+2029), which a reader would otherwise fold into a space.
 /// (A JSON string is not enough: JSON leaves DEL and C1 raw.)
-pub fn double_quoted(s: &str) -> String {
+pub(crate) fn double_quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -129,7 +129,7 @@ pub fn double_quoted(s: &str) -> String {
 
 /// Plain only for strings no YAML 1.1 or 1.2 reader takes for anything but that string:
 /// starts with a letter or `/`, only `[A-Za-z0-9_./@+=-]`, and not a YAML 1.1 boolean/null word.
-pub fn is_plain_safe(s: &str) -> bool {
+pub(crate) fn is_plain_safe(s: &str) -> bool {
     const WORDS: [&str; 11] = [
         "y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf",
     ];
