@@ -39,8 +39,7 @@ fn input(path: &str, kind: &str, name: &str) -> Json {
 /// builds must be the same objects in the same order.
 fn render_both_ways(args: &[&str]) -> Rendered {
     let objects = render_build(args);
-    let dir = scratch("kustomize").join(format!("k{}", std::process::id()));
-    let dir = unique(dir);
+    let dir = scratch("kustomize").join("out");
     let d = dir.to_str().unwrap();
     let out = render_build(&[args, &["--as", "kustomize", d]].concat());
     assert!(out.text.is_empty(), "nothing on stdout: {}", out.text);
@@ -50,12 +49,6 @@ fn render_both_ways(args: &[&str]) -> Rendered {
         "kubectl kustomize {d} differs from --as objects"
     );
     objects
-}
-
-fn unique(base: std::path::PathBuf) -> std::path::PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    base.with_extension(N.fetch_add(1, Ordering::Relaxed).to_string())
 }
 
 /// (JSON pointer, new value) pairs.

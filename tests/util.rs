@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sigcat");
 
-/// Runs the real binary in the repository, with no catalog or credential inherited from the
-/// environment of whoever runs the tests.
+/// Runs the real binary in the repository, with no catalog, credential, key or state
+/// inherited from the environment of whoever runs the tests: its default catalog and state
+/// directories are its own (fresh for each call) unless the test gives them.
 pub fn sigcat(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
@@ -23,6 +24,11 @@ pub fn sigcat(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Outp
         .stderr(Stdio::piped());
     for var in [
         "SIGCAT_CATALOG",
+        "SIGCAT_SIGNING_KEY",
+        "SIGCAT_SIGNING_KEY_PASSPHRASE",
+        "SIGCAT_TRUSTED_KEYS",
+        "SIGCAT_STATE_DIR",
+        "SIGCAT_MIN_SEQUENCE",
         "AZURE_STORAGE_CONNECTION_STRING",
         "AZURE_STORAGE_KEY",
         "AZURE_STORAGE_SAS_TOKEN",
@@ -30,6 +36,9 @@ pub fn sigcat(args: &[&str], env: &[(&str, &str)], stdin: Option<&[u8]>) -> Outp
     ] {
         cmd.env_remove(var);
     }
+    let home = scratch("home");
+    cmd.env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_STATE_HOME", home.join("state"));
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -132,12 +141,37 @@ pub fn log_for(n: usize) -> String {
     text.replace("0.3.1721037000", &format!("0.3.{n}"))
 }
 
-/// A fresh directory under target/ for one test.
+/// A fresh, empty directory under target/ that only the caller uses: every call gets its own
+/// (`NAME-N` under a directory of this test process), so tests running at the same time, or
+/// two `cargo test` runs at once, never share or clear each other's files.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = scratch_root().join(format!("{name}-{}", N.fetch_add(1, Ordering::Relaxed)));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+/// This process's scratch directory; those of test processes that are gone are removed the
+/// first time, so runs do not pile up.
+fn scratch_root() -> &'static Path {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| {
+        let all = Path::new(env!("CARGO_TARGET_TMPDIR")).join("scratch");
+        std::fs::create_dir_all(&all).unwrap();
+        for entry in std::fs::read_dir(&all).unwrap().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let alive = name
+                .parse::<u32>()
+                .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+            if !alive {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        let mine = all.join(std::process::id().to_string());
+        std::fs::create_dir_all(&mine).unwrap();
+        mine
+    })
 }
 
 fn azurite_bin() -> PathBuf {
@@ -481,7 +515,7 @@ pub fn kubectl_read(path: &Path) -> Vec<serde_json::Value> {
 /// What `kubectl kustomize DIR` builds, read back as [`kubectl_read`] does.
 pub fn kubectl_kustomize(dir: &Path) -> Vec<serde_json::Value> {
     let built = kubectl_run(&["kustomize".as_ref(), dir.as_os_str()]);
-    let file = dir.with_extension("built.yaml");
+    let file = scratch("kustomize-built").join("built.yaml");
     std::fs::write(&file, built).unwrap();
     kubectl_read(&file)
 }
