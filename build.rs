@@ -3,6 +3,16 @@
 
 use std::process::Command;
 
+/// Whether the tree differs from HEAD. `--no-optional-locks`: a plain `git status` refreshes
+/// and rewrites `.git/index` (on a fresh clone it always does), which would change what this
+/// script watches and make every build after the first rebuild sigcat.
+const STATUS: [&str; 4] = [
+    "--no-optional-locks",
+    "status",
+    "--porcelain",
+    "--untracked-files=no",
+];
+
 fn main() {
     let git = |args: &[&str]| {
         Command::new("git")
@@ -14,8 +24,7 @@ fn main() {
     };
     let commit = match git(&["rev-parse", "--short=12", "HEAD"]) {
         Some(commit) => {
-            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
+            let dirty = git(&STATUS).is_some_and(|s| !s.is_empty());
             if dirty {
                 format!("{commit}-dirty")
             } else {
@@ -29,8 +38,9 @@ fn main() {
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=Cargo.toml");
     if let Some(dir) = git(&["rev-parse", "--git-dir"]) {
+        // HEAD and the branch it points at: a commit or a checkout. (Not the index: staging
+        // changes nothing the stamp says, and `git status` elsewhere rewrites it.)
         println!("cargo:rerun-if-changed={dir}/HEAD");
-        println!("cargo:rerun-if-changed={dir}/index");
         if let Some(head) = git(&["symbolic-ref", "-q", "HEAD"]) {
             println!("cargo:rerun-if-changed={dir}/{head}");
         }

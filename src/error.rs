@@ -188,7 +188,13 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
         }
         cause = c.source();
     }
-    crate::redact::redact_secrets(&text).into_owned()
+    // One line, whatever a cause's text spans (the Azure SDK's credential errors span several).
+    let text: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    crate::redact::redact_secrets(&text.join("; ")).into_owned()
 }
 
 impl Classify for InputError {

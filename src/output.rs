@@ -88,13 +88,35 @@ pub fn render(
             out.push_str("{\n");
             for (i, (key, value)) in fields.iter().enumerate() {
                 let comma = if i + 1 < fields.len() { "," } else { "" };
-                let value = serde_json::to_string(value).expect("strings serialise");
-                let _ = writeln!(out, "  \"{key}\": {value}{comma}");
+                let _ = writeln!(out, "  \"{key}\": {}{comma}", jq_string(value));
             }
             out.push_str("}\n");
         }
     }
     Ok(out)
+}
+
+/// A JSON string as jq writes it: like serde_json, and DEL (`\u007f`) escaped too.
+fn jq_string(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// The keys and values of image-builder's `sig-publishing-info.json`, in its order.

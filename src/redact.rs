@@ -85,6 +85,9 @@ struct Marker {
     /// Lower-case.
     text: &'static str,
     ends: &'static [u8],
+    /// Only a value that looks like a token, not a word: `Bearer eyJ0...` is a credential,
+    /// "a bearer token" in a sentence is not.
+    token_only: bool,
 }
 
 /// Where a URL query value or a header value ends.
@@ -96,26 +99,32 @@ const MARKERS: &[Marker] = &[
     Marker {
         text: "sig=",
         ends: VALUE_ENDS,
+        token_only: false,
     },
     Marker {
         text: "sig%3d",
         ends: VALUE_ENDS,
+        token_only: false,
     },
     Marker {
         text: "accountkey=",
         ends: SETTING_ENDS,
+        token_only: false,
     },
     Marker {
         text: "sharedaccesssignature=",
         ends: SETTING_ENDS,
+        token_only: false,
     },
     Marker {
         text: "password=",
         ends: SETTING_ENDS,
+        token_only: false,
     },
     Marker {
         text: "bearer ",
         ends: VALUE_ENDS,
+        token_only: true,
     },
 ];
 
@@ -123,7 +132,7 @@ const MARKERS: &[Marker] = &[
 pub fn redact_secrets(text: &str) -> Cow<'_, str> {
     let lower = text.to_ascii_lowercase();
     let mut spans: Vec<(usize, usize)> = Vec::new();
-    marker_spans(&lower, &mut spans);
+    marker_spans(text, &lower, &mut spans);
     shared_key_spans(&lower, &mut spans);
     url_password_spans(text, &mut spans);
     token_spans(text, &mut spans);
@@ -177,7 +186,7 @@ fn value_end(lower: &[u8], from: usize, ends: &[u8]) -> usize {
     i
 }
 
-fn marker_spans(lower: &str, spans: &mut Vec<(usize, usize)>) {
+fn marker_spans(text: &str, lower: &str, spans: &mut Vec<(usize, usize)>) {
     let bytes = lower.as_bytes();
     for marker in MARKERS {
         let mut from = 0;
@@ -189,11 +198,23 @@ fn marker_spans(lower: &str, spans: &mut Vec<(usize, usize)>) {
             }
             let start = at + marker.text.len();
             let end = value_end(bytes, start, marker.ends);
-            if end > start {
+            if end > start && (!marker.token_only || looks_like_token(&text[start..end])) {
                 spans.push((start, end));
             }
         }
     }
+}
+
+/// A credential rather than a word: only characters a bearer token is made of (RFC 6750's
+/// token68), and long or holding something other than lower-case letters (a digit, a capital,
+/// `.`, `-`, `_`, `/`, `+`, `=`), as every real token does. Prose punctuation at the end
+/// (`bearer token:`) is not part of it.
+fn looks_like_token(value: &str) -> bool {
+    let value = value.trim_end_matches(['.', ',', ':', ';', '!', '?']);
+    let token68 = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    !value.is_empty()
+        && value.chars().all(token68)
+        && (value.len() >= 20 || value.chars().any(|c| !c.is_ascii_lowercase()))
 }
 
 /// `SharedKey ACCOUNT:SIGNATURE`: the signature after the colon.
@@ -335,6 +356,18 @@ mod tests {
         assert_eq!(
             redact_secrets("Authorization: Bearer abc.def.ghi"),
             "Authorization: Bearer REDACTED"
+        );
+        // Words are not tokens: a message about a bearer token keeps its words.
+        for prose in [
+            "the bearer token was refused",
+            "failed to get bearer token: no credential",
+            "a bearer token.",
+        ] {
+            assert_eq!(redact_secrets(prose), prose);
+        }
+        assert_eq!(
+            redact_secrets("bearer eyJhbGciOiJSUzI1NiJ9xyz"),
+            "bearer REDACTED"
         );
     }
 

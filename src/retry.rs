@@ -82,6 +82,44 @@ impl Backoff {
     }
 }
 
+/// A signal that ends retrying (the watcher sends it on SIGTERM): retries stop, so a service
+/// shutting down during a storage outage does not wait out the storage timeout.
+#[derive(Debug, Clone)]
+pub struct Stop(tokio::sync::watch::Receiver<bool>);
+
+/// What sends a [`Stop`].
+#[derive(Debug)]
+pub struct StopHandle(tokio::sync::watch::Sender<bool>);
+
+impl Stop {
+    /// A signal and what sends it.
+    pub fn pair() -> (StopHandle, Stop) {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        (StopHandle(tx), Stop(rx))
+    }
+
+    /// Whether it was sent.
+    pub fn is_stopped(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Waits until it is sent (forever, if it never is).
+    pub async fn stopped(&self) {
+        let mut rx = self.0.clone();
+        if rx.wait_for(|stopped| *stopped).await.is_err() {
+            // The handle is gone without sending: it never will.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl StopHandle {
+    /// Sends the signal.
+    pub fn stop(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
 /// What an operation's errors must tell the retry loop.
 pub trait Retryable: Sized {
     /// Worth another try: the cause may pass (a timeout, a 503, a refused connection).
@@ -129,7 +167,20 @@ impl RetryConfig {
     }
 
     /// Runs `op` until it succeeds, fails for good, or the retries or the time run out.
-    pub async fn run<T, E, F, Fut>(&self, mut op: F) -> Result<T, E>
+    pub async fn run<T, E, F, Fut>(&self, op: F) -> Result<T, E>
+    where
+        E: Retryable,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        self.run_until(None, op).await
+    }
+
+    /// Like [`RetryConfig::run`], but once `stop` fires no further try is made: a wait between
+    /// tries, or a try after a failed one, ends at once with the last error. A first try is
+    /// let finish (bounded by the request timeout), so work on a healthy storage completes;
+    /// work on a failing one stops without waiting out its retries.
+    pub async fn run_until<T, E, F, Fut>(&self, stop: Option<&Stop>, mut op: F) -> Result<T, E>
     where
         E: Retryable,
         F: FnMut() -> Fut,
@@ -139,26 +190,43 @@ impl RetryConfig {
         let deadline = start + self.retry_timeout;
         let mut backoff = Backoff::new(self.backoff);
         let mut attempts = 0;
+        let mut last: Option<E> = None;
         loop {
             attempts += 1;
             let left = deadline.saturating_duration_since(Instant::now());
             let limit = self.request_timeout.min(left);
-            let result = match tokio::time::timeout(limit, op()).await {
-                Ok(r) => r,
-                Err(_) => Err(E::timed_out(limit)),
+            let attempt = tokio::time::timeout(limit, op());
+            let result = match (&last, stop) {
+                (Some(_), Some(stop)) => tokio::select! {
+                    r = attempt => r,
+                    _ = stop.stopped() => {
+                        let error = last.take().unwrap_or_else(|| E::timed_out(limit));
+                        return Err(error.gave_up(attempts, start.elapsed()));
+                    }
+                },
+                _ => attempt.await,
             };
             let error = match result {
-                Ok(v) => return Ok(v),
-                Err(e) if !e.is_transient() => return Err(e),
-                Err(e) => e,
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) if !e.is_transient() => return Err(e),
+                Ok(Err(e)) => e,
+                Err(_) => E::timed_out(limit),
             };
             let delay = backoff.next_delay();
             let now = Instant::now();
-            if attempts > self.max_retries || now + delay >= deadline {
+            let stopped = stop.is_some_and(Stop::is_stopped);
+            if stopped || attempts > self.max_retries || now + delay >= deadline {
                 return Err(error.gave_up(attempts, now - start));
             }
             tracing::debug!(attempt = attempts, retry_in = ?delay, "transient storage error, retrying");
-            tokio::time::sleep(delay).await;
+            match stop {
+                Some(stop) => tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.stopped() => return Err(error.gave_up(attempts, start.elapsed())),
+                },
+                None => tokio::time::sleep(delay).await,
+            }
+            last = Some(error);
         }
     }
 }
@@ -186,6 +254,39 @@ mod tests {
         fn gave_up(self, attempts: u32, _: Duration) -> Self {
             Fake::GaveUp(attempts, Box::new(self))
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_ends_the_retries_of_a_failing_operation_at_once() {
+        let (handle, stop) = Stop::pair();
+        let tries = AtomicU32::new(0);
+        let config = RetryConfig::default();
+        let started = Instant::now();
+        let run = config.run_until(Some(&stop), || {
+            tries.fetch_add(1, Ordering::SeqCst);
+            async { Err::<(), _>(Fake::Transient) }
+        });
+        tokio::pin!(run);
+        // Let it fail a few times, then stop.
+        tokio::select! {
+            _ = &mut run => panic!("it cannot succeed"),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        handle.stop();
+        let err = run.await.unwrap_err();
+        assert!(matches!(err, Fake::GaveUp(_, _)), "{err:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        let before = tries.load(Ordering::SeqCst);
+        assert!(before >= 1);
+        // A healthy first try still completes after the stop.
+        let ok = config
+            .run_until(Some(&stop), || async { Ok::<_, Fake>(7) })
+            .await;
+        assert_eq!(ok, Ok(7));
     }
 
     #[test]

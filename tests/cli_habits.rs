@@ -171,6 +171,41 @@ fn shell_completions_load_in_bash_and_exist_for_the_others() {
         "{}",
         text(&out.stdout)
     );
+    // A flag's values are offered, not file names: -o FORMAT, --as FORMAT.
+    let complete = |words: &[&str]| {
+        let line = words.join(" ");
+        let probe = format!(
+            "source {}; COMP_WORDS=({line}) COMP_CWORD={} COMP_LINE='{line}' COMP_POINT={} && _sigcat sigcat '{}' '{}' && printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            file.display(),
+            words.len() - 1,
+            line.len(),
+            words[words.len() - 1],
+            words[words.len() - 2],
+        );
+        let out = Command::new("bash").args(["-c", &probe]).output().unwrap();
+        let mut offered: Vec<String> = text(&out.stdout).lines().map(str::to_string).collect();
+        offered.sort();
+        offered
+    };
+    assert_eq!(
+        complete(&["sigcat", "parse", "-o", ""]),
+        [
+            "azure-devops",
+            "env",
+            "github",
+            "json",
+            "sig-publishing-info",
+            "yaml"
+        ]
+    );
+    assert_eq!(
+        complete(&["sigcat", "render", "--as", ""]),
+        ["kustomize", "objects"]
+    );
+    assert_eq!(
+        complete(&["sigcat", "catalog", "list", "-o", ""]),
+        ["json", "table", "yaml"]
+    );
     for shell in ["zsh", "fish", "powershell", "elvish"] {
         let script = ok(&["completion", shell]);
         assert!(
@@ -232,6 +267,62 @@ fn version_names_the_commit() {
         version.starts_with(&format!("sigcat {} ({head}", env!("CARGO_PKG_VERSION"))),
         "{version} vs {head}"
     );
+}
+
+/// build.rs asks git whether the tree is dirty without letting git rewrite `.git/index` (a
+/// plain `git status` refreshes it, on a fresh clone every time), which would make the build
+/// after the first one rebuild sigcat. Checked on a fresh clone, with the arguments build.rs uses.
+#[test]
+fn the_build_script_leaves_a_fresh_clones_index_alone() {
+    let build_rs = std::fs::read_to_string(repo().join("build.rs")).unwrap();
+    let start = build_rs
+        .find("const STATUS")
+        .expect("build.rs names its git status call");
+    let list = &build_rs[start..];
+    let list = &list[list.find("= [").unwrap() + 3..list.find("];").unwrap()];
+    let args: Vec<String> = list
+        .split(',')
+        .map(|a| a.trim().trim_matches('"').to_string())
+        .filter(|a| !a.is_empty())
+        .collect();
+    assert!(
+        args.contains(&"--no-optional-locks".to_string()),
+        "{args:?}"
+    );
+    assert!(
+        !build_rs.contains("rerun-if-changed={dir}/index"),
+        "build.rs must not watch the index"
+    );
+    let dir = scratch("fresh-clone");
+    let clone = dir.join("sigcat");
+    let git = |args: &[&str], cwd: &std::path::Path| {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", text(&out.stderr));
+    };
+    git(
+        &[
+            "clone",
+            "-q",
+            "--no-hardlinks",
+            repo().to_str().unwrap(),
+            clone.to_str().unwrap(),
+        ],
+        &dir,
+    );
+    let stamp = |p: &std::path::Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.modified().unwrap(), std::fs::read(p).unwrap())
+    };
+    let index = clone.join(".git/index");
+    let before = stamp(&index);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    git(&refs, &clone);
+    assert!(stamp(&index) == before, "git {args:?} rewrote .git/index");
 }
 
 /// `sigcat parse` with nothing piped in waits on the terminal: it says so. A pty from Python's

@@ -322,6 +322,38 @@ fn sig_publishing_info_is_byte_identical_to_image_builders_step() {
         assert_eq!(text(&out.stdout), theirs, "{log}");
         assert!(theirs.contains(&format!("\"hyperv_gen\": \"{ours_gen}\"")));
     }
+    // Tags with characters JSON writers escape differently: jq escapes DEL, serde_json does not.
+    let odd = "team=\"a\\b\" del=\u{7f} esc=\u{1b}[0m tab=\t bell=\u{7} caf\u{e9} sep=\u{2028}";
+    std::fs::write(&tags, odd).unwrap();
+    let theirs = dir.join("theirs-odd.json");
+    let run = Command::new("bash")
+        .arg(&script)
+        .arg(fixture("console/sig-ubuntu-2404.log"))
+        .arg(&tags)
+        .arg(&theirs)
+        .env("DISTRO", "ubuntu-2404")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let out = sigcat(
+        &[
+            "parse",
+            fixture("console/sig-ubuntu-2404.log").to_str().unwrap(),
+            "-o",
+            "sig-publishing-info",
+            "--tags",
+            odd,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let theirs = std::fs::read(&theirs).unwrap();
+    assert_eq!(text(&out.stdout), text(&theirs));
+    assert!(
+        text(&theirs).contains("\\u007f"),
+        "jq escapes DEL: {}",
+        text(&theirs)
+    );
 }
 
 /// What `make ... | tee packer.out` keeps: stdout only. A failed build's errors are there

@@ -614,3 +614,65 @@ fn exit_codes_mean_the_same_in_every_subcommand() {
         );
     }
 }
+
+/// One classification, one exit decision: the same inputs give the same code through every
+/// command that takes them, and the code is the documented precedence's (4 invalid input wins
+/// over 6 refused; a failed build beside a published one is 1).
+#[test]
+fn the_same_inputs_give_one_exit_code_in_parse_publish_ingest_and_watch() {
+    let cases: [(&[&str], i32); 2] = [
+        (&["fixtures/invalid/key-twice.log", VHD], 4),
+        (
+            &[
+                "fixtures/console/failed.log",
+                "fixtures/console/multi-build.log",
+            ],
+            1,
+        ),
+    ];
+    for (n, (inputs, expected)) in cases.iter().enumerate() {
+        let dir = scratch(&format!("faults-one-code-{n}"));
+        let cat = dir.join("catalog").display().to_string();
+        let mut codes = Vec::new();
+        let parse = sigcat(&[&["parse"], *inputs].concat(), &[], None);
+        codes.push(("parse", parse.status.code(), text(&parse.stderr)));
+        let publish = sigcat(
+            &[&["publish", "--catalog", &cat], *inputs].concat(),
+            &[],
+            None,
+        );
+        codes.push(("publish", publish.status.code(), text(&publish.stderr)));
+        let joined: Vec<u8> = inputs
+            .iter()
+            .flat_map(|i| fixture(i.trim_start_matches("fixtures/")))
+            .collect();
+        let ingest_cat = dir.join("catalog-ingest").display().to_string();
+        let ingest = sigcat(&["ingest", "--catalog", &ingest_cat], &[], Some(&joined));
+        codes.push(("ingest", ingest.status.code(), text(&ingest.stderr)));
+        let drops = dir.join("drops");
+        std::fs::create_dir_all(&drops).unwrap();
+        for (i, input) in inputs.iter().enumerate() {
+            std::fs::write(
+                drops.join(format!("build-{i}.log")),
+                fixture(input.trim_start_matches("fixtures/")),
+            )
+            .unwrap();
+        }
+        let watch_cat = dir.join("catalog-watch").display().to_string();
+        let watch = sigcat(
+            &[
+                "watch",
+                drops.to_str().unwrap(),
+                "--once",
+                "--catalog",
+                &watch_cat,
+            ],
+            &[],
+            None,
+        );
+        codes.push(("watch --once", watch.status.code(), text(&watch.stderr)));
+        for (command, code, err) in &codes {
+            assert_eq!(*code, Some(*expected), "{command} {inputs:?}: {err}");
+        }
+    }
+}

@@ -21,6 +21,11 @@ struct Service {
 
 impl Service {
     fn start(dir: &Path, catalog: &str, extra: &[&str]) -> Service {
+        Service::start_logging(dir, catalog, extra, "info")
+    }
+
+    /// Started with `RUST_LOG=rust_log`.
+    fn start_logging(dir: &Path, catalog: &str, extra: &[&str], rust_log: &str) -> Service {
         let log = dir.parent().unwrap().join(format!(
             "watch-{}.log",
             std::time::SystemTime::now()
@@ -40,7 +45,9 @@ impl Service {
                 "300ms",
             ])
             .args(extra)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
+            .env("XDG_STATE_HOME", dir.parent().unwrap().join("state"))
+            .env("XDG_DATA_HOME", dir.parent().unwrap().join("data"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -357,6 +364,41 @@ fn sigterm_with_work_in_flight_exits_cleanly_and_loses_nothing() {
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(catalog_versions(&catalog, &[]), expected(0..200));
     assert!(files_in(&dir).is_empty());
+}
+
+#[test]
+fn sigterm_while_the_catalog_is_unreachable_stops_at_once_and_says_what_is_left() {
+    let root = scratch("watch-sigterm-outage");
+    let dir = root.join("drop");
+    std::fs::create_dir_all(&dir).unwrap();
+    // A port nobody listens on: every request is refused, and retried until the storage
+    // timeout (a minute here), unless the watcher is told to stop.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let catalog = format!("http://127.0.0.1:{port}/devstoreaccount1/catalog");
+    let service = Service::start_logging(
+        &dir,
+        &catalog,
+        &["--storage-timeout", "60s"],
+        "info,sigcat=debug",
+    );
+    drop_atomically(&dir, "a.log", &log_for(1));
+    service.wait_for_log("transient storage error, retrying");
+    let (code, took, log) = service.terminate();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        took < Duration::from_secs(5),
+        "stopped at once, not after the storage timeout: {took:?}\n{log}"
+    );
+    assert_eq!(
+        files_in(&dir),
+        ["a.log"],
+        "the file stays for the next start"
+    );
+    assert_eq!(summary(&log)["left"], 1, "{log}");
 }
 
 #[test]

@@ -25,14 +25,14 @@ impl<S: Store> Catalog<S> {
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Versioned>, CatalogError> {
         self.retry
-            .run(|| self.store.get(key))
+            .run_until(self.stop.as_ref(), || self.store.get(key))
             .await
             .map_err(|e| self.storage(e.about(Op::Read, key)))
     }
 
     pub(crate) async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, CatalogError> {
         self.retry
-            .run(|| self.store.list(prefix))
+            .run_until(self.stop.as_ref(), || self.store.list(prefix))
             .await
             .map_err(|e| self.storage(e.about(Op::List, prefix)))
     }
@@ -44,7 +44,9 @@ impl<S: Store> Catalog<S> {
         mode: &PutMode,
     ) -> Result<(), StoreError> {
         self.retry
-            .run(|| self.store.put(key, bytes.to_vec(), mode.clone()))
+            .run_until(self.stop.as_ref(), || {
+                self.store.put(key, bytes.to_vec(), mode.clone())
+            })
             .await
             .map(drop)
             .map_err(|e| e.about(Op::Write, key))

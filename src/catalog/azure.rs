@@ -181,15 +181,53 @@ fn classify(op: Op, key: &str, e: azure_core::Error) -> StoreError {
             _ => StoreError::Failed { op, key, source },
         };
     }
+    if matches!(e.kind(), ErrorKind::Credential) {
+        return StoreError::Denied {
+            op,
+            key,
+            source: Box::new(CredentialFailure::of(&e)),
+        };
+    }
     let transient = matches!(e.kind(), ErrorKind::Io);
-    let denied = matches!(e.kind(), ErrorKind::Credential);
     let source = Box::new(e);
     if transient {
         StoreError::Unavailable { op, key, source }
-    } else if denied {
-        StoreError::Denied { op, key, source }
     } else {
         StoreError::Failed { op, key, source }
+    }
+}
+
+/// No credential of Microsoft Entra ID's chain could get a token: each one's reason, on one
+/// line (the SDK's text spans several lines, one per credential tried).
+#[derive(Debug, thiserror::Error)]
+#[error("no Microsoft Entra ID credential could get a token ({0})")]
+pub struct CredentialFailure(String);
+
+impl CredentialFailure {
+    fn of(e: &azure_core::Error) -> Self {
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            text.push('\n');
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        // The SDK's lines: a heading ("failed to get bearer token", "Multiple errors were
+        // encountered..."), then one line per credential tried, which is what the operator needs.
+        let mut reasons: Vec<&str> = Vec::new();
+        for line in text.lines().map(|l| l.trim().trim_end_matches(':')) {
+            let lower = line.to_ascii_lowercase();
+            let heading = lower.starts_with("failed to get bearer token")
+                || lower.contains("multiple errors were encountered");
+            if !line.is_empty() && !heading && !reasons.contains(&line) {
+                reasons.push(line);
+            }
+        }
+        CredentialFailure(if reasons.is_empty() {
+            text.lines().collect::<Vec<_>>().join("; ")
+        } else {
+            reasons.join("; ")
+        })
     }
 }
 

@@ -38,7 +38,7 @@ mod publish;
 mod query;
 mod yank;
 
-use crate::retry::{Backoff, RetryConfig};
+use crate::retry::{Backoff, RetryConfig, Stop};
 use index::Index;
 use std::time::Duration;
 use store::{Op, PutMode, Store, StoreError};
@@ -56,6 +56,8 @@ pub struct Catalog<S> {
     contention_timeout: Duration,
     signer: Option<signing::Signer>,
     trust: Option<signing::Trust>,
+    /// Ends retries early (a service shutting down).
+    stop: Option<Stop>,
 }
 
 /// The index as read: parsed, with the version a conditional write must name.
@@ -73,12 +75,20 @@ impl<S: Store> Catalog<S> {
             contention_timeout: Duration::from_secs(120),
             signer: None,
             trust: None,
+            stop: None,
         }
     }
 
     /// How storage requests are retried.
     pub fn with_retry(mut self, retry: RetryConfig) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Once `stop` fires, failing storage requests are not tried again (see
+    /// [`RetryConfig::run_until`]): a service that is shutting down does not wait out an outage.
+    pub fn with_stop(mut self, stop: Stop) -> Self {
+        self.stop = Some(stop);
         self
     }
 
@@ -134,7 +144,8 @@ impl Contention {
         catalog: &Catalog<S>,
     ) -> Result<(), CatalogError> {
         let delay = self.backoff.next_delay();
-        if tokio::time::Instant::now() + delay > self.deadline {
+        let stopped = catalog.stop.as_ref().is_some_and(Stop::is_stopped);
+        if stopped || tokio::time::Instant::now() + delay > self.deadline {
             return Err(catalog.storage(StoreError::Unavailable {
                 op: Op::Write,
                 key: INDEX_KEY.into(),

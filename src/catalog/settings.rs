@@ -165,18 +165,37 @@ pub fn parse_location(text: &str) -> Result<Location, SettingsError> {
     });
     match scheme.map(str::to_ascii_lowercase).as_deref() {
         None => Ok(Location::Local(PathBuf::from(text))),
-        Some("file") => {
-            let path = &text["file://".len()..];
-            if path.is_empty() {
-                return Err(bad("file:// names no directory"));
-            }
-            Ok(Location::Local(PathBuf::from(path)))
-        }
+        Some("file") => file_url(&text["file://".len()..]).map_err(|why| bad(&why)),
         Some("azblob" | "http" | "https") => AzureLocation::parse(text).map(Location::Azure),
         Some(other) => Err(bad(&format!(
             "sigcat does not know the scheme `{other}://`"
         ))),
     }
+}
+
+/// The directory of a `file://` URL (after the scheme): `file:///PATH` or
+/// `file://localhost/PATH`. A user, a password or another host is refused (sigcat reads local
+/// directories only), never turned into a folder named after them.
+fn file_url(rest: &str) -> Result<Location, String> {
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if authority.contains('@') {
+        return Err(
+            "a file URL must not carry a user or password; give the directory (file:///PATH)"
+                .into(),
+        );
+    }
+    if !authority.is_empty() && !authority.eq_ignore_ascii_case("localhost") {
+        return Err(format!(
+            "it names the host `{authority}`, but a catalog directory must be local: file:///ABSOLUTE/PATH, or the path itself"
+        ));
+    }
+    if path.is_empty() {
+        return Err("file:// names no directory".into());
+    }
+    Ok(Location::Local(PathBuf::from(path)))
 }
 
 /// An environment variable's value. Unset and empty are the same; so is an Azure DevOps
@@ -250,6 +269,25 @@ mod tests {
         ));
         assert!(parse_location("").is_err());
         assert!(parse_location("file://").is_err());
+        assert_eq!(
+            parse_location("file://localhost/srv/cat").unwrap(),
+            Location::Local(PathBuf::from("/srv/cat"))
+        );
+    }
+
+    #[test]
+    fn file_urls_never_become_folders_named_after_a_password_or_a_host() {
+        let err = parse_location("file://user:PASSWORD@/tmp/x")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("PASSWORD"), "{err}");
+        assert!(err.contains("must not carry a user or password"), "{err}");
+        let err = parse_location("file://otherhost/p")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("names the host `otherhost`"), "{err}");
+        let err = parse_location("file://cat").unwrap_err().to_string();
+        assert!(err.contains("names the host `cat`"), "{err}");
     }
 
     #[test]

@@ -167,10 +167,7 @@ impl fmt::Display for StoreError {
                 write!(f, "{op} {key}: the storage is unavailable")
             }
             StoreError::Denied { op, key, .. } => {
-                write!(
-                    f,
-                    "{op} {key}: access denied (check the credential and its rights)"
-                )
+                write!(f, "{op} {key}: access denied")
             }
             StoreError::Local { op, key, .. } => write!(f, "{op} {key}"),
             StoreError::Failed { op, key, .. } => write!(f, "{op} {key} failed"),

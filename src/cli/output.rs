@@ -30,10 +30,16 @@ pub(crate) fn write(path: Option<&Path>, bytes: &[u8]) -> Result<(), Failure> {
     }
 }
 
-/// Follows symlinks to the file they name (which may not exist yet).
-fn resolve(path: &Path) -> std::io::Result<PathBuf> {
+/// Where a path leads: the file its symlinks name (which may not exist yet), and whether a hop
+/// went through `/proc` or `/dev/fd` (`/dev/stdout` is `/proc/self/fd/1`): such a link names an
+/// open file (a pipe, a terminal, a file the shell opened), which is written, never replaced.
+fn resolve(path: &Path) -> std::io::Result<(PathBuf, bool)> {
     let mut current = path.to_path_buf();
+    let mut open_file = false;
     for _ in 0..40 {
+        if current.starts_with("/proc") || current.starts_with("/dev/fd") {
+            open_file = true;
+        }
         match std::fs::symlink_metadata(&current) {
             Ok(m) if m.file_type().is_symlink() => {
                 let target = std::fs::read_link(&current)?;
@@ -42,14 +48,21 @@ fn resolve(path: &Path) -> std::io::Result<PathBuf> {
                     _ => target,
                 };
             }
-            _ => return Ok(current),
+            _ => return Ok((current, open_file)),
         }
     }
     Err(std::io::Error::other("too many levels of symbolic links"))
 }
 
+/// Writes `bytes` to `path`: a regular file is replaced atomically; anything else (a FIFO, a
+/// device, an open file behind `/dev/stdout`) is written through.
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let target = resolve(path)?;
+    let (target, open_file) = resolve(path)?;
+    if open_file {
+        // Appending is what the shell's `>` and `>>` both expect of a write to their file.
+        let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
+        return f.write_all(bytes).and_then(|()| f.flush());
+    }
     let existing = std::fs::metadata(&target).ok();
     if let Some(m) = &existing {
         if m.is_dir() {
@@ -57,7 +70,7 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         }
         if !m.is_file() {
             // A FIFO, a device or a socket: written through. Replacing it would destroy it
-            // (as root, `-o /dev/null` would replace the system's node).
+            // (as root, `--output-file /dev/null` would replace the system's node).
             let mut f = std::fs::OpenOptions::new().write(true).open(&target)?;
             return f.write_all(bytes).and_then(|()| f.flush());
         }
@@ -93,7 +106,7 @@ pub(crate) fn write_dir(
     files: &[(String, String)],
     marker: &str,
 ) -> Result<(), Failure> {
-    let target = resolve(dir).map_err(|e| sigcat::Error::io(dir.display().to_string(), e))?;
+    let (target, _) = resolve(dir).map_err(|e| sigcat::Error::io(dir.display().to_string(), e))?;
     let shown = dir.display().to_string();
     let exists = match std::fs::metadata(&target) {
         Ok(m) if m.is_dir() => true,

@@ -108,14 +108,15 @@ pub struct Summary {
     pub index_updates: u64,
     /// Rounds the catalog failed.
     pub storage_errors: u64,
-    /// `--once`: files left because they are not finished.
+    /// Files left in the directory for the next start (or run): not finished yet, or waiting
+    /// for the catalog when the watcher stopped.
     pub left: u64,
     /// The worst that happened to any file (for `--once`'s exit code).
     pub worst: Option<Fault>,
 }
 
 impl Summary {
-    fn worst(&mut self, fault: Fault) {
+    pub(crate) fn worst(&mut self, fault: Fault) {
         self.worst = Fault::worst_of([self.worst, Some(fault)]);
     }
 }
@@ -282,6 +283,9 @@ pub async fn run<S: Store>(
     // Absolute and without symlinks: the form notify reports paths in.
     let dir = std::fs::canonicalize(&config.dir).map_err(io(&config.dir))?;
     drop::adopt_orphans(&dir).map_err(io(&dir))?;
+    // On SIGTERM a round waiting on failing storage stops retrying at once: its files stay.
+    let (stop_retrying, stop) = crate::retry::Stop::pair();
+    let catalog = catalog.with_stop(stop);
     let mut eyes = Some(Eyes::open(&dir, &config)?);
     let health = Arc::new(heartbeat::Health::default());
     let beat = config
@@ -345,8 +349,9 @@ pub async fn run<S: Store>(
                 tokio::select! {
                     t = &mut work => t,
                     _ = &mut shutdown => {
-                        tracing::info!("stopping: finishing the files in flight");
+                        tracing::info!("stopping: finishing the files in flight (failing storage requests are not tried again)");
                         stopping = true;
+                        stop_retrying.stop();
                         tokio::time::timeout(config.shutdown_timeout, &mut work).await.unwrap_or_else(|_| {
                             tracing::warn!("files still in flight after {:?} are left for the next start", config.shutdown_timeout);
                             None
@@ -397,12 +402,15 @@ pub async fn run<S: Store>(
             _ = &mut shutdown => {
                 tracing::info!("stopping: no new files are taken");
                 stopping = true;
+                stop_retrying.stop();
             }
         }
     }
     if let Some(beat) = beat {
         beat.abort();
     }
+    // What is still pending stays in the directory for the next start (or run).
+    summary.left += schedule.len() as u64;
     tracing::info!(
         published_files = summary.published_files,
         failed_files = summary.failed_files,

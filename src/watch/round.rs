@@ -284,6 +284,10 @@ impl<S: Store> Round<'_, S> {
             .filter_map(|r| r.kubernetes_version.as_deref())
             .collect();
         let failed = failures(&p.records);
+        if !failed.is_empty() {
+            // Some builds of the file failed and others published: as publish says it.
+            summary.worst(Fault::BuildFailed);
+        }
         let moved = match &p.enriches {
             Some(log) => drop::move_manifest(self.dir, "done", &p.item, Some(log)),
             None => drop::move_to(self.dir, "done", &p.item, still_same(p.manifest.as_ref())),
@@ -332,6 +336,7 @@ impl<S: Store> Round<'_, S> {
             Ok(moved) => {
                 schedule.forget(item);
                 summary.failed_files += 1;
+                summary.worst(Fault::BuildFailed);
                 tracing::warn!(file = %shown(item), outcome = "build-failed", moved_to = %shown(&moved), reason = %reason, "build failed; nothing to publish");
             }
             Err(e) => self.cannot_move(item, "failed", &e, schedule),

@@ -35,6 +35,7 @@ esac
 const PIP: &str = "#!/bin/bash\necho \"$*\" >> \"$SIGCAT_TEST_RECORD/pip.log\"\n";
 
 const AZ: &str = r#"#!/bin/bash
+if [ -n "${SIGCAT_TEST_AZ_FAILS:-}" ]; then echo "ERROR: Please run 'az login' to setup account." >&2; exit 1; fi
 case "$*" in
   "account show --query id -o tsv") echo 00000000-1111-2222-3333-444444444444;;
   *) echo "az stand-in: unexpected: $*" >&2; exit 2;;
@@ -242,6 +243,12 @@ fn assert_image_builders_flow(h: &Harness, capi: &Path, build_stdout: &[u8]) {
         tags.starts_with("creationTimestamp=") && tags.ends_with("DO-NOT-DELETE=UpstreamInfra"),
         "{tags}"
     );
+    // image-builder's init-sig.sh splits TAGS on spaces: three KEY=VALUE words, the job name a
+    // slug even though the runner's workflow / pipeline name has spaces.
+    let words: Vec<&str> = tags.split_whitespace().collect();
+    assert_eq!(words.len(), 3, "{tags}");
+    assert!(words.iter().all(|w| w.contains('=')), "{tags}");
+    assert_eq!(words[1], "jobName=image-builder-sig-ubuntu-2404-1.30.3");
     assert_eq!(make["TAGS"], tags);
     let pip = std::fs::read_to_string(h.record.join("pip.log")).unwrap();
     assert!(pip.contains("install ansible-core==2.17.7"), "{pip}");
@@ -336,6 +343,8 @@ fn run_github(
         "GITHUB_OUTPUT".into(),
         h.root.join("github_output").display().to_string(),
     );
+    // What a real runner sets: the workflow's display name, spaces included.
+    job_env.insert("GITHUB_WORKFLOW".into(), "Build a CAPZ node image".into());
     let steps = workflow["jobs"]["build"]["steps"]
         .as_sequence()
         .unwrap()
@@ -567,6 +576,7 @@ fn run_azure_devops(
     azurite: &Azurite,
     scenario: &Scenario,
     undefined: &[&str],
+    az_fails: &str,
 ) -> (Vec<(String, Output)>, PathBuf) {
     let pipeline = &yaml(AZURE_DEVOPS)[0];
     let mut params = BTreeMap::new();
@@ -603,10 +613,15 @@ fn run_azure_devops(
             })
         })
         .collect();
-    (
-        run_steps(steps, h, scenario, &BTreeMap::new(), &[]),
-        staging,
-    )
+    // What a real agent sets: the pipeline's name, spaces included.
+    let agent = BTreeMap::from([
+        (
+            "BUILD_DEFINITIONNAME".to_string(),
+            "Build CAPZ image".to_string(),
+        ),
+        ("SIGCAT_TEST_AZ_FAILS".to_string(), az_fails.to_string()),
+    ]);
+    (run_steps(steps, h, scenario, &agent, &[]), staging)
 }
 
 #[test]
@@ -615,7 +630,7 @@ fn azure_devops_pipeline_runs_end_to_end() {
     let h = Harness::new("pipelines-ado", "image-builder");
     // PACKER_GITHUB_API_TOKEN is optional and left undefined here: it reaches the script as
     // the literal `$(PACKER_GITHUB_API_TOKEN)`, which must not reach make as a token.
-    let (steps, staging) = run_azure_devops(&h, &azurite, &GOOD, &["PACKER_GITHUB_API_TOKEN"]);
+    let (steps, staging) = run_azure_devops(&h, &azurite, &GOOD, &["PACKER_GITHUB_API_TOKEN"], "");
     assert_all_ok(&steps);
     let capi = h.capi("image-builder");
     let k8s = std::fs::read_to_string(capi.join("packer/config/kubernetes.json")).unwrap();
@@ -665,7 +680,7 @@ fn azure_devops_pipeline_names_what_is_wrong() {
     // The catalog's account is undefined: the location still says `$(SIGCAT_STORAGE_ACCOUNT)`.
     // The log still passes through to its end; the step fails naming the variable.
     let h = Harness::new("pipelines-ado-undefined", "image-builder");
-    let (steps, _) = run_azure_devops(&h, &azurite, &GOOD, &["SIGCAT_STORAGE_ACCOUNT"]);
+    let (steps, _) = run_azure_devops(&h, &azurite, &GOOD, &["SIGCAT_STORAGE_ACCOUNT"], "");
     assert_build_failed(
         &steps,
         &["`$(SIGCAT_STORAGE_ACCOUNT)`", "define that variable"],
@@ -681,9 +696,48 @@ fn azure_devops_pipeline_names_what_is_wrong() {
         manifest: None,
         make_status: 2,
     };
-    let (steps, _) = run_azure_devops(&h, &azurite, &failed, &[]);
+    let (steps, _) = run_azure_devops(&h, &azurite, &failed, &[], "");
     assert_build_failed(
         &steps,
         &["build azure-arm.sig-ubuntu-2404 (<stdin>) failed: Error waiting for SSH"],
+    );
+    // The task's Azure CLI session is gone: the failed `az` fails the step before make runs
+    // (an `export X="$(az ...)"` would have hidden it from set -e).
+    let h = Harness::new("pipelines-ado-az", "image-builder");
+    let (steps, _) = run_azure_devops(&h, &azurite, &GOOD, &[], "1");
+    assert_build_failed(&steps, &["Please run 'az login'"]);
+    assert!(
+        !h.record
+            .join("make-build-azure-sig-ubuntu-2404.env")
+            .exists(),
+        "make never ran"
+    );
+}
+
+/// Tags are KEY=VALUE words: image-builder's init-sig.sh splits TAGS on spaces, so a value with
+/// a space would become a broken tag. Both pipelines refuse it before the build.
+#[test]
+fn a_tag_value_with_a_space_fails_before_the_build() {
+    let azurite = Azurite::start("pipelines-tags");
+    let h = Harness::new("pipelines-gh-tags", "");
+    let steps = run_github(
+        &h,
+        &azurite,
+        &GOOD,
+        &[("inputs.tags", "team=platform owner=Jane Doe")],
+    );
+    let (name, out) = steps.last().unwrap();
+    assert_eq!(name, "Build the image and publish it to the catalog");
+    assert!(!out.status.success());
+    // A workflow command on stdout: the runner shows it as an error annotation.
+    assert!(
+        text(&out.stdout).contains("::error::tag 'Doe' is not KEY=VALUE"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        !h.record
+            .join("make-build-azure-sig-ubuntu-2404.env")
+            .exists()
     );
 }

@@ -128,6 +128,54 @@ fn systemd_unit_runs_the_watcher() {
     );
 }
 
+/// The install steps at the top of the unit, run as written into an empty root (every absolute
+/// path moved under it, and the steps that need root left out): each one must work on a
+/// machine where none of the directories exist yet.
+#[test]
+fn the_units_install_steps_work_on_an_empty_machine() {
+    let root = scratch("pipelines-install");
+    let unit =
+        std::fs::read_to_string(repo().join("pipelines/watcher/sigcat-watch.service")).unwrap();
+    let work = root.join("checkout");
+    std::fs::create_dir_all(&work).unwrap();
+    for f in ["sigcat-watch.service", "watch.env"] {
+        std::fs::copy(repo().join("pipelines/watcher").join(f), work.join(f)).unwrap();
+    }
+    std::fs::copy(env!("CARGO_BIN_EXE_sigcat"), work.join("sigcat")).unwrap();
+    let steps: Vec<String> = unit
+        .lines()
+        .filter_map(|l| l.strip_prefix("#   "))
+        .flat_map(|l| l.split("&&"))
+        .map(|l| l.split('#').next().unwrap().trim().to_string())
+        .filter(|l| l.starts_with("install "))
+        .collect();
+    assert!(steps.len() >= 4, "{steps:?}");
+    let root_s = root.display().to_string();
+    for step in &steps {
+        let step = step
+            .replace(" /", &format!(" {root_s}/"))
+            .replace(" -o sigcat", "");
+        let out = Command::new("bash")
+            .args(["-c", &step])
+            .current_dir(&work)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "`{step}` fails on an empty machine: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for installed in [
+        "usr/local/bin/sigcat",
+        "etc/systemd/system/sigcat-watch.service",
+        "etc/sigcat/watch.env",
+    ] {
+        assert!(root.join(installed).is_file(), "{installed}");
+    }
+    assert!(root.join("srv/image-drops").is_dir());
+}
+
 #[test]
 fn kubernetes_deployment_runs_the_watcher_with_its_liveness_probe() {
     let azurite = Azurite::start("pipelines-k8s");
@@ -251,6 +299,18 @@ fn dockerfile_builds_the_locked_release_binary() {
             .any(|l| l.trim() == "RUN cargo build --release --locked")
     );
     assert!(file.contains("COPY --from=build /src/target/release/sigcat "));
+    // The context is the repository: what the tests leave there (target/ is gigabytes) is not
+    // sent to the builder. BuildKit reads <Dockerfile>.dockerignore beside the Dockerfile.
+    let ignore =
+        std::fs::read_to_string(repo().join("pipelines/watcher/Dockerfile.dockerignore")).unwrap();
+    let rules: Vec<&str> = ignore.lines().filter(|l| !l.starts_with('#')).collect();
+    for must in ["target/", "tests/azurite/node_modules/"] {
+        assert!(rules.contains(&must), "{must} in {rules:?}");
+    }
+    assert!(
+        !rules.iter().any(|r| r.trim_end_matches('/') == ".git"),
+        "build.rs needs .git"
+    );
     let cargo = std::fs::read_to_string(repo().join("Cargo.toml")).unwrap();
     let release = cargo.split("[profile.release]").nth(1).unwrap();
     assert!(

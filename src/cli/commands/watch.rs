@@ -23,7 +23,8 @@ sub-directory per build renamed into DIR. A file renamed in is taken at once; on
 place once it shows the end of its builds and has been quiet for --settle. Outcomes: DIR/done/
 (published), DIR/failed/ (every build failed), DIR/quarantine/ (invalid, refused, in conflict,
 or not a regular file, with NAME.error). A service that stops cleanly exits 0; --once exits
-with the worst outcome of the files it handled (4 invalid, 6 refused, 7 conflict, 8 storage).";
+with the worst outcome of the files it handled (1 a build failed, 4 invalid, 6 refused,
+7 conflict, 8 storage, 2 credentials the storage refuses).";
 
 const HEALTHCHECK_EXAMPLES: &str = "\
 Examples:
