@@ -1,7 +1,9 @@
 //! `sigcat publish`, `ingest` and `catalog` as users run them, against a local catalog and a
 //! real Azurite reached through the usual environment variables.
 
-use crate::util::{AZURITE_KEY, Azurite, connection_string, scratch, sigcat, text};
+use crate::util::{
+    AZURITE_KEY, Azurite, assert_exit_says, connection_string, scratch, sigcat, text,
+};
 use std::process::{Command, Stdio};
 
 #[test]
@@ -305,17 +307,137 @@ fn blobs_carry_content_types_and_cache_control_for_other_consumers() {
             "application/json"
         } else if name.ends_with(".yaml") {
             "application/yaml"
+        } else if name.ends_with(".sig") {
+            "text/plain; charset=utf-8"
         } else {
             "application/octet-stream"
         };
         assert_eq!(content_type, expected_type, "{name}");
-        let expected_cache = if name == "cat/index.json" || name == "cat/index.json.sig" {
+        // What changes in place is revalidated; what is named by its content is immutable.
+        let key = name.strip_prefix("cat/").unwrap();
+        let changes = key == "index.json"
+            || key == "index.json.sig"
+            || key.starts_with("latest/")
+            || (key.ends_with(".sig") && !key.starts_with("signatures/"));
+        let expected_cache = if changes {
             "no-cache"
         } else {
             "public, max-age=31536000, immutable"
         };
         assert_eq!(cache.as_deref(), Some(expected_cache), "{name}");
     }
+}
+
+/// The README's recipe for consumers with only curl (a bootstrap script, Terraform's `http`
+/// data source, a CDN in front of the container), run as written with the real curl and jq
+/// against Azurite: one GET answers "the image for Kubernetes 1.30 on ubuntu-2404 [in a
+/// region]", and the careful version checks the root's signature with ssh-keygen and the
+/// pointer's sha256 against it.
+#[test]
+fn a_consumer_with_only_curl_finds_the_image_in_one_get() {
+    let azurite = Azurite::start("curl");
+    let url = azurite.url("public");
+    let dir = scratch("cli-curl");
+    let key = dir.join("key");
+    assert!(
+        Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "ci@example.com",
+                "-f"
+            ])
+            .arg(&key)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let allowed = dir.join("allowed_signers");
+    std::fs::write(
+        &allowed,
+        format!(
+            "ci@example.com {}",
+            std::fs::read_to_string(key.with_extension("pub")).unwrap()
+        ),
+    )
+    .unwrap();
+    for (n, k8s) in [(1, "1.30.1"), (2, "1.30.2"), (3, "1.29.9")] {
+        let log = dir.join(format!("{n}.log"));
+        std::fs::write(&log, crate::util::log_for(n)).unwrap();
+        let out = sigcat(
+            &[
+                "publish",
+                log.to_str().unwrap(),
+                "--kubernetes-version",
+                k8s,
+                "--catalog",
+                &url,
+                "--signing-key",
+                key.to_str().unwrap(),
+            ],
+            &[],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    azurite.make_public("public");
+    let base = url.clone();
+    let run = |script: &str| {
+        let out = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", script])
+            .env("CATALOG", &base)
+            .env("ALLOWED_SIGNERS", &allowed)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{script}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // One GET (the README's first recipe).
+    let id = run(
+        r#"curl -fsS "$CATALOG/latest/1.30/ubuntu-2404.json" | jq -r '.image.gallery_image_version_id'"#,
+    );
+    assert!(id.ends_with("/versions/0.3.2"), "{id}");
+    let in_region = run(
+        r#"curl -fsS "$CATALOG/latest/1.30/ubuntu-2404.json" | jq -r '.regions.eastus2.gallery_image_version'"#,
+    );
+    assert_eq!(in_region, "0.3.2");
+    let headers = run(r#"curl -fsSI "$CATALOG/latest/1.30/ubuntu-2404.json""#);
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{headers}"
+    );
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("cache-control: no-cache"),
+        "{headers}"
+    );
+    // The careful recipe: the root's signature, then the pointer's sha256 as the root says it.
+    let checked = run(r#"curl -fsS "$CATALOG/index.json" -o index.json
+curl -fsS "$CATALOG/index.json.sig" -o index.json.sig
+ssh-keygen -Y verify -n sigcat-catalog -f "$ALLOWED_SIGNERS" -I ci@example.com -s index.json.sig < index.json >&2
+test "$(jq -r '.expires' index.json)" \> "$(date -u +%Y-%m-%dT%H:%M:%S)"
+curl -fsS "$CATALOG/latest/1.30/ubuntu-2404.json" -o latest.json
+test "$(sha256sum latest.json | cut -d' ' -f1)" = "$(jq -r '.latest["1.30/ubuntu-2404"].sha256' index.json)"
+jq -r '.image.gallery_image_version' latest.json"#);
+    assert_eq!(checked, "0.3.2");
+    // A pointer for a minor that has no images answers 404, which curl -f turns into a failure.
+    let out = Command::new("curl")
+        .args(["-fsS", &format!("{base}/latest/1.99/ubuntu-2404.json")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 }
 
 #[test]
@@ -384,4 +506,135 @@ fn account_key_and_sas_token_credentials_against_azurite() {
         !err.contains(wrong) && !err.to_lowercase().contains("x-ms-"),
         "{err}"
     );
+}
+
+/// What is at the location is said: an empty catalog, a mistyped path, a query that is not a
+/// version, a reason with control characters, a catalog the user cannot write.
+#[test]
+fn the_catalog_says_what_is_there_and_whose_fault_a_problem_is() {
+    let dir = scratch("cli-what-is-there");
+    let cat = dir.join("catalog");
+    let cat_s = cat.display().to_string();
+    // A directory that exists but holds nothing: an empty catalog, said on stderr.
+    std::fs::create_dir_all(&cat).unwrap();
+    let out = sigcat(&["catalog", "list", "--catalog", &cat_s], &[], None);
+    assert_exit_says(&out, 0, "is empty");
+    assert!(out.stdout.is_empty());
+    assert_exit_says(
+        &sigcat(&["catalog", "latest", "--catalog", &cat_s], &[], None),
+        3,
+        "is empty",
+    );
+    assert_exit_says(
+        &sigcat(&["catalog", "show", "nope", "--catalog", &cat_s], &[], None),
+        3,
+        "is empty",
+    );
+    // A mistyped location: nothing there at all.
+    let typo = dir.join("catalgo").display().to_string();
+    for args in [
+        &["catalog", "list"][..],
+        &["catalog", "latest"],
+        &["catalog", "show", "x"],
+        &["catalog", "verify"],
+    ] {
+        let out = sigcat(&[args, &["--catalog", &typo]].concat(), &[], None);
+        assert_exit_says(&out, 2, "does not exist");
+        assert!(
+            !text(&out.stdout).contains("no problems found"),
+            "{args:?}: {}",
+            text(&out.stdout)
+        );
+    }
+    // Not a Kubernetes version: a usage error, not "nothing found".
+    for bad in ["abc", "1.30.3.4", "1"] {
+        let out = sigcat(
+            &[
+                "catalog",
+                "latest",
+                "--kubernetes",
+                bad,
+                "--catalog",
+                &cat_s,
+            ],
+            &[],
+            None,
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out.stderr));
+    }
+    // A reason that would rewrite or ring the terminal of whoever lists the catalog.
+    ok_publish(&cat_s);
+    let id = first_id(&cat_s);
+    for reason in ["\x1b[2Jgone", "bell\x07", "two\nlines"] {
+        let out = sigcat(
+            &[
+                "catalog",
+                "yank",
+                &id,
+                "--reason",
+                reason,
+                "--catalog",
+                &cat_s,
+            ],
+            &[],
+            None,
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{reason:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // A catalog directory this user cannot write (root writes anywhere, so `nobody` tries):
+    // a local-file problem (5) with a hint about the directory, not about Azure credentials.
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            crate::util::BIN,
+        ])
+        .args([
+            "publish",
+            "fixtures/console/gallery-only.log",
+            "--catalog",
+            &cat_s,
+        ])
+        .current_dir(crate::util::repo())
+        .env_remove("SIGCAT_CATALOG")
+        .env("XDG_STATE_HOME", dir.join("nobody-state"))
+        .output()
+        .unwrap_or_else(|e| panic!("setpriv (util-linux) is needed: {e}"));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{err}");
+    assert!(err.contains("writable by this user"), "{err}");
+    assert!(!err.contains("AZURE_STORAGE"), "{err}");
+}
+
+fn ok_publish(cat: &str) {
+    let out = sigcat(
+        &[
+            "publish",
+            "fixtures/console/sig-ubuntu-2404.log",
+            "--catalog",
+            cat,
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+fn first_id(cat: &str) -> String {
+    let out = sigcat(
+        &["catalog", "list", "-o", "json", "--catalog", cat],
+        &[],
+        None,
+    );
+    let line = text(&out.stdout);
+    serde_json::from_str::<serde_json::Value>(line.lines().next().unwrap()).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }

@@ -200,6 +200,10 @@ fn an_unknown_catalog_scheme_is_a_usage_error() {
         "az://acct/images",
         "wasbs://images@acct.blob.core.windows.net/x",
         "s3://bucket",
+        // Not a local folder named with the password (which was printed), nor a relative
+        // folder named after another host.
+        "file://user:PASSWORD@/tmp/x",
+        "file://otherhost/p",
     ] {
         let out = Command::new(crate::util::BIN)
             .args([
@@ -219,6 +223,7 @@ fn an_unknown_catalog_scheme_is_a_usage_error() {
             err.contains("azblob://ACCOUNT/CONTAINER"),
             "lists the accepted forms: {err}"
         );
+        assert!(!err.contains("PASSWORD"), "{err}");
         assert_eq!(
             std::fs::read_dir(&dir).unwrap().count(),
             0,
@@ -445,28 +450,70 @@ fn unknown_index_fields_survive_a_publish() {
     let dir = scratch("faults-unknown-fields");
     let cat = dir.join("catalog");
     let cat_s = cat.display().to_string();
-    let out = sigcat(&["publish", GOOD, "--catalog", &cat_s], &[], None);
+    let out = sigcat(
+        &[
+            "publish",
+            GOOD,
+            "--catalog",
+            &cat_s,
+            "--kubernetes-version",
+            "1.30.3",
+        ],
+        &[],
+        None,
+    );
     assert_eq!(out.status.code(), Some(0));
-    // A newer sigcat's fields, at the top and in an entry.
-    let index_path = cat.join("index.json");
-    let mut index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
-    index["from_the_future"] = serde_json::json!({"keep": true});
-    index["images"][0]["future_field"] = serde_json::json!([1, 2, 3]);
-    std::fs::write(&index_path, serde_json::to_vec_pretty(&index).unwrap()).unwrap();
+    // A newer sigcat's fields: in the root, in a shard's reference, in a shard and an entry.
+    let read = |key: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(cat.join(key)).unwrap()).unwrap()
+    };
+    let mut root = read("index.json");
+    let (name, shard_ref) = root["shards"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .next()
+        .map(|(n, s)| (n.clone(), s.clone()))
+        .unwrap();
+    let mut shard = read(shard_ref["key"].as_str().unwrap());
+    shard["future_shard_field"] = serde_json::json!("kept");
+    shard["images"][0]["future_field"] = serde_json::json!([1, 2, 3]);
+    let bytes = serde_json::to_vec_pretty(&shard).unwrap();
+    let sha = sigcat::catalog::objects::sha256(&bytes);
+    let key = format!("shards/{name}-{}.json", &sha[..16]);
+    std::fs::write(cat.join(&key), &bytes).unwrap();
+    root["shards"][&name]["key"] = key.into();
+    root["shards"][&name]["sha256"] = sha.into();
+    root["shards"][&name]["future_ref_field"] = 1.into();
+    root["from_the_future"] = serde_json::json!({"keep": true});
+    std::fs::write(
+        cat.join("index.json"),
+        serde_json::to_vec_pretty(&root).unwrap(),
+    )
+    .unwrap();
+    // Another image of the same shard is published: everything unknown is kept.
     let other = dir.join("other.log");
     std::fs::write(&other, crate::util::log_for(7)).unwrap();
     let out = sigcat(
-        &["publish", other.to_str().unwrap(), "--catalog", &cat_s],
+        &[
+            "publish",
+            other.to_str().unwrap(),
+            "--catalog",
+            &cat_s,
+            "--kubernetes-version",
+            "1.30.3",
+        ],
         &[],
         None,
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
-    assert_eq!(index["images"].as_array().unwrap().len(), 2);
-    assert_eq!(index["from_the_future"]["keep"], true);
-    let kept = index["images"]
+    let root = read("index.json");
+    assert_eq!(root["from_the_future"]["keep"], true);
+    assert_eq!(root["shards"][&name]["future_ref_field"], 1);
+    let shard = read(root["shards"][&name]["key"].as_str().unwrap());
+    assert_eq!(shard["images"].as_array().unwrap().len(), 2);
+    assert_eq!(shard["future_shard_field"], "kept");
+    let kept = shard["images"]
         .as_array()
         .unwrap()
         .iter()

@@ -46,7 +46,7 @@ fn every_fixture_record_matches_the_record_schema() {
 }
 
 #[test]
-fn a_real_index_matches_the_index_schema() {
+fn a_real_catalog_matches_the_schemas_of_its_root_shards_and_pointers() {
     let dir = scratch("schemas-index");
     let cat = dir.join("catalog");
     let cat = cat.to_str().unwrap();
@@ -55,21 +55,62 @@ fn a_real_index_matches_the_index_schema() {
         "fixtures/console/multi-build.log",
         "fixtures/console/managed-image-only.log",
     ] {
-        sigcat(&["publish", log, "--catalog", cat], &[], None);
+        sigcat(
+            &[
+                "publish",
+                log,
+                "--catalog",
+                cat,
+                "--kubernetes-version",
+                "1.30.3",
+            ],
+            &[],
+            None,
+        );
     }
     let list = json_docs(&ok(&["catalog", "list", "-o", "json", "--catalog", cat]));
+    assert!(list.len() >= 3);
     let id = list[0]["id"].as_str().unwrap();
     ok(&["catalog", "yank", id, "--reason", "test", "--catalog", cat]);
-    let index = json_docs(&std::fs::read_to_string(dir.join("catalog/index.json")).unwrap());
-    assert!(index[0]["images"].as_array().unwrap().len() >= 3);
-    assert!(index[0]["images"][0].get("published_at").is_some());
+    let read =
+        |key: &str| json_docs(&std::fs::read_to_string(dir.join("catalog").join(key)).unwrap());
+    let root = read("index.json");
     assert_eq!(
-        schema_violations("src/catalog/index.schema.json", &index),
+        schema_violations("src/catalog/index.schema.json", &root),
+        Vec::<String>::new()
+    );
+    let shards: Vec<serde_json::Value> = root[0]["shards"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|s| read(s["key"].as_str().unwrap()))
+        .collect();
+    assert!(!shards.is_empty());
+    assert!(shards[0]["images"][0].get("published_at").is_some());
+    assert_eq!(
+        schema_violations("src/catalog/shard.schema.json", &shards),
+        Vec::<String>::new()
+    );
+    let pointers: Vec<serde_json::Value> = root[0]["latest"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|p| read(p["key"].as_str().unwrap()))
+        .collect();
+    assert!(!pointers.is_empty());
+    assert_eq!(
+        schema_violations("src/catalog/latest.schema.json", &pointers),
         Vec::<String>::new()
     );
     // Microseconds or an offset would break common parsers; the schema says milliseconds, Z.
-    let mut bad = index[0].clone();
+    let mut bad = shards[0].clone();
     bad["images"][0]["published_at"] = "2026-11-25T21:13:23.418123+00:00".into();
+    assert_eq!(
+        schema_violations("src/catalog/shard.schema.json", &[bad]).len(),
+        1
+    );
+    let mut bad = root[0].clone();
+    bad["images"] = serde_json::json!([{"id": "x"}]);
     assert_eq!(
         schema_violations("src/catalog/index.schema.json", &[bad]).len(),
         1
@@ -77,6 +118,8 @@ fn a_real_index_matches_the_index_schema() {
     // What `sigcat schema` prints is the file.
     for (which, path) in [
         ("index", "src/catalog/index.schema.json"),
+        ("shard", "src/catalog/shard.schema.json"),
+        ("latest", "src/catalog/latest.schema.json"),
         ("record", "src/record/record.schema.json"),
     ] {
         assert_eq!(

@@ -360,6 +360,18 @@ impl Azurite {
         (p.content_type, p.cache_control)
     }
 
+    /// Lets anyone read a container's blobs without a credential (what a team does to serve
+    /// its catalog to bootstrap scripts, or what a CDN in front of it sees).
+    pub fn make_public(&self, container: &str) {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(
+            self.container(container)
+                .set_acl(azure_storage_blobs::prelude::PublicAccess::Blob)
+                .into_future(),
+        )
+        .unwrap();
+    }
+
     /// Blob names in a container.
     pub fn blob_names(&self, container: &str) -> Vec<String> {
         use futures::StreamExt;

@@ -1,11 +1,14 @@
-//! The catalog's plumbing: every storage request under one retry policy, and the
-//! content-named objects checked against their sha256 on every read. The protocols
-//! ([`super::publish`], [`super::yank`], [`super::query`], [`super::rebuild`]) are built on it.
+//! The catalog's plumbing: every storage request under one retry policy (a listing retried page
+//! by page, resuming where it failed), objects checked against their sha256 on every read, and
+//! signatures made and checked beside the objects they sign. The protocols are built on it.
 
-use super::index::{self, Index, ObjectRef};
-use super::objects::{self, sha256};
-use super::store::{Op, PutMode, Store, StoreError, Versioned};
-use super::{Catalog, CatalogError, Current, INDEX_KEY};
+use super::index::ObjectRef;
+use super::objects::{self, sha256, sig_key};
+use super::store::{Op, Page, PutMode, Store, StoreError, Versioned};
+use super::{Catalog, CatalogError, Distrust};
+
+/// How many keys a listing asks for per page.
+const PAGE: usize = 1000;
 
 impl<S: Store> Catalog<S> {
     pub(crate) fn storage(&self, source: StoreError) -> CatalogError {
@@ -23,6 +26,14 @@ impl<S: Store> Catalog<S> {
         }
     }
 
+    pub(crate) fn untrusted(&self, key: &str, problem: impl Into<Distrust>) -> CatalogError {
+        CatalogError::Untrusted {
+            catalog: self.describe(),
+            key: key.to_string(),
+            problem: problem.into(),
+        }
+    }
+
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Versioned>, CatalogError> {
         self.retry
             .run_until(self.stop.as_ref(), || self.store.get(key))
@@ -30,26 +41,64 @@ impl<S: Store> Catalog<S> {
             .map_err(|e| self.storage(e.about(Op::Read, key)))
     }
 
-    pub(crate) async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, CatalogError> {
-        self.retry
-            .run_until(self.stop.as_ref(), || self.store.list(prefix))
-            .await
-            .map_err(|e| self.storage(e.about(Op::List, prefix)))
-    }
-
     pub(crate) async fn put(
         &self,
         key: &str,
         bytes: &[u8],
         mode: &PutMode,
-    ) -> Result<(), StoreError> {
+    ) -> Result<String, StoreError> {
         self.retry
             .run_until(self.stop.as_ref(), || {
                 self.store.put(key, bytes.to_vec(), mode.clone())
             })
             .await
-            .map(drop)
             .map_err(|e| e.about(Op::Write, key))
+    }
+
+    /// One page of a listing, retried on its own: a listing of many pages that fails halfway
+    /// resumes from the page that failed, never from the first.
+    pub(crate) async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+    ) -> Result<Page, CatalogError> {
+        self.retry
+            .run_until(self.stop.as_ref(), || {
+                self.store.list_page(prefix, after, PAGE)
+            })
+            .await
+            .map_err(|e| self.storage(e.about(Op::List, prefix)))
+    }
+
+    /// Every key under a (small) prefix.
+    pub(crate) async fn list_keys(&self, prefix: &str) -> Result<Vec<String>, CatalogError> {
+        let mut keys = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.list_page(prefix, after.as_deref()).await?;
+            keys.extend(page.keys);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(keys),
+            }
+        }
+    }
+
+    /// Whether anything is under `prefix` (one small page).
+    pub(crate) async fn any_under(&self, prefix: &str) -> Result<bool, CatalogError> {
+        let page = self
+            .retry
+            .run_until(self.stop.as_ref(), || self.store.list_page(prefix, None, 1))
+            .await
+            .map_err(|e| self.storage(e.about(Op::List, prefix)))?;
+        Ok(!page.keys.is_empty())
+    }
+
+    pub(crate) async fn store_exists(&self) -> Result<bool, CatalogError> {
+        self.retry
+            .run_until(self.stop.as_ref(), || self.store.exists())
+            .await
+            .map_err(|e| self.storage(e.about(Op::Read, "")))
     }
 
     /// Writes an immutable, content-named object. Already there is fine if it is the same
@@ -61,11 +110,37 @@ impl<S: Store> Catalog<S> {
     ) -> Result<(), CatalogError> {
         debug_assert_eq!(object.sha256, sha256(bytes));
         match self.put(&object.key, bytes, &PutMode::Create).await {
-            Ok(()) => Ok(()),
+            Ok(_) => Ok(()),
             // Same key, so the same content, unless it was tampered with: read_object checks.
             Err(StoreError::Precondition { .. }) => self.read_object(object).await.map(drop),
             Err(e) => Err(self.storage(e)),
         }
+    }
+
+    /// Writes an object and, with a signing key, its signature first (a reader never sees a
+    /// signed object without its signature). A signature already there that no trusted key
+    /// made (planted by someone who guessed the content-named key) is replaced.
+    pub(crate) async fn put_signed(
+        &self,
+        object: &ObjectRef,
+        bytes: &[u8],
+    ) -> Result<(), CatalogError> {
+        if let Some(signer) = &self.signer {
+            let key = sig_key(&object.key);
+            let sig = signer.sign(bytes);
+            match self.put(&key, sig.as_bytes(), &PutMode::Create).await {
+                Ok(_) => {}
+                Err(StoreError::Precondition { .. }) => {
+                    if self.check_signature(&object.key, bytes).await.is_err() {
+                        self.put(&key, sig.as_bytes(), &PutMode::Overwrite)
+                            .await
+                            .map_err(|e| self.storage(e))?;
+                    }
+                }
+                Err(e) => return Err(self.storage(e)),
+            }
+        }
+        self.put_object(object, bytes).await
     }
 
     /// An object, checked against its hash.
@@ -86,10 +161,31 @@ impl<S: Store> Catalog<S> {
         Ok(v.bytes)
     }
 
-    /// The signature of an index: the one made for exactly these bytes, else the convenience
+    /// Checks the detached signature of an object (`KEY.sig`) against the trusted keys: the
+    /// principals that signed it, or why it is not trusted. `Ok(None)`: signatures are not
+    /// checked (no trust file, no signing key).
+    pub(crate) async fn check_signature(
+        &self,
+        key: &str,
+        bytes: &[u8],
+    ) -> Result<Option<String>, CatalogError> {
+        let Some(trust) = self.trusted_keys() else {
+            return Ok(None);
+        };
+        let sig = self.get(&sig_key(key)).await?.map(|v| v.bytes);
+        trust
+            .verify(bytes, sig.as_deref())
+            .map(Some)
+            .map_err(|problem| self.untrusted(key, problem))
+    }
+
+    /// The signature of a root: the one made for exactly these bytes, else the convenience
     /// copy (what `ssh-keygen -Y sign` users write).
-    pub(crate) async fn signature_of(&self, index: &[u8]) -> Result<Option<Vec<u8>>, CatalogError> {
-        if let Some(v) = self.get(&objects::signature_key(&sha256(index))).await? {
+    pub(crate) async fn root_signature(
+        &self,
+        root: &[u8],
+    ) -> Result<Option<Vec<u8>>, CatalogError> {
+        if let Some(v) = self.get(&objects::signature_key(&sha256(root))).await? {
             return Ok(Some(v.bytes));
         }
         Ok(self
@@ -98,55 +194,30 @@ impl<S: Store> Catalog<S> {
             .map(|v| v.bytes))
     }
 
-    /// Reads the index: checked against the trusted keys when there are any, then parsed.
-    pub(crate) async fn current(&self) -> Result<Current, CatalogError> {
-        let Some(v) = self.get(INDEX_KEY).await? else {
-            return Ok(Current {
-                index: Index::default(),
-                mode: PutMode::Create,
-            });
-        };
-        if let Some(trust) = &self.trust {
-            let signature = self.signature_of(&v.bytes).await?;
-            trust
-                .verify(&v.bytes, signature.as_deref())
-                .map_err(|problem| CatalogError::Untrusted {
-                    catalog: self.describe(),
-                    problem,
-                })?;
-        }
-        Ok(Current {
-            index: self.parse_index(&v.bytes)?,
-            mode: PutMode::IfMatch(v.etag),
-        })
-    }
-
-    /// Writes a new index if it is still at the version read (`mode`), signed first when
-    /// there is a signing key. `Ok(false)`: another writer won; read again.
-    pub(crate) async fn write_index(
+    /// Writes a root if the current one is still at the version read (`mode`), signed first
+    /// when there is a signing key. `Ok(false)`: another writer won; read again.
+    pub(crate) async fn put_root(
         &self,
-        index: &mut Index,
+        bytes: &[u8],
         mode: &PutMode,
     ) -> Result<bool, CatalogError> {
-        index.layout = index::LAYOUT_VERSION;
-        let bytes = serde_json::to_vec_pretty(&index).expect("the index serialises");
-        let signature = self.signer.as_ref().map(|s| s.sign(&bytes));
+        let signature = self.signer.as_ref().map(|s| s.sign(bytes));
         if let Some(sig) = &signature {
-            // Before the index: a reader never sees an index whose signature is not there yet.
+            // Before the root: a reader never sees a root whose signature is not there yet.
             match self
                 .put(
-                    &objects::signature_key(&sha256(&bytes)),
+                    &objects::signature_key(&sha256(bytes)),
                     sig.as_bytes(),
                     &PutMode::Create,
                 )
                 .await
             {
-                Ok(()) | Err(StoreError::Precondition { .. }) => {}
+                Ok(_) | Err(StoreError::Precondition { .. }) => {}
                 Err(e) => return Err(self.storage(e)),
             }
         }
-        match self.put(INDEX_KEY, &bytes, mode).await {
-            Ok(()) => {}
+        match self.put(objects::INDEX_KEY, bytes, mode).await {
+            Ok(_) => {}
             Err(StoreError::Precondition { .. }) => return Ok(false),
             Err(e) => return Err(self.storage(e)),
         }
@@ -167,25 +238,5 @@ impl<S: Store> Catalog<S> {
             );
         }
         Ok(true)
-    }
-
-    pub(crate) fn parse_index(&self, bytes: &[u8]) -> Result<Index, CatalogError> {
-        let index: Index = serde_json::from_slice(bytes).map_err(|e| {
-            self.corrupt(
-                INDEX_KEY,
-                format!("line {}: {e}; expected sigcat's index", e.line()),
-            )
-        })?;
-        if !index::KNOWN_LAYOUTS.contains(&index.layout) {
-            return Err(self.corrupt(
-                INDEX_KEY,
-                format!(
-                    "layout {} was written by a newer sigcat (this one reads layouts {:?}); upgrade sigcat",
-                    index.layout,
-                    index::KNOWN_LAYOUTS
-                ),
-            ));
-        }
-        Ok(index)
     }
 }

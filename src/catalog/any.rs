@@ -4,7 +4,7 @@
 use super::azure;
 use super::local;
 use super::settings::{self, Location, SettingsError};
-use super::store::{PutMode, Store, StoreError, Versioned};
+use super::store::{Page, PutMode, Store, StoreError, Versioned};
 
 /// Any backend, chosen at run time from the catalog location.
 #[derive(Clone)]
@@ -31,11 +31,37 @@ impl Store for AnyStore {
             AnyStore::Azure(s) => s.put(key, bytes, mode).await,
         }
     }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Page, StoreError> {
         match self {
-            AnyStore::Local(s) => s.list(prefix).await,
+            AnyStore::Local(s) => s.list_page(prefix, after, max).await,
             #[cfg(feature = "azure")]
-            AnyStore::Azure(s) => s.list(prefix).await,
+            AnyStore::Azure(s) => s.list_page(prefix, after, max).await,
+        }
+    }
+    async fn exists(&self) -> Result<bool, StoreError> {
+        match self {
+            AnyStore::Local(s) => s.exists().await,
+            #[cfg(feature = "azure")]
+            AnyStore::Azure(s) => s.exists().await,
+        }
+    }
+    fn identity(&self) -> String {
+        match self {
+            AnyStore::Local(s) => s.identity(),
+            #[cfg(feature = "azure")]
+            AnyStore::Azure(s) => s.identity(),
+        }
+    }
+    fn root_noun(&self) -> &'static str {
+        match self {
+            AnyStore::Local(s) => s.root_noun(),
+            #[cfg(feature = "azure")]
+            AnyStore::Azure(s) => s.root_noun(),
         }
     }
     fn describe(&self) -> String {

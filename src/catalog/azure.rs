@@ -4,14 +4,15 @@
 //! and Azure's error code) rather than the SDK's dump of the exchange.
 
 use super::settings::{AzureLocation, SettingsError, env_var};
-use super::store::{Op, PutMode, Store, StoreError, Versioned};
+use super::store::{Op, Page, PutMode, Store, StoreError, Versioned};
 use crate::redact::redact_secrets;
 use azure_core::StatusCode;
 use azure_core::error::ErrorKind;
-use azure_core::prelude::IfMatchCondition;
+use azure_core::prelude::{IfMatchCondition, MaxResults, NextMarker};
 use azure_storage::{CloudLocation, ConnectionString, StorageCredentials};
 use azure_storage_blobs::prelude::{ClientBuilder, ContainerClient};
 use futures::StreamExt;
+use std::num::NonZeroU32;
 
 /// Azurite's well-known account.
 pub const EMULATOR_ACCOUNT: &str = "devstoreaccount1";
@@ -306,39 +307,85 @@ impl Store for AzureStore {
         }
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Page, StoreError> {
         let full = self.key(prefix);
         let strip = if self.location.prefix.is_empty() {
             0
         } else {
             self.location.prefix.len() + 1
         };
-        let mut out = Vec::new();
-        let mut pages = self
+        // Azure's own page limit is 5000; its continuation marker is opaque.
+        let max = u32::try_from(max.clamp(1, 5000)).unwrap_or(5000);
+        let mut request = self
             .container
             .list_blobs()
-            .prefix(full.clone())
-            .into_stream();
-        while let Some(page) = pages.next().await {
-            match page {
-                Ok(page) => out.extend(page.blobs.blobs().map(|b| b.name[strip..].to_string())),
-                Err(e) if is_status(&e, StatusCode::NotFound) => return Ok(Vec::new()),
-                Err(e) => return Err(classify(Op::List, prefix, e)),
-            }
+            .prefix(full)
+            .max_results(MaxResults::new(
+                NonZeroU32::new(max).unwrap_or(NonZeroU32::MIN),
+            ));
+        if let Some(after) = after {
+            request = request.marker(NextMarker::new(after.to_string()));
         }
-        Ok(out)
+        match request.into_stream().next().await {
+            None => Ok(Page::default()),
+            Some(Ok(page)) => {
+                let mut keys: Vec<String> = page
+                    .blobs
+                    .blobs()
+                    .map(|b| b.name.get(strip..).unwrap_or_default().to_string())
+                    .collect();
+                keys.sort();
+                Ok(Page {
+                    keys,
+                    next: page.next_marker.map(|m| m.as_str().to_string()),
+                })
+            }
+            Some(Err(e)) if is_status(&e, StatusCode::NotFound) => Ok(Page::default()),
+            Some(Err(e)) => Err(classify(Op::List, prefix, e)),
+        }
+    }
+
+    async fn exists(&self) -> Result<bool, StoreError> {
+        // Listing needs only the rights every catalog credential has (a container SAS with
+        // `list`); a missing container answers 404.
+        let first = self
+            .container
+            .list_blobs()
+            .max_results(MaxResults::new(NonZeroU32::MIN))
+            .into_stream()
+            .next()
+            .await;
+        match first {
+            None | Some(Ok(_)) => Ok(true),
+            Some(Err(e)) if is_status(&e, StatusCode::NotFound) => Ok(false),
+            Some(Err(e)) => Err(classify(Op::List, "", e)),
+        }
     }
 
     fn describe(&self) -> String {
         self.location.describe()
     }
+
+    fn root_noun(&self) -> &'static str {
+        "container"
+    }
 }
 
-/// How long consumers other than sigcat (a CDN, a browser, a proxy) may keep a copy: the index
-/// and its signature change with every publish, so they must be revalidated every time (cheap:
-/// the ETag answers); every other object is written once and never changes.
+/// How long consumers other than sigcat (a CDN, a browser, a proxy) may keep a copy. What
+/// changes in place must be revalidated every time (cheap: the ETag answers): the root and its
+/// signature copy, the `latest/` pointers, and the signatures beside objects (a key rotation
+/// replaces them). Everything else is written once under a name derived from its content.
 fn cache_control(key: &str) -> &'static str {
-    if key == super::INDEX_KEY || key == super::objects::INDEX_SIGNATURE_KEY {
+    let changes = key == super::INDEX_KEY
+        || key == super::objects::INDEX_SIGNATURE_KEY
+        || key.starts_with("latest/")
+        || (key.ends_with(".sig") && !key.starts_with("signatures/"));
+    if changes {
         "no-cache"
     } else {
         "public, max-age=31536000, immutable"
@@ -351,6 +398,8 @@ fn content_type(key: &str) -> &'static str {
         "application/json"
     } else if key.ends_with(".yaml") {
         "application/yaml"
+    } else if key.ends_with(".sig") {
+        "text/plain; charset=utf-8"
     } else {
         "application/octet-stream"
     }

@@ -4,8 +4,9 @@
 //! real Azurite in the integration tests. A backend of your own can run it too.
 
 use super::entry::{self, Entry};
-use super::index::Filter;
-use super::store::{Op, PutMode, Store, StoreError, Versioned};
+use super::index::{Filter, Root};
+use super::pointer::{Latest, pointer_key};
+use super::store::{Op, Page, PutMode, Store, StoreError, Versioned};
 use super::{Catalog, INDEX_KEY, Outcome};
 use crate::record::Record;
 use crate::render::TemplateOptions;
@@ -89,6 +90,7 @@ async fn create_only_writes_once<S: Store>(store: &S) {
             .await,
         Err(StoreError::Precondition { .. })
     ));
+    assert!(store.exists().await.unwrap(), "a store written to exists");
 }
 
 async fn if_match_needs_the_current_etag<S: Store>(store: &S) {
@@ -127,16 +129,59 @@ async fn if_match_needs_the_current_etag<S: Store>(store: &S) {
     );
 }
 
-async fn list_returns_the_keys_under_a_prefix<S: Store>(store: &S) {
-    for key in ["listed/x/1.json", "listed/2.json", "unlisted/3.json"] {
+async fn list_returns_the_keys_under_a_prefix_in_order<S: Store>(store: &S) {
+    for key in [
+        "listed/x/1.json",
+        "listed/2.json",
+        "listed/x-y.json",
+        "listedness.json",
+        "unlisted/3.json",
+    ] {
         store
             .put(key, b"c".to_vec(), PutMode::Create)
             .await
             .unwrap();
     }
-    let mut keys = store.list("listed/").await.unwrap();
-    keys.sort();
-    assert_eq!(keys, ["listed/2.json", "listed/x/1.json"]);
+    let keys = store.list("listed/").await.unwrap();
+    assert_eq!(
+        keys,
+        ["listed/2.json", "listed/x-y.json", "listed/x/1.json"]
+    );
+}
+
+async fn a_listing_comes_in_pages_that_resume_where_they_stopped<S: Store>(store: &S) {
+    let mut written: Vec<String> = (0..7).map(|i| format!("paged/{i}/o.json")).collect();
+    written.push("paged/a.json".into());
+    for key in &written {
+        store
+            .put(key, b"p".to_vec(), PutMode::Create)
+            .await
+            .unwrap();
+    }
+    written.sort();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let Page { keys, next } = store
+            .list_page("paged/", after.as_deref(), 3)
+            .await
+            .unwrap();
+        assert!(keys.len() <= 3, "{keys:?}");
+        pages += 1;
+        seen.extend(keys);
+        match next {
+            Some(n) => after = Some(n),
+            None => break,
+        }
+        assert!(pages < 20, "the listing does not end");
+    }
+    assert_eq!(seen, written, "every key once, in order, across pages");
+    assert!(pages >= 3, "{pages} pages of at most 3 for 8 keys");
+    assert_eq!(
+        store.list_page("nothing-here/", None, 3).await.unwrap(),
+        Page::default()
+    );
 }
 
 /// Every property of a store, on an empty one.
@@ -144,10 +189,16 @@ pub async fn store_conformance<S: Store>(store: &S) {
     a_missing_key_reads_as_none(store).await;
     create_only_writes_once(store).await;
     if_match_needs_the_current_etag(store).await;
-    list_returns_the_keys_under_a_prefix(store).await;
+    list_returns_the_keys_under_a_prefix_in_order(store).await;
+    a_listing_comes_in_pages_that_resume_where_they_stopped(store).await;
 }
 
 // ---- Properties of the catalog on every store ------------------------------------------------
+
+async fn root_of<S: Store>(store: &S) -> Root {
+    let bytes = store.get(INDEX_KEY).await.unwrap().unwrap().bytes;
+    serde_json::from_slice(&bytes).unwrap()
+}
 
 async fn publishing_again_changes_nothing<S: Store + 'static>(open: &impl Fn() -> S) {
     let catalog = Catalog::new(open());
@@ -157,7 +208,7 @@ async fn publishing_again_changes_nothing<S: Store + 'static>(open: &impl Fn() -
         matches!(first.as_slice(), [Outcome::Published { .. }]),
         "{first:?}"
     );
-    let before = catalog.index().await.unwrap();
+    let before = root_of(catalog.store()).await;
     let mut elsewhere = record("0.3.1721037000", Some("1.30.3"));
     elsewhere.provenance.source = "another-copy-of-the-log.out".into();
     let again = catalog
@@ -168,17 +219,60 @@ async fn publishing_again_changes_nothing<S: Store + 'static>(open: &impl Fn() -
         matches!(again.as_slice(), [Outcome::Unchanged { .. }]),
         "{again:?}"
     );
-    assert_eq!(catalog.index().await.unwrap(), before);
+    assert_eq!(root_of(catalog.store()).await, before, "nothing written");
     // The stored objects come back and match their hashes.
-    let entry = catalog.latest(&Filter::default()).await.unwrap().unwrap();
+    let found = catalog.latest(&Filter::default()).await.unwrap().unwrap();
     let stored: Record =
-        serde_json::from_slice(&catalog.object(&entry, "record").await.unwrap()).unwrap();
+        serde_json::from_slice(&catalog.object(&found.entry, "record").await.unwrap()).unwrap();
     assert_eq!(stored, record("0.3.1721037000", Some("1.30.3")));
-    let template = String::from_utf8(catalog.object(&entry, "template").await.unwrap()).unwrap();
+    let template =
+        String::from_utf8(catalog.object(&found.entry, "template").await.unwrap()).unwrap();
     assert!(
         template.contains("version: \"0.3.1721037000\""),
         "{template}"
     );
+}
+
+/// Layout 4's objects: the root names one shard per Kubernetes version and OS and a pointer
+/// per minor and OS, each by its sha256; the pointer answers with the newest image.
+async fn the_root_names_shards_and_pointers<S: Store + 'static>(open: &impl Fn() -> S) {
+    let catalog = Catalog::new(open());
+    catalog
+        .publish(&[
+            entry_for("0.7.1", Some("1.33.1")),
+            entry_for("0.7.2", Some("1.33.2")),
+        ])
+        .await
+        .unwrap();
+    let root = root_of(catalog.store()).await;
+    assert_eq!(root.layout, 4);
+    assert!(root.images.is_empty());
+    for name in ["1.33.1/ubuntu-2404", "1.33.2/ubuntu-2404"] {
+        let shard = &root.shards[name];
+        let bytes = catalog
+            .store()
+            .get(&shard.key)
+            .await
+            .unwrap()
+            .unwrap()
+            .bytes;
+        assert_eq!(super::objects::sha256(&bytes), shard.sha256, "{name}");
+    }
+    let pointer = &root.latest["1.33/ubuntu-2404"];
+    assert_eq!(pointer.key, pointer_key("1.33/ubuntu-2404"));
+    let bytes = catalog
+        .store()
+        .get(&pointer.key)
+        .await
+        .unwrap()
+        .unwrap()
+        .bytes;
+    assert_eq!(super::objects::sha256(&bytes), pointer.sha256);
+    let latest: Latest = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(latest.catalog_sequence, root.sequence);
+    let image = latest.image.unwrap();
+    assert_eq!(image.gallery_image_version.as_deref(), Some("0.7.2"));
+    assert_eq!(latest.regions["eastus2"].id, image.id);
 }
 
 async fn a_known_field_never_changes_but_unknown_ones_fill_in<S: Store + 'static>(
@@ -205,6 +299,7 @@ async fn a_known_field_never_changes_but_unknown_ones_fill_in<S: Store + 'static
         .await
         .unwrap();
     assert!(matches!(out.as_slice(), [Outcome::Conflict(c)] if c.field == "kubernetes_version"));
+    // Once its version is known, the image is in the shard of that version.
     let latest = catalog
         .latest(&Filter {
             kubernetes: Some("1.30".into()),
@@ -213,7 +308,18 @@ async fn a_known_field_never_changes_but_unknown_ones_fill_in<S: Store + 'static
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(latest.gallery_image_version.as_deref(), Some("0.9.2000"));
+    assert_eq!(
+        latest.entry.gallery_image_version.as_deref(),
+        Some("0.9.2000")
+    );
+    let root = root_of(catalog.store()).await;
+    assert!(
+        root.shards.contains_key("1.30.3/ubuntu-2404"),
+        "{:?}",
+        root.shards.keys()
+    );
+    let unknown = &root.shards["unknown/ubuntu-2404"];
+    assert_eq!(unknown.images, 1, "0.9.2001 only: 0.9.2000 moved out");
 }
 
 async fn concurrent_publishers_lose_no_entry<S: Store + 'static>(open: &impl Fn() -> S) {
@@ -234,18 +340,22 @@ async fn concurrent_publishers_lose_no_entry<S: Store + 'static>(open: &impl Fn(
         );
     }
     let catalog = Catalog::new(open());
-    let index = catalog.index().await.unwrap();
+    let all = catalog
+        .list(&Filter {
+            kubernetes: Some("1.31.1".into()),
+            ..Filter::default()
+        })
+        .await
+        .unwrap();
     for i in 0..16 {
         let v = format!("0.3.{}", 100 + i);
         assert!(
-            index
-                .images
-                .iter()
+            all.iter()
                 .any(|e| e.gallery_image_version.as_deref() == Some(v.as_str())),
             "{v} lost"
         );
     }
-    for e in &index.images {
+    for e in &all {
         for which in e.objects.keys() {
             assert!(
                 catalog.object(e, which).await.is_ok(),
@@ -263,7 +373,10 @@ async fn concurrent_publishers_lose_no_entry<S: Store + 'static>(open: &impl Fn(
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(latest.gallery_image_version.as_deref(), Some("0.3.115"));
+    assert_eq!(
+        latest.entry.gallery_image_version.as_deref(),
+        Some("0.3.115")
+    );
     assert!(
         catalog
             .latest(&Filter {
@@ -274,10 +387,24 @@ async fn concurrent_publishers_lose_no_entry<S: Store + 'static>(open: &impl Fn(
             .unwrap()
             .is_none()
     );
+    // The pointer agrees, whichever writer wrote it last.
+    let root = root_of(catalog.store()).await;
+    let bytes = catalog
+        .store()
+        .get(&root.latest["1.31/ubuntu-2404"].key)
+        .await
+        .unwrap()
+        .unwrap()
+        .bytes;
+    let pointer: Latest = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(
+        pointer.image.unwrap().gallery_image_version.as_deref(),
+        Some("0.3.115")
+    );
 }
 
-/// A store whose index writes fail: a failed publish leaves no index entry naming it,
-/// and publishing again later completes it.
+/// A store whose root writes fail: a failed publish leaves no index entry naming it, and
+/// publishing again later completes it.
 struct IndexOutage<S>(S);
 
 impl<S: Store> Store for IndexOutage<S> {
@@ -294,8 +421,16 @@ impl<S: Store> Store for IndexOutage<S> {
         }
         self.0.put(key, bytes, mode).await
     }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.0.list(prefix).await
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Page, StoreError> {
+        self.0.list_page(prefix, after, max).await
+    }
+    async fn exists(&self) -> Result<bool, StoreError> {
+        self.0.exists().await
     }
     fn describe(&self) -> String {
         self.0.describe()
@@ -314,10 +449,9 @@ async fn nothing_is_half_published<S: Store + 'static>(open: &impl Fn() -> S) {
     let catalog = Catalog::new(open());
     assert!(
         catalog
-            .index()
+            .list(&Filter::default())
             .await
             .unwrap()
-            .images
             .iter()
             .all(|x| x.gallery_image_version.as_deref() != Some("0.4.1"))
     );
@@ -332,6 +466,7 @@ async fn nothing_is_half_published<S: Store + 'static>(open: &impl Fn() -> S) {
 /// container: each call returns a new client of the same place).
 pub async fn catalog_conformance<S: Store + 'static>(open: impl Fn() -> S) {
     publishing_again_changes_nothing(&open).await;
+    the_root_names_shards_and_pointers(&open).await;
     a_known_field_never_changes_but_unknown_ones_fill_in(&open).await;
     concurrent_publishers_lose_no_entry(&open).await;
     nothing_is_half_published(&open).await;

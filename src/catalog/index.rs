@@ -1,33 +1,106 @@
-//! The catalog index: one JSON object listing every published image, and the queries over it.
+//! The catalog's index, layout 4: a small signed root (`index.json`) that names every shard and
+//! every `latest/` pointer with its sha256, and content-named shards, one per Kubernetes version
+//! (patch) and OS, holding the entries. A publish reads and writes the root and one shard; a
+//! lookup reads the root and the shards it needs. What a query selects on and how "latest"
+//! orders images live here too.
 //!
-//! Fields this sigcat does not know (written by a newer one) are kept as they are, at the top
-//! and in every entry, so an older sigcat never destroys a newer one's data; a layout it does
-//! not know at all is refused.
+//! Fields this sigcat does not know (written by a newer one) are kept as they are, at every
+//! level, so an older sigcat never destroys a newer one's data; a layout it does not know at
+//! all is refused. Layouts 1 to 3 (one `index.json` listing every image) are read as they are
+//! ([`LegacyIndex`]) and become layout 4 at the next write.
 
 use crate::record::kubernetes::KubeVersion;
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// Version of the catalog layout (keys and index schema), written into every index.
-/// Layout 1 (content at fixed keys) and 2 (content-named objects) are read; every write
-/// produces layout 3 (yanks and regions). A sigcat that knows no yanks refuses layout 3
-/// rather than hand out a yanked image.
-pub const LAYOUT_VERSION: u32 = 3;
+/// The layout every write produces.
+pub const LAYOUT_VERSION: u32 = 4;
 /// The layouts this sigcat reads.
-pub const KNOWN_LAYOUTS: [u32; 3] = [1, 2, 3];
+pub const KNOWN_LAYOUTS: [u32; 4] = [1, 2, 3, 4];
 
 /// Fields a newer sigcat wrote, kept as they are.
 pub type Extra = serde_json::Map<String, serde_json::Value>;
 
-/// The JSON Schema of `index.json` (what `sigcat schema index` prints), for consumers that are
-/// not sigcat.
+/// The JSON Schema of `index.json` (what `sigcat schema index` prints).
 pub const SCHEMA: &str = include_str!("index.schema.json");
+/// The JSON Schema of a shard (`sigcat schema shard`).
+pub const SHARD_SCHEMA: &str = include_str!("shard.schema.json");
+/// The JSON Schema of a `latest/` pointer (`sigcat schema latest`).
+pub const LATEST_SCHEMA: &str = include_str!("latest.schema.json");
 
-/// The catalog's index: every image, derived from the objects.
+/// The shard name of images whose Kubernetes version is not known.
+pub const UNKNOWN_VERSION: &str = "unknown";
+
+/// The root of a layout 4 catalog: small, signed, and naming everything else by its hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Index {
-    /// The layout version (see [`LAYOUT_VERSION`]).
+pub struct Root {
+    /// [`LAYOUT_VERSION`].
+    pub layout: u32,
+    /// Always empty: kept so that a sigcat from before layout 4 (which reads `images`) refuses
+    /// this index by its layout instead of reading it as an empty catalog.
+    #[serde(default)]
+    pub images: Vec<serde_json::Value>,
+    /// Increases with every write; readers that trust the catalog refuse a lower one than
+    /// they saw (a rolled-back index).
+    pub sequence: u64,
+    /// After this, readers that trust the catalog refuse it (a frozen index); every write and
+    /// `catalog refresh` move it forward. RFC 3339, UTC.
+    pub expires: String,
+    /// When it was written.
+    pub written_at: String,
+    /// Every shard, by name (`1.30.3/ubuntu-2404`).
+    #[serde(default)]
+    pub shards: BTreeMap<String, ShardRef>,
+    /// Every `latest/` pointer, by name (`1.30/ubuntu-2404`).
+    #[serde(default)]
+    pub latest: BTreeMap<String, ObjectRef>,
+    /// Fields of a newer sigcat, kept unchanged.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A shard as the root names it, with what queries need to skip it without reading it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardRef {
+    /// Where the shard is.
+    pub key: String,
+    /// The sha256 of its bytes.
+    pub sha256: String,
+    /// How many images it holds.
+    pub images: usize,
+    /// The OS types of its images (`Linux`, `Windows`).
+    #[serde(default)]
+    pub os_types: BTreeSet<String>,
+    /// The image definitions of its images.
+    #[serde(default)]
+    pub definitions: BTreeSet<String>,
+    /// The galleries of its images.
+    #[serde(default)]
+    pub galleries: BTreeSet<String>,
+    /// Fields of a newer sigcat, kept unchanged.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The entries of one Kubernetes version and OS.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Shard {
+    /// [`LAYOUT_VERSION`].
+    pub layout: u32,
+    /// Its name (`1.30.3/ubuntu-2404`).
+    pub shard: String,
+    /// Its images.
+    pub images: Vec<IndexEntry>,
+    /// Fields of a newer sigcat, kept unchanged.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Layouts 1 to 3: one index listing every image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LegacyIndex {
+    /// 1, 2 or 3.
     pub layout: u32,
     /// Every image.
     pub images: Vec<IndexEntry>,
@@ -36,24 +109,7 @@ pub struct Index {
     pub extra: Extra,
 }
 
-impl Default for Index {
-    fn default() -> Self {
-        Index {
-            layout: LAYOUT_VERSION,
-            images: Vec::new(),
-            extra: Extra::new(),
-        }
-    }
-}
-
-impl Index {
-    /// The entry of image `id`.
-    pub fn find(&self, id: &str) -> Option<&IndexEntry> {
-        self.images.iter().find(|e| e.id == id)
-    }
-}
-
-/// One image in the index: what queries select on, and where its objects are.
+/// One image in a shard: what queries select on, and where its objects are.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IndexEntry {
     /// `<definition>-<version>-<hash>`: readable, and unique per gallery image version id.
@@ -64,7 +120,7 @@ pub struct IndexEntry {
     pub kubernetes_version: Option<String>,
     /// `Linux` or `Windows`.
     pub os_type: Option<String>,
-    /// `ubuntu-2404`, from the manifest's `build_name` or the build name.
+    /// `ubuntu-2404`, from the build name: the OS the image is sharded by.
     pub distro: Option<String>,
     /// The gallery image definition.
     pub image_definition: Option<String>,
@@ -80,7 +136,7 @@ pub struct IndexEntry {
     /// regions, or a managed image's location. Empty: not known, and never claimed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<String>,
-    /// The image's latest yank or unyank, when it has had one.
+    /// The image's newest yank or unyank, when it has had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub yank: Option<YankState>,
     /// When the image was first published: RFC 3339, UTC, millisecond precision.
@@ -88,7 +144,7 @@ pub struct IndexEntry {
     /// When a later publish last added information (a new revision of the record).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
-    /// `record` and `template`: where each object is and its sha256.
+    /// `record`, `template` and `revision`: where each object is and its sha256.
     pub objects: BTreeMap<String, ObjectRef>,
     /// Fields of a newer sigcat, kept unchanged.
     #[serde(flatten)]
@@ -96,7 +152,7 @@ pub struct IndexEntry {
 }
 
 /// Where an object is, and the sha256 its content must have.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ObjectRef {
     /// The object's key.
     pub key: String,
@@ -104,7 +160,7 @@ pub struct ObjectRef {
     pub sha256: String,
 }
 
-/// Where an image stands after its latest yank or unyank event.
+/// Where an image stands after its newest yank or unyank event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct YankState {
     /// Whether the image is out of service.
@@ -113,8 +169,53 @@ pub struct YankState {
     pub reason: Option<String>,
     /// When (RFC 3339, UTC).
     pub at: String,
-    /// The event object (the head of the image's chain of yank events).
+    /// The event object (the head of the image's chain of events).
     pub event: ObjectRef,
+}
+
+impl Root {
+    /// A catalog with nothing in it yet.
+    pub fn empty(now: &str, expires: &str) -> Root {
+        Root {
+            layout: LAYOUT_VERSION,
+            images: Vec::new(),
+            sequence: 0,
+            expires: expires.to_string(),
+            written_at: now.to_string(),
+            shards: BTreeMap::new(),
+            latest: BTreeMap::new(),
+            extra: Extra::new(),
+        }
+    }
+
+    /// How many images the catalog holds.
+    pub fn image_count(&self) -> usize {
+        self.shards.values().map(|s| s.images).sum()
+    }
+}
+
+impl Shard {
+    /// An empty shard named `name`.
+    pub fn new(name: &str) -> Shard {
+        Shard {
+            layout: LAYOUT_VERSION,
+            shard: name.to_string(),
+            images: Vec::new(),
+            extra: Extra::new(),
+        }
+    }
+
+    /// Its entry for image `id`.
+    pub fn find(&self, id: &str) -> Option<&IndexEntry> {
+        self.images.iter().find(|e| e.id == id)
+    }
+}
+
+impl LegacyIndex {
+    /// The entry of image `id`.
+    pub fn find(&self, id: &str) -> Option<&IndexEntry> {
+        self.images.iter().find(|e| e.id == id)
+    }
 }
 
 impl IndexEntry {
@@ -122,6 +223,59 @@ impl IndexEntry {
     pub fn is_yanked(&self) -> bool {
         self.yank.as_ref().is_some_and(|y| y.yanked)
     }
+
+    /// The shard it belongs in: its Kubernetes version and OS.
+    pub fn shard_name(&self) -> String {
+        shard_name(
+            self.kubernetes_version.as_deref(),
+            self.distro.as_deref().unwrap_or("unknown"),
+        )
+    }
+
+    /// The `latest/` pointer it counts for (`1.30/ubuntu-2404`), when its version is known.
+    pub fn pointer_name(&self) -> Option<String> {
+        let minor = minor_of(self.kubernetes_version.as_deref()?)?;
+        Some(format!(
+            "{minor}/{}",
+            safe_segment(self.distro.as_deref().unwrap_or("unknown"))
+        ))
+    }
+}
+
+/// A path segment made of what every store and URL accepts unescaped.
+pub fn safe_segment(text: &str) -> String {
+    let s: String = text
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let s = s.trim_matches(['.', '-']).to_string();
+    if s.is_empty() { "unknown".into() } else { s }
+}
+
+/// `1.30.3` and `ubuntu-2404` → `1.30.3/ubuntu-2404` (`unknown/...` without a version).
+pub fn shard_name(kubernetes: Option<&str>, os: &str) -> String {
+    let version = kubernetes
+        .and_then(KubeVersion::parse)
+        .map(|v| v.bare())
+        .unwrap_or_else(|| UNKNOWN_VERSION.to_string());
+    format!("{version}/{}", safe_segment(os))
+}
+
+/// The version and OS parts of a shard name.
+pub fn split_shard_name(name: &str) -> (&str, &str) {
+    name.split_once('/').unwrap_or((name, ""))
+}
+
+/// `1.30.3` → `1.30`.
+pub fn minor_of(version: &str) -> Option<String> {
+    KubeVersion::parse(version).map(|v| format!("{}.{}", v.major, v.minor))
 }
 
 /// Azure's normalisation of a region name: lower case, no spaces (`West Europe` → `westeurope`).
@@ -150,20 +304,21 @@ pub struct Filter {
 }
 
 impl Filter {
+    fn kubernetes_matches(&self, have: Option<&str>) -> bool {
+        match &self.kubernetes {
+            None => true,
+            Some(want) => {
+                let want = want.trim_start_matches('v');
+                have.is_some_and(|have| have == want || have.starts_with(&format!("{want}.")))
+            }
+        }
+    }
+
     /// Whether an entry passes every filter.
     pub fn matches(&self, e: &IndexEntry) -> bool {
         let eq = |want: &Option<String>, have: &Option<String>| match want {
             None => true,
             Some(w) => have.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(w)),
-        };
-        let kubernetes = match &self.kubernetes {
-            None => true,
-            Some(want) => {
-                let want = want.trim_start_matches('v');
-                e.kubernetes_version
-                    .as_deref()
-                    .is_some_and(|have| have == want || have.starts_with(&format!("{want}.")))
-            }
         };
         let os = match &self.os {
             None => true,
@@ -181,17 +336,52 @@ impl Filter {
             None => true,
             Some(want) => e.regions.contains(&normalize_region(want)),
         };
-        kubernetes
+        self.kubernetes_matches(e.kubernetes_version.as_deref())
             && os
             && region
             && (self.include_yanked || !e.is_yanked())
             && eq(&self.definition, &e.image_definition)
             && eq(&self.gallery, &e.gallery)
     }
+
+    /// Whether a shard can hold an entry that matches, judged from the root alone (so the
+    /// shards a query cannot use are never read).
+    pub fn may_match(&self, name: &str, shard: &ShardRef) -> bool {
+        let (version, os) = split_shard_name(name);
+        let version = (version != UNKNOWN_VERSION).then_some(version);
+        let any = |set: &BTreeSet<String>, want: &str, contains: bool| {
+            set.iter().any(|v| {
+                let v = v.to_ascii_lowercase();
+                if contains {
+                    v.contains(want)
+                } else {
+                    v == want
+                }
+            })
+        };
+        let os_ok = match &self.os {
+            None => true,
+            Some(want) => {
+                let want = want.to_ascii_lowercase();
+                os.contains(&want)
+                    || any(&shard.os_types, &want, true)
+                    || any(&shard.definitions, &want, true)
+            }
+        };
+        let definition_ok = self
+            .definition
+            .as_ref()
+            .is_none_or(|d| any(&shard.definitions, &d.to_ascii_lowercase(), false));
+        let gallery_ok = self
+            .gallery
+            .as_ref()
+            .is_none_or(|g| any(&shard.galleries, &g.to_ascii_lowercase(), false));
+        self.kubernetes_matches(version) && os_ok && definition_ok && gallery_ok
+    }
 }
 
 /// "Latest": the highest Kubernetes version, then the highest gallery version compared as
-/// numbers (`0.3.10` > `0.3.9`), then the latest publish time.
+/// numbers (`0.3.10` > `0.3.9`), then the latest publish time, then the id.
 pub fn newer(a: &IndexEntry, b: &IndexEntry) -> Ordering {
     let kube = |e: &IndexEntry| e.kubernetes_version.as_deref().and_then(KubeVersion::parse);
     kube(a)
@@ -201,6 +391,15 @@ pub fn newer(a: &IndexEntry, b: &IndexEntry) -> Ordering {
                 .cmp(&numeric_version(b.gallery_image_version.as_deref()))
         })
         .then_with(|| a.published_at.cmp(&b.published_at))
+        .then_with(|| a.id.cmp(&b.id))
+}
+
+/// Shard names by the Kubernetes version they hold, newest first (`unknown` last).
+pub fn newest_shards_first(a: &str, b: &str) -> Ordering {
+    let version = |n: &str| KubeVersion::parse(split_shard_name(n).0);
+    version(b)
+        .cmp(&version(a))
+        .then_with(|| split_shard_name(a).1.cmp(split_shard_name(b).1))
 }
 
 /// `0.3.1721037000` → [0, 3, 1721037000]; non-numeric parts sort after numeric ones by text.
@@ -218,7 +417,7 @@ fn numeric_version(v: Option<&str>) -> Vec<(u64, String)> {
 mod tests {
     use super::*;
 
-    fn entry(k: &str, g: &str) -> IndexEntry {
+    pub(crate) fn entry(k: &str, g: &str) -> IndexEntry {
         IndexEntry {
             id: format!("{k}-{g}"),
             build: "sig-ubuntu-2404".into(),
@@ -256,6 +455,24 @@ mod tests {
                 "1.30.3-0.3.9",
                 "1.30.3-0.3.10",
                 "1.30.10-0.3.1"
+            ]
+        );
+        let mut shards = vec![
+            "unknown/x",
+            "1.30.3/a",
+            "1.30.10/a",
+            "1.29.9/b",
+            "1.30.10/0",
+        ];
+        shards.sort_by(|a, b| newest_shards_first(a, b));
+        assert_eq!(
+            shards,
+            [
+                "1.30.10/0",
+                "1.30.10/a",
+                "1.30.3/a",
+                "1.29.9/b",
+                "unknown/x"
             ]
         );
     }
@@ -296,6 +513,64 @@ mod tests {
     }
 
     #[test]
+    fn a_shard_is_skipped_only_when_none_of_its_entries_could_match() {
+        let shard = ShardRef {
+            key: "k".into(),
+            sha256: "s".into(),
+            images: 1,
+            os_types: ["Linux".to_string()].into(),
+            definitions: ["capi-ubuntu-2404".to_string()].into(),
+            galleries: ["G".to_string()].into(),
+            extra: Extra::new(),
+        };
+        let e = entry("1.30.3", "0.3.9");
+        let filters = [
+            Filter::default(),
+            Filter {
+                kubernetes: Some("1.30".into()),
+                ..Filter::default()
+            },
+            Filter {
+                kubernetes: Some("1.31".into()),
+                ..Filter::default()
+            },
+            Filter {
+                os: Some("linux".into()),
+                ..Filter::default()
+            },
+            Filter {
+                os: Some("capi-ubuntu".into()),
+                ..Filter::default()
+            },
+            Filter {
+                os: Some("windows".into()),
+                ..Filter::default()
+            },
+            Filter {
+                definition: Some("capi-ubuntu-2204".into()),
+                ..Filter::default()
+            },
+            Filter {
+                gallery: Some("g".into()),
+                ..Filter::default()
+            },
+        ];
+        for f in filters {
+            // Never skipped when an entry in it matches.
+            if f.matches(&e) {
+                assert!(f.may_match(&e.shard_name(), &shard), "{f:?}");
+            }
+        }
+        assert!(
+            !Filter {
+                kubernetes: Some("1.31".into()),
+                ..Filter::default()
+            }
+            .may_match(&e.shard_name(), &shard)
+        );
+    }
+
+    #[test]
     fn regions_match_in_any_spelling_and_unknown_is_never_claimed() {
         let in_region = |e: &IndexEntry, r: &str| {
             Filter {
@@ -323,26 +598,11 @@ mod tests {
     }
 
     #[test]
-    fn yanked_images_are_hidden_unless_asked_for() {
-        let mut e = entry("1.30.3", "0.3.9");
-        e.yank = Some(YankState {
-            yanked: true,
-            reason: Some("CVE".into()),
-            at: "2026-01-02T00:00:00.000Z".into(),
-            event: ObjectRef {
-                key: "images/x/yank-1.json".into(),
-                sha256: "0".into(),
-            },
-        });
-        assert!(!Filter::default().matches(&e));
-        assert!(
-            Filter {
-                include_yanked: true,
-                ..Filter::default()
-            }
-            .matches(&e)
-        );
-        e.yank.as_mut().unwrap().yanked = false;
-        assert!(Filter::default().matches(&e), "unyanked");
+    fn shard_and_pointer_names() {
+        let e = entry("1.30.3", "0.3.9");
+        assert_eq!(e.shard_name(), "1.30.3/ubuntu-2404");
+        assert_eq!(e.pointer_name().as_deref(), Some("1.30/ubuntu-2404"));
+        assert_eq!(shard_name(None, "Windows 2022/x"), "unknown/windows-2022-x");
+        assert_eq!(shard_name(Some("v1.31.0"), "../.."), "1.31.0/unknown");
     }
 }

@@ -5,7 +5,7 @@
 //! file, so that publishers in other processes are serialised just as Azure's ETags serialise
 //! them. Temporary files a crash left behind are removed by the next write in their directory.
 
-use super::store::{Op, PutMode, Store, StoreError, Versioned};
+use super::store::{Op, Page, PutMode, Store, StoreError, Versioned};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -133,36 +133,77 @@ fn put_blocking(path: &Path, bytes: &[u8], mode: &PutMode) -> Result<String, Sto
     Ok(etag(bytes))
 }
 
-fn list_blocking(root: &Path, prefix: &str) -> Result<Vec<String>, StoreError> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io_error(Op::List, &dir, e)),
+/// One page of the keys under `prefix` after `after`, in ascending byte order. The walk visits
+/// directories in key order and skips every subtree that holds only keys before `after` or
+/// outside `prefix`, so a page costs what it returns (plus the depth), not the whole tree.
+fn list_page_blocking(
+    root: &Path,
+    prefix: &str,
+    after: Option<&str>,
+    max: usize,
+) -> Result<Page, StoreError> {
+    let mut keys = Vec::new();
+    let limit = max.max(1) + 1;
+    walk(root, "", prefix, after, limit, &mut keys)?;
+    let next = if keys.len() == limit {
+        keys.pop();
+        keys.last().cloned()
+    } else {
+        None
+    };
+    Ok(Page { keys, next })
+}
+
+fn walk(
+    dir: &Path,
+    rel: &str,
+    prefix: &str,
+    after: Option<&str>,
+    limit: usize,
+    out: &mut Vec<String>,
+) -> Result<(), StoreError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_error(Op::List, dir, e)),
+    };
+    // Each entry as the key it stands for (a directory as `name/`), so that sorting the
+    // entries sorts the keys: `a-b` (a file) comes before `a/x` (in directory `a`).
+    let mut children = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| io_error(Op::List, dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue; // lock and temporary files
+        }
+        let is_dir = entry
+            .file_type()
+            .map_err(|e| io_error(Op::List, &entry.path(), e))?
+            .is_dir();
+        let key = if is_dir {
+            format!("{rel}{name}/")
+        } else {
+            format!("{rel}{name}")
         };
-        for entry in entries {
-            let entry = entry.map_err(|e| io_error(Op::List, &dir, e))?;
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue; // lock and temporary files
+        children.push((key, is_dir, entry.path()));
+    }
+    children.sort();
+    for (key, is_dir, path) in children {
+        if out.len() >= limit {
+            return Ok(());
+        }
+        if is_dir {
+            // Every key in it starts with `key`.
+            let relevant = key.starts_with(prefix) || prefix.starts_with(&key);
+            let all_before = after.is_some_and(|a| a > key.as_str() && !a.starts_with(&key));
+            if relevant && !all_before {
+                walk(&path, &key, prefix, after, limit, out)?;
             }
-            let file_type = entry
-                .file_type()
-                .map_err(|e| io_error(Op::List, &path, e))?;
-            if file_type.is_dir() {
-                stack.push(path);
-            } else if let Ok(rel) = path.strip_prefix(root) {
-                let key = rel.to_string_lossy().replace('\\', "/");
-                if key.starts_with(prefix) {
-                    out.push(key);
-                }
-            }
+        } else if key.starts_with(prefix) && after.is_none_or(|a| key.as_str() > a) {
+            out.push(key);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Runs blocking filesystem work off the async runtime's threads.
@@ -191,13 +232,51 @@ impl Store for LocalStore {
         blocking(Op::Write, key, move || put_blocking(&path, &bytes, &mode)).await
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        let (root, owned) = (self.root.clone(), prefix.to_string());
-        blocking(Op::List, prefix, move || list_blocking(&root, &owned)).await
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Page, StoreError> {
+        let (root, owned, after) = (
+            self.root.clone(),
+            prefix.to_string(),
+            after.map(str::to_string),
+        );
+        blocking(Op::List, prefix, move || {
+            list_page_blocking(&root, &owned, after.as_deref(), max)
+        })
+        .await
+    }
+
+    async fn exists(&self) -> Result<bool, StoreError> {
+        let root = self.root.clone();
+        blocking(Op::Read, "", move || match std::fs::metadata(&root) {
+            Ok(m) if m.is_dir() => Ok(true),
+            Ok(_) => Err(StoreError::Local {
+                op: Op::Read,
+                key: root.display().to_string(),
+                source: "it is not a directory".into(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_error(Op::Read, &root, e)),
+        })
+        .await
     }
 
     fn describe(&self) -> String {
         self.root.display().to_string()
+    }
+
+    fn identity(&self) -> String {
+        std::path::absolute(&self.root)
+            .unwrap_or_else(|_| self.root.clone())
+            .display()
+            .to_string()
+    }
+
+    fn root_noun(&self) -> &'static str {
+        "directory"
     }
 }
 

@@ -2,7 +2,7 @@
 //! unit tests of the catalog's publish protocol and the watcher's scheduling (and for library
 //! users' own tests). Clones share the same objects, like clients of one container.
 
-use super::store::{PutMode, Store, StoreError, Versioned};
+use super::store::{Page, PutMode, Store, StoreError, Versioned};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -44,6 +44,23 @@ impl MemoryStore {
             .unwrap()
             .get(key)
             .map(|(b, _)| b.clone())
+    }
+
+    /// Every entry of the catalog in this store, read synchronously through its root and
+    /// shards (for tests that poll; no checks).
+    pub fn entries(&self) -> Vec<super::index::IndexEntry> {
+        let Some(root) = self
+            .read(super::INDEX_KEY)
+            .and_then(|b| serde_json::from_slice::<super::index::Root>(&b).ok())
+        else {
+            return Vec::new();
+        };
+        root.shards
+            .values()
+            .filter_map(|s| self.read(&s.key))
+            .filter_map(|b| serde_json::from_slice::<super::index::Shard>(&b).ok())
+            .flat_map(|s| s.images)
+            .collect()
     }
 
     /// Deletes an object behind the catalog's back (a test plants a loss).
@@ -94,15 +111,36 @@ impl Store for MemoryStore {
         Ok(etag(version))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .objects
-            .lock()
-            .unwrap()
-            .keys()
-            .filter(|k| k.starts_with(prefix))
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Page, StoreError> {
+        use std::ops::Bound;
+        let objects = self.objects.lock().unwrap();
+        let start = match after {
+            Some(a) => Bound::Excluded(a.to_string()),
+            None => Bound::Included(prefix.to_string()),
+        };
+        let mut keys: Vec<String> = objects
+            .range::<String, _>((start, Bound::Unbounded))
+            .map(|(k, _)| k)
+            .take_while(|k| k.starts_with(prefix))
+            .take(max.max(1) + 1)
             .cloned()
-            .collect())
+            .collect();
+        let next = if keys.len() > max.max(1) {
+            keys.pop();
+            keys.last().cloned()
+        } else {
+            None
+        };
+        Ok(Page { keys, next })
+    }
+
+    async fn exists(&self) -> Result<bool, StoreError> {
+        Ok(true)
     }
 
     fn describe(&self) -> String {

@@ -1,21 +1,25 @@
 //! Records and manifests → a catalog in blob storage, and the queries that find "the image for
 //! Kubernetes 1.30 on Ubuntu 24.04" later.
 //!
-//! Layout ([`index::LAYOUT_VERSION`], the objects in [`objects`]): immutable objects named by
-//! their content, and `index.json`, derived from them ([`rebuild`]), pointing at each image's
-//! newest record revision, template, revision object and yank state, with their sha256.
+//! Layout 4 ([`index::LAYOUT_VERSION`]; the objects in [`objects`]): immutable image objects
+//! named by their content (records, templates, revisions, events, each revision and event
+//! signed on its own), content-named shards of the index, one per Kubernetes version and OS,
+//! `latest/` pointers for consumers with only curl, and a small signed root (`index.json`)
+//! that names every shard and pointer by its sha256 and carries a `sequence` and an
+//! `expires` time. The index is derived data: [`rebuild`] derives it from the image objects,
+//! [`verify`] checks it against them.
 //!
-//! Objects are written first (create-only), the index last, with optimistic concurrency
-//! (ETag `If-Match`, or create-only for the first index), tried again after a backoff when
-//! another publisher won. So the index never names an object that is not fully there, and
-//! concurrent publishers lose no entry. Every storage request runs under one [`RetryConfig`].
-//! With a signing key, each index is signed before it is written ([`signing`]); with trusted
-//! keys, every index read is checked first.
+//! The plumbing ([`access`]: every storage request under one retry policy, objects checked
+//! against their hashes and signatures) is separate from the protocols built on it:
+//! [`publish`] and [`events`] write (objects first, create-only; then the changed shards; then
+//! the root with compare-and-swap, signed; then the pointers), [`query`] reads, [`snapshot`]
+//! decides whether the root may be trusted (signature, sequence, expiry, what was seen before:
+//! [`state`]).
 //!
 //! Errors say whose fault they are: an item the catalog will not hold is refused when it is
 //! prepared ([`entry::prepare`]), an item that contradicts the catalog is a per-item
-//! [`Outcome::Conflict`], and only the storage ([`CatalogError::Storage`]), the catalog's own
-//! data ([`CatalogError::Corrupt`]) or its signature ([`CatalogError::Untrusted`]) fail a call.
+//! [`Outcome::Conflict`], and only the storage, the settings, the catalog's data or its trust
+//! ([`CatalogError`]) fail a call.
 
 #[cfg(feature = "azure")]
 pub mod azure;
@@ -25,45 +29,60 @@ pub mod index;
 pub mod local;
 pub mod memory;
 pub mod objects;
+pub mod pointer;
 pub mod rebuild;
 pub mod revision;
 pub mod settings;
 pub mod signing;
+pub mod state;
 pub mod store;
+pub mod verify;
 
 mod access;
 mod any;
 mod error;
+mod events;
+mod keyfile;
 mod publish;
 mod query;
-mod yank;
+mod snapshot;
+mod view;
 
 use crate::retry::{Backoff, RetryConfig, Stop};
-use index::Index;
 use std::time::Duration;
-use store::{Op, PutMode, Store, StoreError};
+use store::{Op, Store, StoreError};
 
 pub use any::{AnyStore, default_location, open_store};
-pub use error::{CatalogError, Conflict, Outcome, YankOutcome};
+pub use error::{CatalogError, Conflict, Distrust, Outcome, YankOutcome};
 pub use objects::INDEX_KEY;
+pub use pointer::{Latest, Summary};
+pub use query::Found;
 pub use settings::{Location, SettingsError};
 
-/// A catalog: a store, how patiently it is retried, and the keys that sign and are trusted.
+/// How long a written root stays valid by default: two weeks, as Bottlerocket's snapshot and
+/// targets metadata. With a weekly `catalog refresh` (the scheduled jobs in `pipelines/`), one
+/// missed run still leaves a week.
+pub const DEFAULT_VALIDITY: Duration = Duration::from_secs(14 * 24 * 3600);
+
+/// Readers warn when the root expires within this.
+pub const EXPIRY_WARNING: Duration = Duration::from_secs(3 * 24 * 3600);
+
+/// A catalog: a store, how patiently it is retried, the key that signs what is written, the
+/// keys that are trusted, and what was seen of it before.
 pub struct Catalog<S> {
     store: S,
     retry: RetryConfig,
-    /// How long a writer keeps trying when other writers keep winning the index.
+    /// How long a writer keeps trying when other writers keep winning the root.
     contention_timeout: Duration,
     signer: Option<signing::Signer>,
     trust: Option<signing::Trust>,
+    state: Option<state::StateDir>,
+    min_sequence: u64,
+    validity: Duration,
     /// Ends retries early (a service shutting down).
     stop: Option<Stop>,
-}
-
-/// The index as read: parsed, with the version a conditional write must name.
-pub(crate) struct Current {
-    pub index: Index,
-    pub mode: PutMode,
+    /// Objects read at once (verify, rebuild-index).
+    concurrency: usize,
 }
 
 impl<S: Store> Catalog<S> {
@@ -75,7 +94,11 @@ impl<S: Store> Catalog<S> {
             contention_timeout: Duration::from_secs(120),
             signer: None,
             trust: None,
+            state: None,
+            min_sequence: 0,
+            validity: DEFAULT_VALIDITY,
             stop: None,
+            concurrency: 16,
         }
     }
 
@@ -92,15 +115,41 @@ impl<S: Store> Catalog<S> {
         self
     }
 
-    /// Every index this catalog writes is signed with this key.
+    /// Everything this catalog writes is signed with this key (and its own signatures are
+    /// trusted when it reads).
     pub fn with_signer(mut self, signer: signing::Signer) -> Self {
         self.signer = Some(signer);
         self
     }
 
-    /// Every index this catalog reads must be signed by one of these keys.
+    /// Everything this catalog reads must be signed by one of these keys, and be fresh.
     pub fn with_trust(mut self, trust: signing::Trust) -> Self {
         self.trust = Some(trust);
+        self
+    }
+
+    /// Where the highest sequence seen of each catalog is remembered (needed to refuse a
+    /// rollback; used whenever signatures are checked).
+    pub fn with_state(mut self, state: state::StateDir) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// Refuse a root below this sequence (a stateless reader's pin).
+    pub fn with_min_sequence(mut self, min: u64) -> Self {
+        self.min_sequence = min;
+        self
+    }
+
+    /// How long a root written by this catalog stays valid.
+    pub fn with_validity(mut self, validity: Duration) -> Self {
+        self.validity = validity;
+        self
+    }
+
+    /// How many objects verify and rebuild-index read at once.
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency.max(1);
         self
     }
 
@@ -114,9 +163,27 @@ impl<S: Store> Catalog<S> {
         &self.store
     }
 
-    /// The keys it trusts, if any.
+    /// The keys it trusts, if any (the trust file's).
     pub fn trust(&self) -> Option<&signing::Trust> {
         self.trust.as_ref()
+    }
+
+    /// Whether signatures are checked: with a trust file, or a signing key (a writer trusts
+    /// its own signatures).
+    pub fn checks_signatures(&self) -> bool {
+        self.trust.is_some() || self.signer.is_some()
+    }
+
+    /// The keys whose signatures count: the trust file's and the signing key's own.
+    pub(crate) fn trusted_keys(&self) -> Option<signing::Trust> {
+        let own = self
+            .signer
+            .as_ref()
+            .map(|s| s.allowed_signer("this sigcat's signing key"));
+        match (self.trust.clone(), own) {
+            (Some(t), Some(o)) => Some(t.and(o)),
+            (t, o) => t.or(o),
+        }
     }
 
     /// How long, and how patiently, a writer keeps trying when other writers keep winning.
@@ -129,7 +196,7 @@ impl<S: Store> Catalog<S> {
     }
 }
 
-/// A writer's patience with other writers winning the index: a jittered backoff between
+/// A writer's patience with other writers winning the root: a jittered backoff between
 /// rounds, and a deadline.
 pub(crate) struct Contention {
     backoff: Backoff,

@@ -1,36 +1,52 @@
-//! The catalog's objects and their names. Everything but the index (and its convenience
-//! signature copy) is immutable and named by its content, so the index is derived data: it can
-//! be rebuilt from these objects alone.
+//! The catalog's objects and their names. Everything but `index.json`, its convenience
+//! signature copy and the `latest/` pointers is immutable and named by its content, so the
+//! index is derived data: it can be rebuilt from the image objects alone.
 //!
 //! ```text
-//! index.json                            the index (replaced with compare-and-swap)
-//! index.json.sig                        a copy of the newest index's signature, for ssh-keygen
-//! signatures/<sha256 of index>.sig      the signature of each signed index (written first)
-//! images/<id>/record-<16 hex>.json      a revision of the record
-//! images/<id>/template-<16 hex>.yaml    its AzureMachineTemplate
-//! images/<id>/revision-<16 hex>.json    what an index entry pointed at, and when
-//! images/<id>/yank-<16 hex>.json        a yank or unyank, chained to the one before
+//! index.json                                the root: every shard and pointer, with sha256 (signed)
+//! index.json.sig                            a copy of the newest root's signature, for ssh-keygen
+//! signatures/<sha256 of a root>.sig         the signature of each root (written before it)
+//! shards/<kubernetes>/<os>-<16 hex>.json    the entries of one Kubernetes version and OS
+//! latest/<minor>/<os>.json (+ .sig)         the latest image of a minor and OS, for curl
+//! images/<id>/record-<16 hex>.json          a revision of the record
+//! images/<id>/template-<16 hex>.yaml        its AzureMachineTemplate
+//! images/<id>/revision-<16 hex>.json (+ .sig)   what the entry points at, and when
+//! images/<id>/event-<16 hex>.json (+ .sig)      a yank or unyank, chained to the image's previous one
+//! images/<id>/yank-<16 hex>.json            layout 3's yank events (read, never written)
 //! images/<id>/record.json, template.yaml    layout 1's objects (read, never written)
 //! ```
+//!
+//! A `.sig` beside an object is the OpenSSH signature (SSHSIG) of its exact bytes.
 
 use super::index::ObjectRef;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 
-/// The index's key.
+/// The root's key.
 pub const INDEX_KEY: &str = "index.json";
-/// The key of a copy of the newest index's signature (for `ssh-keygen -Y verify`).
+/// The key of a copy of the newest root's signature (for `ssh-keygen -Y verify`).
 pub const INDEX_SIGNATURE_KEY: &str = "index.json.sig";
+/// Where the image objects are.
+pub const IMAGES_PREFIX: &str = "images/";
+/// The schema name of revisions and events (objects that carry a signature).
+pub const EVENT_SCHEMA: &str = "sigcat.event/v1";
+/// The schema name of revisions.
+pub const REVISION_SCHEMA: &str = "sigcat.revision/v1";
 
 /// The sha256 of `bytes`, in lower-case hex.
 pub fn sha256(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
 
-/// The signature of the index whose bytes hash to `index_sha256`.
+/// The signature of the root whose bytes hash to `index_sha256`.
 pub fn signature_key(index_sha256: &str) -> String {
     format!("signatures/{index_sha256}.sig")
+}
+
+/// The detached signature of an object.
+pub fn sig_key(object_key: &str) -> String {
+    format!("{object_key}.sig")
 }
 
 /// What an object under `images/<id>/` is.
@@ -42,12 +58,16 @@ pub enum Kind {
     Template,
     /// What an index entry pointed at, and when.
     Revision,
-    /// A yank or unyank.
-    Yank,
+    /// A yank or unyank (layout 4).
+    Event,
+    /// Layout 3's yank events.
+    LegacyYank,
     /// Layout 1: `images/<id>/record.json`.
     LegacyRecord,
     /// Layout 1: `images/<id>/template.yaml`.
     LegacyTemplate,
+    /// The signature of another object (`<key>.sig`).
+    Signature,
 }
 
 impl Kind {
@@ -56,7 +76,9 @@ impl Kind {
             Kind::Record | Kind::LegacyRecord => "record",
             Kind::Template | Kind::LegacyTemplate => "template",
             Kind::Revision => "revision",
-            Kind::Yank => "yank",
+            Kind::Event => "event",
+            Kind::LegacyYank => "yank",
+            Kind::Signature => "sig",
         }
     }
 }
@@ -83,12 +105,17 @@ pub fn object_ref(id: &str, kind: Kind, bytes: &[u8]) -> ObjectRef {
     }
 }
 
-/// The image and kind of an object key, if it is one of the catalog's.
+/// The image and kind of an object key, if it is one of the catalog's image objects.
 pub fn parse_key(key: &str) -> Option<(String, Kind)> {
-    let rest = key.strip_prefix("images/")?;
+    let rest = key.strip_prefix(IMAGES_PREFIX)?;
     let (id, name) = rest.split_once('/')?;
-    if id.is_empty() || name.contains('/') {
+    if id.is_empty() || name.contains('/') || !valid_id(id) {
         return None;
+    }
+    if let Some(signed) = name.strip_suffix(".sig") {
+        return parse_key(&format!("{IMAGES_PREFIX}{id}/{signed}"))
+            .filter(|(_, k)| matches!(k, Kind::Revision | Kind::Event))
+            .map(|(id, _)| (id, Kind::Signature));
     }
     let kind = match name {
         "record.json" => Kind::LegacyRecord,
@@ -103,7 +130,8 @@ pub fn parse_key(key: &str) -> Option<(String, Kind)> {
                 ("record", "json") => Kind::Record,
                 ("template", "yaml") => Kind::Template,
                 ("revision", "json") => Kind::Revision,
-                ("yank", "json") => Kind::Yank,
+                ("event", "json") => Kind::Event,
+                ("yank", "json") => Kind::LegacyYank,
                 _ => return None,
             }
         }
@@ -111,8 +139,21 @@ pub fn parse_key(key: &str) -> Option<(String, Kind)> {
     Some((id.to_string(), kind))
 }
 
+/// An image id as sigcat makes them: lower-case letters, digits, `.` and `-`, starting with a
+/// letter or digit (what [`super::entry::image_id`] produces). Anything else in an index is
+/// the catalog's own data gone wrong, not a key to follow.
+pub fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 200
+        && id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && !id.contains("..")
+}
+
 /// What an index entry pointed at, written whenever an image's entry changes: the record
-/// (revision) and the template, and when.
+/// (revision) and the template, and when. Signed (a `.sig` beside it) in a signed catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Revision {
     /// The image.
@@ -123,10 +164,42 @@ pub struct Revision {
     pub template: ObjectRef,
     /// When (RFC 3339, UTC).
     pub at: String,
+    /// The root sequence it was written for (absent in layout 3's revisions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<u64>,
 }
 
-/// A yank (or unyank), chained to the image's previous one: the chain orders them without
-/// trusting clocks.
+/// What an event does to its image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Change {
+    /// Out of service: `latest` never returns it.
+    Yank,
+    /// Back in service.
+    Unyank,
+}
+
+/// Something that happened to an image after it was published, chained to the image's
+/// previous event: the chain orders them without trusting clocks. Signed in a signed catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// [`EVENT_SCHEMA`].
+    pub schema: String,
+    /// The image.
+    pub id: String,
+    /// What it does.
+    pub event: Change,
+    /// Why, as given.
+    pub reason: Option<String>,
+    /// When (RFC 3339, UTC).
+    pub at: String,
+    /// The key of the event this one follows; none for the first.
+    pub previous: Option<String>,
+    /// The root sequence it was written for.
+    pub sequence: u64,
+}
+
+/// Layout 3's yank (or unyank) event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct YankEvent {
     /// The image.
@@ -141,43 +214,94 @@ pub struct YankEvent {
     pub previous: Option<String>,
 }
 
-/// The newest of an image's yank events: the end of the longest chain. An event written by a
-/// writer that then lost the index race is a dead end that no later event follows; a tie is
-/// broken by time, then by key.
-pub fn chain_head(events: &[(String, YankEvent)]) -> Option<&(String, YankEvent)> {
-    let by_key: HashMap<&str, &YankEvent> = events.iter().map(|(k, e)| (k.as_str(), e)).collect();
+/// An event of either layout, as far as the chain needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The image.
+    pub id: String,
+    /// Whether the image is yanked after it.
+    pub yanked: bool,
+    /// Why.
+    pub reason: Option<String>,
+    /// When.
+    pub at: String,
+    /// The event before it.
+    pub previous: Option<String>,
+    /// The root sequence it was written for (0 for layout 3's).
+    pub sequence: u64,
+}
+
+impl Link {
+    /// Reads an event object of either layout.
+    pub fn parse(kind: Kind, bytes: &[u8]) -> Option<Link> {
+        match kind {
+            Kind::Event => serde_json::from_slice::<Event>(bytes)
+                .ok()
+                .filter(|e| e.schema == EVENT_SCHEMA)
+                .map(|e| Link {
+                    id: e.id,
+                    yanked: e.event == Change::Yank,
+                    reason: e.reason,
+                    at: e.at,
+                    previous: e.previous,
+                    sequence: e.sequence,
+                }),
+            Kind::LegacyYank => serde_json::from_slice::<YankEvent>(bytes)
+                .ok()
+                .map(|e| Link {
+                    id: e.id,
+                    yanked: e.yanked,
+                    reason: e.reason,
+                    at: e.at,
+                    previous: e.previous,
+                    sequence: 0,
+                }),
+            _ => None,
+        }
+    }
+}
+
+/// The newest of an image's events: the end of the longest chain (an event written by a
+/// writer that then lost the index race is a dead end that no later event follows); a tie is
+/// broken by sequence, then time, then key. Racing writers can only leave siblings that say the
+/// same thing (a writer writes an event only to change the state it read), so a tie never
+/// changes the image's state.
+pub fn chain_head(events: &[(String, Link)]) -> Option<&(String, Link)> {
+    let by_key: HashMap<&str, &Link> = events.iter().map(|(k, e)| (k.as_str(), e)).collect();
     let followed: HashSet<&str> = events
         .iter()
         .filter_map(|(_, e)| e.previous.as_deref())
         .collect();
-    let length = |key: &str| chain_length(&by_key, key);
+    let length = |key: &str| chain(&by_key, key).len();
     events
         .iter()
         .filter(|(k, _)| !followed.contains(k.as_str()))
         .max_by(|(ka, a), (kb, b)| {
             length(ka)
                 .cmp(&length(kb))
+                .then_with(|| a.sequence.cmp(&b.sequence))
                 .then_with(|| a.at.cmp(&b.at))
                 .then_with(|| ka.cmp(kb))
         })
 }
 
-/// How many events lead to `key`, following `previous`.
-fn chain_length(by_key: &HashMap<&str, &YankEvent>, start: &str) -> usize {
-    let mut key = start.to_string();
-    let mut n = 0;
+/// The keys of the events that lead to `start`, newest first, following `previous` (a planted
+/// cycle ends the walk).
+pub fn chain<'a>(by_key: &HashMap<&'a str, &'a Link>, start: &'a str) -> Vec<&'a str> {
+    let mut out = Vec::new();
     let mut seen = HashSet::new();
-    while let Some(e) = by_key.get(key.as_str()) {
-        if !seen.insert(key.clone()) {
-            break; // a cycle cannot be written, but need not hang us if planted
+    let mut key = start;
+    while let Some(e) = by_key.get(key) {
+        if !seen.insert(key) {
+            break;
         }
-        n += 1;
-        match &e.previous {
-            Some(p) => key = p.clone(),
+        out.push(key);
+        match e.previous.as_deref() {
+            Some(p) => key = p,
             None => break,
         }
     }
-    n
+    out
 }
 
 #[cfg(test)]
@@ -193,6 +317,10 @@ mod tests {
             Some(("capi-x-1-2-3-abcd1234".into(), Kind::Revision))
         );
         assert_eq!(
+            parse_key(&sig_key(&k)),
+            Some(("capi-x-1-2-3-abcd1234".into(), Kind::Signature))
+        );
+        assert_eq!(
             parse_key(&object_key("i", Kind::Template, b"t")),
             Some(("i".into(), Kind::Template))
         );
@@ -206,18 +334,22 @@ mod tests {
             "images/i/record-xyz.json",
             "images/i/a/b",
             "other/i/record.json",
+            "images/../record-0123456789abcdef.json",
+            "images/I/record-0123456789abcdef.json",
+            "images/i/record-0123456789abcdef.json.sig",
         ] {
             assert_eq!(parse_key(not_ours), None, "{not_ours}");
         }
     }
 
-    fn event(yanked: bool, at: &str, previous: Option<&str>) -> YankEvent {
-        YankEvent {
+    fn link(yanked: bool, at: &str, previous: Option<&str>, sequence: u64) -> Link {
+        Link {
             id: "i".into(),
             yanked,
             reason: None,
             at: at.into(),
             previous: previous.map(str::to_string),
+            sequence,
         }
     }
 
@@ -227,44 +359,38 @@ mod tests {
         let events = vec![
             (
                 "a".to_string(),
-                event(true, "2026-01-01T00:00:00.000Z", None),
+                link(true, "2026-01-01T00:00:00.000Z", None, 1),
             ),
             (
                 "b".to_string(),
-                event(false, "2026-01-02T00:00:00.000Z", Some("a")),
+                link(false, "2026-01-02T00:00:00.000Z", Some("a"), 2),
             ),
             // A writer with a fast clock that lost the race: a dead end after `a`.
             (
                 "z".to_string(),
-                event(false, "2099-01-01T00:00:00.000Z", Some("a")),
+                link(false, "2099-01-01T00:00:00.000Z", Some("a"), 2),
             ),
             (
                 "c".to_string(),
-                event(true, "2026-01-03T00:00:00.000Z", Some("b")),
+                link(true, "2026-01-03T00:00:00.000Z", Some("b"), 3),
             ),
         ];
         assert_eq!(chain_head(&events).unwrap().0, "c");
-        // Two heads of the same length: the later one.
-        let tie = vec![
-            (
-                "a".to_string(),
-                event(true, "2026-01-01T00:00:00.000Z", None),
-            ),
-            (
-                "b".to_string(),
-                event(false, "2026-01-02T00:00:00.000Z", Some("a")),
-            ),
-            (
-                "c".to_string(),
-                event(true, "2026-01-03T00:00:00.000Z", Some("a")),
-            ),
-        ];
-        assert_eq!(chain_head(&tie).unwrap().0, "c");
+        let by_key: HashMap<&str, &Link> = events.iter().map(|(k, e)| (k.as_str(), e)).collect();
+        assert_eq!(chain(&by_key, "c"), ["c", "b", "a"]);
         // A planted cycle does not hang.
         let cycle = vec![
-            ("a".to_string(), event(true, "t", Some("b"))),
-            ("b".to_string(), event(true, "t", Some("a"))),
+            ("a".to_string(), link(true, "t", Some("b"), 1)),
+            ("b".to_string(), link(true, "t", Some("a"), 1)),
         ];
         let _ = chain_head(&cycle);
+    }
+
+    #[test]
+    fn ids_are_what_sigcat_makes() {
+        assert!(valid_id("capi-ubuntu-2404-0-3-1721037000-669dfbcd"));
+        for bad in ["", "../x", "a/b", "A", "-x", "a..b", "x y"] {
+            assert!(!valid_id(bad), "{bad}");
+        }
     }
 }

@@ -1,27 +1,39 @@
-//! Publishing: the objects first (create-only, named by their content), then one index update
-//! for every entry of the call, under compare-and-swap; a writer that loses re-reads, merges
+//! Publishing: the objects first (create-only, named by their content), then, for every entry
+//! of the call, its shard (the one its Kubernetes version and OS name), the `latest/` pointer
+//! it may change, and the root, under compare-and-swap; a writer that loses re-reads, merges
 //! and tries again. An entry's conflict is its own outcome and never stops the others.
+//!
+//! A publish reads and writes the root, the shards of its entries and their pointers: never
+//! the whole catalog.
 
 use super::entry::{self, Entry};
-use super::index::Index;
+use super::index::{IndexEntry, Shard};
 use super::objects::{self, Kind};
 use super::revision::{self, Comparison};
+use super::snapshot::Intent;
 use super::store::Store;
-use super::{Catalog, CatalogError, Conflict, Current, INDEX_KEY, Outcome};
+use super::view::View;
+use super::{Catalog, CatalogError, Conflict, Outcome};
 use crate::record::Record;
 use std::collections::HashMap;
 
 impl<S: Store> Catalog<S> {
-    /// Publishes prepared entries: their objects first, then one index update for all of them.
+    /// Publishes prepared entries: their objects first, then one root update for all of them.
     /// Returns one outcome per entry, in order; an entry's conflict does not stop the others.
     pub async fn publish(&self, entries: &[Entry]) -> Result<Vec<Outcome>, CatalogError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Before anything is written: a catalog that lost its root, or is rolled back or
+        // untrusted, is refused with nothing of this publish in it.
+        let was_empty = matches!(
+            self.snapshot(Intent::Write).await?.read,
+            super::snapshot::Read::Empty
+        );
         for e in entries {
             self.put_object(&e.record_ref(), &e.record_bytes).await?;
             self.put_object(&e.template_ref(), &e.template_bytes)
                 .await?;
-        }
-        if entries.is_empty() {
-            return Ok(Vec::new());
         }
         // One time for every try: a revision object written in a lost round is the same one
         // the next round writes.
@@ -30,42 +42,127 @@ impl<S: Store> Catalog<S> {
         let mut known: HashMap<String, serde_json::Value> = HashMap::new();
         let mut contention = self.contention();
         loop {
-            let Current { mut index, mode } = self.current().await?;
+            let mut view = self.write_view_of(Intent::Write, was_empty).await?;
+            let sequence = view.root.sequence + 1;
             let mut outcomes = Vec::new();
             for e in entries {
-                outcomes.push(self.merge_into(&mut index, e, &at, &mut known).await?);
+                outcomes.push(
+                    self.merge_into(&mut view, e, &at, sequence, &mut known)
+                        .await?,
+                );
             }
-            if !outcomes.iter().any(Outcome::wrote) || self.write_index(&mut index, &mode).await? {
+            if !outcomes.iter().any(Outcome::wrote) && !view.legacy {
+                return Ok(outcomes);
+            }
+            if view.commit(self).await?.is_some() {
                 return Ok(outcomes);
             }
             contention.lost(self).await?;
         }
     }
 
-    /// Puts one entry into `index` (in memory) and says what that did.
+    /// The view a writer works on: checked for writing, and a layout 1 to 3 index upgraded
+    /// (its objects signed when a trusted signature vouches for them).
+    pub(crate) async fn write_view(&self, intent: Intent) -> Result<View, CatalogError> {
+        self.write_view_of(intent, false).await
+    }
+
+    async fn write_view_of(&self, intent: Intent, was_empty: bool) -> Result<View, CatalogError> {
+        let snap = self.snapshot_of(intent, was_empty).await?;
+        let mut view = View::of(self, snap).await?;
+        if view.legacy {
+            self.upgrade(&mut view).await?;
+        }
+        Ok(view)
+    }
+
+    /// A layout 1 to 3 index becomes layout 4 at its next write: its shards and pointers are
+    /// written, and with a signing key every revision and yank event its (trusted) signature
+    /// vouched for is signed on its own, said on stderr; a layout 1 image gets the revision
+    /// object it never had.
+    async fn upgrade(&self, view: &mut View) -> Result<(), CatalogError> {
+        let signing = self.signer.is_some();
+        if signing && view.signed_by.is_none() {
+            // Unreachable in practice: a signer only reads a root its keys verify.
+            return Err(self.untrusted(objects::INDEX_KEY, super::signing::Untrusted::Unsigned));
+        }
+        let names = view.shard_names(|_, _| true);
+        let (mut revisions, mut events) = (0, 0);
+        for name in names {
+            let shard = view.shard(self, &name).await?;
+            for e in &mut shard.images {
+                if !e.objects.contains_key("revision") {
+                    let (record, template) =
+                        (e.objects["record"].clone(), e.objects["template"].clone());
+                    let (r, bytes) = entry::revision(&e.id, &record, &template, &e.published_at, 0);
+                    self.put_signed(&r, &bytes).await?;
+                    e.objects.insert("revision".into(), r);
+                    revisions += 1;
+                } else if signing {
+                    let r = &e.objects["revision"];
+                    let bytes = self.read_object(r).await?;
+                    self.put_signed(r, &bytes).await?;
+                    revisions += 1;
+                }
+                if signing && let Some(y) = &e.yank {
+                    let bytes = self.read_object(&y.event).await?;
+                    self.put_signed(&y.event, &bytes).await?;
+                    events += 1;
+                }
+            }
+            view.mark(&name);
+        }
+        tracing::warn!(
+            "upgrading {} to layout 4 (sharded, with a sequence and an expiry){}",
+            self.describe(),
+            match &view.signed_by {
+                Some(who) if signing => format!(
+                    ": signing {revisions} revisions and {events} yank events that its index, signed by {who}, vouches for"
+                ),
+                _ => String::new(),
+            }
+        );
+        Ok(())
+    }
+
+    /// Puts one entry into its shard (in memory) and says what that did.
     async fn merge_into(
         &self,
-        index: &mut Index,
+        view: &mut View,
         e: &Entry,
         at: &str,
+        sequence: u64,
         known: &mut HashMap<String, serde_json::Value>,
     ) -> Result<Outcome, CatalogError> {
         let id = e.id.clone();
         let offered_ref = e.record_ref();
-        let Some(pos) = index.images.iter().position(|x| x.id == e.id) else {
-            let (revision, bytes) = entry::revision(&id, &offered_ref, &e.template_ref(), at);
-            self.put_object(&revision, &bytes).await?;
-            index.images.push(e.index_entry(revision, at.to_string()));
+        let offered_shard =
+            entry::describe(&id, &e.record, Default::default(), String::new()).shard_name();
+        let here = match view.shard(self, &offered_shard).await?.find(&id) {
+            Some(_) => Some(offered_shard.clone()),
+            None => view.locate(self, &id).await?,
+        };
+        let Some(shard_name) = here else {
+            let (revision, bytes) =
+                entry::revision(&id, &offered_ref, &e.template_ref(), at, sequence);
+            self.put_signed(&revision, &bytes).await?;
+            let new = e.index_entry(revision, at.to_string());
+            self.offer_to_pointer(view, &new).await?;
+            view.shard(self, &offered_shard).await?.images.push(new);
+            view.mark(&offered_shard);
             known.insert(
                 offered_ref.sha256,
-                serde_json::to_value(&e.record).expect("records serialise"),
+                serde_json::to_value(&e.record).unwrap_or_default(),
             );
             return Ok(Outcome::Published { id });
         };
-        let stored_ref = match index.images[pos].objects.get("record") {
-            Some(r) => r.clone(),
-            None => return Err(self.corrupt(INDEX_KEY, format!("image {id} has no record"))),
-        };
+        let old = view
+            .shard(self, &shard_name)
+            .await?
+            .find(&id)
+            .cloned()
+            .ok_or_else(|| self.corrupt(&shard_name, format!("image {id} went missing")))?;
+        let stored_ref = old.objects["record"].clone();
         if stored_ref.sha256 == offered_ref.sha256 {
             return Ok(Outcome::Unchanged { id });
         }
@@ -75,7 +172,7 @@ impl<S: Store> Catalog<S> {
                 .map_err(|err| self.corrupt(&stored_ref.key, format!("not a record: {err}")))?;
             known.insert(stored_ref.sha256.clone(), value);
         }
-        let offered = serde_json::to_value(&e.record).expect("records serialise");
+        let offered = serde_json::to_value(&e.record).unwrap_or_default();
         match revision::compare(&known[&stored_ref.sha256], &offered) {
             Comparison::Known => Ok(Outcome::Unchanged { id }),
             Comparison::Disagrees {
@@ -97,22 +194,56 @@ impl<S: Store> Catalog<S> {
                 let new_ref = objects::object_ref(&id, Kind::Record, &bytes);
                 self.put_object(&new_ref, &bytes).await?;
                 known.insert(new_ref.sha256.clone(), merged);
-                let old = index.images[pos].clone();
-                let template = old.objects.get("template").cloned().ok_or_else(|| {
-                    self.corrupt(INDEX_KEY, format!("image {id} has no template"))
-                })?;
-                let (revision, rev_bytes) = entry::revision(&id, &new_ref, &template, at);
-                self.put_object(&revision, &rev_bytes).await?;
+                let template = old.objects["template"].clone();
+                let (revision, rev_bytes) = entry::revision(&id, &new_ref, &template, at, sequence);
+                self.put_signed(&revision, &rev_bytes).await?;
                 let mut objects = old.objects.clone();
                 objects.insert("record".into(), new_ref);
                 objects.insert("revision".into(), revision);
                 let mut updated = entry::describe(&id, &record, objects, old.published_at.clone());
                 updated.updated_at = Some(at.to_string());
-                updated.yank = old.yank;
-                updated.extra = old.extra;
-                index.images[pos] = updated;
+                updated.yank = old.yank.clone();
+                updated.extra = old.extra.clone();
+                // A Kubernetes version filled in moves the image to the shard of that version.
+                let new_shard = updated.shard_name();
+                remove(view.shard(self, &shard_name).await?, &id);
+                view.mark(&shard_name);
+                self.offer_to_pointer(view, &updated).await?;
+                view.shard(self, &new_shard).await?.images.push(updated);
+                view.mark(&new_shard);
                 Ok(Outcome::Updated { id, added })
             }
         }
     }
+
+    /// A new or updated image may be the new latest of its minor and OS.
+    async fn offer_to_pointer(&self, view: &mut View, e: &IndexEntry) -> Result<(), CatalogError> {
+        if let Some(name) = e.pointer_name() {
+            view.pointer(self, &name).await?.offer(e);
+        }
+        Ok(())
+    }
+
+    /// Re-signs the catalog as it is, with a higher sequence and a new expiry, and its
+    /// pointers with it: what a team that publishes rarely runs on a schedule, so readers
+    /// never see it expire. An expired root is re-signed only when `accept_expired` says so
+    /// (a reader without state could otherwise be fed an old, expired root to re-sign).
+    pub async fn refresh(&self, accept_expired: bool) -> Result<u64, CatalogError> {
+        let mut contention = self.contention();
+        loop {
+            let mut view = self.write_view(Intent::Refresh { accept_expired }).await?;
+            let names: Vec<String> = view.root.latest.keys().cloned().collect();
+            for name in names {
+                view.pointer(self, &name).await?;
+            }
+            if let Some(sequence) = view.commit(self).await? {
+                return Ok(sequence);
+            }
+            contention.lost(self).await?;
+        }
+    }
+}
+
+fn remove(shard: &mut Shard, id: &str) {
+    shard.images.retain(|e| e.id != id);
 }

@@ -1,44 +1,159 @@
-//! Reading the catalog: the index, the images that match a filter (newest first), the latest
-//! one, and an image's objects.
+//! Reading the catalog: the images that match a filter (newest first, shard by shard, reading
+//! only the shards that can match), the latest one, one by id, and an image's objects. With
+//! trusted keys, the image a reader acts on (`latest`, `show`) has its revision and its newest
+//! event checked for their own signatures too.
 
-use super::index::{self, Filter, Index, IndexEntry};
+use super::index::{Filter, IndexEntry, newer, split_shard_name};
+use super::snapshot::Intent;
 use super::store::Store;
-use super::{Catalog, CatalogError, INDEX_KEY};
+use super::view::View;
+use super::{Catalog, CatalogError};
+
+/// An image as a reader gets it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    /// Its index entry.
+    pub entry: IndexEntry,
+    /// Who signed its revision, when signatures are checked.
+    pub signed_by: Option<String>,
+}
+
+/// What the catalog holds, from its root alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    /// How many images.
+    pub images: usize,
+    /// The root's sequence (none before layout 4, or in an empty catalog).
+    pub sequence: Option<u64>,
+    /// When the root expires.
+    pub expires: Option<String>,
+    /// Who signed the root, when signatures are checked.
+    pub signed_by: Option<String>,
+}
 
 impl<S: Store> Catalog<S> {
-    /// The index.
-    pub async fn index(&self) -> Result<Index, CatalogError> {
-        Ok(self.current().await?.index)
+    /// What the catalog holds, from its root alone.
+    pub async fn status(&self) -> Result<Status, CatalogError> {
+        let view = self.read_view().await?;
+        Ok(Status {
+            images: view.root.image_count(),
+            sequence: (!view.legacy && view.root.sequence > 0).then_some(view.root.sequence),
+            expires: (!view.legacy && view.root.sequence > 0).then(|| view.root.expires.clone()),
+            signed_by: view.signed_by.clone(),
+        })
+    }
+
+    /// The images that match, newest first, handed to `each` a Kubernetes version at a time
+    /// (so memory holds one version's shards, not the catalog). Returns how many matched.
+    pub async fn list_each<E>(
+        &self,
+        filter: &Filter,
+        mut each: impl FnMut(Vec<IndexEntry>) -> Result<(), E>,
+    ) -> Result<Result<usize, E>, CatalogError> {
+        let mut view = self.read_view().await?;
+        let names = view.shard_names(|n, s| filter.may_match(n, s));
+        let mut matched = 0;
+        let mut i = 0;
+        while i < names.len() {
+            let version = split_shard_name(&names[i]).0.to_string();
+            let mut group = Vec::new();
+            while i < names.len() && split_shard_name(&names[i]).0 == version {
+                let shard = view.shard(self, &names[i]).await?;
+                group.extend(shard.images.iter().filter(|e| filter.matches(e)).cloned());
+                i += 1;
+            }
+            // Shards already read are dropped: the next version's are read when needed.
+            view = View::forget_shards(view);
+            group.sort_by(|a, b| newer(b, a));
+            matched += group.len();
+            if !group.is_empty()
+                && let Err(e) = each(group)
+            {
+                return Ok(Err(e));
+            }
+        }
+        Ok(Ok(matched))
     }
 
     /// The images that match, newest first.
     pub async fn list(&self, filter: &Filter) -> Result<Vec<IndexEntry>, CatalogError> {
-        let mut entries: Vec<IndexEntry> = self
-            .index()
-            .await?
-            .images
-            .into_iter()
-            .filter(|e| filter.matches(e))
-            .collect();
-        entries.sort_by(|a, b| index::newer(b, a));
-        Ok(entries)
+        let mut all = Vec::new();
+        self.list_each(filter, |group| {
+            all.extend(group);
+            Ok::<_, std::convert::Infallible>(())
+        })
+        .await?
+        .unwrap_or_default();
+        Ok(all)
     }
 
-    /// The newest image that matches and is not yanked.
-    pub async fn latest(&self, filter: &Filter) -> Result<Option<IndexEntry>, CatalogError> {
+    /// The newest image that matches and is not yanked. It reads the newest Kubernetes
+    /// version's shards first and stops at the first version with a match.
+    pub async fn latest(&self, filter: &Filter) -> Result<Option<Found>, CatalogError> {
         let filter = Filter {
             include_yanked: false,
             ..filter.clone()
         };
-        Ok(self.list(&filter).await?.into_iter().next())
+        let mut best = None;
+        let found = self
+            .list_each(&filter, |group| match group.into_iter().next() {
+                Some(first) => {
+                    best = Some(first);
+                    Err(())
+                }
+                None => Ok(()),
+            })
+            .await?;
+        let _ = found;
+        match best {
+            Some(entry) => Ok(Some(self.checked(entry).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Image `id`, whatever its state.
+    pub async fn show(&self, id: &str) -> Result<Option<Found>, CatalogError> {
+        let mut view = self.read_view().await?;
+        let Some(name) = view.locate(self, id).await? else {
+            return Ok(None);
+        };
+        let entry = view.shard(self, &name).await?.find(id).cloned();
+        match entry {
+            Some(entry) => Ok(Some(self.checked(entry).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// With trusted keys: the entry's revision and newest event carry their own signatures
+    /// by a trusted key (an index can only name them; this proves who wrote them).
+    async fn checked(&self, entry: IndexEntry) -> Result<Found, CatalogError> {
+        let mut signed_by = None;
+        if self.checks_signatures() {
+            if let Some(r) = entry.objects.get("revision") {
+                let bytes = self.read_object(r).await?;
+                signed_by = self.check_signature(&r.key, &bytes).await?;
+            }
+            if let Some(y) = &entry.yank {
+                let bytes = self.read_object(&y.event).await?;
+                self.check_signature(&y.event.key, &bytes).await?;
+            }
+        }
+        Ok(Found { entry, signed_by })
     }
 
     /// An object of an entry (`record` or `template`), checked against the index's sha256.
     pub async fn object(&self, entry: &IndexEntry, which: &str) -> Result<Vec<u8>, CatalogError> {
-        let r = entry
-            .objects
-            .get(which)
-            .ok_or_else(|| self.corrupt(INDEX_KEY, format!("image {} has no {which}", entry.id)))?;
+        let r = entry.objects.get(which).ok_or_else(|| {
+            self.corrupt(
+                super::INDEX_KEY,
+                format!("image {} has no {which}", entry.id),
+            )
+        })?;
         self.read_object(r).await
+    }
+
+    /// The root, checked as a writer checks it (for `verify` and tools).
+    pub(crate) async fn inspect(&self) -> Result<super::snapshot::Snapshot, CatalogError> {
+        self.snapshot(Intent::Inspect).await
     }
 }

@@ -1,119 +1,71 @@
-//! The index is derived data: everything it says comes from immutable objects (records,
-//! templates, revisions, yank events). [`derive`] computes it from them, for
-//! `catalog rebuild-index` after an index was lost or corrupted; [`verify`] checks a catalog
-//! against its objects, for `catalog verify`.
+//! The index is derived data: everything it says comes from immutable image objects (records,
+//! templates, revisions, events). [`Catalog::rebuild_index`] derives it from them, for
+//! `catalog rebuild-index` after the index was lost, corrupted or rolled back.
+//!
+//! Recovery never adopts, signs or drops anything silently. With trusted keys, only revisions
+//! and events signed by one of them are used; an unsigned or untrusted one is left out and
+//! named. Unsigned objects are adopted (and signed) only when asked (`--adopt-unsigned`, to
+//! start signing a catalog that never was), or when a trusted layout 1 to 3 index vouches for
+//! them (the upgrade of a catalog signed the old way); each one adopted is named. An image
+//! whose objects are missing or altered is named with what is wrong, and makes the rebuild
+//! exit non-zero.
 
 use super::entry;
-use super::index::{Index, IndexEntry, ObjectRef, YankState};
-use super::objects::{self, Kind, Revision, YankEvent, chain_head, sha256};
+use super::index::{IndexEntry, ObjectRef, Root, Shard, YankState};
+use super::objects::{
+    self, IMAGES_PREFIX, Kind, Link, Revision, chain_head, parse_key, sha256, sig_key,
+};
 use super::revision::{self, Comparison};
-use super::store::{PutMode, Store};
+use super::signing::{Trust, Untrusted};
+use super::snapshot::Read;
+use super::store::Store;
+use super::verify::{Finding, FindingKind, Progress, Severity};
+use super::view::View;
 use super::{Catalog, CatalogError};
 use crate::record::Record;
-use serde::Serialize;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use futures::StreamExt;
+use std::collections::{BTreeMap, HashSet};
 
-/// How bad a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Worth knowing, harmless: an object nothing refers to (a publish that lost a race, or
-    /// never finished).
-    Warning,
-    /// The catalog is not what it claims to be.
-    Error,
+/// What rebuild-index may adopt besides objects signed by trusted keys.
+#[derive(Debug, Clone, Default)]
+pub struct Adoption {
+    /// Sign unsigned revisions and events (to start signing a catalog that never was).
+    pub unsigned: bool,
+    /// Objects a trusted layout 1 to 3 index names (its signature vouches for them).
+    pub(crate) vouched: HashSet<String>,
 }
 
-/// What a finding is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FindingKind {
-    /// The index's signature.
-    Signature,
-    /// The index and the objects disagree, or an object is missing or altered.
-    Data,
-    /// Objects the index does not account for.
-    Orphan,
-}
-
-/// One thing `verify` or `rebuild-index` found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// How bad.
-    pub severity: Severity,
-    /// About what.
-    pub kind: FindingKind,
-    /// The object key or image id it is about.
-    pub subject: String,
-    /// What is wrong, and what to do.
-    pub problem: String,
-}
-
-impl crate::fault::Classify for Finding {
-    fn fault(&self) -> Option<crate::fault::Fault> {
-        use crate::fault::Fault;
-        match (self.severity, self.kind) {
-            (Severity::Warning, _) => None,
-            (Severity::Error, FindingKind::Signature) => Some(Fault::Untrusted),
-            (Severity::Error, _) => Some(Fault::CatalogData),
-        }
-    }
-}
-
-impl Severity {
-    /// `warning` or `error`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Warning => "warning",
-            Severity::Error => "error",
-        }
-    }
-}
-
-impl FindingKind {
-    /// `signature`, `data` or `orphan`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FindingKind::Signature => "signature",
-            FindingKind::Data => "data",
-            FindingKind::Orphan => "orphan",
-        }
-    }
-}
-
-/// What `catalog verify` found.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    /// Images in the index.
+/// What a rebuild wrote and found.
+#[derive(Debug, Clone)]
+pub struct Rebuilt {
+    /// Images in the new index.
     pub images: usize,
-    /// Yanked images in the index.
+    /// Of which yanked.
     pub yanked: usize,
-    /// Objects in the catalog.
-    pub objects: usize,
-    /// Who signed the index, or why it is not checked.
-    pub signature: String,
-    /// What was found, errors first.
+    /// The new root's sequence.
+    pub sequence: u64,
+    /// What was left out, adopted or wrong.
     pub findings: Vec<Finding>,
 }
 
-impl Report {
-    /// The worst finding's severity and kind.
-    pub fn worst(&self) -> Option<(Severity, FindingKind)> {
-        self.findings
-            .iter()
-            .map(|f| (f.severity, f.kind))
-            .max_by_key(|(s, k)| (*s, *k == FindingKind::Signature))
+/// One image's objects, as listed.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Listed {
+    pub(crate) keys: Vec<(String, Kind)>,
+}
+
+impl Adoption {
+    /// Adopt unsigned revisions and events (`--adopt-unsigned`) or not.
+    pub fn unsigned(adopt: bool) -> Adoption {
+        Adoption {
+            unsigned: adopt,
+            vouched: HashSet::new(),
+        }
     }
 }
 
-/// An image's objects, as listed.
-#[derive(Debug, Default)]
-struct ImageObjects {
-    keys: Vec<(String, Kind)>,
-}
-
-impl ImageObjects {
-    fn of(&self, kind: Kind) -> impl Iterator<Item = &str> {
+impl Listed {
+    pub(crate) fn of(&self, kind: Kind) -> impl Iterator<Item = &str> {
         self.keys
             .iter()
             .filter(move |(_, k)| *k == kind)
@@ -121,484 +73,587 @@ impl ImageObjects {
     }
 }
 
-async fn list_images<S: Store>(
-    catalog: &Catalog<S>,
-) -> Result<(BTreeMap<String, ImageObjects>, usize), CatalogError> {
-    let mut images: BTreeMap<String, ImageObjects> = BTreeMap::new();
-    let keys = catalog.list_keys("images/").await?;
-    let count = keys.len();
-    for key in keys {
-        if let Some((id, kind)) = objects::parse_key(&key) {
-            images.entry(id).or_default().keys.push((key, kind));
-        }
-    }
-    Ok((images, count))
+/// An image derived from its objects.
+pub(crate) struct Derived {
+    /// Its entry, unless it cannot be derived (then a finding says why).
+    pub(crate) entry: Option<IndexEntry>,
+    pub(crate) findings: Vec<Finding>,
+    /// Unsigned objects accepted by adoption: signed when the rebuild writes.
+    pub(crate) adopt: Vec<(ObjectRef, Vec<u8>)>,
+    /// A revision object to write (a layout 1 image has none).
+    pub(crate) create: Option<(ObjectRef, Vec<u8>)>,
+    /// The highest sequence any of its objects was written for.
+    pub(crate) max_sequence: u64,
 }
 
-/// Reads an object whose hash is not known in advance (it is the one being derived from).
-async fn read_listed<S: Store>(
-    catalog: &Catalog<S>,
-    key: &str,
-) -> Result<Option<Vec<u8>>, CatalogError> {
-    Ok(catalog.get(key).await?.map(|v| v.bytes))
-}
-
-/// One revision of an image, read and checked.
-struct Found {
-    revision: ObjectRef,
-    at: String,
-    record_ref: ObjectRef,
-    template_ref: ObjectRef,
-    record: Record,
-    value: serde_json::Value,
-}
-
-/// The image's yank state from its events, and every event key.
-async fn yank_state<S: Store>(
-    catalog: &Catalog<S>,
-    id: &str,
-    objs: &ImageObjects,
-    findings: &mut Vec<Finding>,
-) -> Result<Option<YankState>, CatalogError> {
-    let mut events = Vec::new();
-    let mut bytes_of = HashMap::new();
-    for key in objs.of(Kind::Yank) {
-        let Some(bytes) = read_listed(catalog, key).await? else {
-            continue;
-        };
-        match serde_json::from_slice::<YankEvent>(&bytes) {
-            Ok(e) if e.id == id => {
-                bytes_of.insert(key.to_string(), bytes);
-                events.push((key.to_string(), e));
-            }
-            _ => findings.push(error(
-                FindingKind::Data,
-                key,
-                "not a yank event of this image",
-            )),
-        }
-    }
-    Ok(chain_head(&events).map(|(key, e)| YankState {
-        yanked: e.yanked,
-        reason: e.reason.clone(),
-        at: e.at.clone(),
-        event: ObjectRef {
-            key: key.clone(),
-            sha256: sha256(&bytes_of[key]),
-        },
-    }))
-}
-
-fn error(kind: FindingKind, subject: &str, problem: impl Into<String>) -> Finding {
+pub(crate) fn finding(
+    severity: Severity,
+    kind: FindingKind,
+    subject: &str,
+    problem: impl Into<String>,
+) -> Finding {
     Finding {
-        severity: Severity::Error,
+        severity,
         kind,
         subject: subject.to_string(),
         problem: problem.into(),
     }
 }
 
-/// Every revision of an image that can be read whole (its record and template there, with
-/// their hashes); the ones that cannot are findings.
-async fn revisions<S: Store>(
+/// Lists `images/`, a page at a time, and hands each image's keys to `each` (keys come in
+/// order, so an image's objects are contiguous): memory holds one image's keys, not the
+/// catalog's.
+pub(crate) async fn each_image<S: Store>(
     catalog: &Catalog<S>,
-    id: &str,
-    objs: &ImageObjects,
-    findings: &mut Vec<Finding>,
-    fallback_at: &str,
-) -> Result<Vec<Found>, CatalogError> {
-    let mut found = Vec::new();
-    let mut listed: Vec<(ObjectRef, Revision)> = Vec::new();
-    for key in objs.of(Kind::Revision) {
-        let Some(bytes) = read_listed(catalog, key).await? else {
-            continue;
-        };
-        match serde_json::from_slice::<Revision>(&bytes) {
-            Ok(r) if r.id == id => listed.push((
-                ObjectRef {
-                    key: key.to_string(),
-                    sha256: sha256(&bytes),
-                },
-                r,
-            )),
-            _ => findings.push(error(
-                FindingKind::Data,
-                key,
-                "not a revision of this image",
-            )),
-        }
-    }
-    // Layout 1: one record and one template at fixed keys, and no revision objects.
-    if listed.is_empty()
-        && let (Some(r), Some(t)) = (
-            objs.of(Kind::LegacyRecord).next(),
-            objs.of(Kind::LegacyTemplate).next(),
-        )
-        && let (Some(rb), Some(tb)) = (
-            read_listed(catalog, r).await?,
-            read_listed(catalog, t).await?,
-        )
-    {
-        let record_ref = ObjectRef {
-            key: r.into(),
-            sha256: sha256(&rb),
-        };
-        let template_ref = ObjectRef {
-            key: t.into(),
-            sha256: sha256(&tb),
-        };
-        listed.push((
-            ObjectRef {
-                key: String::new(),
-                sha256: String::new(),
-            },
-            Revision {
-                id: id.into(),
-                record: record_ref,
-                template: template_ref,
-                at: fallback_at.into(),
-            },
-        ));
-    }
-    for (revision, r) in listed {
-        let record_bytes = match catalog.read_object(&r.record).await {
-            Ok(b) => b,
-            Err(CatalogError::Corrupt { key, problem, .. }) => {
-                findings.push(error(FindingKind::Data, &key, problem));
+    mut each: impl FnMut(String, Listed),
+) -> Result<usize, CatalogError> {
+    let mut after: Option<String> = None;
+    let mut current: Option<(String, Listed)> = None;
+    let mut objects = 0;
+    loop {
+        let page = catalog.list_page(IMAGES_PREFIX, after.as_deref()).await?;
+        for key in page.keys {
+            objects += 1;
+            let Some((id, kind)) = parse_key(&key) else {
                 continue;
+            };
+            match &mut current {
+                Some((cid, listed)) if *cid == id => listed.keys.push((key, kind)),
+                _ => {
+                    if let Some((cid, listed)) = current.take() {
+                        each(cid, listed);
+                    }
+                    current = Some((
+                        id,
+                        Listed {
+                            keys: vec![(key, kind)],
+                        },
+                    ));
+                }
             }
-            Err(e) => return Err(e),
-        };
-        if let Err(CatalogError::Corrupt { key, problem, .. }) =
-            catalog.read_object(&r.template).await
-        {
-            findings.push(error(FindingKind::Data, &key, problem));
-            continue;
         }
-        let (Ok(record), Ok(value)) = (
-            serde_json::from_slice::<Record>(&record_bytes),
-            serde_json::from_slice::<serde_json::Value>(&record_bytes),
-        ) else {
-            findings.push(error(FindingKind::Data, &r.record.key, "not a record"));
-            continue;
-        };
-        found.push(Found {
-            revision,
-            at: r.at,
-            record_ref: r.record,
-            template_ref: r.template,
-            record,
-            value,
-        });
-    }
-    found.sort_by(|a, b| {
-        a.at.cmp(&b.at)
-            .then_with(|| a.revision.key.cmp(&b.revision.key))
-    });
-    Ok(found)
-}
-
-/// What the index says of one image, from its objects.
-async fn derive_image<S: Store>(
-    catalog: &Catalog<S>,
-    id: &str,
-    objs: &ImageObjects,
-    findings: &mut Vec<Finding>,
-    fallback_at: &str,
-) -> Result<Option<IndexEntry>, CatalogError> {
-    let found = revisions(catalog, id, objs, findings, fallback_at).await?;
-    let Some(first) = found.first() else {
-        return Ok(None);
-    };
-    // Each revision adds to the one before; the newest that does is the image now.
-    let mut newest = first;
-    for r in &found[1..] {
-        match revision::compare(&newest.value, &r.value) {
-            Comparison::Known => {}
-            Comparison::Adds { .. } => newest = r,
-            Comparison::Disagrees { field, stored, offered } => findings.push(error(
-                FindingKind::Data,
-                &r.revision.key,
-                format!("contradicts an earlier revision ({field} `{stored}` / `{offered}`); the earlier one stands"),
-            )),
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
         }
     }
-    if entry::image_id(&newest.record).as_deref() != Some(id) {
-        findings.push(error(
-            FindingKind::Data,
-            &newest.record_ref.key,
-            format!("its record is not image {id}"),
-        ));
-        return Ok(None);
+    if let Some((cid, listed)) = current {
+        each(cid, listed);
     }
-    let mut objects = BTreeMap::from([
-        ("record".to_string(), newest.record_ref.clone()),
-        ("template".to_string(), newest.template_ref.clone()),
-    ]);
-    if !newest.revision.key.is_empty() {
-        objects.insert("revision".to_string(), newest.revision.clone());
-    }
-    let mut e = entry::describe(id, &newest.record, objects, first.at.clone());
-    if newest.at != first.at {
-        e.updated_at = Some(newest.at.clone());
-    }
-    e.yank = yank_state(catalog, id, objs, findings).await?;
-    Ok(Some(e))
-}
-
-/// The index as the objects say it should be. Times a layout-1 image has no object for come
-/// from `previous` (the index being replaced) when it can still be read, else from now.
-pub async fn derive<S: Store>(
-    catalog: &Catalog<S>,
-    previous: Option<&Index>,
-) -> Result<(Index, Vec<Finding>), CatalogError> {
-    let (images, _) = list_images(catalog).await?;
-    let now = entry::now_rfc3339();
-    let mut findings = Vec::new();
-    let mut index = Index::default();
-    if let Some(p) = previous {
-        index.extra = p.extra.clone();
-    }
-    for (id, objs) in &images {
-        let old = previous.and_then(|p| p.find(id));
-        let at = old.map_or(now.as_str(), |o| o.published_at.as_str());
-        if let Some(mut e) = derive_image(catalog, id, objs, &mut findings, at).await? {
-            if let Some(old) = old {
-                e.extra = old.extra.clone();
-            }
-            index.images.push(e);
-        }
-    }
-    Ok((index, findings))
+    Ok(objects)
 }
 
 impl<S: Store> Catalog<S> {
-    /// Rebuilds the index from the objects and replaces whatever index is there (unreadable,
-    /// untrusted or lost), under compare-and-swap; signed when there is a signing key.
-    pub async fn rebuild_index(&self) -> Result<(Index, Vec<Finding>), CatalogError> {
+    /// Signs every revision and event again with this catalog's signing key, each one only
+    /// after its present signature is checked against the trusted keys: the middle step of a
+    /// key rotation (add the new key to the trust file, re-sign, remove the old key). An object
+    /// no trusted key signed is named and left as it is. Returns how many were re-signed.
+    pub async fn resign_objects(
+        &self,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<(usize, Vec<Finding>), CatalogError> {
+        let (Some(signer), Some(trust)) = (&self.signer, self.trusted_keys()) else {
+            return Err(CatalogError::Settings {
+                catalog: self.describe(),
+                problem: "re-signing needs --signing-key (the new key) and --trusted-keys (listing the key the objects are signed with now)".into(),
+            });
+        };
+        let mut keys = Vec::new();
+        each_image(self, |_, listed| {
+            keys.extend(
+                listed
+                    .keys
+                    .into_iter()
+                    .filter(|(_, k)| matches!(k, Kind::Revision | Kind::Event))
+                    .map(|(key, _)| key),
+            );
+        })
+        .await?;
+        let total = keys.len();
+        let mut work = futures::stream::iter(keys.into_iter().map(|key| {
+            let trust = &trust;
+            async move {
+                let Some(v) = self.get(&key).await? else {
+                    return Ok::<_, CatalogError>(None);
+                };
+                let sig = self.get(&sig_key(&key)).await?.map(|v| v.bytes);
+                match trust.verify(&v.bytes, sig.as_deref()) {
+                    Ok(_) => {
+                        self.put(
+                            &sig_key(&key),
+                            signer.sign(&v.bytes).as_bytes(),
+                            &super::store::PutMode::Overwrite,
+                        )
+                        .await
+                        .map_err(|e| self.storage(e))?;
+                        Ok(None)
+                    }
+                    Err(problem) => Ok(Some(finding(
+                        Severity::Error,
+                        FindingKind::Signature,
+                        &key,
+                        format!("not signed by a trusted key ({problem}): not re-signed"),
+                    ))),
+                }
+            }
+        }))
+        .buffer_unordered(self.concurrency);
+        let (mut done, mut findings) = (0, Vec::new());
+        while let Some(r) = work.next().await {
+            findings.extend(r?);
+            done += 1;
+            if done % 1000 == 0 || done == total {
+                progress(Progress {
+                    phase: "re-signed",
+                    done,
+                    total,
+                });
+            }
+        }
+        Ok((total - findings.len(), findings))
+    }
+
+    /// Whether an object is signed by a trusted key, adopted, or neither (a finding).
+    async fn accept(
+        &self,
+        trust: Option<&Trust>,
+        adoption: &Adoption,
+        key: &str,
+        bytes: &[u8],
+        out: &mut Derived,
+        what: &str,
+    ) -> Result<bool, CatalogError> {
+        let Some(trust) = trust else {
+            return Ok(true);
+        };
+        let sig = self.get(&sig_key(key)).await?.map(|v| v.bytes);
+        match trust.verify(bytes, sig.as_deref()) {
+            Ok(_) => Ok(true),
+            Err(problem) => {
+                let r = ObjectRef {
+                    key: key.to_string(),
+                    sha256: sha256(bytes),
+                };
+                if adoption.vouched.contains(key) {
+                    out.findings.push(finding(
+                        Severity::Warning,
+                        FindingKind::Adopted,
+                        key,
+                        format!("{what} vouched for by the signed older index: signed now"),
+                    ));
+                    out.adopt.push((r, bytes.to_vec()));
+                    Ok(true)
+                } else if adoption.unsigned && problem == Untrusted::Unsigned {
+                    out.findings.push(finding(
+                        Severity::Warning,
+                        FindingKind::Adopted,
+                        key,
+                        format!("unsigned {what} adopted (--adopt-unsigned): signed now"),
+                    ));
+                    out.adopt.push((r, bytes.to_vec()));
+                    Ok(true)
+                } else {
+                    out.findings.push(finding(
+                        Severity::Error,
+                        FindingKind::Signature,
+                        key,
+                        format!(
+                            "{what} not signed by a trusted key ({problem}): left out, never adopted (a forgery, or written by a key the trust file does not list)"
+                        ),
+                    ));
+                    Ok(false)
+                }
+            }
+        }
+    }
+
+    /// Derives one image from its objects.
+    pub(crate) async fn derive_image(
+        &self,
+        id: &str,
+        listed: &Listed,
+        adoption: &Adoption,
+        fallback_at: &str,
+    ) -> Result<Derived, CatalogError> {
+        let trust = self.trusted_keys();
+        let mut out = Derived {
+            entry: None,
+            findings: Vec::new(),
+            adopt: Vec::new(),
+            create: None,
+            max_sequence: 0,
+        };
+        let mut revisions: Vec<(ObjectRef, Revision)> = Vec::new();
+        for key in listed.of(Kind::Revision) {
+            let Some(v) = self.get(key).await? else {
+                continue;
+            };
+            let Ok(r) = serde_json::from_slice::<Revision>(&v.bytes) else {
+                out.findings.push(finding(
+                    Severity::Error,
+                    FindingKind::Data,
+                    key,
+                    "not a revision: left out",
+                ));
+                continue;
+            };
+            if r.id != id {
+                out.findings.push(finding(
+                    Severity::Error,
+                    FindingKind::Data,
+                    key,
+                    format!("a revision of {}, not of {id}: left out", r.id),
+                ));
+                continue;
+            }
+            if self
+                .accept(
+                    trust.as_ref(),
+                    adoption,
+                    key,
+                    &v.bytes,
+                    &mut out,
+                    "revision",
+                )
+                .await?
+            {
+                out.max_sequence = out.max_sequence.max(r.sequence.unwrap_or(0));
+                revisions.push((
+                    ObjectRef {
+                        key: key.to_string(),
+                        sha256: sha256(&v.bytes),
+                    },
+                    r,
+                ));
+            }
+        }
+        // Layout 1: one record and one template at fixed keys, and no revision objects.
+        if listed.of(Kind::Revision).next().is_none()
+            && let (Some(rk), Some(tk)) = (
+                listed.of(Kind::LegacyRecord).next(),
+                listed.of(Kind::LegacyTemplate).next(),
+            )
+            && let (Some(rb), Some(tb)) = (self.get(rk).await?, self.get(tk).await?)
+        {
+            let vouched = adoption.vouched.contains(rk);
+            if trust.is_none() || vouched || adoption.unsigned {
+                let record = ObjectRef {
+                    key: rk.into(),
+                    sha256: sha256(&rb.bytes),
+                };
+                let template = ObjectRef {
+                    key: tk.into(),
+                    sha256: sha256(&tb.bytes),
+                };
+                let (r, bytes) = entry::revision(id, &record, &template, fallback_at, 0);
+                if trust.is_some() {
+                    out.findings.push(finding(
+                        Severity::Warning,
+                        FindingKind::Adopted,
+                        &r.key,
+                        "a revision written for a layout 1 image (which had none), signed now",
+                    ));
+                }
+                out.create = Some((r.clone(), bytes));
+                revisions.push((
+                    r,
+                    Revision {
+                        id: id.to_string(),
+                        record,
+                        template,
+                        at: fallback_at.to_string(),
+                        sequence: None,
+                    },
+                ));
+            } else {
+                out.findings.push(finding(
+                    Severity::Error,
+                    FindingKind::Signature,
+                    rk,
+                    "a layout 1 record no trusted signature vouches for: left out (--adopt-unsigned signs it)",
+                ));
+            }
+        }
+        // Each revision read whole: its record and template there, with their hashes.
+        struct Usable {
+            revision: ObjectRef,
+            at: String,
+            sequence: u64,
+            record_ref: ObjectRef,
+            template_ref: ObjectRef,
+            record: Record,
+            value: serde_json::Value,
+        }
+        let mut usable = Vec::new();
+        for (revision, r) in revisions {
+            let record_bytes = match self.read_object(&r.record).await {
+                Ok(b) => b,
+                Err(CatalogError::Corrupt { key, problem, .. }) => {
+                    out.findings.push(finding(
+                        Severity::Error,
+                        FindingKind::Data,
+                        &key,
+                        format!(
+                            "the record of image {id} in {}: {problem}; that revision is left out",
+                            revision.key
+                        ),
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            if let Err(CatalogError::Corrupt { key, problem, .. }) =
+                self.read_object(&r.template).await
+            {
+                out.findings.push(finding(
+                    Severity::Error,
+                    FindingKind::Data,
+                    &key,
+                    format!(
+                        "the template of image {id} in {}: {problem}; that revision is left out",
+                        revision.key
+                    ),
+                ));
+                continue;
+            }
+            let (Ok(record), Ok(value)) = (
+                serde_json::from_slice::<Record>(&record_bytes),
+                serde_json::from_slice::<serde_json::Value>(&record_bytes),
+            ) else {
+                out.findings.push(finding(
+                    Severity::Error,
+                    FindingKind::Data,
+                    &r.record.key,
+                    format!("not a record (image {id}); that revision is left out"),
+                ));
+                continue;
+            };
+            usable.push(Usable {
+                revision,
+                at: r.at,
+                sequence: r.sequence.unwrap_or(0),
+                record_ref: r.record,
+                template_ref: r.template,
+                record,
+                value,
+            });
+        }
+        usable.sort_by(|a, b| {
+            (a.sequence, &a.at, &a.revision.key).cmp(&(b.sequence, &b.at, &b.revision.key))
+        });
+        let Some(first) = usable.first() else {
+            if !listed.keys.is_empty() {
+                out.findings.push(finding(
+                    Severity::Error,
+                    FindingKind::Data,
+                    id,
+                    "no usable revision (missing, altered or untrusted objects, said above): the image is left out of the index",
+                ));
+            }
+            return Ok(out);
+        };
+        // Each revision adds to the one before; the newest that does is the image now.
+        let mut newest = first;
+        for r in &usable[1..] {
+            match revision::compare(&newest.value, &r.value) {
+                Comparison::Known => {}
+                Comparison::Adds { .. } => newest = r,
+                Comparison::Disagrees { field, stored, offered } => out.findings.push(finding(
+                    Severity::Error,
+                    FindingKind::Data,
+                    &r.revision.key,
+                    format!("contradicts an earlier revision ({field} `{stored}` / `{offered}`); the earlier one stands"),
+                )),
+            }
+        }
+        if entry::image_id(&newest.record).as_deref() != Some(id) {
+            out.findings.push(finding(
+                Severity::Error,
+                FindingKind::Data,
+                &newest.record_ref.key,
+                format!("its record is not image {id}: the image is left out"),
+            ));
+            return Ok(out);
+        }
+        let objects = BTreeMap::from([
+            ("record".to_string(), newest.record_ref.clone()),
+            ("template".to_string(), newest.template_ref.clone()),
+            ("revision".to_string(), newest.revision.clone()),
+        ]);
+        let mut e = entry::describe(id, &newest.record, objects, first.at.clone());
+        if newest.at != first.at {
+            e.updated_at = Some(newest.at.clone());
+        }
+        // Events: the head of the chain of those that are trusted.
+        let mut links = Vec::new();
+        let mut bytes_of = std::collections::HashMap::new();
+        for (key, kind) in &listed.keys {
+            if !matches!(kind, Kind::Event | Kind::LegacyYank) {
+                continue;
+            }
+            let Some(v) = self.get(key).await? else {
+                continue;
+            };
+            match Link::parse(*kind, &v.bytes) {
+                Some(link) if link.id == id => {
+                    if self
+                        .accept(trust.as_ref(), adoption, key, &v.bytes, &mut out, "event")
+                        .await?
+                    {
+                        out.max_sequence = out.max_sequence.max(link.sequence);
+                        bytes_of.insert(key.clone(), v.bytes);
+                        links.push((key.clone(), link));
+                    }
+                }
+                _ => out.findings.push(finding(
+                    Severity::Error,
+                    FindingKind::Data,
+                    key,
+                    format!("not an event of image {id}: left out"),
+                )),
+            }
+        }
+        e.yank = chain_head(&links).map(|(key, link)| YankState {
+            yanked: link.yanked,
+            reason: link.reason.clone(),
+            at: link.at.clone(),
+            event: ObjectRef {
+                key: key.clone(),
+                sha256: sha256(&bytes_of[key]),
+            },
+        });
+        out.entry = Some(e);
+        Ok(out)
+    }
+
+    /// Rebuilds the index from the objects and replaces whatever index is there (lost,
+    /// corrupted, untrusted or rolled back) under compare-and-swap, signed when there is a
+    /// signing key, with a sequence above any seen (of the old root, the state, the objects).
+    pub async fn rebuild_index(
+        &self,
+        adoption: Adoption,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> Result<Rebuilt, CatalogError> {
+        self.check_writer()?;
+        if adoption.unsigned && self.signer.is_none() {
+            return Err(CatalogError::Settings {
+                catalog: self.describe(),
+                problem: "--adopt-unsigned signs what it adopts: give --signing-key".into(),
+            });
+        }
         let mut contention = self.contention();
         loop {
-            let raw = self.get(objects::INDEX_KEY).await?;
-            let previous = raw.as_ref().and_then(|v| self.parse_index(&v.bytes).ok());
-            let mode = match &raw {
-                Some(v) => PutMode::IfMatch(v.etag.clone()),
-                None => PutMode::Create,
-            };
-            let (mut index, findings) = derive(self, previous.as_ref()).await?;
-            if self.write_index(&mut index, &mode).await? {
-                return Ok((index, findings));
+            let snap = self.inspect().await?;
+            let mut adoption = adoption.clone();
+            let mut base = 0u64;
+            let mut previous = BTreeMap::new();
+            let mut extra = Default::default();
+            match &snap.read {
+                Read::Root(root) => {
+                    base = root.sequence;
+                    extra = root.extra.clone();
+                }
+                Read::Legacy(index) => {
+                    extra = index.extra.clone();
+                    for e in &index.images {
+                        previous.insert(e.id.clone(), e.published_at.clone());
+                    }
+                    // A trusted old index vouches for every object it names.
+                    if let Some(trust) = self.trusted_keys()
+                        && let Ok(Some(raw)) = self.get(objects::INDEX_KEY).await
+                    {
+                        let sig = self.root_signature(&raw.bytes).await?;
+                        if trust.verify(&raw.bytes, sig.as_deref()).is_ok() {
+                            for e in &index.images {
+                                adoption
+                                    .vouched
+                                    .extend(e.objects.values().map(|r| r.key.clone()));
+                                if let Some(y) = &e.yank {
+                                    adoption.vouched.insert(y.event.key.clone());
+                                }
+                            }
+                        }
+                    }
+                }
+                Read::Empty | Read::Unreadable(_) => {}
+            }
+            base = base.max(self.seen()?.map(|s| s.sequence).unwrap_or(0));
+            let now = entry::now_rfc3339();
+            // List first (one image's keys at a time), then derive each image, a bounded
+            // number at once.
+            let mut images: Vec<(String, Listed)> = Vec::new();
+            each_image(self, |id, listed| images.push((id, listed))).await?;
+            let total = images.len();
+            let mut derived = futures::stream::iter(images.into_iter().map(|(id, listed)| {
+                let at = previous.get(&id).cloned().unwrap_or_else(|| now.clone());
+                let adoption = &adoption;
+                async move {
+                    let d = self.derive_image(&id, &listed, adoption, &at).await;
+                    (id, d)
+                }
+            }))
+            .buffer_unordered(self.concurrency);
+            let mut shards: BTreeMap<String, Shard> = BTreeMap::new();
+            let mut findings = Vec::new();
+            let mut to_sign = Vec::new();
+            let mut to_create = Vec::new();
+            let mut done = 0;
+            while let Some((_, d)) = derived.next().await {
+                let d = d?;
+                base = base.max(d.max_sequence);
+                findings.extend(d.findings);
+                to_sign.extend(d.adopt);
+                to_create.extend(d.create);
+                if let Some(e) = d.entry {
+                    let name = e.shard_name();
+                    shards
+                        .entry(name.clone())
+                        .or_insert_with(|| Shard::new(&name))
+                        .images
+                        .push(e);
+                }
+                done += 1;
+                if done % 1000 == 0 || done == total {
+                    progress(Progress {
+                        phase: "rebuilt",
+                        done,
+                        total,
+                    });
+                }
+            }
+            drop(derived);
+            for (r, bytes) in &to_create {
+                self.put_signed(r, bytes).await?;
+            }
+            for (r, bytes) in &to_sign {
+                self.put_signed(r, bytes).await?;
+            }
+            let mut root = Root::empty(&now, &now);
+            root.sequence = base;
+            root.extra = extra;
+            let mut view = View::rebuilt(root, snap.mode.clone(), shards);
+            let names = view.all_pointer_names();
+            for name in names {
+                let latest = view.derive_pointer(self, &name).await?;
+                view.set_pointer(&name, latest);
+            }
+            let images = view.image_count();
+            let yanked = view.yanked_count();
+            if let Some(sequence) = view.commit(self).await? {
+                findings.sort_by(|a, b| {
+                    b.severity
+                        .cmp(&a.severity)
+                        .then_with(|| a.subject.cmp(&b.subject))
+                });
+                return Ok(Rebuilt {
+                    images,
+                    yanked,
+                    sequence,
+                    findings,
+                });
             }
             // A publish got in between: its objects are there now too; derive again.
             contention.lost(self).await?;
         }
-    }
-}
-
-/// Checks a catalog: the signature, every index entry against its objects and its record,
-/// the yank states against the yank events, and which objects the index does not account for.
-pub async fn verify<S: Store>(catalog: &Catalog<S>) -> Result<Report, CatalogError> {
-    let mut findings = Vec::new();
-    let (images, objects_count) = list_images(catalog).await?;
-    let raw = catalog.get(objects::INDEX_KEY).await?;
-    let mut report = Report {
-        images: 0,
-        yanked: 0,
-        objects: objects_count,
-        signature: String::new(),
-        findings: Vec::new(),
-    };
-    let Some(raw) = raw else {
-        report.signature = "no index".into();
-        if !images.is_empty() {
-            findings.push(error(
-                FindingKind::Data,
-                objects::INDEX_KEY,
-                format!(
-                    "missing, but {} images have objects; run `sigcat catalog rebuild-index`",
-                    images.len()
-                ),
-            ));
-        }
-        report.findings = findings;
-        return Ok(report);
-    };
-    let signature = catalog.signature_of(&raw.bytes).await?;
-    report.signature = match (catalog.trust(), &signature) {
-        (Some(trust), sig) => match trust.verify(&raw.bytes, sig.as_deref()) {
-            Ok(who) => format!("signed by {who}"),
-            Err(problem) => {
-                findings.push(error(
-                    FindingKind::Signature,
-                    objects::INDEX_KEY,
-                    problem.to_string(),
-                ));
-                format!("not trusted: {problem}")
-            }
-        },
-        (None, Some(_)) => "signed, not checked (give --trusted-keys to check it)".into(),
-        (None, None) => "not signed".into(),
-    };
-    let index = match catalog.parse_index(&raw.bytes) {
-        Ok(i) => i,
-        Err(e) => {
-            findings.push(error(
-                FindingKind::Data,
-                objects::INDEX_KEY,
-                crate::error::chain(&e),
-            ));
-            report.findings = findings;
-            return Ok(report);
-        }
-    };
-    report.images = index.images.len();
-    report.yanked = index.images.iter().filter(|e| e.is_yanked()).count();
-    let mut accounted: HashSet<String> = HashSet::new();
-    let empty = ImageObjects::default();
-    for e in &index.images {
-        let objs = images.get(&e.id).unwrap_or(&empty);
-        // What an indexed image's history accounts for: every revision, what each names, and
-        // every yank event.
-        for (key, kind) in &objs.keys {
-            if matches!(kind, Kind::Revision | Kind::Yank) {
-                accounted.insert(key.clone());
-                if *kind == Kind::Revision
-                    && let Some(bytes) = read_listed(catalog, key).await?
-                    && let Ok(r) = serde_json::from_slice::<Revision>(&bytes)
-                {
-                    accounted.insert(r.record.key);
-                    accounted.insert(r.template.key);
-                }
-            }
-        }
-        let mut entry_ok = true;
-        for (which, r) in &e.objects {
-            accounted.insert(r.key.clone());
-            if let Err(err) = catalog.read_object(r).await {
-                match err {
-                    CatalogError::Corrupt { key, problem, .. } => {
-                        findings.push(error(
-                            FindingKind::Data,
-                            &key,
-                            format!("{which} of {}: {problem}", e.id),
-                        ));
-                        entry_ok = false;
-                    }
-                    other => return Err(other),
-                }
-            }
-        }
-        if !entry_ok {
-            continue;
-        }
-        // The entry says what its record says.
-        let Some(record_ref) = e.objects.get("record") else {
-            findings.push(error(FindingKind::Data, &e.id, "the index names no record"));
-            continue;
-        };
-        let bytes = catalog.read_object(record_ref).await?;
-        let Ok(record) = serde_json::from_slice::<Record>(&bytes) else {
-            findings.push(error(FindingKind::Data, &record_ref.key, "not a record"));
-            continue;
-        };
-        let mut expected =
-            entry::describe(&e.id, &record, e.objects.clone(), e.published_at.clone());
-        expected.updated_at = e.updated_at.clone();
-        expected.yank = e.yank.clone();
-        expected.extra = e.extra.clone();
-        if entry::image_id(&record).as_deref() != Some(e.id.as_str()) {
-            findings.push(error(
-                FindingKind::Data,
-                &e.id,
-                "its record is another image",
-            ));
-        } else if expected != *e {
-            let said = serde_json::to_value(e).unwrap_or_default();
-            let should = serde_json::to_value(&expected).unwrap_or_default();
-            let fields: Vec<String> = said
-                .as_object()
-                .into_iter()
-                .flatten()
-                .filter(|(k, v)| should.get(k.as_str()) != Some(v))
-                .map(|(k, _)| k.clone())
-                .collect();
-            findings.push(error(
-                FindingKind::Data,
-                &e.id,
-                format!(
-                    "the index disagrees with its record on {}",
-                    fields.join(", ")
-                ),
-            ));
-        }
-        if let Some(rev) = e.objects.get("revision")
-            && let Ok(r) = serde_json::from_slice::<Revision>(&catalog.read_object(rev).await?)
-            && (Some(&r.record) != e.objects.get("record")
-                || Some(&r.template) != e.objects.get("template"))
-        {
-            findings.push(error(
-                FindingKind::Data,
-                &rev.key,
-                format!("names other objects than the index does for {}", e.id),
-            ));
-        }
-        // The yank state is the head of the yank events.
-        let mut yank_findings = Vec::new();
-        let head = yank_state(catalog, &e.id, objs, &mut yank_findings).await?;
-        findings.extend(yank_findings);
-        let said = e.yank.as_ref().map(|y| (&y.event.key, y.yanked));
-        let events = head.as_ref().map(|y| (&y.event.key, y.yanked));
-        if said != events {
-            findings.push(error(
-                FindingKind::Data,
-                &e.id,
-                format!(
-                    "its yank state ({}) is not the latest of its yank events ({})",
-                    describe_yank(e.yank.as_ref()),
-                    describe_yank(head.as_ref())
-                ),
-            ));
-        }
-    }
-    // Objects the index does not account for.
-    let indexed: HashSet<&str> = index.images.iter().map(|e| e.id.as_str()).collect();
-    for (id, objs) in &images {
-        if !indexed.contains(id.as_str()) {
-            findings.push(Finding {
-                severity: Severity::Warning,
-                kind: FindingKind::Orphan,
-                subject: id.clone(),
-                problem: format!("{} objects of an image the index does not list (a publish that never finished?); rebuild-index would add it", objs.keys.len()),
-            });
-            continue;
-        }
-        for (key, _) in &objs.keys {
-            if !accounted.contains(key) {
-                findings.push(Finding {
-                    severity: Severity::Warning,
-                    kind: FindingKind::Orphan,
-                    subject: key.clone(),
-                    problem: "nothing refers to it (written by a publisher that lost a race)"
-                        .into(),
-                });
-            }
-        }
-    }
-    findings.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then_with(|| a.subject.cmp(&b.subject))
-    });
-    report.findings = findings;
-    Ok(report)
-}
-
-fn describe_yank(y: Option<&YankState>) -> String {
-    match y {
-        None => "never yanked".into(),
-        Some(y) => format!(
-            "{} by {}",
-            if y.yanked { "yanked" } else { "unyanked" },
-            y.event.key
-        ),
     }
 }

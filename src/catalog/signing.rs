@@ -48,6 +48,34 @@ pub enum KeyError {
         /// What is wrong with it.
         problem: String,
     },
+    /// The key's type cannot sign SSHSIG signatures here.
+    #[error(
+        "{path}: sigcat cannot sign with a {algorithm} key; use ed25519 (ssh-keygen -t ed25519), ECDSA (P-256, P-384, P-521) or RSA"
+    )]
+    Unsupported {
+        /// The key file.
+        path: String,
+        /// Its algorithm.
+        algorithm: String,
+    },
+    /// The trust file is set but cannot be used (an empty or unexpanded variable).
+    #[error("{variable} is `{value}`: {problem}")]
+    Unusable {
+        /// The variable.
+        variable: &'static str,
+        /// Its value (a path, never a secret).
+        value: String,
+        /// Why it cannot be used.
+        problem: String,
+    },
+    /// A key or trust file that cannot be read.
+    #[error("{path}: cannot be read ({problem})")]
+    Unreadable {
+        /// The file.
+        path: String,
+        /// What the system said.
+        problem: String,
+    },
     /// The trust file lists no key.
     #[error("{path}: lists no key")]
     EmptyTrust {
@@ -80,7 +108,7 @@ pub enum Untrusted {
     Mismatch(String),
 }
 
-/// A key that signs indexes.
+/// A key that signs what the catalog writes.
 pub struct Signer {
     key: PrivateKey,
 }
@@ -92,17 +120,41 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
-    /// Reads an OpenSSH private key (`ssh-keygen -t ed25519`, ECDSA P-256 or RSA), decrypting
-    /// it with `passphrase` when it is protected. `path` is only for messages.
+    /// Reads an OpenSSH private key (`ssh-keygen -t ed25519`, ECDSA P-256/P-384/P-521 or RSA),
+    /// decrypting it with `passphrase` when it is protected, and checks that it signs (a key it
+    /// cannot use is refused here, never when a catalog is half written). `path` is only for
+    /// messages.
     pub fn from_openssh(
         path: &str,
         pem: &[u8],
         passphrase: Option<&str>,
     ) -> Result<Signer, KeyError> {
-        let key = PrivateKey::from_openssh(pem).map_err(|e| KeyError::NotAKey {
-            path: path.to_string(),
-            problem: e.to_string(),
-        })?;
+        use super::keyfile::{self, Problem};
+        let key = match keyfile::read_ecdsa(pem, passphrase) {
+            Ok(key) => key,
+            Err(Problem::NeedsPassphrase) => {
+                return Err(KeyError::NeedsPassphrase {
+                    path: path.to_string(),
+                });
+            }
+            Err(Problem::WrongPassphrase) => {
+                return Err(KeyError::WrongPassphrase {
+                    path: path.to_string(),
+                });
+            }
+            Err(Problem::Malformed(problem)) => {
+                return Err(KeyError::NotAKey {
+                    path: path.to_string(),
+                    problem,
+                });
+            }
+            Err(Problem::NotEcdsa) => {
+                PrivateKey::from_openssh(pem).map_err(|e| KeyError::NotAKey {
+                    path: path.to_string(),
+                    problem: e.to_string(),
+                })?
+            }
+        };
         let key = if key.is_encrypted() {
             let passphrase = passphrase.ok_or_else(|| KeyError::NeedsPassphrase {
                 path: path.to_string(),
@@ -114,21 +166,92 @@ impl Signer {
         } else {
             key
         };
-        Ok(Signer { key })
+        let signer = Signer { key };
+        let unsupported = || KeyError::Unsupported {
+            path: path.to_string(),
+            algorithm: signer.key.algorithm().to_string(),
+        };
+        // A signature it cannot make, or one its own public key does not verify, is refused now.
+        let probe = signer
+            .try_sign(b"sigcat key check")
+            .map_err(|_| unsupported())?;
+        let sig = SshSig::from_pem(probe.as_bytes()).map_err(|_| unsupported())?;
+        signer
+            .key
+            .public_key()
+            .verify(NAMESPACE, b"sigcat key check", &sig)
+            .map_err(|_| unsupported())?;
+        Ok(signer)
+    }
+
+    fn try_sign(&self, message: &[u8]) -> Result<String, ssh_key::Error> {
+        let sig = match self.key.key_data().rsa() {
+            Some(rsa) => sign_rsa(rsa, self.key.public_key(), message)?,
+            None => self.key.sign(NAMESPACE, HashAlg::Sha512, message)?,
+        };
+        sig.to_pem(LineEnding::LF)
     }
 
     /// The detached signature of `message`, PEM-armoured as `ssh-keygen -Y sign` writes it.
     pub fn sign(&self, message: &[u8]) -> String {
-        self.key
-            .sign(NAMESPACE, HashAlg::Sha512, message)
-            .and_then(|s| s.to_pem(LineEnding::LF))
-            .expect("a decrypted key signs")
+        // The key signed when it was loaded; signing cannot fail for another message.
+        self.try_sign(message).unwrap_or_default()
     }
 
     /// The key's SHA-256 fingerprint.
     pub fn fingerprint(&self) -> String {
         self.key.fingerprint(HashAlg::Sha256).to_string()
     }
+
+    /// The public half, as an allowed signer (so a writer trusts what it signed itself).
+    pub fn allowed_signer(&self, principal: &str) -> Trust {
+        Trust {
+            signers: vec![AllowedSigner {
+                principals: principal.to_string(),
+                key: self.key.public_key().clone(),
+                namespaces: None,
+                valid_after: None,
+                valid_before: None,
+            }],
+        }
+    }
+}
+
+/// An RSA SSHSIG signature (rsa-sha2-512, as `ssh-keygen -Y sign` makes it), made from the
+/// key's components: see the `rsa` dependency in Cargo.toml for why not through ssh-key.
+fn sign_rsa(
+    keypair: &ssh_key::private::RsaKeypair,
+    public: &PublicKey,
+    message: &[u8],
+) -> Result<SshSig, ssh_key::Error> {
+    use rsa::signature::{SignatureEncoding, Signer as _};
+    let int = |m: &ssh_key::Mpint| {
+        m.as_positive_bytes()
+            .map(rsa::BigUint::from_bytes_be)
+            .ok_or(ssh_key::Error::Crypto)
+    };
+    let private = rsa::RsaPrivateKey::from_components(
+        int(&keypair.public.n)?,
+        int(&keypair.public.e)?,
+        int(&keypair.private.d)?,
+        vec![int(&keypair.private.p)?, int(&keypair.private.q)?],
+    )
+    .map_err(|_| ssh_key::Error::Crypto)?;
+    let data = SshSig::signed_data(NAMESPACE, HashAlg::Sha512, message)?;
+    let signature = rsa::pkcs1v15::SigningKey::<sha2::Sha512>::new(private)
+        .try_sign(&data)
+        .map_err(|_| ssh_key::Error::Crypto)?;
+    SshSig::new(
+        public.key_data().clone(),
+        NAMESPACE,
+        HashAlg::Sha512,
+        ssh_key::Signature::new(
+            ssh_key::Algorithm::Rsa {
+                hash: Some(HashAlg::Sha512),
+            },
+            signature.to_vec(),
+        )?,
+    )
 }
 
 /// The keys whose signatures are trusted, from an `allowed_signers` file.
@@ -171,6 +294,12 @@ impl Trust {
             };
             let key = PublicKey::from_openssh(key_text)
                 .map_err(|e| bad(&format!("not a public key ({e})")))?;
+            if !checkable(&key) {
+                return Err(bad(&format!(
+                    "sigcat cannot check signatures of a {} key; list ed25519, ECDSA (P-256, P-384, P-521) or RSA keys",
+                    key.algorithm()
+                )));
+            }
             let mut signer = AllowedSigner {
                 principals: principals.trim_matches('"').to_string(),
                 key,
@@ -215,6 +344,12 @@ impl Trust {
         Ok(Trust { signers })
     }
 
+    /// These keys and `other`'s.
+    pub fn and(mut self, other: Trust) -> Trust {
+        self.signers.extend(other.signers);
+        self
+    }
+
     /// Checks a detached signature of `message`; the principals of the key that made it.
     pub fn verify(&self, message: &[u8], signature: Option<&[u8]>) -> Result<String, Untrusted> {
         let signature = signature.ok_or(Untrusted::Unsigned)?;
@@ -247,6 +382,19 @@ impl Trust {
             .map_err(|_| Untrusted::Mismatch(signer.principals.clone()))?;
         Ok(signer.principals.clone())
     }
+}
+
+/// The key types whose SSHSIG signatures sigcat checks (and makes).
+fn checkable(key: &PublicKey) -> bool {
+    use ssh_key::{Algorithm, EcdsaCurve};
+    matches!(
+        key.algorithm(),
+        Algorithm::Ed25519
+            | Algorithm::Rsa { .. }
+            | Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP256 | EcdsaCurve::NistP384 | EcdsaCurve::NistP521
+            }
+    )
 }
 
 fn looks_like_key_type(text: &str) -> bool {
@@ -449,5 +597,142 @@ mod tests {
             Signer::from_openssh("k", b"not a key", None),
             Err(KeyError::NotAKey { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod key_types {
+    use super::*;
+
+    /// Every key type the README lists signs, and what it signs verifies, both ways with the
+    /// real ssh-keygen.
+    #[test]
+    fn every_listed_key_type_signs_and_verifies_both_ways_with_ssh_keygen() {
+        let dir = tempfile::tempdir().unwrap();
+        for (kind, bits) in [
+            ("ed25519", ""),
+            ("ecdsa", "256"),
+            ("ecdsa", "384"),
+            ("ecdsa", "521"),
+            ("rsa", "2048"),
+            ("rsa", "3072"),
+        ] {
+            for attempt in 0..if kind == "ecdsa" { 8 } else { 1 } {
+                let bits_label = format!("{bits}-{attempt}");
+                let bits_label = bits_label.as_str();
+                let _ = bits_label;
+                let path = dir.path().join(format!("{kind}{bits}"));
+                let mut cmd = std::process::Command::new("ssh-keygen");
+                cmd.args(["-q", "-t", kind, "-N", "", "-C", "ci@example", "-f"])
+                    .arg(&path);
+                if !bits.is_empty() {
+                    cmd.args(["-b", bits]);
+                }
+                assert!(cmd.status().unwrap().success(), "{kind}{bits}");
+                let signer = Signer::from_openssh("k", &std::fs::read(&path).unwrap(), None)
+                    .unwrap_or_else(|e| panic!("{kind}{bits}: {e}"));
+                let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+                let allowed = dir.path().join(format!("{kind}{bits}.allowed"));
+                std::fs::write(&allowed, format!("ci@example {}", public.trim())).unwrap();
+                let trust = Trust::parse("a", &std::fs::read_to_string(&allowed).unwrap()).unwrap();
+                // sigcat signs, ssh-keygen verifies.
+                let message = dir.path().join("message");
+                std::fs::write(&message, b"the index").unwrap();
+                let sig = dir.path().join("message.sig");
+                std::fs::write(&sig, signer.sign(b"the index")).unwrap();
+                let verified = std::process::Command::new("ssh-keygen")
+                    .args(["-Y", "verify", "-n", NAMESPACE, "-I", "ci@example", "-f"])
+                    .arg(&allowed)
+                    .arg("-s")
+                    .arg(&sig)
+                    .stdin(std::fs::File::open(&message).unwrap())
+                    .output()
+                    .unwrap();
+                assert!(
+                    verified.status.success(),
+                    "{kind}{bits}: {}",
+                    String::from_utf8_lossy(&verified.stderr)
+                );
+                // ssh-keygen signs, sigcat verifies (and refuses the same signature for other bytes).
+                let _ = std::fs::remove_file(&sig);
+                let signed = std::process::Command::new("ssh-keygen")
+                    .args(["-Y", "sign", "-n", NAMESPACE, "-f"])
+                    .arg(&path)
+                    .arg(&message)
+                    .output()
+                    .unwrap();
+                assert!(signed.status.success(), "{kind}{bits}");
+                let theirs = std::fs::read(&sig).unwrap();
+                assert_eq!(
+                    trust.verify(b"the index", Some(&theirs)),
+                    Ok("ci@example".to_string()),
+                    "{kind}{bits}"
+                );
+                assert!(
+                    matches!(
+                        trust.verify(b"the indeX", Some(&theirs)),
+                        Err(Untrusted::Mismatch(_))
+                    ),
+                    "{kind}{bits}"
+                );
+                let _ = std::fs::remove_file(&path);
+                let _ = std::fs::remove_file(path.with_extension("pub"));
+                let _ = std::fs::remove_file(&sig);
+            }
+        }
+    }
+
+    /// ECDSA keys whose private scalar has leading zero bytes (half of all P-521 keys), plain
+    /// and protected by a passphrase: ssh-key 0.6.7 alone refuses them.
+    #[test]
+    fn ecdsa_keys_with_a_short_scalar_load_plain_and_protected() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut short = 0;
+        for n in 0..24 {
+            for passphrase in ["", "correct horse"] {
+                let path = dir.path().join(format!("k{n}{}", passphrase.len()));
+                assert!(
+                    std::process::Command::new("ssh-keygen")
+                        .args(["-q", "-t", "ecdsa", "-b", "521", "-N", passphrase, "-f"])
+                        .arg(&path)
+                        .status()
+                        .unwrap()
+                        .success()
+                );
+                let pem = std::fs::read(&path).unwrap();
+                if ssh_key::PrivateKey::from_openssh(&pem)
+                    .and_then(|k| {
+                        if k.is_encrypted() {
+                            k.decrypt(passphrase)
+                        } else {
+                            Ok(k)
+                        }
+                    })
+                    .is_err()
+                {
+                    short += 1;
+                }
+                let pass = (!passphrase.is_empty()).then_some(passphrase);
+                let signer = Signer::from_openssh("k", &pem, pass)
+                    .unwrap_or_else(|e| panic!("key {n}: {e}"));
+                let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+                let trust = Trust::parse("a", &format!("ci {}", public.trim())).unwrap();
+                assert!(
+                    trust
+                        .verify(b"m", Some(signer.sign(b"m").as_bytes()))
+                        .is_ok()
+                );
+                if pass.is_some() {
+                    assert!(matches!(
+                        Signer::from_openssh("k", &pem, Some("wrong")),
+                        Err(KeyError::WrongPassphrase { .. })
+                    ));
+                }
+            }
+        }
+        assert!(
+            short > 0,
+            "no key of 48 had a short scalar: the case is not exercised"
+        );
     }
 }

@@ -231,9 +231,19 @@ impl Retryable for StoreError {
     }
 }
 
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Page {
+    /// Keys in ascending byte order.
+    pub keys: Vec<String>,
+    /// Where the next page starts (pass it back to [`Store::list_page`]); `None` after the last.
+    pub next: Option<String>,
+}
+
 /// A flat key → bytes store. Keys use `/` as separator and never start with one.
 /// Implementations must make `put` atomic: readers see the old object or the whole new one.
-/// They do not retry or time out: the catalog does both, with one policy for every backend.
+/// They do not retry or time out: the catalog does both, with one policy for every backend
+/// (a listing is retried page by page, resuming from the page that failed).
 pub trait Store: Send + Sync {
     /// The object, or `None` when there is none.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Versioned>, StoreError>> + Send;
@@ -244,8 +254,45 @@ pub trait Store: Send + Sync {
         bytes: Vec<u8>,
         mode: PutMode,
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
-    /// Keys under `prefix`, in any order.
-    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// One page of the keys under `prefix`, in ascending order: the first page (`after` is
+    /// `None`), or the one a previous page's `next` names. At most `max` keys (fewer is fine).
+    fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        max: usize,
+    ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+    /// Whether the store's root (the directory, the container) exists at all: a catalog that
+    /// was never written and a mistyped location look alike otherwise.
+    fn exists(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Where the store is, for messages: never a credential.
     fn describe(&self) -> String;
+
+    /// What identifies the store across runs (the state of what was seen is kept per
+    /// catalog): by default what [`Store::describe`] says.
+    fn identity(&self) -> String {
+        self.describe()
+    }
+
+    /// What its root is called in messages (`directory`, `container`).
+    fn root_noun(&self) -> &'static str {
+        "location"
+    }
+
+    /// Every key under `prefix`, in ascending order (every page, without retries: for small
+    /// prefixes and tests; the catalog lists page by page).
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        async move {
+            let mut keys = Vec::new();
+            let mut after: Option<String> = None;
+            loop {
+                let page = self.list_page(prefix, after.as_deref(), 1000).await?;
+                keys.extend(page.keys);
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => return Ok(keys),
+                }
+            }
+        }
+    }
 }

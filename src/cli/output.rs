@@ -13,21 +13,14 @@ use std::path::{Path, PathBuf};
 /// Writes to stdout. A reader that went away (`| head`) ends the command quietly, as ripgrep
 /// does: there is nobody left to tell.
 pub(crate) fn print(bytes: &[u8]) -> Result<(), Failure> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::Quiet(None)),
-        Err(e) => Err(sigcat::Error::io("<stdout>", e).into()),
-    }
+    write(None, bytes)
 }
 
 /// Writes to `path` when given, else to stdout.
 pub(crate) fn write(path: Option<&Path>, bytes: &[u8]) -> Result<(), Failure> {
-    match path {
-        Some(path) => write_file(path, bytes)
-            .map_err(|e| sigcat::Error::io(path.display().to_string(), e).into()),
-        None => print(bytes),
-    }
+    let mut sink = Sink::open(path)?;
+    sink.write(bytes)?;
+    sink.finish()
 }
 
 /// Where a path leads: the file its symlinks name (which may not exist yet), and whether a hop
@@ -54,14 +47,77 @@ fn resolve(path: &Path) -> std::io::Result<(PathBuf, bool)> {
     Err(std::io::Error::other("too many levels of symbolic links"))
 }
 
-/// Writes `bytes` to `path`: a regular file is replaced atomically; anything else (a FIFO, a
-/// device, an open file behind `/dev/stdout`) is written through.
-pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Where a result is being written, a piece at a time: stdout, a file written through (a FIFO,
+/// a device, an open file behind `/dev/stdout`), or a temporary file that replaces a regular
+/// file when it is finished (and is removed, leaving the old file, if it never is).
+pub(crate) enum Sink {
+    /// Standard output.
+    Stdout(std::io::StdoutLock<'static>),
+    /// Written through.
+    Through(std::fs::File, PathBuf),
+    /// Renamed over `target` on finish.
+    Replace {
+        /// The temporary file beside the target.
+        tmp: tempfile::NamedTempFile,
+        /// The file it replaces.
+        target: PathBuf,
+        /// The path as given, for messages.
+        shown: PathBuf,
+    },
+}
+
+impl Sink {
+    /// Opens `path` for writing, or stdout when there is none.
+    pub(crate) fn open(path: Option<&Path>) -> Result<Sink, Failure> {
+        let Some(path) = path else {
+            return Ok(Sink::Stdout(std::io::stdout().lock()));
+        };
+        open_file(path).map_err(|e| sigcat::Error::io(path.display().to_string(), e).into())
+    }
+
+    /// Writes a piece.
+    pub(crate) fn write(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+        let (result, shown) = match self {
+            Sink::Stdout(out) => (out.write_all(bytes), Path::new("<stdout>")),
+            Sink::Through(f, shown) => (f.write_all(bytes), shown.as_path()),
+            Sink::Replace { tmp, shown, .. } => (tmp.write_all(bytes), shown.as_path()),
+        };
+        match result {
+            Ok(()) => Ok(()),
+            // A reader that went away (`| head`) ends the command quietly, as ripgrep does.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Failure::Quiet(None)),
+            Err(e) => Err(sigcat::Error::io(shown.display().to_string(), e).into()),
+        }
+    }
+
+    /// Makes what was written visible: flushed, or the regular file replaced whole.
+    pub(crate) fn finish(self) -> Result<(), Failure> {
+        let io = |shown: &Path, e: std::io::Error| -> Failure {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Failure::Quiet(None);
+            }
+            sigcat::Error::io(shown.display().to_string(), e).into()
+        };
+        match self {
+            Sink::Stdout(mut out) => out.flush().map_err(|e| io(Path::new("<stdout>"), e)),
+            Sink::Through(mut f, shown) => f.flush().map_err(|e| io(&shown, e)),
+            Sink::Replace { tmp, target, shown } => {
+                tmp.as_file().sync_all().map_err(|e| io(&shown, e))?;
+                tmp.persist(&target).map_err(|e| io(&shown, e.error))?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A regular file is replaced atomically; anything else (a FIFO, a device, an open file
+/// behind `/dev/stdout`) is written through.
+fn open_file(path: &Path) -> std::io::Result<Sink> {
     let (target, open_file) = resolve(path)?;
     if open_file {
         // Appending is what the shell's `>` and `>>` both expect of a write to their file.
-        let mut f = std::fs::OpenOptions::new().append(true).open(path)?;
-        return f.write_all(bytes).and_then(|()| f.flush());
+        let f = std::fs::OpenOptions::new().append(true).open(path)?;
+        return Ok(Sink::Through(f, path.to_path_buf()));
     }
     let existing = std::fs::metadata(&target).ok();
     if let Some(m) = &existing {
@@ -71,8 +127,8 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         if !m.is_file() {
             // A FIFO, a device or a socket: written through. Replacing it would destroy it
             // (as root, `--output-file /dev/null` would replace the system's node).
-            let mut f = std::fs::OpenOptions::new().write(true).open(&target)?;
-            return f.write_all(bytes).and_then(|()| f.flush());
+            let f = std::fs::OpenOptions::new().write(true).open(&target)?;
+            return Ok(Sink::Through(f, path.to_path_buf()));
         }
     }
     let dir = match target.parent() {
@@ -82,18 +138,19 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     // Created 0666 less the umask (open(2) applies it), like a plain `File::create`; a file
     // being replaced keeps its mode.
     use std::os::unix::fs::PermissionsExt;
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".sigcat-")
         .suffix(".tmp")
         .permissions(std::fs::Permissions::from_mode(0o666))
         .tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
     if let Some(m) = existing {
         tmp.as_file().set_permissions(m.permissions())?;
     }
-    tmp.as_file().sync_all()?;
-    tmp.persist(&target).map_err(|e| e.error)?;
-    Ok(())
+    Ok(Sink::Replace {
+        tmp,
+        target,
+        shown: path.to_path_buf(),
+    })
 }
 
 /// Writes a directory of files (`--as kustomize DIR`) so that DIR holds the old set or the

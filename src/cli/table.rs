@@ -28,6 +28,63 @@ pub(crate) fn cell(text: &str) -> String {
         .collect()
 }
 
+/// Columns for rows that come a batch at a time (a listing that streams): the widths are
+/// those of the header and the first batch, and grow when a later cell is wider, so memory
+/// holds one batch, never the whole table.
+pub(crate) struct Streamed<const N: usize> {
+    header: [&'static str; N],
+    widths: Option<[usize; N]>,
+}
+
+impl<const N: usize> Streamed<N> {
+    pub(crate) fn new(header: [&'static str; N]) -> Self {
+        Streamed {
+            header,
+            widths: None,
+        }
+    }
+
+    /// The text of a batch (with the header before the first).
+    pub(crate) fn batch(&mut self, rows: &[[String; N]]) -> String {
+        let rows: Vec<[String; N]> = rows
+            .iter()
+            .map(|r| std::array::from_fn(|i| cell(&r[i])))
+            .collect();
+        let width = |s: &str| s.chars().count();
+        let mut out = String::new();
+        let first = self.widths.is_none();
+        let widths = self.widths.get_or_insert_with(|| {
+            std::array::from_fn(|i| {
+                rows.iter()
+                    .map(|r| width(&r[i]))
+                    .chain(std::iter::once(width(self.header[i])))
+                    .max()
+                    .unwrap_or(0)
+            })
+        });
+        let mut line = |cells: &[&str]| {
+            for (i, c) in cells.iter().enumerate() {
+                widths[i] = widths[i].max(width(c));
+                if i + 1 == cells.len() {
+                    out.push_str(c);
+                } else {
+                    out.push_str(c);
+                    out.push_str(&" ".repeat(widths[i] - width(c) + 3));
+                }
+            }
+            out.push('\n');
+        };
+        if first {
+            line(&self.header);
+        }
+        for r in &rows {
+            let cells: Vec<&str> = r.iter().map(String::as_str).collect();
+            line(&cells);
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

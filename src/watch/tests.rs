@@ -45,12 +45,8 @@ fn config(dir: &Path) -> WatchConfig {
 
 /// Gallery versions in the catalog's index.
 fn versions(store: &MemoryStore) -> Vec<String> {
-    let Some(bytes) = store.read(crate::catalog::INDEX_KEY) else {
-        return Vec::new();
-    };
-    let index: crate::catalog::index::Index = serde_json::from_slice(&bytes).unwrap();
-    let mut v: Vec<String> = index
-        .images
+    let mut v: Vec<String> = store
+        .entries()
         .iter()
         .filter_map(|e| e.gallery_image_version.clone())
         .collect();
@@ -218,12 +214,7 @@ async fn a_manifest_dropped_after_its_log_updates_the_published_image() {
     let (_tmp, dir) = drop_dir();
     let store = MemoryStore::new();
     let running = start(config(&dir), store.clone());
-    let kubernetes = || {
-        store.read(crate::catalog::INDEX_KEY).and_then(|b| {
-            let index: crate::catalog::index::Index = serde_json::from_slice(&b).ok()?;
-            index.images.first()?.kubernetes_version.clone()
-        })
-    };
+    let kubernetes = || store.entries().first()?.kubernetes_version.clone();
     drop_in(&dir, "a.log", &fixture("console/sig-ubuntu-2404.log"));
     eventually("a.log published", || dir.join("done/a.log").exists()).await;
     assert_eq!(kubernetes(), None);
@@ -341,8 +332,17 @@ impl Store for Outage {
         self.check(key)?;
         self.inner.put(key, bytes, mode).await
     }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.list(prefix).await
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<crate::catalog::store::Page, StoreError> {
+        self.check(prefix)?;
+        self.inner.list_page(prefix, after, max).await
+    }
+    async fn exists(&self) -> Result<bool, StoreError> {
+        Ok(true)
     }
     fn describe(&self) -> String {
         "outage".into()

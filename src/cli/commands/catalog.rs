@@ -6,11 +6,13 @@ use crate::cli::args::filter::FilterArgs;
 use crate::cli::args::output::{ListFormat, ObjectFormat, OutputFile};
 use crate::cli::args::{self, FormatParser};
 use crate::cli::failure::Failure;
-use crate::cli::table::columns;
+use crate::cli::output::Sink;
+use crate::cli::table::{Streamed, columns};
 use crate::cli::{messages, output, runtime};
 use clap::{Args, Subcommand};
 use sigcat::catalog::index::IndexEntry;
-use sigcat::catalog::rebuild::{self, Severity};
+use sigcat::catalog::rebuild::Adoption;
+use sigcat::catalog::verify::{self, Progress, Severity};
 use sigcat::catalog::{AnyStore, Catalog, YankOutcome};
 use sigcat::{Classify, Fault};
 
@@ -52,7 +54,26 @@ Examples:
 const REBUILD_EXAMPLES: &str = "\
 Examples:
   sigcat catalog rebuild-index
-  sigcat catalog rebuild-index --signing-key ~/.ssh/sigcat_ed25519 --trusted-keys allowed_signers";
+  sigcat catalog rebuild-index --signing-key ~/.ssh/sigcat_ed25519 --trusted-keys allowed_signers
+  # Start signing a catalog that never was (names every object it signs):
+  sigcat catalog rebuild-index --signing-key ~/.ssh/sigcat_ed25519 --adopt-unsigned
+
+With trusted keys, only revisions and events signed by one of them are used; anything else is
+left out and named, never adopted. An image whose objects are missing or altered is named, and
+the exit code is not 0.";
+
+const REFRESH_EXAMPLES: &str = "\
+Examples:
+  sigcat catalog refresh --signing-key ~/.ssh/sigcat_ed25519 --trusted-keys allowed_signers
+  sigcat catalog refresh --expires-in 30d ...
+
+Re-signs the catalog as it is, with a higher sequence and a new expiry, so readers that trust it
+never see it expire: run it on a schedule (pipelines/ has weekly jobs). An expired catalog is
+re-signed only with --accept-expired (check it first with `catalog verify`).
+
+Key rotation: add the new key's line to every trust file; run
+  sigcat catalog refresh --resign-objects --signing-key NEW_KEY --trusted-keys BOTH_KEYS
+then sign with the new key only, and remove the old key's line.";
 
 #[derive(Args)]
 #[command(about = "Query and maintain the image catalog", after_help = args::help(CATALOG_EXAMPLES))]
@@ -139,9 +160,28 @@ enum CatalogCommand {
         #[command(flatten)]
         file: OutputFile,
     },
-    /// Rebuild the index from the objects (after it was lost or corrupted), replacing it.
+    /// Rebuild the index from the objects (after it was lost, corrupted or rolled back),
+    /// replacing it.
     #[command(after_help = args::help(REBUILD_EXAMPLES))]
     RebuildIndex {
+        /// Sign and adopt revisions and events that carry no signature (to start signing a
+        /// catalog that never was); each one is named.
+        #[arg(long)]
+        adopt_unsigned: bool,
+        #[command(flatten)]
+        signing: SigningArgs,
+    },
+    /// Re-sign the catalog as it is (a higher sequence, a new expiry), before it expires.
+    #[command(after_help = args::help(REFRESH_EXAMPLES))]
+    Refresh {
+        /// Re-sign even an expired catalog (check it with `catalog verify` first: a reader
+        /// with no state could have been fed an old one).
+        #[arg(long)]
+        accept_expired: bool,
+        /// Also sign every revision and event again with --signing-key, each after its present
+        /// signature is checked against --trusted-keys (the middle step of a key rotation).
+        #[arg(long)]
+        resign_objects: bool,
         #[command(flatten)]
         signing: SigningArgs,
     },
@@ -169,18 +209,7 @@ pub(crate) fn run(args: CatalogCommandArgs) -> Result<Option<Fault>, Failure> {
                 let catalog = open.open()?;
                 let mut filter = filter.filter();
                 filter.include_yanked = !hide_yanked;
-                let entries = catalog.list(&filter).await?;
-                let text = match format {
-                    ListFormat::Json => entries
-                        .iter()
-                        .filter_map(|e| serde_json::to_string(e).ok())
-                        .map(|line| line + "\n")
-                        .collect(),
-                    ListFormat::Yaml => yaml_docs(&entries),
-                    ListFormat::Table => table(&entries),
-                };
-                output::write(file.output_file.as_deref(), text.as_bytes())?;
-                Ok(None)
+                list(&catalog, &filter, format, file).await
             }
             CatalogCommand::Latest {
                 filter,
@@ -189,13 +218,14 @@ pub(crate) fn run(args: CatalogCommandArgs) -> Result<Option<Fault>, Failure> {
                 file,
             } => {
                 let catalog = open.open()?;
-                let Some(entry) = catalog.latest(&filter.filter()).await? else {
-                    return Err(Failure::NothingFound(format!(
-                        "no image in {} matches (yanked images are never the latest)",
-                        catalog.describe()
-                    )));
+                let Some(found) = catalog.latest(&filter.filter()).await? else {
+                    return Err(nothing_found(
+                        &catalog,
+                        "matches (yanked images are never the latest)",
+                    )
+                    .await?);
                 };
-                print_object(&catalog, &entry, record, format, file).await
+                print_object(&catalog, &found.entry, record, format, file).await
             }
             CatalogCommand::Show {
                 id,
@@ -204,21 +234,17 @@ pub(crate) fn run(args: CatalogCommandArgs) -> Result<Option<Fault>, Failure> {
                 file,
             } => {
                 let catalog = open.open()?;
-                let index = catalog.index().await?;
-                let Some(entry) = index.find(&id) else {
-                    return Err(Failure::NothingFound(format!(
-                        "no image `{id}` in {}",
-                        catalog.describe()
-                    )));
+                let Some(found) = catalog.show(&id).await? else {
+                    return Err(nothing_found(&catalog, &format!("is `{id}`")).await?);
                 };
-                if let Some(y) = entry.yank.as_ref().filter(|y| y.yanked) {
+                if let Some(y) = found.entry.yank.as_ref().filter(|y| y.yanked) {
                     messages::warn(&format!(
                         "{id} was yanked at {}: {}; it is out of service",
                         y.at,
                         y.reason.as_deref().unwrap_or("no reason given")
                     ));
                 }
-                print_object(&catalog, entry, !template, format, file).await
+                print_object(&catalog, &found.entry, !template, format, file).await
             }
             CatalogCommand::Yank {
                 id,
@@ -237,22 +263,125 @@ pub(crate) fn run(args: CatalogCommandArgs) -> Result<Option<Fault>, Failure> {
                 yank(&catalog, &id, false, reason.as_deref()).await
             }
             CatalogCommand::Verify { output, file } => verify(&open.open()?, output, file).await,
-            CatalogCommand::RebuildIndex { signing } => {
+            CatalogCommand::RebuildIndex {
+                adopt_unsigned,
+                signing,
+            } => {
                 let catalog = open.open_for_writing(&signing)?;
-                let (index, findings) = catalog.rebuild_index().await?;
-                for f in &findings {
-                    messages::warn(&format!("{}: {}", f.subject, f.problem));
+                let adoption = Adoption::unsigned(adopt_unsigned);
+                let rebuilt = catalog.rebuild_index(adoption, &progress_line).await?;
+                for f in &rebuilt.findings {
+                    messages::say(&format!(
+                        "{}: {}: {}",
+                        f.severity.as_str(),
+                        f.subject,
+                        f.problem
+                    ));
                 }
                 messages::say(&format!(
-                    "rebuilt the index of {} from its objects: {} images ({} yanked)",
+                    "rebuilt the index of {} from its objects: {} images ({} yanked), sequence {}",
                     catalog.describe(),
-                    index.images.len(),
-                    index.images.iter().filter(|e| e.is_yanked()).count()
+                    rebuilt.images,
+                    rebuilt.yanked,
+                    rebuilt.sequence
                 ));
-                Ok(Fault::worst_of(findings.iter().map(Classify::fault)))
+                Ok(Fault::worst_of(
+                    rebuilt.findings.iter().map(Classify::fault),
+                ))
+            }
+            CatalogCommand::Refresh {
+                accept_expired,
+                resign_objects,
+                signing,
+            } => {
+                let catalog = open.open_for_writing(&signing)?;
+                let mut worst = None;
+                if resign_objects {
+                    let (count, findings) = catalog.resign_objects(&progress_line).await?;
+                    for f in &findings {
+                        messages::say(&format!(
+                            "{}: {}: {}",
+                            f.severity.as_str(),
+                            f.subject,
+                            f.problem
+                        ));
+                    }
+                    messages::say(&format!("re-signed {count} revisions and events"));
+                    worst = Fault::worst_of(findings.iter().map(Classify::fault));
+                }
+                let sequence = catalog.refresh(accept_expired).await?;
+                let status = catalog.status().await?;
+                messages::say(&format!(
+                    "re-signed {}: sequence {sequence}, {} images, expires {}",
+                    catalog.describe(),
+                    status.images,
+                    status.expires.unwrap_or_default()
+                ));
+                Ok(worst)
             }
         }
     })
+}
+
+/// What to say when nothing matches: the catalog may be empty.
+async fn nothing_found(catalog: &Catalog<AnyStore>, what: &str) -> Result<Failure, Failure> {
+    let status = catalog.status().await?;
+    Ok(Failure::NothingFound(if status.images == 0 {
+        format!(
+            "the catalog at {} is empty: no image {what}",
+            catalog.describe()
+        )
+    } else {
+        format!("no image in {} {what}", catalog.describe())
+    }))
+}
+
+/// A progress line on stderr for long runs (verify, rebuild-index at thousands of images).
+fn progress_line(p: Progress) {
+    if p.total >= 1000 {
+        messages::say(&format!("{} {} of {} images", p.phase, p.done, p.total));
+    }
+}
+
+/// Lists the images that match, a Kubernetes version at a time: memory holds one version's
+/// shards, whatever the catalog's size.
+async fn list(
+    catalog: &Catalog<AnyStore>,
+    filter: &sigcat::catalog::index::Filter,
+    format: ListFormat,
+    file: OutputFile,
+) -> Result<Option<Fault>, Failure> {
+    let mut sink = Sink::open(file.output_file.as_deref())?;
+    let mut table = Streamed::new(TABLE_HEADER);
+    let result = catalog
+        .list_each(filter, |group| {
+            let text = match format {
+                ListFormat::Json => group
+                    .iter()
+                    .filter_map(|e| serde_json::to_string(e).ok())
+                    .map(|line| line + "\n")
+                    .collect(),
+                ListFormat::Yaml => yaml_docs(&group),
+                ListFormat::Table => table.batch(&rows(&group)),
+            };
+            sink.write(text.as_bytes())
+        })
+        .await?;
+    let matched = result?;
+    sink.finish()?;
+    if matched == 0 {
+        let status = catalog.status().await?;
+        if status.images == 0 {
+            messages::say(&format!("the catalog at {} is empty", catalog.describe()));
+        } else {
+            messages::say(&format!(
+                "none of the {} images in {} matches",
+                status.images,
+                catalog.describe()
+            ));
+        }
+    }
+    Ok(None)
 }
 
 async fn yank(
@@ -287,16 +416,20 @@ async fn verify(
     format: ListFormat,
     file: OutputFile,
 ) -> Result<Option<Fault>, Failure> {
-    let report = rebuild::verify(catalog).await?;
+    let report = verify::verify(catalog, &progress_line).await?;
     let text = match format {
         ListFormat::Json => serde_json::to_string_pretty(&report).unwrap_or_default() + "\n",
         ListFormat::Yaml => yaml_docs(std::slice::from_ref(&report)),
         ListFormat::Table => {
             let mut out = format!(
-                "catalog: {}\nimages: {} ({} yanked), objects: {}\nsignature: {}\n",
+                "catalog: {}\nlayout: {}, sequence: {}, expires: {}\nimages: {} ({} yanked) in {} shards, objects: {}\nsignature: {}\n",
                 catalog.describe(),
+                report.layout.map_or("-".into(), |l| l.to_string()),
+                report.sequence.map_or("-".into(), |s| s.to_string()),
+                report.expires.as_deref().unwrap_or("-"),
                 report.images,
                 report.yanked,
+                report.shards,
                 report.objects,
                 report.signature
             );
@@ -381,8 +514,20 @@ async fn print_object(
     Ok(None)
 }
 
-fn table(entries: &[IndexEntry]) -> String {
-    let rows: Vec<[String; 9]> = entries
+const TABLE_HEADER: [&str; 9] = [
+    "ID",
+    "KUBERNETES",
+    "OS",
+    "DEFINITION",
+    "VERSION",
+    "GALLERY",
+    "REGIONS",
+    "PUBLISHED",
+    "STATUS",
+];
+
+fn rows(entries: &[IndexEntry]) -> Vec<[String; 9]> {
+    entries
         .iter()
         .map(|e| {
             let s = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
@@ -407,19 +552,5 @@ fn table(entries: &[IndexEntry]) -> String {
                 status,
             ]
         })
-        .collect();
-    columns(
-        &[
-            "ID",
-            "KUBERNETES",
-            "OS",
-            "DEFINITION",
-            "VERSION",
-            "GALLERY",
-            "REGIONS",
-            "PUBLISHED",
-            "STATUS",
-        ],
-        &rows,
-    )
+        .collect()
 }

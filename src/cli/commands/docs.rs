@@ -40,14 +40,19 @@ pub(crate) struct ManArgs {
 #[derive(Args)]
 #[command(about = "Print the JSON Schema of a catalog's index.json, or of a record", after_help = args::help(""))]
 pub(crate) struct SchemaArgs {
-    /// index (index.json, layout 3) or record (what `parse` prints, and the catalog stores).
+    /// index (index.json, layout 4), shard, latest (a latest/ pointer) or record (what
+    /// `parse` prints, and the catalog stores).
     which: Which,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Which {
-    /// A catalog's index.json.
+    /// A catalog's index.json (its root).
     Index,
+    /// A shard of the index.
+    Shard,
+    /// A latest/ pointer.
+    Latest,
     /// A record, as `parse` prints it.
     Record,
 }
@@ -55,6 +60,8 @@ enum Which {
 pub(crate) fn schema(args: SchemaArgs) -> Result<Option<Fault>, Failure> {
     let text = match args.which {
         Which::Index => sigcat::catalog::index::SCHEMA,
+        Which::Shard => sigcat::catalog::index::SHARD_SCHEMA,
+        Which::Latest => sigcat::catalog::index::LATEST_SCHEMA,
         Which::Record => sigcat::record::SCHEMA,
     };
     output::print(text.as_bytes())?;

@@ -1,0 +1,88 @@
+//! Yanking and unyanking: an immutable event object (signed in a signed catalog) chained to the
+//! image's previous one, then the image's shard, its `latest/` pointer (derived again: the
+//! image may have been what it served) and the root, under compare-and-swap.
+//!
+//! A writer writes an event only to change the state it read; if it loses the race and the
+//! image is in the state it wanted when it reads again, it says nothing changed (its event
+//! is a dead end no index names, which `verify` reports as one that never took effect).
+
+use super::entry;
+use super::index::{ObjectRef, YankState};
+use super::objects::{self, Change, EVENT_SCHEMA, Event, Kind};
+use super::snapshot::Intent;
+use super::store::Store;
+use super::{Catalog, CatalogError, YankOutcome};
+
+impl<S: Store> Catalog<S> {
+    /// Takes an image out of service (`yanked`), or puts it back.
+    pub async fn yank(
+        &self,
+        id: &str,
+        yanked: bool,
+        reason: Option<&str>,
+    ) -> Result<YankOutcome, CatalogError> {
+        self.check_writer()?;
+        let at = entry::now_rfc3339();
+        let reason = reason.map(|r| crate::redact::redact_secrets(r).into_owned());
+        let mut contention = self.contention();
+        let mut wrote_event = false;
+        loop {
+            let mut view = self.write_view(Intent::Write).await?;
+            let Some(name) = view.locate(self, id).await? else {
+                return Ok(YankOutcome::NoSuchImage);
+            };
+            let sequence = view.root.sequence + 1;
+            let legacy = view.legacy;
+            let shard = view.shard(self, &name).await?;
+            let Some(entry) = shard.images.iter_mut().find(|e| e.id == id) else {
+                return Ok(YankOutcome::NoSuchImage);
+            };
+            if entry.is_yanked() == yanked && !legacy {
+                if wrote_event {
+                    tracing::info!(
+                        "{id}: another writer changed it to the same state first; this event never took effect"
+                    );
+                }
+                return Ok(YankOutcome::AlreadySo);
+            }
+            let state = if entry.is_yanked() == yanked {
+                None
+            } else {
+                let event = Event {
+                    schema: EVENT_SCHEMA.into(),
+                    id: id.to_string(),
+                    event: if yanked { Change::Yank } else { Change::Unyank },
+                    reason: reason.clone(),
+                    at: at.clone(),
+                    previous: entry.yank.as_ref().map(|y| y.event.key.clone()),
+                    sequence,
+                };
+                let bytes = serde_json::to_vec_pretty(&event).unwrap_or_default();
+                let event_ref: ObjectRef = objects::object_ref(id, Kind::Event, &bytes);
+                let state = YankState {
+                    yanked,
+                    reason: reason.clone(),
+                    at: at.clone(),
+                    event: event_ref.clone(),
+                };
+                entry.yank = Some(state.clone());
+                let pointer = entry.pointer_name();
+                self.put_signed(&event_ref, &bytes).await?;
+                wrote_event = true;
+                view.mark(&name);
+                if let Some(p) = pointer {
+                    let latest = view.derive_pointer(self, &p).await?;
+                    view.set_pointer(&p, latest);
+                }
+                Some(state)
+            };
+            if view.commit(self).await?.is_some() {
+                return Ok(match state {
+                    Some(state) => YankOutcome::Done(state),
+                    None => YankOutcome::AlreadySo,
+                });
+            }
+            contention.lost(self).await?;
+        }
+    }
+}

@@ -1,0 +1,529 @@
+//! The catalog as one operation sees it: the root, the shards it has read (each checked
+//! against the root's sha256 and for entries that belong in it), the shards and pointers it
+//! changed, and how to commit them: the changed shards (content-named, create-only), then the
+//! root (signed, compare-and-swap, its sequence one higher), then the pointers.
+//!
+//! A layout 1 to 3 index is seen the same way: its entries are grouped into shards in memory,
+//! and the next write writes them all (the upgrade to layout 4).
+
+use super::entry;
+use super::index::{
+    IndexEntry, LAYOUT_VERSION, Root, Shard, ShardRef, minor_of, newest_shards_first,
+    split_shard_name,
+};
+use super::objects::{self, Kind, Revision, parse_key, sha256, valid_id};
+use super::pointer::{Latest, pointer_key};
+use super::snapshot::{Read, Snapshot};
+use super::store::{PutMode, Store, StoreError};
+use super::{Catalog, CatalogError};
+use crate::record::Record;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// The catalog as one operation sees it.
+pub(crate) struct View {
+    /// The root (for a legacy index: one made in memory).
+    pub(crate) root: Root,
+    /// How the root is replaced.
+    pub(crate) mode: PutMode,
+    /// Whether it came from a layout 1 to 3 index.
+    pub(crate) legacy: bool,
+    /// Who signed the root, when signatures are checked.
+    pub(crate) signed_by: Option<String>,
+    shards: HashMap<String, Shard>,
+    dirty: BTreeSet<String>,
+    pointers: BTreeMap<String, Latest>,
+    changed_pointers: BTreeSet<String>,
+}
+
+impl View {
+    /// The view of what a snapshot read.
+    pub(crate) async fn of<S: Store>(
+        catalog: &Catalog<S>,
+        snap: Snapshot,
+    ) -> Result<View, CatalogError> {
+        let now = entry::now_rfc3339();
+        let mut view = View {
+            root: Root::empty(&now, &now),
+            mode: snap.mode,
+            legacy: false,
+            signed_by: snap.signed_by,
+            shards: HashMap::new(),
+            dirty: BTreeSet::new(),
+            pointers: BTreeMap::new(),
+            changed_pointers: BTreeSet::new(),
+        };
+        match snap.read {
+            Read::Empty | Read::Unreadable(_) => {}
+            Read::Root(root) => view.root = *root,
+            Read::Legacy(index) => {
+                view.legacy = true;
+                view.root.extra = index.extra.clone();
+                for e in index.images {
+                    catalog.check_entry(&e, None)?;
+                    let name = e.shard_name();
+                    view.shards
+                        .entry(name.clone())
+                        .or_insert_with(|| Shard::new(&name))
+                        .images
+                        .push(e);
+                    view.dirty.insert(name);
+                }
+                // Listed in the root so queries see them; written (and given keys) on commit.
+                for (name, shard) in &view.shards {
+                    view.root
+                        .shards
+                        .insert(name.clone(), shard_ref(shard, String::new(), String::new()));
+                }
+                for name in view.pointer_names() {
+                    let latest = view.derive_pointer(catalog, &name).await?;
+                    view.pointers.insert(name.clone(), latest);
+                    view.changed_pointers.insert(name);
+                }
+            }
+        }
+        Ok(view)
+    }
+
+    /// A view of a rebuilt index: every shard new, replacing the root read with `mode`.
+    pub(crate) fn rebuilt(root: Root, mode: PutMode, shards: BTreeMap<String, Shard>) -> View {
+        let mut view = View {
+            root,
+            mode,
+            legacy: false,
+            signed_by: None,
+            shards: HashMap::new(),
+            dirty: BTreeSet::new(),
+            pointers: BTreeMap::new(),
+            changed_pointers: BTreeSet::new(),
+        };
+        for (name, shard) in shards {
+            view.root.shards.insert(
+                name.clone(),
+                shard_ref(&shard, String::new(), String::new()),
+            );
+            view.dirty.insert(name.clone());
+            view.shards.insert(name, shard);
+        }
+        view
+    }
+
+    /// Every pointer name the shards call for.
+    pub(crate) fn all_pointer_names(&self) -> BTreeSet<String> {
+        self.pointer_names()
+    }
+
+    /// Images in the shards this view holds.
+    pub(crate) fn image_count(&self) -> usize {
+        self.shards.values().map(|s| s.images.len()).sum()
+    }
+
+    /// Yanked images in the shards this view holds.
+    pub(crate) fn yanked_count(&self) -> usize {
+        self.shards
+            .values()
+            .flat_map(|s| &s.images)
+            .filter(|e| e.is_yanked())
+            .count()
+    }
+
+    /// Shard names, newest Kubernetes version first, that may hold an entry matching `keep`.
+    pub(crate) fn shard_names(&self, keep: impl Fn(&str, &ShardRef) -> bool) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .root
+            .shards
+            .iter()
+            .filter(|(n, s)| keep(n, s))
+            .map(|(n, _)| n.clone())
+            .collect();
+        names.sort_by(|a, b| newest_shards_first(a, b));
+        names
+    }
+
+    /// Every pointer name the catalog's shards call for.
+    fn pointer_names(&self) -> BTreeSet<String> {
+        self.root
+            .shards
+            .keys()
+            .filter_map(|name| {
+                let (version, os) = split_shard_name(name);
+                Some(format!("{}/{os}", minor_of(version)?))
+            })
+            .collect()
+    }
+
+    /// A shard, read when first asked for (checked against the root), or a new empty one.
+    pub(crate) async fn shard<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        name: &str,
+    ) -> Result<&mut Shard, CatalogError> {
+        if !self.shards.contains_key(name) {
+            let shard = match self.root.shards.get(name) {
+                Some(r) => catalog.read_shard(name, r).await?,
+                None => Shard::new(name),
+            };
+            self.shards.insert(name.to_string(), shard);
+        }
+        Ok(self.shards.get_mut(name).expect("inserted above"))
+    }
+
+    /// The view without the shards it read and did not change (a listing that moves on to the
+    /// next Kubernetes version holds one version's shards at a time).
+    pub(crate) fn forget_shards(mut view: View) -> View {
+        let dirty = &view.dirty;
+        view.shards.retain(|n, _| dirty.contains(n));
+        view
+    }
+
+    /// A shard this operation changed: it is written on commit.
+    pub(crate) fn mark(&mut self, name: &str) {
+        self.dirty.insert(name.to_string());
+    }
+
+    /// The shard that holds image `id`: one already read, else the one its newest record
+    /// says (its Kubernetes version and OS), checked by reading it.
+    pub(crate) async fn locate<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        id: &str,
+    ) -> Result<Option<String>, CatalogError> {
+        if !valid_id(id) {
+            return Ok(None);
+        }
+        if let Some((name, _)) = self.shards.iter().find(|(_, s)| s.find(id).is_some()) {
+            return Ok(Some(name.clone()));
+        }
+        for name in catalog.shards_named_by_objects(id).await? {
+            if self.root.shards.contains_key(&name)
+                && self.shard(catalog, &name).await?.find(id).is_some()
+            {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The current pointer `name`: as the root names it, else derived from the shards.
+    pub(crate) async fn pointer<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        name: &str,
+    ) -> Result<&mut Latest, CatalogError> {
+        if !self.pointers.contains_key(name) {
+            let latest = match self.root.latest.get(name) {
+                Some(r) => match catalog.read_object(r).await {
+                    Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                        catalog.corrupt(&r.key, format!("not a latest pointer: {e}"))
+                    })?,
+                    // A pointer is derived data: one that is gone is derived again.
+                    Err(CatalogError::Corrupt { .. }) => self.derive_pointer(catalog, name).await?,
+                    Err(e) => return Err(e),
+                },
+                None => self.derive_pointer(catalog, name).await?,
+            };
+            self.pointers.insert(name.to_string(), latest);
+        }
+        self.changed_pointers.insert(name.to_string());
+        Ok(self.pointers.get_mut(name).expect("inserted above"))
+    }
+
+    /// Pointer `name` from every entry of its minor and OS (after a yank, which can take an
+    /// image out of any pointer).
+    pub(crate) async fn derive_pointer<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        name: &str,
+    ) -> Result<Latest, CatalogError> {
+        let (minor, os) = name.split_once('/').unwrap_or((name, ""));
+        let names = self.shard_names(|n, _| {
+            let (version, shard_os) = split_shard_name(n);
+            shard_os == os && minor_of(version).as_deref() == Some(minor)
+        });
+        let mut latest = Latest::new(name);
+        for n in names {
+            for e in &self.shard(catalog, &n).await?.images {
+                latest.offer(e);
+            }
+        }
+        Ok(latest)
+    }
+
+    /// Replaces pointer `name` (written on commit).
+    pub(crate) fn set_pointer(&mut self, name: &str, latest: Latest) {
+        self.pointers.insert(name.to_string(), latest);
+        self.changed_pointers.insert(name.to_string());
+    }
+
+    /// Writes what changed. `Ok(None)`: another writer changed the root first (nothing of
+    /// this round is visible; read again). `Ok(Some(sequence))`: committed.
+    pub(crate) async fn commit<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+    ) -> Result<Option<u64>, CatalogError> {
+        for name in std::mem::take(&mut self.dirty) {
+            let Some(shard) = self.shards.get_mut(&name) else {
+                continue;
+            };
+            if shard.images.is_empty() {
+                self.root.shards.remove(&name);
+                continue;
+            }
+            shard.layout = LAYOUT_VERSION;
+            shard.images.sort_by(|a, b| a.id.cmp(&b.id));
+            let bytes = serde_json::to_vec_pretty(&shard).unwrap_or_default();
+            let sha = sha256(&bytes);
+            let key = format!("shards/{name}-{}.json", &sha[..16]);
+            catalog
+                .put_object(
+                    &super::index::ObjectRef {
+                        key: key.clone(),
+                        sha256: sha.clone(),
+                    },
+                    &bytes,
+                )
+                .await?;
+            let mut r = shard_ref(shard, key, sha);
+            if let Some(old) = self.root.shards.get(&name) {
+                r.extra = old.extra.clone();
+            }
+            self.root.shards.insert(name, r);
+        }
+        let now = entry::now_rfc3339();
+        self.root.layout = LAYOUT_VERSION;
+        self.root.images.clear();
+        self.root.sequence += 1;
+        self.root.written_at = now;
+        self.root.expires = catalog.expiry();
+        let mut pointer_bytes = Vec::new();
+        for name in &self.changed_pointers {
+            if let Some(latest) = self.pointers.get_mut(name) {
+                let bytes = latest.bytes(self.root.sequence, &self.root.expires);
+                self.root.latest.insert(
+                    name.clone(),
+                    super::index::ObjectRef {
+                        key: pointer_key(name),
+                        sha256: sha256(&bytes),
+                    },
+                );
+                pointer_bytes.push((name.clone(), bytes));
+            }
+        }
+        let bytes = serde_json::to_vec_pretty(&self.root).unwrap_or_default();
+        if !catalog.put_root(&bytes, &self.mode).await? {
+            return Ok(None);
+        }
+        for (name, bytes) in pointer_bytes {
+            catalog
+                .put_pointer(&name, &bytes, self.root.sequence)
+                .await?;
+        }
+        catalog.remember(self.root.sequence, &sha256(&bytes))?;
+        Ok(Some(self.root.sequence))
+    }
+}
+
+fn shard_ref(shard: &Shard, key: String, sha: String) -> ShardRef {
+    let set = |f: fn(&IndexEntry) -> Option<&String>| {
+        shard.images.iter().filter_map(f).cloned().collect()
+    };
+    ShardRef {
+        key,
+        sha256: sha,
+        images: shard.images.len(),
+        os_types: set(|e| e.os_type.as_ref()),
+        definitions: set(|e| e.image_definition.as_ref()),
+        galleries: set(|e| e.gallery.as_ref()),
+        extra: Default::default(),
+    }
+}
+
+impl<S: Store> Catalog<S> {
+    /// When a root written now expires.
+    pub(crate) fn expiry(&self) -> String {
+        let at = time::OffsetDateTime::now_utc()
+            + time::Duration::try_from(self.validity).unwrap_or(time::Duration::days(14));
+        let at = at
+            .replace_nanosecond(at.millisecond() as u32 * 1_000_000)
+            .unwrap_or(at);
+        at.format(&time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        ))
+        .unwrap_or_default()
+    }
+
+    /// A shard, checked against the root's sha256 and for entries that belong in it.
+    pub(crate) async fn read_shard(&self, name: &str, r: &ShardRef) -> Result<Shard, CatalogError> {
+        let bytes = self
+            .read_object(&super::index::ObjectRef {
+                key: r.key.clone(),
+                sha256: r.sha256.clone(),
+            })
+            .await?;
+        let shard: Shard = serde_json::from_slice(&bytes).map_err(|e| {
+            self.corrupt(&r.key, format!("line {}: {e}; expected a shard", e.line()))
+        })?;
+        if shard.shard != name {
+            return Err(self.corrupt(
+                &r.key,
+                format!("it is shard `{}`, not `{name}`", shard.shard),
+            ));
+        }
+        for e in &shard.images {
+            self.check_entry(e, Some((name, &r.key)))?;
+        }
+        Ok(shard)
+    }
+
+    /// An entry's own consistency: an id sigcat makes, in the shard its version and OS name,
+    /// and objects under its own `images/<id>/` of the right kinds. Anything else is the
+    /// catalog's data gone wrong (never a key to follow out of the catalog).
+    pub(crate) fn check_entry(
+        &self,
+        e: &IndexEntry,
+        shard: Option<(&str, &str)>,
+    ) -> Result<(), CatalogError> {
+        let at = shard.map_or(objects::INDEX_KEY, |(_, key)| key);
+        if !valid_id(&e.id) {
+            return Err(self.corrupt(at, format!("`{}` is not an image id sigcat makes", e.id)));
+        }
+        if let Some((name, _)) = shard
+            && e.shard_name() != name
+        {
+            return Err(self.corrupt(
+                at,
+                format!(
+                    "image {} belongs in shard {}, not {name}",
+                    e.id,
+                    e.shard_name()
+                ),
+            ));
+        }
+        let wrong = |what: &str, key: &str| {
+            self.corrupt(
+                at,
+                format!(
+                    "image {}: its {what} `{key}` is not an object of this image",
+                    e.id
+                ),
+            )
+        };
+        for (which, r) in &e.objects {
+            let expected: &[Kind] = match which.as_str() {
+                "record" => &[Kind::Record, Kind::LegacyRecord],
+                "template" => &[Kind::Template, Kind::LegacyTemplate],
+                "revision" => &[Kind::Revision],
+                _ => continue,
+            };
+            match parse_key(&r.key) {
+                Some((id, kind)) if id == e.id && expected.contains(&kind) => {}
+                _ => return Err(wrong(which, &r.key)),
+            }
+            if r.sha256.len() != 64 || !r.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(wrong(which, &r.key));
+            }
+        }
+        for required in ["record", "template"] {
+            if !e.objects.contains_key(required) {
+                return Err(self.corrupt(at, format!("image {} has no {required}", e.id)));
+            }
+        }
+        if let Some(y) = &e.yank {
+            match parse_key(&y.event.key) {
+                Some((id, Kind::Event | Kind::LegacyYank)) if id == e.id => {}
+                _ => return Err(wrong("yank event", &y.event.key)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The shards an image's revisions say it is in (newest revision first): how an image is
+    /// found by its id without reading every shard.
+    pub(crate) async fn shards_named_by_objects(
+        &self,
+        id: &str,
+    ) -> Result<Vec<String>, CatalogError> {
+        let keys = self.list_keys(&format!("images/{id}/")).await?;
+        let mut revisions: Vec<(u64, String, String, objects::Revision)> = Vec::new();
+        let mut legacy_record = None;
+        for key in &keys {
+            match parse_key(key) {
+                Some((_, Kind::Revision)) => {
+                    if let Some(v) = self.get(key).await?
+                        && let Ok(r) = serde_json::from_slice::<Revision>(&v.bytes)
+                        && r.id == id
+                    {
+                        revisions.push((r.sequence.unwrap_or(0), r.at.clone(), key.clone(), r));
+                    }
+                }
+                Some((_, Kind::LegacyRecord)) => legacy_record = Some(key.clone()),
+                _ => {}
+            }
+        }
+        revisions.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| b.1.cmp(&a.1))
+                .then_with(|| b.2.cmp(&a.2))
+        });
+        let mut names = Vec::new();
+        let mut records: Vec<String> = revisions
+            .into_iter()
+            .map(|(_, _, _, r)| r.record.key)
+            .collect();
+        records.extend(legacy_record);
+        for key in records {
+            let Some(v) = self.get(&key).await? else {
+                continue;
+            };
+            if let Ok(record) = serde_json::from_slice::<Record>(&v.bytes) {
+                let name =
+                    entry::describe(id, &record, BTreeMap::new(), String::new()).shard_name();
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        Ok(names)
+    }
+
+    /// Writes a pointer after its root: its signature, then the pointer, unless a writer of a
+    /// later root already wrote a newer one (pointers never go back).
+    pub(crate) async fn put_pointer(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        sequence: u64,
+    ) -> Result<(), CatalogError> {
+        let key = pointer_key(name);
+        for _ in 0..5 {
+            let current = self.get(&key).await?;
+            let mode = match &current {
+                Some(v) => {
+                    let theirs = serde_json::from_slice::<Latest>(&v.bytes)
+                        .map(|l| l.catalog_sequence)
+                        .unwrap_or(0);
+                    if theirs > sequence {
+                        return Ok(());
+                    }
+                    PutMode::IfMatch(v.etag.clone())
+                }
+                None => PutMode::Create,
+            };
+            if let Some(signer) = &self.signer {
+                self.put(
+                    &objects::sig_key(&key),
+                    signer.sign(bytes).as_bytes(),
+                    &PutMode::Overwrite,
+                )
+                .await
+                .map_err(|e| self.storage(e))?;
+            }
+            match self.put(&key, bytes, &mode).await {
+                Ok(_) => return Ok(()),
+                Err(StoreError::Precondition { .. }) => continue,
+                Err(e) => return Err(self.storage(e)),
+            }
+        }
+        // Writers kept replacing it: theirs are newer, or will be replaced by the next write.
+        Ok(())
+    }
+}
