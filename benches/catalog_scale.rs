@@ -1,20 +1,44 @@
-//! `cargo bench --bench catalog_scale`: how publishing one image and `catalog latest` grow with
-//! the catalog, at 0, 1,000 and 10,000 images, on the local store and Azurite (on loopback).
-//! Catalogs are filled in batches of 500 (one index write each); then one more image is
-//! published five times (the median is reported), and `sigcat catalog latest` is run five
-//! times as a user would (median time, and its peak memory measured as tests/util.rs does).
-//! Measured, not asserted: prints a Markdown table for the README. SIGCAT_BENCH_SIZES overrides
-//! the sizes (comma-separated).
+//! `cargo bench --bench catalog_scale`: what publishing one more image, `catalog latest`,
+//! `catalog list`, `verify` and `rebuild-index` cost as the catalog grows to 1,000, 10,000 and
+//! 100,000 images, on the local store and Azurite (on loopback); and 16 publishers on
+//! different shards at once.
+//!
+//! The catalogs are spread the way real ones are: 10 Kubernetes minors, 8 OS variants, up to 20
+//! patches of each minor, and as many gallery versions of each as the size needs. Publishing
+//! 100,000 images one call at a time would take hours, so each catalog is generated through the
+//! library: every image's record, template and revision written as objects (on the local store
+//! straight to files, without fsync; on Azurite 32 at a time), then one index of them all
+//! (`Catalog::import_index`, the path rebuild-index writes with). What is measured afterwards
+//! goes through sigcat as users run it.
+//!
+//! Measured, not asserted: prints Markdown tables for the README. Environment:
+//! SIGCAT_BENCH_SIZES (default 1000,10000,100000), SIGCAT_BENCH_VERIFY_MAX_AZURITE (the largest
+//! Azurite catalog verify and rebuild-index run on, default 50000), SIGCAT_BENCH_PARTS
+//! (default scale,concurrency).
 
 #[path = "../tests/util.rs"]
 mod util;
 
+use futures::StreamExt;
 use sigcat::catalog::entry::{self, Entry};
-use sigcat::catalog::index::Filter;
+use sigcat::catalog::index::{Filter, IndexEntry};
+use sigcat::catalog::store::{PutMode, Store};
 use sigcat::catalog::{self, Catalog};
 use sigcat::record::Record;
 use sigcat::render::TemplateOptions;
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+const OS: [&str; 8] = [
+    "ubuntu-2204",
+    "ubuntu-2404",
+    "ubuntu-2204-gen2",
+    "ubuntu-2404-gen2",
+    "ubuntu-2404-cvm",
+    "windows-2022-containerd",
+    "windows-2025-containerd",
+    "azurelinux-3",
+];
 
 fn base() -> Record {
     let bytes = std::fs::read(util::repo().join("fixtures/console/sig-ubuntu-2404.log")).unwrap();
@@ -24,20 +48,91 @@ fn base() -> Record {
         .remove(0)
 }
 
-/// Image `n`: gallery version `0.3.<n>`, Kubernetes 1.<20 + n % 12>.<n % 30>.
-fn entry_for(base: &Record, n: usize) -> Entry {
-    let mut r = base.clone();
-    let g = r.gallery_image.as_mut().unwrap();
-    let v = format!("0.3.{n}");
-    g.id =
-        g.id.replace("/versions/0.3.1721037000", &format!("/versions/{v}"));
-    g.version = v;
-    r.kubernetes_version = Some(format!("1.{}.{}", 20 + n % 12, n % 30));
-    let options = TemplateOptions {
+fn options() -> TemplateOptions {
+    TemplateOptions {
         vm_size: Some("Standard_D2s_v3".into()),
         ..TemplateOptions::default()
+    }
+}
+
+/// An image of OS `os`, Kubernetes `kubernetes`, gallery version `version`.
+fn image(base: &Record, os: &str, kubernetes: &str, version: &str) -> Entry {
+    let mut r = base.clone();
+    r.build = format!("sig-{os}");
+    r.build_name = format!("azure-arm.sig-{os}");
+    if os.starts_with("windows") {
+        r.os_type = Some("Windows".into());
+    }
+    let g = r.gallery_image.as_mut().unwrap();
+    let definition = format!("capi-{os}");
+    g.id =
+        g.id.replace(
+            "/images/capi-ubuntu-2404/",
+            &format!("/images/{definition}/"),
+        )
+        .replace("/versions/0.3.1721037000", &format!("/versions/{version}"));
+    g.image_definition = definition;
+    g.version = version.to_string();
+    r.kubernetes_version = Some(kubernetes.to_string());
+    entry::prepare(&r, &options()).unwrap()
+}
+
+/// Image `i` of a generated catalog: minor 1.25 to 1.34, one of 8 OS, patch 0 to 19, gallery
+/// version 0.3.i.
+fn nth(base: &Record, i: usize) -> Entry {
+    let minor = 25 + i % 10;
+    let os = OS[(i / 10) % 8];
+    let patch = (i / 80) % 20;
+    image(base, os, &format!("1.{minor}.{patch}"), &format!("0.3.{i}"))
+}
+
+/// Writes `n` images' objects and one index of them all.
+fn generate(
+    rt: &tokio::runtime::Runtime,
+    location: &str,
+    local: Option<&Path>,
+    n: usize,
+    base: &Record,
+) {
+    let at = "2026-12-01T00:00:00.000Z";
+    let mut entries: Vec<IndexEntry> = Vec::with_capacity(n);
+    let mut objects: Vec<(String, Vec<u8>)> = Vec::new();
+    let store = catalog::open_store(location).unwrap();
+    let flush = |objects: &mut Vec<(String, Vec<u8>)>| {
+        let batch = std::mem::take(objects);
+        match local {
+            Some(dir) => {
+                for (key, bytes) in batch {
+                    let path = dir.join(&key);
+                    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                    std::fs::write(path, bytes).unwrap();
+                }
+            }
+            None => rt.block_on(async {
+                let mut puts = futures::stream::iter(batch.into_iter().map(|(key, bytes)| {
+                    let store = &store;
+                    async move { store.put(&key, bytes, PutMode::Overwrite).await.unwrap() }
+                }))
+                .buffer_unordered(32);
+                while puts.next().await.is_some() {}
+            }),
+        }
     };
-    entry::prepare(&r, &options).unwrap()
+    for i in 0..n {
+        let e = nth(base, i);
+        let (revision, revision_bytes) =
+            entry::revision(&e.id, &e.record_ref(), &e.template_ref(), at, 1);
+        objects.push((e.record_ref().key, e.record_bytes.clone()));
+        objects.push((e.template_ref().key, e.template_bytes.clone()));
+        objects.push((revision.key.clone(), revision_bytes));
+        entries.push(e.index_entry(revision, at.into()));
+        if objects.len() >= 3000 {
+            flush(&mut objects);
+        }
+    }
+    flush(&mut objects);
+    let catalog = Catalog::new(catalog::open_store(location).unwrap());
+    rt.block_on(catalog.import_index(entries)).unwrap();
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -46,109 +141,331 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 fn ms(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    if d >= Duration::from_secs(10) {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    }
 }
 
-fn measure(
-    rt: &tokio::runtime::Runtime,
-    name: &str,
-    location: &str,
-    images: usize,
-    base: &Record,
-) -> String {
-    let catalog = Catalog::new(catalog::open_store(location).unwrap());
-    let fill = Instant::now();
-    for start in (0..images).step_by(500) {
-        let batch: Vec<Entry> = (start..(start + 500).min(images))
-            .map(|n| entry_for(base, n))
-            .collect();
-        rt.block_on(catalog.publish(&batch)).unwrap();
+fn mib(kib: i64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// A sigcat command as a user runs it: (p50 wall time, peak memory) over `runs` runs.
+fn cli(args: &[&str], runs: usize, ok: &[i32]) -> (Duration, i64) {
+    let mut times = Vec::new();
+    let mut peak = 0;
+    for _ in 0..runs {
+        let (code, kib, took) = util::measure(args);
+        assert!(
+            code.is_some_and(|c| ok.contains(&c)),
+            "{args:?} exited {code:?}"
+        );
+        times.push(took);
+        peak = peak.max(kib);
     }
-    let filled = fill.elapsed();
+    (median(times), peak)
+}
+
+struct Row {
+    store: &'static str,
+    images: usize,
+    root_kb: f64,
+    shard_kb: f64,
+    publish: Duration,
+    publish_cli: (Duration, i64),
+    latest: Duration,
+    latest_cli: (Duration, i64),
+    list_cli: (Duration, i64),
+    verify: Option<(Duration, i64)>,
+    rebuild: Option<(Duration, i64)>,
+    generated: Duration,
+}
+
+/// Where one catalog of the benchmark is.
+struct Place<'a> {
+    store: &'static str,
+    location: &'a str,
+    /// The directory of a local catalog (written straight to files when generating).
+    local: Option<&'a Path>,
+    /// Run verify and rebuild-index on it too.
+    heavy: bool,
+    /// Scratch space.
+    work: &'a Path,
+}
+
+fn measure(rt: &tokio::runtime::Runtime, place: Place, n: usize, base: &Record) -> Row {
+    let Place {
+        store,
+        location,
+        local,
+        heavy,
+        work,
+    } = place;
+    let t = Instant::now();
+    generate(rt, location, local, n, base);
+    let generated = t.elapsed();
+    let catalog = Catalog::new(catalog::open_store(location).unwrap());
+    let raw = catalog::open_store(location).unwrap();
+    let root_bytes = rt.block_on(raw.get("index.json")).unwrap().unwrap().bytes;
+    let root: sigcat::catalog::index::Root = serde_json::from_slice(&root_bytes).unwrap();
+    let shard_kb = root
+        .shards
+        .values()
+        .map(|s| rt.block_on(raw.get(&s.key)).unwrap().unwrap().bytes.len())
+        .max()
+        .unwrap_or(0) as f64
+        / 1e3;
+    // One more image, into the shard a query will read (1.30, ubuntu-2404), five times.
     let mut publish = Vec::new();
     for k in 0..5 {
-        let e = entry_for(base, 1_000_000 + k);
+        let e = image(base, "ubuntu-2404", "1.30.19", &format!("0.9.{k}"));
         let t = Instant::now();
         rt.block_on(catalog.publish(&[e])).unwrap();
         publish.push(t.elapsed());
     }
-    let index_bytes = {
-        let store = catalog::open_store(location).unwrap();
-        rt.block_on(sigcat::catalog::store::Store::get(&store, "index.json"))
-            .unwrap()
-            .map_or(0, |v| v.bytes.len())
-    };
+    let log = work.join("publish.log");
+    std::fs::write(&log, util::log_for(7_000_000 + n)).unwrap();
+    let log_s = log.display().to_string();
+    let publish_cli = cli(
+        &[
+            "publish",
+            &log_s,
+            "--kubernetes-version",
+            "1.30.19",
+            "--catalog",
+            location,
+        ],
+        3,
+        &[0],
+    );
     let filter = Filter {
         kubernetes: Some("1.30".into()),
+        os: Some("ubuntu-2404".into()),
         ..Filter::default()
     };
     let mut latest = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        rt.block_on(catalog.latest(&filter)).unwrap();
+        assert!(rt.block_on(catalog.latest(&filter)).unwrap().is_some());
         latest.push(t.elapsed());
     }
-    let mut cli = Vec::new();
-    let mut peak = 0;
-    let args = [
-        "catalog",
-        "latest",
-        "--kubernetes",
-        "1.30",
-        "--catalog",
-        location,
-    ];
-    for _ in 0..5 {
-        let (code, kib, took) = util::measure(&args);
-        assert!(matches!(code, Some(0 | 3)), "{code:?}"); // 3: no match (an empty catalog)
-        cli.push(took);
-        peak = peak.max(kib);
+    let latest_cli = cli(
+        &[
+            "catalog",
+            "latest",
+            "--kubernetes",
+            "1.30",
+            "--os",
+            "ubuntu-2404",
+            "--catalog",
+            location,
+        ],
+        5,
+        &[0],
+    );
+    let list_cli = cli(
+        &["catalog", "list", "-o", "json", "--catalog", location],
+        1,
+        &[0],
+    );
+    let (verify, rebuild) = if heavy {
+        (
+            Some(cli(&["catalog", "verify", "--catalog", location], 1, &[0])),
+            Some(cli(
+                &["catalog", "rebuild-index", "--catalog", location],
+                1,
+                &[0],
+            )),
+        )
+    } else {
+        (None, None)
+    };
+    Row {
+        store,
+        images: n,
+        root_kb: root_bytes.len() as f64 / 1e3,
+        shard_kb,
+        publish: median(publish),
+        publish_cli,
+        latest: median(latest),
+        latest_cli,
+        list_cli,
+        verify,
+        rebuild,
+        generated,
     }
-    format!(
-        "| {name} | {images} | {:.1} MB | {} | {} | {} | {:.1} MiB | {:.0} s |",
-        index_bytes as f64 / 1e6,
-        ms(median(publish)),
-        ms(median(latest)),
-        ms(median(cli)),
-        peak as f64 / 1024.0,
-        filled.as_secs_f64()
-    )
+}
+
+/// 16 publishers, each publishing `each` images one call at a time into a shard of its own,
+/// on a catalog of `images`; then one publisher doing one publisher's share alone, and all of
+/// it alone, to compare.
+fn concurrency(
+    rt: &tokio::runtime::Runtime,
+    azurite: &util::Azurite,
+    images: usize,
+    base: &Record,
+) {
+    let location = azurite.url(&format!("concurrency-{images}"));
+    generate(rt, &location, None, images, base);
+    let each = 10;
+    let run = |publishers: usize, tag: usize| -> (Vec<Duration>, Duration) {
+        rt.block_on(async {
+            let start = Instant::now();
+            let mut tasks = Vec::new();
+            for p in 0..publishers {
+                let location = location.clone();
+                let base = base.clone();
+                tasks.push(tokio::spawn(async move {
+                    let c = Catalog::new(catalog::open_store(&location).unwrap());
+                    let os = OS[p % 8];
+                    let minor = 25 + p / 8;
+                    let mut latencies = Vec::new();
+                    for k in 0..each {
+                        let e = image(
+                            &base,
+                            os,
+                            &format!("1.{minor}.19"),
+                            &format!("0.8.{tag}{p:02}{k:02}"),
+                        );
+                        let t = Instant::now();
+                        c.publish(&[e]).await.unwrap();
+                        latencies.push(t.elapsed());
+                    }
+                    latencies
+                }));
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.unwrap());
+            }
+            (all, start.elapsed())
+        })
+    };
+    let (mut concurrent, wall) = run(16, 1);
+    let (_, one) = run(1, 2);
+    // Every one of the 16 x 10 is in the catalog.
+    let catalog = Catalog::new(catalog::open_store(&location).unwrap());
+    let listed = rt
+        .block_on(catalog.list(&Filter {
+            kubernetes: None,
+            ..Filter::default()
+        }))
+        .unwrap();
+    let lost = (0..16)
+        .flat_map(|p| (0..each).map(move |k| format!("0.8.1{p:02}{k:02}")))
+        .filter(|v| {
+            !listed
+                .iter()
+                .any(|e| e.gallery_image_version.as_deref() == Some(v.as_str()))
+        })
+        .count();
+    concurrent.sort();
+    let pct = |p: f64| concurrent[((concurrent.len() as f64 - 1.0) * p) as usize];
+    println!(
+        "\n| catalog | publishers x publishes | lost | p50 | p99 | max | wall time | one publisher's 10 alone |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {images} on Azurite | 16 x {each} | {lost} | {} | {} | {} | {} | {} |",
+        ms(pct(0.5)),
+        ms(pct(0.99)),
+        ms(*concurrent.last().unwrap()),
+        ms(wall),
+        ms(one)
+    );
 }
 
 fn main() {
     let sizes: Vec<usize> = std::env::var("SIGCAT_BENCH_SIZES")
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
-        .unwrap_or_else(|| vec![0, 1000, 10_000]);
+        .unwrap_or_else(|| vec![1000, 10_000, 100_000]);
+    let verify_max: usize = std::env::var("SIGCAT_BENCH_VERIFY_MAX_AZURITE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50_000);
+    let parts = std::env::var("SIGCAT_BENCH_PARTS").unwrap_or_else(|_| "scale,concurrency".into());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let base = base();
     let azurite = util::Azurite::start("bench-scale");
-    let mut rows = Vec::new();
-    for &n in &sizes {
-        let local = util::scratch(&format!("bench-scale-local-{n}"));
-        rows.push(measure(
-            &rt,
-            "local",
-            local.join("catalog").to_str().unwrap(),
-            n,
-            &base,
-        ));
-        rows.push(measure(
-            &rt,
-            "azurite",
-            &azurite.url(&format!("scale-{n}")),
-            n,
-            &base,
-        ));
+    if parts.contains("scale") {
+        let mut rows = Vec::new();
+        for &n in &sizes {
+            let work = util::scratch(&format!("bench-scale-{n}"));
+            let local = work.join("catalog");
+            rows.push(measure(
+                &rt,
+                Place {
+                    store: "local",
+                    location: local.to_str().unwrap(),
+                    local: Some(&local),
+                    heavy: true,
+                    work: &work,
+                },
+                n,
+                &base,
+            ));
+            let url = azurite.url(&format!("scale-{n}"));
+            rows.push(measure(
+                &rt,
+                Place {
+                    store: "azurite",
+                    location: &url,
+                    local: None,
+                    heavy: n <= verify_max,
+                    work: &work,
+                },
+                n,
+                &base,
+            ));
+            eprintln!("measured {n}");
+        }
+        println!(
+            "\n| store | images | root | largest shard | publish one more (in process, p50) | `sigcat publish` (p50) | its peak memory | `catalog latest` (in process, p50) | `sigcat catalog latest` (p50) | its peak memory |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|---|");
+        for r in &rows {
+            println!(
+                "| {} | {} | {:.0} kB | {:.0} kB | {} | {} | {} | {} | {} | {} |",
+                r.store,
+                r.images,
+                r.root_kb,
+                r.shard_kb,
+                ms(r.publish),
+                ms(r.publish_cli.0),
+                mib(r.publish_cli.1),
+                ms(r.latest),
+                ms(r.latest_cli.0),
+                mib(r.latest_cli.1)
+            );
+        }
+        println!(
+            "\n| store | images | `catalog list -o json` (all) | its peak memory | `catalog verify` | its peak memory | `catalog rebuild-index` | its peak memory | generating took |"
+        );
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for r in &rows {
+            let opt = |v: Option<(Duration, i64)>| match v {
+                Some((d, k)) => (ms(d), mib(k)),
+                None => ("-".into(), "-".into()),
+            };
+            let (v, vm) = opt(r.verify);
+            let (b, bm) = opt(r.rebuild);
+            println!(
+                "| {} | {} | {} | {} | {v} | {vm} | {b} | {bm} | {:.0} s |",
+                r.store,
+                r.images,
+                ms(r.list_cli.0),
+                mib(r.list_cli.1),
+                r.generated.as_secs_f64()
+            );
+        }
     }
-    println!(
-        "\n| store | images | index.json | publish one more (p50) | latest, in process (p50) | `sigcat catalog latest` (p50) | its peak memory | filling took |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    for r in rows {
-        println!("{r}");
+    if parts.contains("concurrency") {
+        concurrency(&rt, &azurite, 10_000, &base);
     }
 }

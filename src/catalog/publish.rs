@@ -25,11 +25,12 @@ impl<S: Store> Catalog<S> {
             return Ok(Vec::new());
         }
         // Before anything is written: a catalog that lost its root, or is rolled back or
-        // untrusted, is refused with nothing of this publish in it.
-        let was_empty = matches!(
-            self.snapshot(Intent::Write).await?.read,
-            super::snapshot::Read::Empty
-        );
+        // untrusted, is refused with nothing of this publish in it. The root read now serves
+        // the first round too (if another writer changes it meanwhile, the compare-and-swap
+        // says so and the next round reads it again).
+        let first = self.snapshot(Intent::Write).await?;
+        let was_empty = matches!(first.read, super::snapshot::Read::Empty);
+        let mut first = Some(first);
         for e in entries {
             self.put_object(&e.record_ref(), &e.record_bytes).await?;
             self.put_object(&e.template_ref(), &e.template_bytes)
@@ -42,7 +43,11 @@ impl<S: Store> Catalog<S> {
         let mut known: HashMap<String, serde_json::Value> = HashMap::new();
         let mut contention = self.contention();
         loop {
-            let mut view = self.write_view_of(Intent::Write, was_empty).await?;
+            let snap = match first.take() {
+                Some(snap) => snap,
+                None => self.snapshot_of(Intent::Write, was_empty).await?,
+            };
+            let mut view = self.view_for_writing(snap).await?;
             let sequence = view.root.sequence + 1;
             let mut outcomes = Vec::new();
             for e in entries {
@@ -64,11 +69,14 @@ impl<S: Store> Catalog<S> {
     /// The view a writer works on: checked for writing, and a layout 1 to 3 index upgraded
     /// (its objects signed when a trusted signature vouches for them).
     pub(crate) async fn write_view(&self, intent: Intent) -> Result<View, CatalogError> {
-        self.write_view_of(intent, false).await
+        let snap = self.snapshot(intent).await?;
+        self.view_for_writing(snap).await
     }
 
-    async fn write_view_of(&self, intent: Intent, was_empty: bool) -> Result<View, CatalogError> {
-        let snap = self.snapshot_of(intent, was_empty).await?;
+    async fn view_for_writing(
+        &self,
+        snap: super::snapshot::Snapshot,
+    ) -> Result<View, CatalogError> {
         let mut view = View::of(self, snap).await?;
         if view.legacy {
             self.upgrade(&mut view).await?;

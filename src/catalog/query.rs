@@ -6,8 +6,8 @@
 use super::index::{Filter, IndexEntry, newer, split_shard_name};
 use super::snapshot::Intent;
 use super::store::Store;
-use super::view::View;
 use super::{Catalog, CatalogError};
+use futures::StreamExt;
 
 /// An image as a reader gets it.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,20 +50,37 @@ impl<S: Store> Catalog<S> {
         filter: &Filter,
         mut each: impl FnMut(Vec<IndexEntry>) -> Result<(), E>,
     ) -> Result<Result<usize, E>, CatalogError> {
-        let mut view = self.read_view().await?;
+        let view = self.read_view().await?;
         let names = view.shard_names(|n, s| filter.may_match(n, s));
         let mut matched = 0;
         let mut i = 0;
         while i < names.len() {
             let version = split_shard_name(&names[i]).0.to_string();
-            let mut group = Vec::new();
+            let mut group_names = Vec::new();
             while i < names.len() && split_shard_name(&names[i]).0 == version {
-                let shard = view.shard(self, &names[i]).await?;
-                group.extend(shard.images.iter().filter(|e| filter.matches(e)).cloned());
+                group_names.push(names[i].clone());
                 i += 1;
             }
-            // Shards already read are dropped: the next version's are read when needed.
-            view = View::forget_shards(view);
+            // One Kubernetes version's shards (one per OS), read at once; the next version's
+            // only when these are handed on.
+            let mut group = Vec::new();
+            let shards: Vec<Result<Vec<IndexEntry>, CatalogError>> =
+                futures::stream::iter(group_names.iter().map(|name| {
+                    let view = &view;
+                    async move {
+                        if let Some(cached) = view.cached(name) {
+                            return Ok(cached.images.clone());
+                        }
+                        let r = &view.root.shards[name];
+                        Ok(self.read_shard(name, r).await?.images)
+                    }
+                }))
+                .buffered(self.concurrency)
+                .collect()
+                .await;
+            for shard in shards {
+                group.extend(shard?.into_iter().filter(|e| filter.matches(e)));
+            }
             group.sort_by(|a, b| newer(b, a));
             matched += group.len();
             if !group.is_empty()

@@ -175,6 +175,11 @@ impl View {
         view
     }
 
+    /// A shard already in memory (read, or a layout 1 to 3 index's).
+    pub(crate) fn cached(&self, name: &str) -> Option<&Shard> {
+        self.shards.get(name)
+    }
+
     /// A shard this operation changed: it is written on commit.
     pub(crate) fn mark(&mut self, name: &str) {
         self.dirty.insert(name.to_string());
