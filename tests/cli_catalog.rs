@@ -331,8 +331,8 @@ fn blobs_carry_content_types_and_cache_control_for_other_consumers() {
 /// The README's recipe for consumers with only curl (a bootstrap script, Terraform's `http`
 /// data source, a CDN in front of the container), run as written with the real curl and jq
 /// against Azurite: one GET answers "the image for Kubernetes 1.30 on ubuntu-2404 [in a
-/// region]", and the careful version checks the root's signature with ssh-keygen and the
-/// pointer's sha256 against it.
+/// region]", and the careful version checks the root's signature with ssh-keygen, the
+/// section's sha256 against it and the pointer's against the section.
 #[test]
 fn a_consumer_with_only_curl_finds_the_image_in_one_get() {
     let azurite = Azurite::start("curl");
@@ -428,8 +428,10 @@ fn a_consumer_with_only_curl_finds_the_image_in_one_get() {
 curl -fsS "$CATALOG/index.json.sig" -o index.json.sig
 ssh-keygen -Y verify -n sigcat-catalog -f "$ALLOWED_SIGNERS" -I ci@example.com -s index.json.sig < index.json >&2
 test "$(jq -r '.expires' index.json)" \> "$(date -u +%Y-%m-%dT%H:%M:%S)"
+curl -fsS "$CATALOG/$(jq -r '.sections["1.30/ubuntu-2404"].key' index.json)" -o section.json
+test "$(sha256sum section.json | cut -d' ' -f1)" = "$(jq -r '.sections["1.30/ubuntu-2404"].sha256' index.json)"
 curl -fsS "$CATALOG/latest/1.30/ubuntu-2404.json" -o latest.json
-test "$(sha256sum latest.json | cut -d' ' -f1)" = "$(jq -r '.latest["1.30/ubuntu-2404"].sha256' index.json)"
+test "$(sha256sum latest.json | cut -d' ' -f1)" = "$(jq -r '.latest.sha256' section.json)"
 jq -r '.image.gallery_image_version' latest.json"#);
     assert_eq!(checked, "0.3.2");
     // A pointer for a minor that has no images answers 404, which curl -f turns into a failure.

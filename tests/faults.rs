@@ -463,34 +463,34 @@ fn unknown_index_fields_survive_a_publish() {
         None,
     );
     assert_eq!(out.status.code(), Some(0));
-    // A newer sigcat's fields: in the root, in a shard's reference, in a shard and an entry.
-    let read = |key: &str| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(cat.join(key)).unwrap()).unwrap()
+    // A newer sigcat's fields: in the root, in a section's reference, in a section, in a
+    // shard's reference, in a shard and an entry.
+    let get = |key: &str| std::fs::read(cat.join(key)).unwrap();
+    let put = |key: &str, bytes: &[u8]| {
+        std::fs::create_dir_all(cat.join(key).parent().unwrap()).unwrap();
+        std::fs::write(cat.join(key), bytes).unwrap()
     };
-    let mut root = read("index.json");
-    let (name, shard_ref) = root["shards"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .next()
-        .map(|(n, s)| (n.clone(), s.clone()))
-        .unwrap();
+    let files = crate::util::IndexFiles {
+        get: &get,
+        put: &put,
+    };
+    let read = |key: &str| files.read(key);
+    let (name, section_name, shard_ref) = files.shards(&files.root()).remove(0);
     let mut shard = read(shard_ref["key"].as_str().unwrap());
     shard["future_shard_field"] = serde_json::json!("kept");
     shard["images"][0]["future_field"] = serde_json::json!([1, 2, 3]);
-    let bytes = serde_json::to_vec_pretty(&shard).unwrap();
-    let sha = sigcat::catalog::objects::sha256(&bytes);
-    let key = format!("shards/{name}-{}.json", &sha[..16]);
-    std::fs::write(cat.join(&key), &bytes).unwrap();
-    root["shards"][&name]["key"] = key.into();
-    root["shards"][&name]["sha256"] = sha.into();
-    root["shards"][&name]["future_ref_field"] = 1.into();
-    root["from_the_future"] = serde_json::json!({"keep": true});
-    std::fs::write(
-        cat.join("index.json"),
-        serde_json::to_vec_pretty(&root).unwrap(),
-    )
-    .unwrap();
+    files.plant_shard(
+        &name,
+        &shard,
+        |section| {
+            section["shards"][&name]["future_ref_field"] = 1.into();
+            section["future_section_field"] = "kept".into();
+        },
+        |root| {
+            root["sections"][&section_name]["future_ref_field"] = 2.into();
+            root["from_the_future"] = serde_json::json!({"keep": true});
+        },
+    );
     // Another image of the same shard is published: everything unknown is kept.
     let other = dir.join("other.log");
     std::fs::write(&other, crate::util::log_for(7)).unwrap();
@@ -509,8 +509,11 @@ fn unknown_index_fields_survive_a_publish() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let root = read("index.json");
     assert_eq!(root["from_the_future"]["keep"], true);
-    assert_eq!(root["shards"][&name]["future_ref_field"], 1);
-    let shard = read(root["shards"][&name]["key"].as_str().unwrap());
+    assert_eq!(root["sections"][&section_name]["future_ref_field"], 2);
+    let section = read(root["sections"][&section_name]["key"].as_str().unwrap());
+    assert_eq!(section["future_section_field"], "kept");
+    assert_eq!(section["shards"][&name]["future_ref_field"], 1);
+    let shard = read(section["shards"][&name]["key"].as_str().unwrap());
     assert_eq!(shard["images"].as_array().unwrap().len(), 2);
     assert_eq!(shard["future_shard_field"], "kept");
     let kept = shard["images"]

@@ -79,10 +79,20 @@ fn a_real_catalog_matches_the_schemas_of_its_root_shards_and_pointers() {
         schema_violations("src/catalog/index.schema.json", &root),
         Vec::<String>::new()
     );
-    let shards: Vec<serde_json::Value> = root[0]["shards"]
+    let sections: Vec<serde_json::Value> = root[0]["sections"]
         .as_object()
         .unwrap()
         .values()
+        .flat_map(|s| read(s["key"].as_str().unwrap()))
+        .collect();
+    assert!(!sections.is_empty());
+    assert_eq!(
+        schema_violations("src/catalog/section.schema.json", &sections),
+        Vec::<String>::new()
+    );
+    let shards: Vec<serde_json::Value> = sections
+        .iter()
+        .flat_map(|s| s["shards"].as_object().unwrap().values())
         .flat_map(|s| read(s["key"].as_str().unwrap()))
         .collect();
     assert!(!shards.is_empty());
@@ -91,10 +101,9 @@ fn a_real_catalog_matches_the_schemas_of_its_root_shards_and_pointers() {
         schema_violations("src/catalog/shard.schema.json", &shards),
         Vec::<String>::new()
     );
-    let pointers: Vec<serde_json::Value> = root[0]["latest"]
-        .as_object()
-        .unwrap()
-        .values()
+    let pointers: Vec<serde_json::Value> = sections
+        .iter()
+        .filter_map(|s| s.get("latest"))
         .flat_map(|p| read(p["key"].as_str().unwrap()))
         .collect();
     assert!(!pointers.is_empty());

@@ -351,9 +351,9 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// A key pair made by the real ssh-keygen (with a passphrase), and an allowed_signers file.
-struct Keys {
-    key: PathBuf,
-    allowed: PathBuf,
+pub(crate) struct Keys {
+    pub(crate) key: PathBuf,
+    pub(crate) allowed: PathBuf,
     kind: String,
 }
 
@@ -375,7 +375,7 @@ fn keygen_typed(dir: &Path, name: &str, principal: &str, kind: &str, bits: &str)
 }
 
 /// A key of `kind` (and `bits`), protected by `passphrase` (empty: none).
-fn keygen_with(
+pub(crate) fn keygen_with(
     dir: &Path,
     name: &str,
     principal: &str,
@@ -768,26 +768,17 @@ fn a_signed_catalog_in_azurite_refuses_a_shard_altered_there() {
         azurite: Some(&azurite),
         dir,
     };
-    // The attacker rewrites a shard and points the root at it.
-    let mut root: serde_json::Value =
-        serde_json::from_slice(&t.get("index.json").unwrap()).unwrap();
-    let (name, shard) = root["shards"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .next()
-        .map(|(n, s)| (n.clone(), s.clone()))
-        .unwrap();
-    let mut content: serde_json::Value =
-        serde_json::from_slice(&t.get(shard["key"].as_str().unwrap()).unwrap()).unwrap();
+    // The attacker rewrites a shard and points its section and the root at it.
+    let get = |key: &str| t.get(key).unwrap();
+    let put = |key: &str, bytes: &[u8]| t.put(key, bytes);
+    let files = crate::util::IndexFiles {
+        get: &get,
+        put: &put,
+    };
+    let (name, _, shard) = files.shards(&files.root()).remove(0);
+    let mut content = files.read(shard["key"].as_str().unwrap());
     content["images"][0]["gallery_image_version"] = "9.9.9".into();
-    let bytes = serde_json::to_vec(&content).unwrap();
-    let sha = sigcat::catalog::objects::sha256(&bytes);
-    let key_name = format!("shards/{name}-{}.json", &sha[..16]);
-    t.put(&key_name, &bytes);
-    root["shards"][&name]["key"] = key_name.into();
-    root["shards"][&name]["sha256"] = sha.into();
-    t.put("index.json", &serde_json::to_vec_pretty(&root).unwrap());
+    files.plant_shard(&name, &content, |_| {}, |_| {});
     let out = latest_trusted(&[]);
     assert_exit_says(&out, 10, "changed after it was signed");
     // The owner restores trust: rebuilt from the objects and signed again.
@@ -1326,6 +1317,12 @@ fn a_key_is_rotated_without_readers_ever_refusing_the_catalog() {
         let id = t.id_of(1, &reader_env(new_allowed, &state));
         ok(&t.run(&["catalog", "show", &id], &reader_env(new_allowed, &state)));
         verified_signed_by(&t.catalog, new_allowed, "new@example.com");
+        // A reader still trusting only the withdrawn key refuses what the new one signed.
+        let stale = t.run(
+            &["catalog", "latest", "--kubernetes", "1.30", "--record"],
+            &reader_env(old_allowed, &state),
+        );
+        assert_exit_says(&stale, 10, "a key the trust file does not list");
     }
 }
 

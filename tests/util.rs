@@ -584,3 +584,70 @@ pub fn json_docs(text: &str) -> Vec<serde_json::Value> {
         .map(|v| same_numbers(v.unwrap()))
         .collect()
 }
+
+/// A catalog's index as JSON (layout 5: root → sections → shards), read and written through
+/// `get` and `put` (a local directory, or Azurite): what tests that play an attacker or a
+/// newer sigcat edit by hand.
+pub struct IndexFiles<'a> {
+    pub get: &'a dyn Fn(&str) -> Vec<u8>,
+    pub put: &'a dyn Fn(&str, &[u8]),
+}
+
+impl IndexFiles<'_> {
+    pub fn read(&self, key: &str) -> serde_json::Value {
+        serde_json::from_slice(&(self.get)(key)).unwrap_or_else(|e| panic!("{key}: {e}"))
+    }
+
+    pub fn root(&self) -> serde_json::Value {
+        self.read("index.json")
+    }
+
+    /// Every shard: (its name, its section's name, its reference in the section).
+    pub fn shards(&self, root: &serde_json::Value) -> Vec<(String, String, serde_json::Value)> {
+        let mut out = Vec::new();
+        for (section, r) in root["sections"].as_object().unwrap() {
+            let s = self.read(r["key"].as_str().unwrap());
+            for (name, shard) in s["shards"].as_object().unwrap() {
+                out.push((name.clone(), section.clone(), shard.clone()));
+            }
+        }
+        out
+    }
+
+    /// Writes `content` (a JSON object) under its content name `<prefix>/<name>-<16 hex>.json`,
+    /// and returns (key, sha256).
+    fn put_named(&self, prefix: &str, name: &str, content: &serde_json::Value) -> (String, String) {
+        let bytes = serde_json::to_vec_pretty(content).unwrap();
+        let sha = sigcat::catalog::objects::sha256(&bytes);
+        let key = format!("{prefix}/{name}-{}.json", &sha[..16]);
+        (self.put)(&key, &bytes);
+        (key, sha)
+    }
+
+    /// Shard `name` replaced by `shard`; its section (after `edit_section`) and the root
+    /// (after `edit_root`) renamed to match, as someone who can write the container would.
+    pub fn plant_shard(
+        &self,
+        name: &str,
+        shard: &serde_json::Value,
+        edit_section: impl FnOnce(&mut serde_json::Value),
+        edit_root: impl FnOnce(&mut serde_json::Value),
+    ) {
+        let mut root = self.root();
+        let (_, section_name, _) = self
+            .shards(&root)
+            .into_iter()
+            .find(|(n, _, _)| n == name)
+            .unwrap_or_else(|| panic!("no shard {name}"));
+        let mut section = self.read(root["sections"][&section_name]["key"].as_str().unwrap());
+        let (key, sha) = self.put_named("shards", name, shard);
+        section["shards"][name]["key"] = key.into();
+        section["shards"][name]["sha256"] = sha.into();
+        edit_section(&mut section);
+        let (key, sha) = self.put_named("sections", &section_name, &section);
+        root["sections"][&section_name]["key"] = key.into();
+        root["sections"][&section_name]["sha256"] = sha.into();
+        edit_root(&mut root);
+        (self.put)("index.json", &serde_json::to_vec_pretty(&root).unwrap());
+    }
+}

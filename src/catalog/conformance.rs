@@ -4,7 +4,7 @@
 //! real Azurite in the integration tests. A backend of your own can run it too.
 
 use super::entry::{self, Entry};
-use super::index::{Filter, Root};
+use super::index::{Filter, Root, Section};
 use super::pointer::{Latest, pointer_key};
 use super::store::{Op, Page, PutMode, Store, StoreError, Versioned};
 use super::{Catalog, INDEX_KEY, Outcome};
@@ -200,6 +200,14 @@ async fn root_of<S: Store>(store: &S) -> Root {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// Section `name` of `root`, checked against the sha256 the root names it with.
+async fn section_of<S: Store>(store: &S, root: &Root, name: &str) -> Section {
+    let r = &root.sections[name];
+    let bytes = store.get(&r.key).await.unwrap().unwrap().bytes;
+    assert_eq!(super::objects::sha256(&bytes), r.sha256, "{name}");
+    serde_json::from_slice(&bytes).unwrap()
+}
+
 async fn publishing_again_changes_nothing<S: Store + 'static>(open: &impl Fn() -> S) {
     let catalog = Catalog::new(open());
     let e = entry_for("0.3.1721037000", Some("1.30.3"));
@@ -233,8 +241,9 @@ async fn publishing_again_changes_nothing<S: Store + 'static>(open: &impl Fn() -
     );
 }
 
-/// Layout 4's objects: the root names one shard per Kubernetes version and OS and a pointer
-/// per minor and OS, each by its sha256; the pointer answers with the newest image.
+/// Layout 5's objects: the root names a section per Kubernetes minor and OS, which names one
+/// shard per Kubernetes version and OS and the pointer of its minor and OS, each by its
+/// sha256; the pointer answers with the newest image.
 async fn the_root_names_shards_and_pointers<S: Store + 'static>(open: &impl Fn() -> S) {
     let catalog = Catalog::new(open());
     catalog
@@ -245,10 +254,12 @@ async fn the_root_names_shards_and_pointers<S: Store + 'static>(open: &impl Fn()
         .await
         .unwrap();
     let root = root_of(catalog.store()).await;
-    assert_eq!(root.layout, 4);
+    assert_eq!(root.layout, 5);
     assert!(root.images.is_empty());
+    assert_eq!(root.sections["1.33/ubuntu-2404"].images, 2);
+    let section = section_of(catalog.store(), &root, "1.33/ubuntu-2404").await;
     for name in ["1.33.1/ubuntu-2404", "1.33.2/ubuntu-2404"] {
-        let shard = &root.shards[name];
+        let shard = &section.shards[name];
         let bytes = catalog
             .store()
             .get(&shard.key)
@@ -258,7 +269,7 @@ async fn the_root_names_shards_and_pointers<S: Store + 'static>(open: &impl Fn()
             .bytes;
         assert_eq!(super::objects::sha256(&bytes), shard.sha256, "{name}");
     }
-    let pointer = &root.latest["1.33/ubuntu-2404"];
+    let pointer = section.latest.as_ref().unwrap();
     assert_eq!(pointer.key, pointer_key("1.33/ubuntu-2404"));
     let bytes = catalog
         .store()
@@ -313,13 +324,18 @@ async fn a_known_field_never_changes_but_unknown_ones_fill_in<S: Store + 'static
         Some("0.9.2000")
     );
     let root = root_of(catalog.store()).await;
+    let section = section_of(catalog.store(), &root, "1.30/ubuntu-2404").await;
     assert!(
-        root.shards.contains_key("1.30.3/ubuntu-2404"),
+        section.shards.contains_key("1.30.3/ubuntu-2404"),
         "{:?}",
-        root.shards.keys()
+        section.shards.keys()
     );
-    let unknown = &root.shards["unknown/ubuntu-2404"];
-    assert_eq!(unknown.images, 1, "0.9.2001 only: 0.9.2000 moved out");
+    let unknown = section_of(catalog.store(), &root, "unknown/ubuntu-2404").await;
+    assert!(unknown.latest.is_none(), "no pointer without a version");
+    assert_eq!(
+        unknown.shards["unknown/ubuntu-2404"].images, 1,
+        "0.9.2001 only: 0.9.2000 moved out"
+    );
 }
 
 async fn concurrent_publishers_lose_no_entry<S: Store + 'static>(open: &impl Fn() -> S) {
@@ -389,9 +405,10 @@ async fn concurrent_publishers_lose_no_entry<S: Store + 'static>(open: &impl Fn(
     );
     // The pointer agrees, whichever writer wrote it last.
     let root = root_of(catalog.store()).await;
+    let section = section_of(catalog.store(), &root, "1.31/ubuntu-2404").await;
     let bytes = catalog
         .store()
-        .get(&root.latest["1.31/ubuntu-2404"].key)
+        .get(&section.latest.unwrap().key)
         .await
         .unwrap()
         .unwrap()

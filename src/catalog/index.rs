@@ -1,13 +1,16 @@
-//! The catalog's index, layout 4: a small signed root (`index.json`) that names every shard and
-//! every `latest/` pointer with its sha256, and content-named shards, one per Kubernetes version
-//! (patch) and OS, holding the entries. A publish reads and writes the root and one shard; a
-//! lookup reads the root and the shards it needs. What a query selects on and how "latest"
-//! orders images live here too.
+//! The catalog's index, layout 5: a small signed root (`index.json`) that names a section per
+//! Kubernetes minor and OS with its sha256; content-named sections that name their shards (one
+//! per Kubernetes version and OS) and their `latest/` pointer with theirs; content-named shards
+//! holding the entries. The root grows with minors x OS, not with images or patches, so every
+//! read and every compare-and-swap of it stays small. A publish reads and writes the root, one
+//! section and one shard; a lookup reads the root and what it needs below. What a query selects
+//! on and how "latest" orders images live here too.
 //!
 //! Fields this sigcat does not know (written by a newer one) are kept as they are, at every
 //! level, so an older sigcat never destroys a newer one's data; a layout it does not know at
 //! all is refused. Layouts 1 to 3 (one `index.json` listing every image) are read as they are
-//! ([`LegacyIndex`]) and become layout 4 at the next write.
+//! ([`LegacyIndex`]) and become layout 5 at the next write. Layout 4 (one root naming every
+//! shard) was a development layout, never released: `rebuild-index` rebuilds such a catalog.
 
 use crate::record::kubernetes::KubeVersion;
 use serde::{Deserialize, Serialize};
@@ -15,15 +18,19 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The layout every write produces.
-pub const LAYOUT_VERSION: u32 = 4;
+pub const LAYOUT_VERSION: u32 = 5;
 /// The layouts this sigcat reads.
-pub const KNOWN_LAYOUTS: [u32; 4] = [1, 2, 3, 4];
+pub const KNOWN_LAYOUTS: [u32; 4] = [1, 2, 3, 5];
+/// The development layout that was never released (one root naming every shard).
+pub const DEVELOPMENT_LAYOUT: u32 = 4;
 
 /// Fields a newer sigcat wrote, kept as they are.
 pub type Extra = serde_json::Map<String, serde_json::Value>;
 
 /// The JSON Schema of `index.json` (what `sigcat schema index` prints).
 pub const SCHEMA: &str = include_str!("index.schema.json");
+/// The JSON Schema of a section (`sigcat schema section`).
+pub const SECTION_SCHEMA: &str = include_str!("section.schema.json");
 /// The JSON Schema of a shard (`sigcat schema shard`).
 pub const SHARD_SCHEMA: &str = include_str!("shard.schema.json");
 /// The JSON Schema of a `latest/` pointer (`sigcat schema latest`).
@@ -32,12 +39,12 @@ pub const LATEST_SCHEMA: &str = include_str!("latest.schema.json");
 /// The shard name of images whose Kubernetes version is not known.
 pub const UNKNOWN_VERSION: &str = "unknown";
 
-/// The root of a layout 4 catalog: small, signed, and naming everything else by its hash.
+/// The root of a layout 5 catalog: small, signed, and naming everything else by its hash.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Root {
     /// [`LAYOUT_VERSION`].
     pub layout: u32,
-    /// Always empty: kept so that a sigcat from before layout 4 (which reads `images`) refuses
+    /// Always empty: kept so that a sigcat from before layout 5 (which reads `images`) refuses
     /// this index by its layout instead of reading it as an empty catalog.
     #[serde(default)]
     pub images: Vec<serde_json::Value>,
@@ -49,12 +56,51 @@ pub struct Root {
     pub expires: String,
     /// When it was written.
     pub written_at: String,
-    /// Every shard, by name (`1.30.3/ubuntu-2404`).
+    /// Every section, by name (`1.30/ubuntu-2404`; `unknown/ubuntu-2404` for images whose
+    /// Kubernetes version is not known).
+    #[serde(default)]
+    pub sections: BTreeMap<String, SectionRef>,
+    /// Fields of a newer sigcat, kept unchanged.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A section as the root names it, with what queries need to skip it without reading it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SectionRef {
+    /// Where the section is.
+    pub key: String,
+    /// The sha256 of its bytes.
+    pub sha256: String,
+    /// How many images its shards hold.
+    pub images: usize,
+    /// The OS types of its images (`Linux`, `Windows`).
+    #[serde(default)]
+    pub os_types: BTreeSet<String>,
+    /// The image definitions of its images.
+    #[serde(default)]
+    pub definitions: BTreeSet<String>,
+    /// The galleries of its images.
+    #[serde(default)]
+    pub galleries: BTreeSet<String>,
+    /// Fields of a newer sigcat, kept unchanged.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The shards of one Kubernetes minor and OS, and its `latest/` pointer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Section {
+    /// [`LAYOUT_VERSION`].
+    pub layout: u32,
+    /// Its name (`1.30/ubuntu-2404`).
+    pub section: String,
+    /// Its shards, by name (`1.30.3/ubuntu-2404`).
     #[serde(default)]
     pub shards: BTreeMap<String, ShardRef>,
-    /// Every `latest/` pointer, by name (`1.30/ubuntu-2404`).
-    #[serde(default)]
-    pub latest: BTreeMap<String, ObjectRef>,
+    /// Its `latest/` pointer (none for images whose Kubernetes version is not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<ObjectRef>,
     /// Fields of a newer sigcat, kept unchanged.
     #[serde(flatten)]
     pub extra: Extra,
@@ -182,16 +228,36 @@ impl Root {
             sequence: 0,
             expires: expires.to_string(),
             written_at: now.to_string(),
-            shards: BTreeMap::new(),
-            latest: BTreeMap::new(),
+            sections: BTreeMap::new(),
             extra: Extra::new(),
         }
     }
 
     /// How many images the catalog holds.
     pub fn image_count(&self) -> usize {
-        self.shards.values().map(|s| s.images).sum()
+        self.sections.values().map(|s| s.images).sum()
     }
+}
+
+impl Section {
+    /// An empty section named `name`.
+    pub fn new(name: &str) -> Section {
+        Section {
+            layout: LAYOUT_VERSION,
+            section: name.to_string(),
+            shards: BTreeMap::new(),
+            latest: None,
+            extra: Extra::new(),
+        }
+    }
+}
+
+/// The section a shard belongs to: `1.30.3/ubuntu-2404` → `1.30/ubuntu-2404` (the name of
+/// its `latest/` pointer too); `unknown/ubuntu-2404` stays as it is.
+pub fn section_of(shard: &str) -> String {
+    let (version, os) = split_shard_name(shard);
+    let minor = minor_of(version).unwrap_or_else(|| UNKNOWN_VERSION.to_string());
+    format!("{minor}/{os}")
 }
 
 impl Shard {
@@ -344,11 +410,42 @@ impl Filter {
             && eq(&self.gallery, &e.gallery)
     }
 
-    /// Whether a shard can hold an entry that matches, judged from the root alone (so the
+    /// Whether a shard can hold an entry that matches, judged from its section alone (so the
     /// shards a query cannot use are never read).
     pub fn may_match(&self, name: &str, shard: &ShardRef) -> bool {
         let (version, os) = split_shard_name(name);
         let version = (version != UNKNOWN_VERSION).then_some(version);
+        self.kubernetes_matches(version)
+            && self.sets_may_match(os, &shard.os_types, &shard.definitions, &shard.galleries)
+    }
+
+    /// Whether a section can hold an entry that matches, judged from the root alone.
+    pub fn may_match_section(&self, name: &str, section: &SectionRef) -> bool {
+        let (minor, os) = split_shard_name(name);
+        let minor_ok = match &self.kubernetes {
+            None => true,
+            Some(want) => {
+                let want = want.trim_start_matches('v');
+                minor != UNKNOWN_VERSION
+                    && (want == minor || want.starts_with(&format!("{minor}.")))
+            }
+        };
+        minor_ok
+            && self.sets_may_match(
+                os,
+                &section.os_types,
+                &section.definitions,
+                &section.galleries,
+            )
+    }
+
+    fn sets_may_match(
+        &self,
+        os: &str,
+        os_types: &BTreeSet<String>,
+        definitions: &BTreeSet<String>,
+        galleries: &BTreeSet<String>,
+    ) -> bool {
         let any = |set: &BTreeSet<String>, want: &str, contains: bool| {
             set.iter().any(|v| {
                 let v = v.to_ascii_lowercase();
@@ -363,20 +460,18 @@ impl Filter {
             None => true,
             Some(want) => {
                 let want = want.to_ascii_lowercase();
-                os.contains(&want)
-                    || any(&shard.os_types, &want, true)
-                    || any(&shard.definitions, &want, true)
+                os.contains(&want) || any(os_types, &want, true) || any(definitions, &want, true)
             }
         };
         let definition_ok = self
             .definition
             .as_ref()
-            .is_none_or(|d| any(&shard.definitions, &d.to_ascii_lowercase(), false));
+            .is_none_or(|d| any(definitions, &d.to_ascii_lowercase(), false));
         let gallery_ok = self
             .gallery
             .as_ref()
-            .is_none_or(|g| any(&shard.galleries, &g.to_ascii_lowercase(), false));
-        self.kubernetes_matches(version) && os_ok && definition_ok && gallery_ok
+            .is_none_or(|g| any(galleries, &g.to_ascii_lowercase(), false));
+        os_ok && definition_ok && gallery_ok
     }
 }
 

@@ -144,7 +144,19 @@ fn list_page_blocking(
 ) -> Result<Page, StoreError> {
     let mut keys = Vec::new();
     let limit = max.max(1) + 1;
-    walk(root, "", prefix, after, limit, &mut keys)?;
+    // Start in the deepest directory the prefix names (`images/<id>/` for one image), so
+    // listing one image does not read the directory of every image.
+    let dir = match prefix.rsplit_once('/') {
+        Some((dir, _))
+            if dir
+                .split('/')
+                .all(|p| !p.is_empty() && p != "." && p != ".." && !p.starts_with('.')) =>
+        {
+            format!("{dir}/")
+        }
+        _ => String::new(),
+    };
+    walk(&root.join(&dir), &dir, prefix, after, limit, &mut keys)?;
     let next = if keys.len() == limit {
         keys.pop();
         keys.last().cloned()

@@ -46,8 +46,8 @@ impl MemoryStore {
             .map(|(b, _)| b.clone())
     }
 
-    /// Every entry of the catalog in this store, read synchronously through its root and
-    /// shards (for tests that poll; no checks).
+    /// Every entry of the catalog in this store, read synchronously through its root,
+    /// sections and shards (for tests that poll; no checks).
     pub fn entries(&self) -> Vec<super::index::IndexEntry> {
         let Some(root) = self
             .read(super::INDEX_KEY)
@@ -55,8 +55,11 @@ impl MemoryStore {
         else {
             return Vec::new();
         };
-        root.shards
+        root.sections
             .values()
+            .filter_map(|s| self.read(&s.key))
+            .filter_map(|b| serde_json::from_slice::<super::index::Section>(&b).ok())
+            .flat_map(|s| s.shards.into_values())
             .filter_map(|s| self.read(&s.key))
             .filter_map(|b| serde_json::from_slice::<super::index::Shard>(&b).ok())
             .flat_map(|s| s.images)

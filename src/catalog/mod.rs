@@ -1,18 +1,19 @@
 //! Records and manifests → a catalog in blob storage, and the queries that find "the image for
 //! Kubernetes 1.30 on Ubuntu 24.04" later.
 //!
-//! Layout 4 ([`index::LAYOUT_VERSION`]; the objects in [`objects`]): immutable image objects
+//! Layout 5 ([`index::LAYOUT_VERSION`]; the objects in [`objects`]): immutable image objects
 //! named by their content (records, templates, revisions, events, each revision and event
 //! signed on its own), content-named shards of the index, one per Kubernetes version and OS,
-//! `latest/` pointers for consumers with only curl, and a small signed root (`index.json`)
-//! that names every shard and pointer by its sha256 and carries a `sequence` and an
-//! `expires` time. The index is derived data: [`rebuild`] derives it from the image objects,
-//! [`verify`] checks it against them.
+//! content-named sections, one per Kubernetes minor and OS, naming their shards and their
+//! `latest/` pointer (for consumers with only curl), and a small signed root (`index.json`)
+//! that names every section by its sha256 and carries a `sequence` and an `expires` time. The
+//! index is derived data: [`rebuild`] derives it from the image objects, [`verify`] checks it
+//! against them.
 //!
 //! The plumbing ([`access`]: every storage request under one retry policy, objects checked
 //! against their hashes and signatures) is separate from the protocols built on it:
-//! [`publish`] and [`events`] write (objects first, create-only; then the changed shards; then
-//! the root with compare-and-swap, signed; then the pointers), [`query`] reads, [`snapshot`]
+//! [`publish`] and [`events`] write (objects first, create-only; then the changed shards and
+//! sections; then the root with compare-and-swap, signed; then the pointers), [`query`] reads, [`snapshot`]
 //! decides whether the root may be trusted (signature, sequence, expiry, what was seen before:
 //! [`state`]).
 //!
@@ -189,12 +190,21 @@ impl<S: Store> Catalog<S> {
     /// How long, and how patiently, a writer keeps trying when other writers keep winning.
     pub(crate) fn contention(&self) -> Contention {
         Contention {
-            backoff: Backoff::new(self.retry.backoff),
+            backoff: Backoff::new(CONTENTION_BACKOFF),
             deadline: tokio::time::Instant::now() + self.contention_timeout,
             timeout: self.contention_timeout,
         }
     }
 }
+
+/// The waits between rounds of a writer that lost the root to another: short, because the
+/// root is small and another round takes tens of milliseconds; a storage outage's backoff
+/// (up to 15 s) here would leave the root idle while writers sleep.
+const CONTENTION_BACKOFF: crate::retry::BackoffConfig = crate::retry::BackoffConfig {
+    init: Duration::from_millis(20),
+    max: Duration::from_secs(1),
+    base: 2.0,
+};
 
 /// A writer's patience with other writers winning the root: a jittered backoff between
 /// rounds, and a deadline.

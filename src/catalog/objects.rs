@@ -3,9 +3,10 @@
 //! index is derived data: it can be rebuilt from the image objects alone.
 //!
 //! ```text
-//! index.json                                the root: every shard and pointer, with sha256 (signed)
+//! index.json                                the root: every section, with sha256 (signed)
 //! index.json.sig                            a copy of the newest root's signature, for ssh-keygen
 //! signatures/<sha256 of a root>.sig         the signature of each root (written before it)
+//! sections/<minor>/<os>-<16 hex>.json      the shards and pointer of one Kubernetes minor and OS
 //! shards/<kubernetes>/<os>-<16 hex>.json    the entries of one Kubernetes version and OS
 //! latest/<minor>/<os>.json (+ .sig)         the latest image of a minor and OS, for curl
 //! images/<id>/record-<16 hex>.json          a revision of the record
@@ -58,7 +59,7 @@ pub enum Kind {
     Template,
     /// What an index entry pointed at, and when.
     Revision,
-    /// A yank or unyank (layout 4).
+    /// A yank or unyank (layout 5).
     Event,
     /// Layout 3's yank events.
     LegacyYank,

@@ -84,7 +84,7 @@ impl<S: Store> Catalog<S> {
         Ok(view)
     }
 
-    /// A layout 1 to 3 index becomes layout 4 at its next write: its shards and pointers are
+    /// A layout 1 to 3 index becomes layout 5 at its next write: its sections, shards and pointers are
     /// written, and with a signing key every revision and yank event its (trusted) signature
     /// vouched for is signed on its own, said on stderr; a layout 1 image gets the revision
     /// object it never had.
@@ -94,7 +94,7 @@ impl<S: Store> Catalog<S> {
             // Unreachable in practice: a signer only reads a root its keys verify.
             return Err(self.untrusted(objects::INDEX_KEY, super::signing::Untrusted::Unsigned));
         }
-        let names = view.shard_names(|_, _| true);
+        let names = view.all_shard_names(self).await?;
         let (mut revisions, mut events) = (0, 0);
         for name in names {
             let shard = view.shard(self, &name).await?;
@@ -121,7 +121,7 @@ impl<S: Store> Catalog<S> {
             view.mark(&name);
         }
         tracing::warn!(
-            "upgrading {} to layout 4 (sharded, with a sequence and an expiry){}",
+            "upgrading {} to layout 5 (sharded, with a sequence and an expiry){}",
             self.describe(),
             match &view.signed_by {
                 Some(who) if signing => format!(
@@ -240,7 +240,7 @@ impl<S: Store> Catalog<S> {
         let mut contention = self.contention();
         loop {
             let mut view = self.write_view(Intent::Refresh { accept_expired }).await?;
-            let names: Vec<String> = view.root.latest.keys().cloned().collect();
+            let names = view.all_pointer_names();
             for name in names {
                 view.pointer(self, &name).await?;
             }

@@ -23,7 +23,7 @@ pub struct Found {
 pub struct Status {
     /// How many images.
     pub images: usize,
-    /// The root's sequence (none before layout 4, or in an empty catalog).
+    /// The root's sequence (none before layout 5, or in an empty catalog).
     pub sequence: Option<u64>,
     /// When the root expires.
     pub expires: Option<String>,
@@ -50,8 +50,14 @@ impl<S: Store> Catalog<S> {
         filter: &Filter,
         mut each: impl FnMut(Vec<IndexEntry>) -> Result<(), E>,
     ) -> Result<Result<usize, E>, CatalogError> {
-        let view = self.read_view().await?;
-        let names = view.shard_names(|n, s| filter.may_match(n, s));
+        let mut view = self.read_view().await?;
+        let names = view
+            .shard_names(
+                self,
+                |n, s| filter.may_match_section(n, s),
+                |n, s| filter.may_match(n, s),
+            )
+            .await?;
         let mut matched = 0;
         let mut i = 0;
         while i < names.len() {
@@ -71,7 +77,9 @@ impl<S: Store> Catalog<S> {
                         if let Some(cached) = view.cached(name) {
                             return Ok(cached.images.clone());
                         }
-                        let r = &view.root.shards[name];
+                        let r = view.shard_ref(name).ok_or_else(|| {
+                            self.corrupt(name, "a shard its section no longer names")
+                        })?;
                         Ok(self.read_shard(name, r).await?.images)
                     }
                 }))

@@ -130,6 +130,11 @@ impl Signer {
         passphrase: Option<&str>,
     ) -> Result<Signer, KeyError> {
         use super::keyfile::{self, Problem};
+        // As OpenSSH reads it: blank lines or spaces around the block, and CRLF line ends (a
+        // key pasted into a CI secret store) are not part of the key.
+        let text = String::from_utf8_lossy(pem).replace("\r\n", "\n");
+        let normalized = format!("{}\n", text.trim());
+        let pem = normalized.as_bytes();
         let key = match keyfile::read_ecdsa(pem, passphrase) {
             Ok(key) => key,
             Err(Problem::NeedsPassphrase) => {
@@ -597,6 +602,18 @@ mod tests {
             Signer::from_openssh("k", b"not a key", None),
             Err(KeyError::NotAKey { .. })
         ));
+        // Pasted into a CI secret: a blank line after it, spaces before it, CRLF line ends.
+        let text = String::from_utf8(pem).unwrap();
+        for pasted in [
+            format!("{text}\n\n"),
+            format!("  \n{text}"),
+            text.replace('\n', "\r\n"),
+        ] {
+            assert!(
+                Signer::from_openssh("k", pasted.as_bytes(), Some("correct horse")).is_ok(),
+                "{pasted:?}"
+            );
+        }
     }
 }
 

@@ -35,7 +35,7 @@ pub(crate) enum Intent {
 pub(crate) enum Read {
     /// Nothing: no root and no image objects.
     Empty,
-    /// A layout 4 root.
+    /// A layout 5 root.
     Root(Box<Root>),
     /// A layout 1 to 3 index.
     Legacy(Box<LegacyIndex>),
@@ -160,6 +160,11 @@ impl<S: Store> Catalog<S> {
             );
         };
         let layout = u32::try_from(layout).unwrap_or(u32::MAX);
+        if layout == super::index::DEVELOPMENT_LAYOUT {
+            return unreadable(
+                "layout 4 was written by a development build of sigcat (never released); `sigcat catalog rebuild-index` rebuilds it as layout 5 from its objects".into(),
+            );
+        }
         if !KNOWN_LAYOUTS.contains(&layout) {
             return Err(self.corrupt(
                 INDEX_KEY,
@@ -174,7 +179,7 @@ impl<S: Store> Catalog<S> {
                 Ok(root) => root,
                 Err(e) => {
                     return unreadable(format!(
-                        "line {}: {e}; expected sigcat's index (layout 4)",
+                        "line {}: {e}; expected sigcat's index (layout 5)",
                         e.line()
                     ));
                 }
@@ -253,34 +258,20 @@ impl<S: Store> Catalog<S> {
     /// The root's own consistency: every shard and pointer named where sigcat puts them.
     fn check_root(&self, root: &Root) -> Result<(), CatalogError> {
         if !root.images.is_empty() {
-            return Err(self.corrupt(INDEX_KEY, "a layout 4 root lists no images itself"));
+            return Err(self.corrupt(INDEX_KEY, "a layout 5 root lists no images itself"));
         }
-        for (name, shard) in &root.shards {
-            let expected = format!("shards/{name}-");
-            if !shard.key.starts_with(&expected)
-                || !shard.key.ends_with(".json")
+        for (name, section) in &root.sections {
+            let expected = format!("sections/{name}-");
+            if !section.key.starts_with(&expected)
+                || !section.key.ends_with(".json")
                 || name.contains("..")
-                || !valid_hash(&shard.sha256)
+                || !valid_hash(&section.sha256)
             {
                 return Err(self.corrupt(
                     INDEX_KEY,
                     format!(
-                        "shard `{name}` is named `{}`, not where sigcat puts shards",
-                        shard.key
-                    ),
-                ));
-            }
-        }
-        for (name, pointer) in &root.latest {
-            if pointer.key != super::pointer::pointer_key(name)
-                || name.contains("..")
-                || !valid_hash(&pointer.sha256)
-            {
-                return Err(self.corrupt(
-                    INDEX_KEY,
-                    format!(
-                        "pointer `{name}` is `{}`, not where sigcat puts pointers",
-                        pointer.key
+                        "section `{name}` is named `{}`, not where sigcat puts sections",
+                        section.key
                     ),
                 ));
             }
@@ -394,7 +385,7 @@ impl<S: Store> Catalog<S> {
     }
 }
 
-fn valid_hash(h: &str) -> bool {
+pub(crate) fn valid_hash(h: &str) -> bool {
     h.len() == 64
         && h.bytes()
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())

@@ -71,6 +71,54 @@ fn root_of(store: &MemoryStore) -> Root {
     serde_json::from_slice(&store.read(INDEX_KEY).unwrap()).unwrap()
 }
 
+fn section_in(store: &MemoryStore, root: &Root, name: &str) -> index::Section {
+    serde_json::from_slice(&store.read(&root.sections[name].key).unwrap()).unwrap()
+}
+
+/// Every shard the root's sections name.
+fn shard_refs(
+    store: &MemoryStore,
+    root: &Root,
+) -> std::collections::BTreeMap<String, index::ShardRef> {
+    root.sections
+        .keys()
+        .flat_map(|n| section_in(store, root, n).shards)
+        .collect()
+}
+
+/// The key of pointer `name`, as its section names it.
+fn pointer_of(store: &MemoryStore, root: &Root, name: &str) -> String {
+    section_in(store, root, name).latest.unwrap().key
+}
+
+/// Shard `name` as stored.
+fn shard_in(store: &MemoryStore, root: &Root, name: &str) -> index::Shard {
+    serde_json::from_slice(&store.read(&shard_refs(store, root)[name].key).unwrap()).unwrap()
+}
+
+/// What someone who can write the container does: shard `name` replaced by `shard` (under its
+/// content name), its section and the root renamed to match.
+fn plant_shard(store: &MemoryStore, root: &mut Root, name: &str, shard: &index::Shard) {
+    let bytes = serde_json::to_vec(shard).unwrap();
+    let key = format!("shards/{name}-{}.json", &objects::sha256(&bytes)[..16]);
+    store.overwrite(&key, bytes.clone());
+    let section_name = index::section_of(name);
+    let mut section = section_in(store, root, &section_name);
+    let r = section.shards.get_mut(name).unwrap();
+    r.key = key;
+    r.sha256 = objects::sha256(&bytes);
+    let bytes = serde_json::to_vec(&section).unwrap();
+    let key = format!(
+        "sections/{section_name}-{}.json",
+        &objects::sha256(&bytes)[..16]
+    );
+    store.overwrite(&key, bytes.clone());
+    let r = root.sections.get_mut(&section_name).unwrap();
+    r.key = key;
+    r.sha256 = objects::sha256(&bytes);
+    store.overwrite(INDEX_KEY, serde_json::to_vec_pretty(root).unwrap());
+}
+
 fn quiet(_: Progress) {}
 
 async fn verify(catalog: &Catalog<impl Store>) -> Report {
@@ -114,7 +162,10 @@ async fn publish_is_idempotent_and_names_only_objects_that_are_there() {
     assert!(matches!(again.as_slice(), [Outcome::Unchanged { .. }]));
     assert_eq!(store.keys(), keys, "nothing written the second time");
     let root = root_of(&store);
-    for shard in root.shards.values() {
+    for section in root.sections.values() {
+        assert!(store.keys().contains(&section.key));
+    }
+    for shard in shard_refs(&store, &root).values() {
         assert!(store.keys().contains(&shard.key));
     }
     for e in catalog.list(&all()).await.unwrap() {
@@ -235,30 +286,19 @@ async fn an_object_key_that_leaves_the_image_is_the_catalogs_data_not_the_storag
         .publish(&[entry("0.3.1", Some("1.30.1"))])
         .await
         .unwrap();
-    // Rewrite the shard so its entry names `../../x`, and the root so it names that shard.
+    // Rewrite the shard so its entry names `../../x`, and its section and the root to match.
     let mut root = root_of(&store);
-    let (name, shard_ref) = root
-        .shards
-        .iter()
-        .next()
-        .map(|(n, s)| (n.clone(), s.clone()))
-        .unwrap();
-    let mut shard: index::Shard =
-        serde_json::from_slice(&store.read(&shard_ref.key).unwrap()).unwrap();
+    let name = "1.30.1/ubuntu-2404";
+    let mut shard = shard_in(&store, &root, name);
     shard.images[0].objects.get_mut("template").unwrap().key = "../../x".into();
-    let bytes = serde_json::to_vec(&shard).unwrap();
-    let key = format!("shards/{name}-{}.json", &objects::sha256(&bytes)[..16]);
-    store.overwrite(&key, bytes.clone());
-    root.shards.get_mut(&name).unwrap().key = key;
-    root.shards.get_mut(&name).unwrap().sha256 = objects::sha256(&bytes);
-    store.overwrite(INDEX_KEY, serde_json::to_vec(&root).unwrap());
+    plant_shard(&store, &mut root, name, &shard);
     let err = catalog.list(&all()).await.unwrap_err();
     assert!(matches!(err, CatalogError::Corrupt { .. }), "{err:?}");
     assert!(err.to_string().contains("../../x"), "{err}");
 }
 
 #[tokio::test(start_paused = true)]
-async fn unknown_fields_and_layout_1_entries_survive_the_upgrade_to_layout_4() {
+async fn unknown_fields_and_layout_1_entries_survive_the_upgrade_to_layout_5() {
     let store = MemoryStore::new();
     // A layout 3 catalog, as an older sigcat left it.
     let a = entry("0.3.1", Some("1.30.1"));
@@ -295,7 +335,11 @@ async fn unknown_fields_and_layout_1_entries_survive_the_upgrade_to_layout_4() {
     let listed = catalog.list(&all()).await.unwrap();
     let old = listed.iter().find(|x| x.id == a.id).unwrap();
     assert_eq!(old.extra["future_field"], "kept");
-    assert!(root.latest.contains_key("1.30/ubuntu-2404"));
+    assert!(
+        section_in(&store, &root, "1.30/ubuntu-2404")
+            .latest
+            .is_some()
+    );
     assert!(errors(&verify(&catalog).await).is_empty());
 }
 
@@ -571,8 +615,12 @@ async fn a_yanked_image_is_never_the_latest_and_stays_listed_and_stored() {
     );
     // The pointer for curl moved too.
     let root = root_of(&store);
-    let pointer: Latest =
-        serde_json::from_slice(&store.read(&root.latest["1.30/ubuntu-2404"].key).unwrap()).unwrap();
+    let pointer: Latest = serde_json::from_slice(
+        &store
+            .read(&pointer_of(&store, &root, "1.30/ubuntu-2404"))
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         pointer.image.unwrap().kubernetes_version.as_deref(),
         Some("1.30.1")
@@ -664,9 +712,11 @@ async fn latest_reads_only_the_newest_versions_shards() {
         .collect();
     catalog.publish(&batch).await.unwrap();
     let root = root_of(&store);
-    assert_eq!(root.shards.len(), 9);
+    let shards = shard_refs(&store, &root);
+    assert_eq!(shards.len(), 9);
+    assert_eq!(root.sections.len(), 1, "one minor and OS");
     // Damage every shard but the newest: latest still answers, from the newest alone.
-    for (name, s) in &root.shards {
+    for (name, s) in &shards {
         if name != "1.30.9/ubuntu-2404" {
             store.overwrite(&s.key, b"damaged".to_vec());
         }
@@ -740,8 +790,7 @@ async fn verify_finds_altered_objects_a_lying_index_bad_yanks_stale_pointers_and
     // event behind it.
     let mut root = root_of(&store);
     let name = listed[1].shard_name();
-    let mut shard: index::Shard =
-        serde_json::from_slice(&store.read(&root.shards[&name].key).unwrap()).unwrap();
+    let mut shard = shard_in(&store, &root, &name);
     shard.images[0].regions = vec!["antarctica".into()];
     shard.images[0].yank = Some(index::YankState {
         yanked: true,
@@ -749,15 +798,9 @@ async fn verify_finds_altered_objects_a_lying_index_bad_yanks_stale_pointers_and
         at: "t".into(),
         event: objects::object_ref(&shard.images[0].id, objects::Kind::Event, b"none"),
     });
-    let bytes = serde_json::to_vec(&shard).unwrap();
-    let key = format!("shards/{name}-{}.json", &objects::sha256(&bytes)[..16]);
-    store.overwrite(&key, bytes.clone());
-    let r = root.shards.get_mut(&name).unwrap();
-    r.key = key;
-    r.sha256 = objects::sha256(&bytes);
-    store.overwrite(INDEX_KEY, serde_json::to_vec(&root).unwrap());
+    plant_shard(&store, &mut root, &name, &shard);
     // A pointer that serves something else.
-    let pointer_key = root.latest["1.30/ubuntu-2404"].key.clone();
+    let pointer_key = pointer_of(&store, &root, "1.30/ubuntu-2404");
     let mut pointer: Latest = serde_json::from_slice(&store.read(&pointer_key).unwrap()).unwrap();
     pointer.image.as_mut().unwrap().id = "forged".into();
     store.overwrite(&pointer_key, serde_json::to_vec(&pointer).unwrap());
@@ -1151,17 +1194,9 @@ async fn a_writer_without_the_key_cannot_point_readers_at_another_image() {
     // Someone with write access to the container but no key edits a shard and the root.
     let mut root = root_of(&s.store);
     let name = before.shard_name();
-    let mut shard: index::Shard =
-        serde_json::from_slice(&s.store.read(&root.shards[&name].key).unwrap()).unwrap();
+    let mut shard = shard_in(&s.store, &root, &name);
     shard.images[0].gallery_image_version = Some("6.6.6".into());
-    let bytes = serde_json::to_vec(&shard).unwrap();
-    let key = format!("shards/{name}-{}.json", &objects::sha256(&bytes)[..16]);
-    s.store.overwrite(&key, bytes.clone());
-    let r = root.shards.get_mut(&name).unwrap();
-    r.key = key;
-    r.sha256 = objects::sha256(&bytes);
-    s.store
-        .overwrite(INDEX_KEY, serde_json::to_vec_pretty(&root).unwrap());
+    plant_shard(&s.store, &mut root, &name, &shard);
     assert!(matches!(
         distrust(reader.latest(&filter_k8s("1.30")).await.unwrap_err()),
         Distrust::Signature(signing::Untrusted::Mismatch(_))
@@ -1251,9 +1286,12 @@ async fn an_expired_index_is_refused_and_refresh_moves_it_forward() {
     let root = root_of(&s.store);
     assert_eq!(root.sequence, sequence);
     // Pointers were re-signed with the root.
-    let pointer: Latest =
-        serde_json::from_slice(&s.store.read(&root.latest["1.30/ubuntu-2404"].key).unwrap())
-            .unwrap();
+    let pointer: Latest = serde_json::from_slice(
+        &s.store
+            .read(&pointer_of(&s.store, &root, "1.30/ubuntu-2404"))
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(pointer.catalog_sequence, sequence);
     assert_eq!(pointer.expires, root.expires);
 }

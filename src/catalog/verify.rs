@@ -205,7 +205,14 @@ pub async fn verify<S: Store>(
     let mut indexed: HashSet<String> = HashSet::new();
     if let Some(mut view) = view {
         let root_sequence = (!view.legacy).then_some(view.root.sequence);
-        let names = view.shard_names(|_, _| true);
+        let names = match view.all_shard_names(catalog).await {
+            Ok(names) => names,
+            Err(CatalogError::Corrupt { key, problem, .. }) => {
+                findings.push(error(FindingKind::Data, &key, problem));
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
         report.shards = names.len();
         let total = view.root.image_count();
         let mut pointers: BTreeMap<String, Latest> = BTreeMap::new();
@@ -650,13 +657,14 @@ async fn check_pointers<S: Store>(
     findings: &mut Vec<Finding>,
 ) -> Result<(), CatalogError> {
     let trust = catalog.trusted_keys();
-    let names: BTreeSet<&String> = derived.keys().chain(view.root.latest.keys()).collect();
+    let named = view.all_pointer_names();
+    let names: BTreeSet<&String> = derived.keys().chain(named.iter()).collect();
     for name in names {
         let expected = derived
             .get(name)
             .cloned()
             .unwrap_or_else(|| Latest::new(name));
-        let Some(r) = view.root.latest.get(name) else {
+        let Some(r) = view.pointer_ref(name) else {
             findings.push(error(
                 FindingKind::Data,
                 &super::pointer::pointer_key(name),

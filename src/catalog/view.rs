@@ -1,15 +1,16 @@
-//! The catalog as one operation sees it: the root, the shards it has read (each checked
-//! against the root's sha256 and for entries that belong in it), the shards and pointers it
-//! changed, and how to commit them: the changed shards (content-named, create-only), then the
-//! root (signed, compare-and-swap, its sequence one higher), then the pointers.
+//! The catalog as one operation sees it: the root, the sections and shards it has read (each
+//! checked against the sha256 that names it and for entries that belong in it), the shards,
+//! sections and pointers it changed, and how to commit them: the changed shards, then the
+//! changed sections (content-named, create-only), then the root (signed, compare-and-swap, its
+//! sequence one higher), then the pointers.
 //!
-//! A layout 1 to 3 index is seen the same way: its entries are grouped into shards in memory,
-//! and the next write writes them all (the upgrade to layout 4).
+//! A layout 1 to 3 index is seen the same way: its entries are grouped into shards and sections
+//! in memory, and the next write writes them all (the upgrade to layout 5).
 
 use super::entry;
 use super::index::{
-    IndexEntry, LAYOUT_VERSION, Root, Shard, ShardRef, minor_of, newest_shards_first,
-    split_shard_name,
+    IndexEntry, LAYOUT_VERSION, ObjectRef, Root, Section, SectionRef, Shard, ShardRef,
+    UNKNOWN_VERSION, newest_shards_first, section_of, split_shard_name,
 };
 use super::objects::{self, Kind, Revision, parse_key, sha256, valid_id};
 use super::pointer::{Latest, pointer_key};
@@ -17,6 +18,7 @@ use super::snapshot::{Read, Snapshot};
 use super::store::{PutMode, Store, StoreError};
 use super::{Catalog, CatalogError};
 use crate::record::Record;
+use futures::StreamExt;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The catalog as one operation sees it.
@@ -29,6 +31,8 @@ pub(crate) struct View {
     pub(crate) legacy: bool,
     /// Who signed the root, when signatures are checked.
     pub(crate) signed_by: Option<String>,
+    sections: HashMap<String, Section>,
+    dirty_sections: BTreeSet<String>,
     shards: HashMap<String, Shard>,
     dirty: BTreeSet<String>,
     pointers: BTreeMap<String, Latest>,
@@ -36,48 +40,50 @@ pub(crate) struct View {
 }
 
 impl View {
+    fn with_root(root: Root, mode: PutMode, signed_by: Option<String>) -> View {
+        View {
+            root,
+            mode,
+            legacy: false,
+            signed_by,
+            sections: HashMap::new(),
+            dirty_sections: BTreeSet::new(),
+            shards: HashMap::new(),
+            dirty: BTreeSet::new(),
+            pointers: BTreeMap::new(),
+            changed_pointers: BTreeSet::new(),
+        }
+    }
+
     /// The view of what a snapshot read.
     pub(crate) async fn of<S: Store>(
         catalog: &Catalog<S>,
         snap: Snapshot,
     ) -> Result<View, CatalogError> {
         let now = entry::now_rfc3339();
-        let mut view = View {
-            root: Root::empty(&now, &now),
-            mode: snap.mode,
-            legacy: false,
-            signed_by: snap.signed_by,
-            shards: HashMap::new(),
-            dirty: BTreeSet::new(),
-            pointers: BTreeMap::new(),
-            changed_pointers: BTreeSet::new(),
-        };
+        let mut view = View::with_root(Root::empty(&now, &now), snap.mode, snap.signed_by);
         match snap.read {
             Read::Empty | Read::Unreadable(_) => {}
             Read::Root(root) => view.root = *root,
             Read::Legacy(index) => {
                 view.legacy = true;
                 view.root.extra = index.extra.clone();
+                let mut shards: BTreeMap<String, Shard> = BTreeMap::new();
                 for e in index.images {
                     catalog.check_entry(&e, None)?;
                     let name = e.shard_name();
-                    view.shards
+                    shards
                         .entry(name.clone())
                         .or_insert_with(|| Shard::new(&name))
                         .images
                         .push(e);
-                    view.dirty.insert(name);
                 }
-                // Listed in the root so queries see them; written (and given keys) on commit.
-                for (name, shard) in &view.shards {
-                    view.root
-                        .shards
-                        .insert(name.clone(), shard_ref(shard, String::new(), String::new()));
+                for (name, shard) in shards {
+                    view.add_new_shard(name, shard);
                 }
-                for name in view.pointer_names() {
+                for name in view.all_pointer_names() {
                     let latest = view.derive_pointer(catalog, &name).await?;
-                    view.pointers.insert(name.clone(), latest);
-                    view.changed_pointers.insert(name);
+                    view.set_pointer(&name, latest);
                 }
             }
         }
@@ -86,30 +92,43 @@ impl View {
 
     /// A view of a rebuilt index: every shard new, replacing the root read with `mode`.
     pub(crate) fn rebuilt(root: Root, mode: PutMode, shards: BTreeMap<String, Shard>) -> View {
-        let mut view = View {
-            root,
-            mode,
-            legacy: false,
-            signed_by: None,
-            shards: HashMap::new(),
-            dirty: BTreeSet::new(),
-            pointers: BTreeMap::new(),
-            changed_pointers: BTreeSet::new(),
-        };
+        let mut view = View::with_root(root, mode, None);
+        view.root.sections.clear();
         for (name, shard) in shards {
-            view.root.shards.insert(
-                name.clone(),
-                shard_ref(&shard, String::new(), String::new()),
-            );
-            view.dirty.insert(name.clone());
-            view.shards.insert(name, shard);
+            view.add_new_shard(name, shard);
         }
         view
     }
 
-    /// Every pointer name the shards call for.
+    /// Takes in a shard that is not stored yet (it is written on commit), in a section of its
+    /// own in memory, so that queries of this view see it.
+    fn add_new_shard(&mut self, name: String, shard: Shard) {
+        let section_name = section_of(&name);
+        let section = self
+            .sections
+            .entry(section_name.clone())
+            .or_insert_with(|| Section::new(&section_name));
+        section.shards.insert(
+            name.clone(),
+            shard_ref(&shard, String::new(), String::new()),
+        );
+        self.root
+            .sections
+            .entry(section_name.clone())
+            .or_insert_with(|| section_ref(section, String::new(), String::new()));
+        self.dirty_sections.insert(section_name);
+        self.dirty.insert(name.clone());
+        self.shards.insert(name, shard);
+    }
+
+    /// Every pointer name the catalog's sections call for (every section of a known minor).
     pub(crate) fn all_pointer_names(&self) -> BTreeSet<String> {
-        self.pointer_names()
+        self.root
+            .sections
+            .keys()
+            .filter(|name| split_shard_name(name).0 != UNKNOWN_VERSION)
+            .cloned()
+            .collect()
     }
 
     /// Images in the shards this view holds.
@@ -126,45 +145,118 @@ impl View {
             .count()
     }
 
-    /// Shard names, newest Kubernetes version first, that may hold an entry matching `keep`.
-    pub(crate) fn shard_names(&self, keep: impl Fn(&str, &ShardRef) -> bool) -> Vec<String> {
+    /// A section, read when first asked for (checked against the root), or a new empty one.
+    pub(crate) async fn section<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        name: &str,
+    ) -> Result<&mut Section, CatalogError> {
+        if !self.sections.contains_key(name) {
+            let section = match self.root.sections.get(name) {
+                Some(r) => catalog.read_section(name, r).await?,
+                None => Section::new(name),
+            };
+            self.sections.insert(name.to_string(), section);
+        }
+        Ok(self.sections.get_mut(name).expect("inserted above"))
+    }
+
+    /// Reads the sections `keep` accepts (judged from the root), several at once.
+    async fn load_sections<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        keep: impl Fn(&str, &SectionRef) -> bool,
+    ) -> Result<(), CatalogError> {
+        let wanted: Vec<(String, SectionRef)> = self
+            .root
+            .sections
+            .iter()
+            .filter(|(n, r)| !self.sections.contains_key(*n) && keep(n, r))
+            .map(|(n, r)| (n.clone(), r.clone()))
+            .collect();
+        let read: Vec<Result<(String, Section), CatalogError>> =
+            futures::stream::iter(wanted.into_iter().map(|(name, r)| async move {
+                let section = catalog.read_section(&name, &r).await?;
+                Ok((name, section))
+            }))
+            .buffered(catalog.concurrency)
+            .collect()
+            .await;
+        for section in read {
+            let (name, section) = section?;
+            self.sections.insert(name, section);
+        }
+        Ok(())
+    }
+
+    /// Shard names, newest Kubernetes version first, in the sections `keep_section` accepts
+    /// (from the root) and that `keep` accepts (from their section).
+    pub(crate) async fn shard_names<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        keep_section: impl Fn(&str, &SectionRef) -> bool,
+        keep: impl Fn(&str, &ShardRef) -> bool,
+    ) -> Result<Vec<String>, CatalogError> {
+        self.load_sections(catalog, &keep_section).await?;
         let mut names: Vec<String> = self
             .root
-            .shards
+            .sections
             .iter()
+            .filter(|(n, r)| keep_section(n, r))
+            .filter_map(|(n, _)| self.sections.get(n))
+            .flat_map(|s| s.shards.iter())
             .filter(|(n, s)| keep(n, s))
             .map(|(n, _)| n.clone())
             .collect();
         names.sort_by(|a, b| newest_shards_first(a, b));
-        names
+        Ok(names)
     }
 
-    /// Every pointer name the catalog's shards call for.
-    fn pointer_names(&self) -> BTreeSet<String> {
-        self.root
-            .shards
-            .keys()
-            .filter_map(|name| {
-                let (version, os) = split_shard_name(name);
-                Some(format!("{}/{os}", minor_of(version)?))
-            })
-            .collect()
+    /// Every shard name, newest Kubernetes version first.
+    pub(crate) async fn all_shard_names<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+    ) -> Result<Vec<String>, CatalogError> {
+        self.shard_names(catalog, |_, _| true, |_, _| true).await
     }
 
-    /// A shard, read when first asked for (checked against the root), or a new empty one.
+    /// Where shard `name` is, as its (already read) section says.
+    pub(crate) fn shard_ref(&self, name: &str) -> Option<&ShardRef> {
+        self.sections.get(&section_of(name))?.shards.get(name)
+    }
+
+    /// A shard, read when first asked for (checked against its section), or a new empty one.
     pub(crate) async fn shard<S: Store>(
         &mut self,
         catalog: &Catalog<S>,
         name: &str,
     ) -> Result<&mut Shard, CatalogError> {
         if !self.shards.contains_key(name) {
-            let shard = match self.root.shards.get(name) {
-                Some(r) => catalog.read_shard(name, r).await?,
+            let section = self.section(catalog, &section_of(name)).await?;
+            let shard = match section.shards.get(name).cloned() {
+                Some(r) => catalog.read_shard(name, &r).await?,
                 None => Shard::new(name),
             };
             self.shards.insert(name.to_string(), shard);
         }
         Ok(self.shards.get_mut(name).expect("inserted above"))
+    }
+
+    /// Whether shard `name` exists (its section is read to tell).
+    async fn has_shard<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        name: &str,
+    ) -> Result<bool, CatalogError> {
+        let section = section_of(name);
+        if !self.root.sections.contains_key(&section) {
+            return Ok(false);
+        }
+        Ok(self
+            .section(catalog, &section)
+            .await?
+            .shards
+            .contains_key(name))
     }
 
     /// The view without the shards it read and did not change (a listing that moves on to the
@@ -199,7 +291,7 @@ impl View {
             return Ok(Some(name.clone()));
         }
         for name in catalog.shards_named_by_objects(id).await? {
-            if self.root.shards.contains_key(&name)
+            if self.has_shard(catalog, &name).await?
                 && self.shard(catalog, &name).await?.find(id).is_some()
             {
                 return Ok(Some(name));
@@ -208,15 +300,16 @@ impl View {
         Ok(None)
     }
 
-    /// The current pointer `name`: as the root names it, else derived from the shards.
+    /// The current pointer `name`: as its section names it, else derived from the shards.
     pub(crate) async fn pointer<S: Store>(
         &mut self,
         catalog: &Catalog<S>,
         name: &str,
     ) -> Result<&mut Latest, CatalogError> {
         if !self.pointers.contains_key(name) {
-            let latest = match self.root.latest.get(name) {
-                Some(r) => match catalog.read_object(r).await {
+            let stored = self.section(catalog, name).await?.latest.clone();
+            let latest = match stored {
+                Some(r) => match catalog.read_object(&r).await {
                     Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                         catalog.corrupt(&r.key, format!("not a latest pointer: {e}"))
                     })?,
@@ -232,6 +325,11 @@ impl View {
         Ok(self.pointers.get_mut(name).expect("inserted above"))
     }
 
+    /// The pointer a section names, as stored (none if it names none).
+    pub(crate) fn pointer_ref(&self, name: &str) -> Option<&ObjectRef> {
+        self.sections.get(name)?.latest.as_ref()
+    }
+
     /// Pointer `name` from every entry of its minor and OS (after a yank, which can take an
     /// image out of any pointer).
     pub(crate) async fn derive_pointer<S: Store>(
@@ -239,11 +337,13 @@ impl View {
         catalog: &Catalog<S>,
         name: &str,
     ) -> Result<Latest, CatalogError> {
-        let (minor, os) = name.split_once('/').unwrap_or((name, ""));
-        let names = self.shard_names(|n, _| {
-            let (version, shard_os) = split_shard_name(n);
-            shard_os == os && minor_of(version).as_deref() == Some(minor)
-        });
+        let names: Vec<String> = self
+            .section(catalog, name)
+            .await?
+            .shards
+            .keys()
+            .cloned()
+            .collect();
         let mut latest = Latest::new(name);
         for n in names {
             for e in &self.shard(catalog, &n).await?.images {
@@ -265,12 +365,17 @@ impl View {
         &mut self,
         catalog: &Catalog<S>,
     ) -> Result<Option<u64>, CatalogError> {
+        // The shards, each into its section.
         for name in std::mem::take(&mut self.dirty) {
+            let section_name = section_of(&name);
+            self.section(catalog, &section_name).await?;
+            self.dirty_sections.insert(section_name.clone());
             let Some(shard) = self.shards.get_mut(&name) else {
                 continue;
             };
+            let section = self.sections.get_mut(&section_name).expect("read above");
             if shard.images.is_empty() {
-                self.root.shards.remove(&name);
+                section.shards.remove(&name);
                 continue;
             }
             shard.layout = LAYOUT_VERSION;
@@ -280,7 +385,7 @@ impl View {
             let key = format!("shards/{name}-{}.json", &sha[..16]);
             catalog
                 .put_object(
-                    &super::index::ObjectRef {
+                    &ObjectRef {
                         key: key.clone(),
                         sha256: sha.clone(),
                     },
@@ -288,10 +393,10 @@ impl View {
                 )
                 .await?;
             let mut r = shard_ref(shard, key, sha);
-            if let Some(old) = self.root.shards.get(&name) {
+            if let Some(old) = section.shards.get(&name) {
                 r.extra = old.extra.clone();
             }
-            self.root.shards.insert(name, r);
+            section.shards.insert(name, r);
         }
         let now = entry::now_rfc3339();
         self.root.layout = LAYOUT_VERSION;
@@ -299,19 +404,47 @@ impl View {
         self.root.sequence += 1;
         self.root.written_at = now;
         self.root.expires = catalog.expiry();
+        // The pointers, stamped with the new root, each named by its section.
         let mut pointer_bytes = Vec::new();
-        for name in &self.changed_pointers {
-            if let Some(latest) = self.pointers.get_mut(name) {
-                let bytes = latest.bytes(self.root.sequence, &self.root.expires);
-                self.root.latest.insert(
-                    name.clone(),
-                    super::index::ObjectRef {
-                        key: pointer_key(name),
-                        sha256: sha256(&bytes),
-                    },
-                );
-                pointer_bytes.push((name.clone(), bytes));
+        for name in std::mem::take(&mut self.changed_pointers) {
+            let Some(latest) = self.pointers.get_mut(&name) else {
+                continue;
+            };
+            let bytes = latest.bytes(self.root.sequence, &self.root.expires);
+            self.section(catalog, &name).await?.latest = Some(ObjectRef {
+                key: pointer_key(&name),
+                sha256: sha256(&bytes),
+            });
+            self.dirty_sections.insert(name.clone());
+            pointer_bytes.push((name, bytes));
+        }
+        // The sections, each into the root.
+        for name in std::mem::take(&mut self.dirty_sections) {
+            let Some(section) = self.sections.get_mut(&name) else {
+                continue;
+            };
+            if section.shards.is_empty() {
+                self.root.sections.remove(&name);
+                continue;
             }
+            section.layout = LAYOUT_VERSION;
+            let bytes = serde_json::to_vec_pretty(&section).unwrap_or_default();
+            let sha = sha256(&bytes);
+            let key = format!("sections/{name}-{}.json", &sha[..16]);
+            catalog
+                .put_object(
+                    &ObjectRef {
+                        key: key.clone(),
+                        sha256: sha.clone(),
+                    },
+                    &bytes,
+                )
+                .await?;
+            let mut r = section_ref(section, key, sha);
+            if let Some(old) = self.root.sections.get(&name) {
+                r.extra = old.extra.clone();
+            }
+            self.root.sections.insert(name, r);
         }
         let bytes = serde_json::to_vec_pretty(&self.root).unwrap_or_default();
         if !catalog.put_root(&bytes, &self.mode).await? {
@@ -324,6 +457,25 @@ impl View {
         }
         catalog.remember(self.root.sequence, &sha256(&bytes))?;
         Ok(Some(self.root.sequence))
+    }
+}
+
+fn section_ref(section: &Section, key: String, sha: String) -> SectionRef {
+    let union = |f: fn(&ShardRef) -> &BTreeSet<String>| {
+        section
+            .shards
+            .values()
+            .flat_map(|s| f(s).iter().cloned())
+            .collect()
+    };
+    SectionRef {
+        key,
+        sha256: sha,
+        images: section.shards.values().map(|s| s.images).sum(),
+        os_types: union(|s| &s.os_types),
+        definitions: union(|s| &s.definitions),
+        galleries: union(|s| &s.galleries),
+        extra: Default::default(),
     }
 }
 
@@ -356,10 +508,62 @@ impl<S: Store> Catalog<S> {
         .unwrap_or_default()
     }
 
-    /// A shard, checked against the root's sha256 and for entries that belong in it.
+    /// A section, checked against the root's sha256 and for shards and a pointer that belong
+    /// in it.
+    pub(crate) async fn read_section(
+        &self,
+        name: &str,
+        r: &SectionRef,
+    ) -> Result<Section, CatalogError> {
+        let bytes = self
+            .read_object(&ObjectRef {
+                key: r.key.clone(),
+                sha256: r.sha256.clone(),
+            })
+            .await?;
+        let section: Section = serde_json::from_slice(&bytes).map_err(|e| {
+            self.corrupt(
+                &r.key,
+                format!("line {}: {e}; expected a section", e.line()),
+            )
+        })?;
+        if section.section != name {
+            return Err(self.corrupt(
+                &r.key,
+                format!("it is section `{}`, not `{name}`", section.section),
+            ));
+        }
+        for (shard, s) in &section.shards {
+            if section_of(shard) != name
+                || shard.contains("..")
+                || !s.key.starts_with(&format!("shards/{shard}-"))
+                || !s.key.ends_with(".json")
+                || !super::snapshot::valid_hash(&s.sha256)
+            {
+                return Err(self.corrupt(
+                    &r.key,
+                    format!(
+                        "shard `{shard}` is `{}`, not a shard of this section where sigcat puts shards",
+                        s.key
+                    ),
+                ));
+            }
+        }
+        if let Some(p) = &section.latest
+            && (p.key != pointer_key(name) || !super::snapshot::valid_hash(&p.sha256))
+        {
+            return Err(self.corrupt(
+                &r.key,
+                format!("its pointer is `{}`, not where sigcat puts it", p.key),
+            ));
+        }
+        Ok(section)
+    }
+
+    /// A shard, checked against its section's sha256 and for entries that belong in it.
     pub(crate) async fn read_shard(&self, name: &str, r: &ShardRef) -> Result<Shard, CatalogError> {
         let bytes = self
-            .read_object(&super::index::ObjectRef {
+            .read_object(&ObjectRef {
                 key: r.key.clone(),
                 sha256: r.sha256.clone(),
             })

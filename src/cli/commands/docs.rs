@@ -40,7 +40,7 @@ pub(crate) struct ManArgs {
 #[derive(Args)]
 #[command(about = "Print the JSON Schema of a catalog's index.json, or of a record", after_help = args::help(""))]
 pub(crate) struct SchemaArgs {
-    /// index (index.json, layout 4), shard, latest (a latest/ pointer) or record (what
+    /// index (index.json, layout 5), section, shard, latest (a latest/ pointer) or record (what
     /// `parse` prints, and the catalog stores).
     which: Which,
 }
@@ -49,6 +49,8 @@ pub(crate) struct SchemaArgs {
 enum Which {
     /// A catalog's index.json (its root).
     Index,
+    /// A section of the index (one Kubernetes minor and OS).
+    Section,
     /// A shard of the index.
     Shard,
     /// A latest/ pointer.
@@ -60,6 +62,7 @@ enum Which {
 pub(crate) fn schema(args: SchemaArgs) -> Result<Option<Fault>, Failure> {
     let text = match args.which {
         Which::Index => sigcat::catalog::index::SCHEMA,
+        Which::Section => sigcat::catalog::index::SECTION_SCHEMA,
         Which::Shard => sigcat::catalog::index::SHARD_SCHEMA,
         Which::Latest => sigcat::catalog::index::LATEST_SCHEMA,
         Which::Record => sigcat::record::SCHEMA,
