@@ -5,6 +5,7 @@
 //! marketplace actions) are not run; their wiring is checked in the YAML instead.
 
 use super::{s, substitute, yaml};
+use crate::trust::keygen_with;
 use crate::util::{Azurite, connection_string, kubectl_agrees, repo, scratch, text};
 use serde_norway::Value;
 use std::collections::BTreeMap;
@@ -13,6 +14,8 @@ use std::process::{Command, Output, Stdio};
 
 const GITHUB: &str = "pipelines/github-actions/build-capz-image.yml";
 const AZURE_DEVOPS: &str = "pipelines/azure-devops/build-capz-image.yml";
+const GITHUB_REFRESH: &str = "pipelines/github-actions/refresh-catalog.yml";
+const AZURE_DEVOPS_REFRESH: &str = "pipelines/azure-devops/refresh-catalog.yml";
 
 /// Variables the stand-in `make` records, one file per target.
 const RECORDED: &str = "PACKER_FLAGS|USE_AZURE_CLI_AUTH|GALLERY_NAME|RESOURCE_GROUP_NAME|AZURE_LOCATION|AZURE_SUBSCRIPTION_ID|AZURE_CLIENT_SECRET|TAGS|PACKER_GITHUB_API_TOKEN";
@@ -144,6 +147,9 @@ fn run_steps(
 ) -> Vec<(String, Output)> {
     let workspace = h.root.join("workspace");
     let mut results = Vec::new();
+    // What earlier steps set for later ones: GitHub's $GITHUB_ENV file, Azure DevOps'
+    // `##vso[task.setvariable variable=NAME]value` on stdout.
+    let mut set_by_steps = BTreeMap::new();
     for step in steps {
         let cwd = step
             .working_directory
@@ -169,8 +175,25 @@ fn run_steps(
         if let Some(m) = scenario.manifest {
             cmd.env("SIGCAT_TEST_MANIFEST", repo().join("fixtures").join(m));
         }
-        cmd.envs(job_env).envs(&step.env);
+        cmd.envs(job_env).envs(&set_by_steps).envs(&step.env);
         let out = cmd.stdin(Stdio::null()).output().unwrap();
+        if let Some(file) = job_env.get("GITHUB_ENV") {
+            if let Ok(lines) = std::fs::read_to_string(file) {
+                for (k, v) in lines.lines().filter_map(|l| l.split_once('=')) {
+                    set_by_steps.insert(k.to_string(), v.to_string());
+                }
+            }
+            let _ = std::fs::remove_file(file);
+        }
+        for line in text(&out.stdout).lines() {
+            if let Some((name, value)) = line
+                .strip_prefix("##vso[task.setvariable variable=")
+                .and_then(|rest| rest.split_once(']'))
+                .filter(|(name, _)| !name.contains(';'))
+            {
+                set_by_steps.insert(name.to_string(), value.to_string());
+            }
+        }
         let failed = !out.status.success();
         results.push((step.name, out));
         if failed {
@@ -258,15 +281,15 @@ fn assert_image_builders_flow(h: &Harness, capi: &Path, build_stdout: &[u8]) {
 }
 
 fn assert_published(azurite: &Azurite, container: &str) {
+    assert_published_as(azurite, container, &[]);
+}
+
+/// Published, and read by a reader with `args` (e.g. `--trusted-keys FILE`).
+fn assert_published_as(azurite: &Azurite, container: &str, args: &[&str]) {
     let list = Command::new(env!("CARGO_BIN_EXE_sigcat"))
-        .args([
-            "catalog",
-            "list",
-            "-o",
-            "json",
-            "--catalog",
-            &azurite.url(container),
-        ])
+        .args(["catalog", "list", "-o", "json", "--catalog"])
+        .arg(azurite.url(container))
+        .args(args)
         .output()
         .unwrap();
     let entry: serde_json::Value = serde_json::from_slice(&list.stdout)
@@ -291,8 +314,11 @@ fn assert_build_failed(steps: &[(String, Output)], said: &[&str]) {
 // ---------------------------------------------------------------------------------------------
 // GitHub Actions
 
-fn github_values(azurite: &Azurite, overrides: &[(&str, &str)]) -> BTreeMap<String, String> {
-    let workflow = &yaml(GITHUB)[0];
+fn github_values(
+    workflow: &Value,
+    azurite: &Azurite,
+    overrides: &[(&str, &str)],
+) -> BTreeMap<String, String> {
     let mut v = BTreeMap::new();
     for (name, input) in workflow["on"]["workflow_dispatch"]["inputs"]
         .as_mapping()
@@ -313,6 +339,10 @@ fn github_values(azurite: &Azurite, overrides: &[(&str, &str)]) -> BTreeMap<Stri
         ("secrets.AZURE_TENANT_ID", "tenant"),
         ("secrets.AZURE_SUBSCRIPTION_ID", "subscription"),
         ("secrets.GITHUB_TOKEN", "ghs_test_token"),
+        // Undefined secrets and variables are empty strings.
+        ("secrets.SIGCAT_SIGNING_KEY", ""),
+        ("vars.SIGCAT_TRUSTED_KEYS", ""),
+        ("inputs.accept_expired && 'yes' || ''", ""),
     ]
     .into_iter()
     .chain(overrides.iter().copied())
@@ -322,16 +352,28 @@ fn github_values(azurite: &Azurite, overrides: &[(&str, &str)]) -> BTreeMap<Stri
     v
 }
 
-/// The workflow's `run` steps, as a runner with `shell: bash` runs them (`bash -e -o pipefail`).
+/// The build workflow's `run` steps, as a runner with `shell: bash` runs them.
 fn run_github(
     h: &Harness,
     azurite: &Azurite,
     scenario: &Scenario,
     overrides: &[(&str, &str)],
 ) -> Vec<(String, Output)> {
-    let workflow = &yaml(GITHUB)[0];
+    run_github_job(GITHUB, "build", h, azurite, scenario, overrides)
+}
+
+/// A job's `run` steps, as a runner with `shell: bash` runs them (`bash -e -o pipefail`).
+fn run_github_job(
+    path: &str,
+    job: &str,
+    h: &Harness,
+    azurite: &Azurite,
+    scenario: &Scenario,
+    overrides: &[(&str, &str)],
+) -> Vec<(String, Output)> {
+    let workflow = &yaml(path)[0];
     assert_eq!(s(&workflow["defaults"]["run"]["shell"]), "bash");
-    let values = github_values(azurite, overrides);
+    let values = github_values(workflow, azurite, overrides);
     let expand = |t: &str| substitute(t, "${{", "}}", &values);
     let mut job_env: BTreeMap<String, String> = workflow["env"]
         .as_mapping()
@@ -343,9 +385,16 @@ fn run_github(
         "GITHUB_OUTPUT".into(),
         h.root.join("github_output").display().to_string(),
     );
+    job_env.insert(
+        "GITHUB_ENV".into(),
+        h.root.join("github_env").display().to_string(),
+    );
+    let runner_temp = h.root.join("runner_temp");
+    std::fs::create_dir_all(&runner_temp).unwrap();
+    job_env.insert("RUNNER_TEMP".into(), runner_temp.display().to_string());
     // What a real runner sets: the workflow's display name, spaces included.
-    job_env.insert("GITHUB_WORKFLOW".into(), "Build a CAPZ node image".into());
-    let steps = workflow["jobs"]["build"]["steps"]
+    job_env.insert("GITHUB_WORKFLOW".into(), s(&workflow["name"]));
+    let steps = workflow["jobs"][job]["steps"]
         .as_sequence()
         .unwrap()
         .iter()
@@ -361,7 +410,11 @@ fn run_github(
 }
 
 fn github_step<'a>(workflow: &'a Value, name: &str) -> &'a Value {
-    workflow["jobs"]["build"]["steps"]
+    github_step_of(workflow, "build", name)
+}
+
+fn github_step_of<'a>(workflow: &'a Value, job: &str, name: &str) -> &'a Value {
+    workflow["jobs"][job]["steps"]
         .as_sequence()
         .unwrap()
         .iter()
@@ -452,6 +505,7 @@ fn github_workflow_runs_end_to_end() {
     assert_eq!(
         names,
         [
+            "Set up the catalog's signing key",
             "Install image-builder's Azure dependencies",
             "Build the image and publish it to the catalog",
             "Expose the image as step outputs",
@@ -569,8 +623,7 @@ fn ado_macros(azurite: &Azurite, staging: &Path, undefined: &[&str]) -> BTreeMap
     .collect()
 }
 
-/// The pipeline's `script` steps and its AzureCLI@2 inline script (after the task's `az login`,
-/// which the stand-in `az` stands for), as the agent runs them.
+/// The build pipeline's steps, its parameters' defaults, as the agent runs them.
 fn run_azure_devops(
     h: &Harness,
     azurite: &Azurite,
@@ -578,48 +631,126 @@ fn run_azure_devops(
     undefined: &[&str],
     az_fails: &str,
 ) -> (Vec<(String, Output)>, PathBuf) {
-    let pipeline = &yaml(AZURE_DEVOPS)[0];
+    let run = AdoRun {
+        undefined,
+        az_fails,
+        ..AdoRun::default()
+    };
+    run_ado_pipeline(AZURE_DEVOPS, h, azurite, scenario, &run)
+}
+
+/// How an Azure DevOps run is queued: parameters given, variables left undefined, secure files
+/// in the library (name and file), whether the task's Azure CLI session fails.
+#[derive(Default)]
+struct AdoRun<'a> {
+    parameters: &'a [(&'a str, &'a str)],
+    undefined: &'a [&'a str],
+    secure_files: &'a [(&'a str, &'a Path)],
+    az_fails: &'a str,
+}
+
+/// A step list with template-time conditional insertions (`${{ if ne(parameters.X, '') }}:`)
+/// resolved against `params`; any other template condition fails the test.
+fn ado_steps(steps: &Value, params: &BTreeMap<String, String>) -> Vec<Value> {
+    let mut out = Vec::new();
+    for step in steps.as_sequence().unwrap() {
+        let conditional = step.as_mapping().and_then(|m| {
+            let (k, v) = m.iter().next()?;
+            let k = s(k);
+            k.starts_with("${{ if").then_some((k, v.clone()))
+        });
+        match conditional {
+            Some((condition, inserted)) => {
+                let parameter = condition
+                    .strip_prefix("${{ if ne(parameters.")
+                    .and_then(|c| c.strip_suffix(", '') }}"))
+                    .unwrap_or_else(|| panic!("no test support for {condition}"));
+                if !params[&format!("parameters.{parameter}")].is_empty() {
+                    out.extend(ado_steps(&inserted, params));
+                }
+            }
+            None => out.push(step.clone()),
+        }
+    }
+    out
+}
+
+/// A pipeline's `script` steps and AzureCLI@2 inline scripts (after the task's `az login`,
+/// which the stand-in `az` stands for), as the agent runs them; DownloadSecureFile@1 gives
+/// the file's path as `NAME.secureFilePath`.
+fn run_ado_pipeline(
+    path: &str,
+    h: &Harness,
+    azurite: &Azurite,
+    scenario: &Scenario,
+    run: &AdoRun,
+) -> (Vec<(String, Output)>, PathBuf) {
+    let pipeline = &yaml(path)[0];
     let mut params = BTreeMap::new();
     for p in pipeline["parameters"].as_sequence().unwrap() {
         if let Some(d) = p.get("default") {
-            params.insert(format!("parameters.{}", s(&p["name"])), s(d));
+            // Azure DevOps gives booleans to scripts as True / False.
+            let value = match d {
+                Value::Bool(true) => "True".into(),
+                Value::Bool(false) => "False".into(),
+                other => s(other),
+            };
+            params.insert(format!("parameters.{}", s(&p["name"])), value);
         }
     }
-    params.insert("parameters.kubernetesVersion".into(), "1.30.3".into());
+    if path == AZURE_DEVOPS {
+        params.insert("parameters.kubernetesVersion".into(), "1.30.3".into());
+    }
+    for (k, v) in run.parameters {
+        params.insert(format!("parameters.{k}"), v.to_string());
+    }
     let staging = h.root.join("staging");
     std::fs::create_dir_all(&staging).unwrap();
-    let macros = ado_macros(azurite, &staging, undefined);
-    let expand = |t: &str| expand_macros(&substitute(t, "${{", "}}", &params), &macros);
+    let mut macros = ado_macros(azurite, &staging, run.undefined);
     let skip = ["Check out image-builder", "Install sigcat"];
-    let steps = pipeline["jobs"][0]["steps"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .filter_map(|step| {
-            let name = step.get("displayName").map(s)?;
-            let (script, wd) = match (step.get("script"), step.get("task").map(s).as_deref()) {
-                (Some(script), _) => (s(script), step.get("workingDirectory").map(s)),
-                (None, Some("AzureCLI@2")) => (
-                    s(&step["inputs"]["inlineScript"]),
-                    step["inputs"].get("workingDirectory").map(s),
-                ),
-                _ => return None,
-            };
-            (!skip.contains(&name.as_str())).then(|| Step {
+    let mut steps = Vec::new();
+    for step in ado_steps(&pipeline["jobs"][0]["steps"], &params) {
+        let expand = |t: &str| expand_macros(&substitute(t, "${{", "}}", &params), &macros);
+        let Some(name) = step.get("displayName").map(s) else {
+            continue;
+        };
+        let (script, wd) = match (step.get("script"), step.get("task").map(s).as_deref()) {
+            (Some(script), _) => (s(script), step.get("workingDirectory").map(s)),
+            (None, Some("AzureCLI@2")) => (
+                s(&step["inputs"]["inlineScript"]),
+                step["inputs"].get("workingDirectory").map(s),
+            ),
+            (None, Some("DownloadSecureFile@1")) => {
+                let file = expand(&s(&step["inputs"]["secureFile"]));
+                let (_, local) = run
+                    .secure_files
+                    .iter()
+                    .find(|(n, _)| *n == file)
+                    .unwrap_or_else(|| panic!("no secure file `{file}` in the test's library"));
+                macros.insert(
+                    format!("{}.secureFilePath", s(&step["name"])),
+                    local.display().to_string(),
+                );
+                continue;
+            }
+            _ => continue,
+        };
+        if !skip.contains(&name.as_str()) {
+            steps.push(Step {
                 name,
                 script: expand(&script),
                 working_directory: wd,
-                env: step_env(step, &expand),
-            })
-        })
-        .collect();
+                env: step_env(&step, &expand),
+            });
+        }
+    }
     // What a real agent sets: the pipeline's name, spaces included.
     let agent = BTreeMap::from([
         (
             "BUILD_DEFINITIONNAME".to_string(),
             "Build CAPZ image".to_string(),
         ),
-        ("SIGCAT_TEST_AZ_FAILS".to_string(), az_fails.to_string()),
+        ("SIGCAT_TEST_AZ_FAILS".to_string(), run.az_fails.to_string()),
     ]);
     (run_steps(steps, h, scenario, &agent, &[]), staging)
 }
@@ -740,4 +871,146 @@ fn a_tag_value_with_a_space_fails_before_the_build() {
             .join("make-build-azure-sig-ubuntu-2404.env")
             .exists()
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Signed catalogs: the key in the build, and the scheduled re-sign
+
+fn step_names(steps: &[(String, Output)]) -> Vec<&str> {
+    steps.iter().map(|(n, _)| n.as_str()).collect()
+}
+
+/// The re-sign step said it re-signed, with a sequence above the build's.
+fn assert_resigned(steps: &[(String, Output)], step: &str) {
+    let said = text(&step_output(steps, step).stderr);
+    assert!(
+        said.contains("re-signed") && said.contains("sequence 2,"),
+        "{said}"
+    );
+}
+
+#[test]
+fn github_signs_the_catalog_and_refreshes_it_on_schedule() {
+    let azurite = Azurite::start("pipelines-gh-signed");
+    let keys_dir = scratch("pipelines-gh-keys");
+    let keys = keygen_with(&keys_dir, "catalog", "ci@example.com", "ed25519", "", "");
+    let key_text = std::fs::read_to_string(&keys.key).unwrap();
+    let allowed = keys.allowed.to_str().unwrap();
+    let state = scratch("pipelines-gh-reader");
+    let reader = [
+        "--trusted-keys",
+        allowed,
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let container = ("vars.SIGCAT_CONTAINER", "gh-signed");
+    let signed = [("secrets.SIGCAT_SIGNING_KEY", key_text.as_str()), container];
+
+    let h = Harness::new("pipelines-gh-signed", "");
+    let steps = run_github(&h, &azurite, &GOOD, &signed);
+    assert_all_ok(&steps);
+    assert_eq!(step_names(&steps)[0], "Set up the catalog's signing key");
+    let key_file = h.root.join("runner_temp/sigcat-signing-key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "the key is written for the runner's user only"
+    );
+    assert_published_as(&azurite, "gh-signed", &reader);
+
+    // The same build without the key is refused, naming why; the log still passes through.
+    let h = Harness::new("pipelines-gh-unsigned", "");
+    let steps = run_github(&h, &azurite, &GOOD, &[container]);
+    assert_build_failed(&steps, &["would strip the signature"]);
+    assert_eq!(
+        steps.last().unwrap().1.stdout,
+        std::fs::read(repo().join("fixtures/console/sig-ubuntu-2404.log")).unwrap()
+    );
+
+    // The scheduled job: the same key set-up (required there), a re-sign, a verify.
+    let refresh = &yaml(GITHUB_REFRESH)[0];
+    assert!(
+        refresh["on"]["schedule"][0]["cron"].as_str().is_some(),
+        "runs on a schedule"
+    );
+    assert_eq!(
+        github_step_of(refresh, "refresh", "Set up the catalog's signing key")["run"],
+        github_step(&yaml(GITHUB)[0], "Set up the catalog's signing key")["run"],
+        "one key set-up script in both workflows"
+    );
+    let h = Harness::new("pipelines-gh-refresh", "");
+    let steps = run_github_job(GITHUB_REFRESH, "refresh", &h, &azurite, &GOOD, &signed);
+    assert_all_ok(&steps);
+    assert_eq!(
+        step_names(&steps),
+        [
+            "Set up the catalog's signing key",
+            "Re-sign the catalog",
+            "Verify the catalog"
+        ]
+    );
+    assert_resigned(&steps, "Re-sign the catalog");
+    assert_published_as(&azurite, "gh-signed", &reader);
+
+    // Without the key the job fails at once, naming the secret.
+    let h = Harness::new("pipelines-gh-refresh-nokey", "");
+    let steps = run_github_job(GITHUB_REFRESH, "refresh", &h, &azurite, &GOOD, &[container]);
+    let (name, out) = steps.last().unwrap();
+    assert_eq!(name, "Set up the catalog's signing key");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stdout).contains("::error::secrets.SIGCAT_SIGNING_KEY is not set"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn azure_devops_signs_the_catalog_and_refreshes_it_on_schedule() {
+    let azurite = Azurite::start("pipelines-ado-signed");
+    let keys_dir = scratch("pipelines-ado-keys");
+    let keys = keygen_with(&keys_dir, "catalog", "ci@example.com", "ecdsa", "256", "");
+    let state = scratch("pipelines-ado-reader");
+    let reader = [
+        "--trusted-keys",
+        keys.allowed.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+    ];
+    let library = [("sigcat-signing-key", keys.key.as_path())];
+
+    let h = Harness::new("pipelines-ado-signed", "image-builder");
+    let run = AdoRun {
+        parameters: &[("signingKeySecureFile", "sigcat-signing-key")],
+        secure_files: &library,
+        ..AdoRun::default()
+    };
+    let (steps, _) = run_ado_pipeline(AZURE_DEVOPS, &h, &azurite, &GOOD, &run);
+    assert_all_ok(&steps);
+    assert!(step_names(&steps).contains(&"Sign the catalog with it"));
+    assert_published_as(&azurite, "ado-images", &reader);
+
+    // Unsigned (the parameter's default): refused, naming why.
+    let h = Harness::new("pipelines-ado-unsigned", "image-builder");
+    let (steps, _) = run_azure_devops(&h, &azurite, &GOOD, &[], "");
+    assert!(!step_names(&steps).contains(&"Sign the catalog with it"));
+    assert_build_failed(&steps, &["would strip the signature"]);
+
+    // The scheduled pipeline, even when nothing changed in its repository.
+    let refresh = &yaml(AZURE_DEVOPS_REFRESH)[0];
+    assert_eq!(refresh["schedules"][0]["always"], Value::Bool(true));
+    let h = Harness::new("pipelines-ado-refresh", "image-builder");
+    let run = AdoRun {
+        secure_files: &library,
+        ..AdoRun::default()
+    };
+    let (steps, _) = run_ado_pipeline(AZURE_DEVOPS_REFRESH, &h, &azurite, &GOOD, &run);
+    assert_all_ok(&steps);
+    assert_eq!(
+        step_names(&steps),
+        ["Sign the catalog with it", "Re-sign and verify the catalog"]
+    );
+    assert_resigned(&steps, "Re-sign and verify the catalog");
+    assert_published_as(&azurite, "ado-images", &reader);
 }

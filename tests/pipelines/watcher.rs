@@ -1,6 +1,7 @@
 //! The watcher as deployed: the systemd unit and the Kubernetes manifests run as written.
 
 use super::{s, substitute, yaml};
+use crate::trust::keygen_with;
 use crate::util::{Azurite, repo, scratch};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -90,15 +91,53 @@ fn systemd_unit_runs_the_watcher() {
             .to_string()
     };
     assert_eq!(key("EnvironmentFile"), "/etc/sigcat/watch.env");
+    // Paths on the machine → this test's directories.
+    let local = |v: &str| {
+        v.replace(
+            "/var/lib/sigcat",
+            &format!("{}/var-lib-sigcat", root.display()),
+        )
+        .replace("/etc/sigcat/", &format!("{}/etc-sigcat/", root.display()))
+    };
+    // The operator signs the catalog: the key where watch.env's commented line says.
+    std::fs::create_dir_all(root.join("etc-sigcat")).unwrap();
+    let keys = keygen_with(
+        &root.join("etc-sigcat"),
+        "signing-key",
+        "watcher@example.com",
+        "ed25519",
+        "",
+        "",
+    );
     let mut env = BTreeMap::new();
     for line in std::fs::read_to_string(repo().join("pipelines/watcher/watch.env"))
         .unwrap()
         .lines()
     {
+        let line = line
+            .strip_prefix("#SIGCAT_SIGNING_KEY=")
+            .map_or(line.to_string(), |v| format!("SIGCAT_SIGNING_KEY={v}"));
         if let Some((k, v)) = line.split_once('=').filter(|_| !line.starts_with('#')) {
-            env.insert(k.to_string(), v.to_string());
+            env.insert(k.to_string(), local(v));
         }
     }
+    assert!(
+        env.contains_key("SIGCAT_SIGNING_KEY"),
+        "watch.env shows how to sign"
+    );
+    for line in unit.lines() {
+        if let Some((k, v)) = line
+            .strip_prefix("Environment=")
+            .and_then(|kv| kv.split_once('='))
+        {
+            env.insert(k.to_string(), local(v));
+        }
+    }
+    assert_eq!(
+        env["SIGCAT_STATE_DIR"],
+        local(&format!("/var/lib/{}", key("StateDirectory"))),
+        "the state is in the unit's StateDirectory, which systemd keeps across restarts"
+    );
     // The settings an operator edits, pointed at this test's directory and catalog.
     let drop_dir = root.join("srv-image-drops");
     let catalog = root.join("catalog").display().to_string();
@@ -126,6 +165,22 @@ fn systemd_unit_runs_the_watcher() {
         &catalog,
         Duration::from_secs(stop),
     );
+    let verified = Command::new(env!("CARGO_BIN_EXE_sigcat"))
+        .args(["catalog", "verify", "--catalog", &catalog, "--trusted-keys"])
+        .arg(&keys.allowed)
+        .arg("--state-dir")
+        .arg(root.join("reader-state"))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&verified.stdout).contains("signed by watcher@example.com"),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let remembered = std::fs::read_dir(root.join("var-lib-sigcat/catalogs"))
+        .expect("the watcher remembers the catalog's sequence in its StateDirectory")
+        .count();
+    assert!(remembered > 0);
 }
 
 /// The install steps at the top of the unit, run as written into an empty root (every absolute
@@ -231,6 +286,19 @@ fn kubernetes_deployment_runs_the_watcher_with_its_liveness_probe() {
         .map(|(k, v)| (s(k), s(v)))
         .collect();
     env.insert("SIGCAT_CATALOG".into(), azurite.url("k8s-images"));
+    for v in env.values_mut() {
+        *v = local(v);
+    }
+    // Signing as the manifest's comments say (the key where the Secret is mounted).
+    let keys = keygen_with(
+        &root,
+        "signing-key",
+        "watcher@example.com",
+        "ed25519",
+        "",
+        "",
+    );
+    env.insert("SIGCAT_SIGNING_KEY".into(), keys.key.display().to_string());
     let command: Vec<String> = container["command"]
         .as_sequence()
         .unwrap()
@@ -264,6 +332,11 @@ fn kubernetes_deployment_runs_the_watcher_with_its_liveness_probe() {
         &azurite.url("k8s-images"),
         grace,
     );
+    // The state is on the drop volume, and the watcher left it alone (not quarantined).
+    let state = std::path::PathBuf::from(&env["SIGCAT_STATE_DIR"]);
+    assert!(state.starts_with(&drop_dir), "{}", state.display());
+    assert!(std::fs::read_dir(state.join("catalogs")).unwrap().count() > 0);
+    assert!(!drop_dir.join("quarantine").exists());
 }
 
 #[test]
