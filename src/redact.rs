@@ -106,6 +106,12 @@ const MARKERS: &[Marker] = &[
         ends: VALUE_ENDS,
         token_only: false,
     },
+    // Encoded twice (a SAS URL inside a URL inside a URL).
+    Marker {
+        text: "sig%253d",
+        ends: VALUE_ENDS,
+        token_only: false,
+    },
     Marker {
         text: "accountkey=",
         ends: SETTING_ENDS,
@@ -173,12 +179,17 @@ fn starts_word(lower: &[u8], at: usize) -> bool {
         || !lower[at - 1].is_ascii_alphanumeric()
         || lower[..at].ends_with(b"%26")
         || lower[..at].ends_with(b"%3f")
+        || lower[..at].ends_with(b"%2526")
+        || lower[..at].ends_with(b"%253f")
 }
 
 fn value_end(lower: &[u8], from: usize, ends: &[u8]) -> usize {
     let mut i = from;
     while i < lower.len() {
-        if ends.contains(&lower[i]) || lower[i..].starts_with(b"%26") {
+        if ends.contains(&lower[i])
+            || lower[i..].starts_with(b"%26")
+            || lower[i..].starts_with(b"%2526")
+        {
             break;
         }
         i += 1;
@@ -291,15 +302,24 @@ fn token_spans(text: &str, spans: &mut Vec<(usize, usize)>) {
                 continue;
             }
         }
-        // An account key: 64 bytes in base64 are 86 characters and `==`.
         let mut end = i;
         while end < bytes.len() && is_base64(bytes[end]) {
             end += 1;
         }
-        if end - i == 86 && bytes[end..].starts_with(b"==") {
-            spans.push((i, end + 2));
-        }
         i = end.max(i + 1);
+    }
+    // An account key: 64 bytes in base64 are 86 characters and `==`, wherever it ends, also
+    // at the end of a longer run of base64 characters (`.../secrets/KEY==`, `+KEY==`).
+    let mut from = 0;
+    while let Some(pos) = text[from..].find("==") {
+        let end = from + pos;
+        from = end + 2;
+        if bytes.get(end + 2) == Some(&b'=') || end < 86 {
+            continue;
+        }
+        if bytes[end - 86..end].iter().all(|b| is_base64(*b)) {
+            spans.push((end - 86, end + 2));
+        }
     }
 }
 
@@ -385,6 +405,17 @@ mod tests {
         assert_eq!(
             redact_secrets("https://user:hunter2@example.com/x"),
             "https://user:REDACTED@example.com/x"
+        );
+        // A key at the end of a path or after `+` (a longer run of base64 characters).
+        assert_eq!(
+            redact_secrets(&format!("https://vault.example/secrets/{ACCOUNT_KEY} x")),
+            "https://vault.example/secrets/REDACTED x"
+        );
+        assert_eq!(redact_secrets(&format!("a+{ACCOUNT_KEY}")), "a+REDACTED");
+        // A SAS signature encoded twice.
+        assert_eq!(
+            redact_secrets("u?x=1%26sig%253DDOUBLEENCSECRET77%2526se%253D1"),
+            "u?x=1%26sig%253DREDACTED%2526se%253D1"
         );
         // Ordinary ids and base64 of other lengths stay.
         let id = "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg/providers/Microsoft.Compute/images/capi-1";

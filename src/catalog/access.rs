@@ -102,7 +102,10 @@ impl<S: Store> Catalog<S> {
     }
 
     /// Writes an immutable, content-named object. Already there is fine if it is the same
-    /// content (another publisher wrote it); anything else there is corruption.
+    /// content (another publisher wrote it). Anything else at its key (a file planted where
+    /// an image's next object goes, or one damaged) cannot be what belongs there, since the
+    /// key is its content's hash: it is replaced, and said, rather than blocking the image
+    /// for good.
     pub(crate) async fn put_object(
         &self,
         object: &ObjectRef,
@@ -111,8 +114,33 @@ impl<S: Store> Catalog<S> {
         debug_assert_eq!(object.sha256, sha256(bytes));
         match self.put(&object.key, bytes, &PutMode::Create).await {
             Ok(_) => Ok(()),
-            // Same key, so the same content, unless it was tampered with: read_object checks.
-            Err(StoreError::Precondition { .. }) => self.read_object(object).await.map(drop),
+            Err(StoreError::Precondition { .. }) => {
+                let Some(there) = self.get(&object.key).await? else {
+                    return self
+                        .put(&object.key, bytes, &PutMode::Create)
+                        .await
+                        .map(drop)
+                        .map_err(|e| self.storage(e));
+                };
+                if sha256(&there.bytes) == object.sha256 {
+                    return Ok(());
+                }
+                tracing::warn!(
+                    "{}: what was there does not match its content-named key (planted or damaged); replaced with what belongs there",
+                    object.key
+                );
+                match self
+                    .put(&object.key, bytes, &PutMode::IfMatch(there.etag))
+                    .await
+                {
+                    Ok(_) => Ok(()),
+                    // Someone replaced it meanwhile: it must now be right, or read says not.
+                    Err(StoreError::Precondition { .. }) => {
+                        self.read_object(object).await.map(drop)
+                    }
+                    Err(e) => Err(self.storage(e)),
+                }
+            }
             Err(e) => Err(self.storage(e)),
         }
     }
@@ -153,7 +181,7 @@ impl<S: Store> Catalog<S> {
             return Err(self.corrupt(
                 &object.key,
                 format!(
-                    "its content does not match its sha256 in the index ({})",
+                    "its content does not match the sha256 it is named by ({})",
                     object.sha256
                 ),
             ));

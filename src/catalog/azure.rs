@@ -42,8 +42,15 @@ fn credentials(
     };
     const CS: &str = "AZURE_STORAGE_CONNECTION_STRING";
     if let Some(cs) = env_var(CS) {
-        let parsed = ConnectionString::new(&cs)
-            .map_err(|e| unusable(CS, "it is not a connection string (KEY=VALUE;...)", e))?;
+        // The SDK's parse error quotes the value, which is a secret: it is not passed on.
+        let parsed = ConnectionString::new(&cs).map_err(|_| SettingsError::Variable {
+            variable: CS,
+            problem: "it is not a connection string (KEY=VALUE;...)".into(),
+            source: None,
+        })?;
+        if let Some(key) = parsed.account_key {
+            account_key_is_base64(CS, key)?;
+        }
         if parsed.use_development_storage == Some(true) {
             if location.endpoint.is_none() {
                 cloud = CloudLocation::Emulator {
@@ -68,6 +75,7 @@ fn credentials(
         return Ok((cloud, creds));
     }
     if let Some(key) = env_var("AZURE_STORAGE_KEY") {
+        account_key_is_base64("AZURE_STORAGE_KEY", &key)?;
         return Ok((
             cloud,
             StorageCredentials::access_key(
@@ -402,6 +410,20 @@ fn content_type(key: &str) -> &'static str {
         "text/plain; charset=utf-8"
     } else {
         "application/octet-stream"
+    }
+}
+
+/// An account key is base64 (the SDK would otherwise fail later, while signing a request, in
+/// words that blame the wrong credential).
+fn account_key_is_base64(variable: &'static str, key: &str) -> Result<(), SettingsError> {
+    use base64ct::{Base64, Encoding};
+    match Base64::decode_vec(key.trim()) {
+        Ok(bytes) if !bytes.is_empty() => Ok(()),
+        _ => Err(SettingsError::Variable {
+            variable,
+            problem: "its account key is not base64 (copy it again from the portal, or `az storage account keys list`)".into(),
+            source: None,
+        }),
     }
 }
 

@@ -69,17 +69,57 @@ pub fn image_id(record: &Record) -> Option<String> {
     let (readable, full) = match (&record.gallery_image, &record.managed_image) {
         (Some(g), _) => (
             format!("{}-{}", g.image_definition, g.version),
-            g.id.to_ascii_lowercase(),
+            g.id.as_str(),
         ),
-        (None, Some(m)) => (m.name.clone(), m.id.to_ascii_lowercase()),
+        (None, Some(m)) => (m.name.clone(), m.id.as_str()),
         _ => return None,
     };
-    let name = render::template_name(&readable, "");
-    Some(format!(
+    Some(id_from(&readable, full))
+}
+
+/// The id of the image built to gallery image version `id` (what `image_id` gives its record),
+/// when `id` is one.
+pub fn image_id_of_gallery_version(id: &str) -> Option<String> {
+    let parsed = crate::record::azure_id::GalleryImageVersionId::parse(id).ok()?;
+    Some(id_from(
+        &format!("{}-{}", parsed.image_definition, parsed.version),
+        id,
+    ))
+}
+
+fn id_from(readable: &str, full: &str) -> String {
+    let name = render::template_name(readable, "");
+    format!(
         "{}-{:08x}",
         name.trim_end_matches('-'),
-        crate::stable_hash(&full) as u32
+        crate::stable_hash(&full.to_ascii_lowercase()) as u32
+    )
+}
+
+/// A time or a date (`2027-06-04`, `2027-06-04T00:00:00+00:00`) as the catalog writes times:
+/// RFC 3339 in UTC with milliseconds, so that times compare as text.
+pub fn normalize_time(text: &str) -> Option<String> {
+    use time::format_description::well_known::Rfc3339;
+    let text = text.trim();
+    let at = match time::OffsetDateTime::parse(text, &Rfc3339) {
+        Ok(at) => at,
+        Err(_) => {
+            let date = time::Date::parse(
+                text,
+                &time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .ok()?;
+            date.with_hms(0, 0, 0).ok()?.assume_utc()
+        }
+    };
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let at = at
+        .replace_nanosecond(at.millisecond() as u32 * 1_000_000)
+        .ok()?;
+    at.format(&time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     ))
+    .ok()
 }
 
 /// Prepares a record: refused when it names no gallery or managed image, or when its template
@@ -178,6 +218,7 @@ pub fn describe(
         managed_image_id: record.managed_image.as_ref().map(|m| m.id.clone()),
         regions: regions(record),
         yank: None,
+        lifecycle: None,
         published_at,
         updated_at: None,
         objects,

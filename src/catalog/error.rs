@@ -80,13 +80,23 @@ pub enum Distrust {
     Signature(#[from] signing::Untrusted),
     /// An older index than one seen before: rolled back.
     #[error(
-        "it is at sequence {got}, but sequence {seen} was seen before: an older index was put back (a rollback)"
+        "it is at sequence {got}, but sequence {seen} was seen before: an older index was put back (a rollback); its owner restores it with `sigcat catalog rebuild-index`"
     )]
     Rollback {
         /// The highest sequence seen.
         seen: u64,
         /// The sequence found.
         got: u64,
+    },
+    /// Another catalog's root (another id than the catalog seen here, or pinned).
+    #[error(
+        "it is the root of another catalog (id {got}; this location's catalog is {expected}): a root copied from another catalog signed by the same key"
+    )]
+    OtherCatalog {
+        /// The id seen here before, or pinned.
+        expected: String,
+        /// The id of the root found.
+        got: String,
     },
     /// Another index of the same sequence was seen before.
     #[error("a different index of the same sequence ({sequence}) was seen before")]
@@ -103,7 +113,9 @@ pub enum Distrust {
         got: u64,
     },
     /// Past its expiry: a frozen (or abandoned) catalog.
-    #[error("it expired at {at}; a writer must re-sign it (`sigcat catalog refresh`)")]
+    #[error(
+        "it expired at {at}; its owner checks it (`sigcat catalog verify`) and re-signs it (`sigcat catalog refresh --accept-expired`)"
+    )]
     Expired {
         /// When it expired.
         at: String,

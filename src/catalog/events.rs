@@ -1,14 +1,14 @@
 //! Yanking and unyanking: an immutable event object (signed in a signed catalog) chained to the
-//! image's previous one, then the image's shard, its `latest/` pointer (derived again: the
-//! image may have been what it served) and the root, under compare-and-swap.
+//! image's previous event (of any kind: [`super::lifecycle`] writes the others), then the
+//! image's shard, its `latest/` pointer (derived again: the image may have been what it
+//! served) and the root, under compare-and-swap.
 //!
 //! A writer writes an event only to change the state it read; if it loses the race and the
 //! image is in the state it wanted when it reads again, it says nothing changed (its event
 //! is a dead end no index names, which `verify` reports as one that never took effect).
 
 use super::entry;
-use super::index::{ObjectRef, YankState};
-use super::objects::{self, Change, EVENT_SCHEMA, Event, Kind};
+use super::objects::{Change, Event};
 use super::snapshot::Intent;
 use super::store::Store;
 use super::{Catalog, CatalogError, YankOutcome};
@@ -33,11 +33,15 @@ impl<S: Store> Catalog<S> {
             };
             let sequence = view.root.sequence + 1;
             let legacy = view.legacy;
-            let shard = view.shard(self, &name).await?;
-            let Some(entry) = shard.images.iter_mut().find(|e| e.id == id) else {
+            let Some(is_yanked) = view
+                .shard(self, &name)
+                .await?
+                .find(id)
+                .map(|e| e.is_yanked())
+            else {
                 return Ok(YankOutcome::NoSuchImage);
             };
-            if entry.is_yanked() == yanked && !legacy {
+            if is_yanked == yanked && !legacy {
                 if wrote_event {
                     tracing::info!(
                         "{id}: another writer changed it to the same state first; this event never took effect"
@@ -45,36 +49,22 @@ impl<S: Store> Catalog<S> {
                 }
                 return Ok(YankOutcome::AlreadySo);
             }
-            let state = if entry.is_yanked() == yanked {
+            let state = if is_yanked == yanked {
                 None
             } else {
-                let event = Event {
-                    schema: EVENT_SCHEMA.into(),
-                    id: id.to_string(),
-                    event: if yanked { Change::Yank } else { Change::Unyank },
-                    reason: reason.clone(),
-                    at: at.clone(),
-                    previous: entry.yank.as_ref().map(|y| y.event.key.clone()),
+                let event = Event::new(
+                    id,
+                    if yanked { Change::Yank } else { Change::Unyank },
+                    reason.clone(),
+                    &at,
                     sequence,
-                };
-                let bytes = serde_json::to_vec_pretty(&event).unwrap_or_default();
-                let event_ref: ObjectRef = objects::object_ref(id, Kind::Event, &bytes);
-                let state = YankState {
-                    yanked,
-                    reason: reason.clone(),
-                    at: at.clone(),
-                    event: event_ref.clone(),
-                };
-                entry.yank = Some(state.clone());
-                let pointer = entry.pointer_name();
-                self.put_signed(&event_ref, &bytes).await?;
+                );
+                self.write_event(&mut view, &name, id, event).await?;
                 wrote_event = true;
-                view.mark(&name);
-                if let Some(p) = pointer {
-                    let latest = view.derive_pointer(self, &p).await?;
-                    view.set_pointer(&p, latest);
-                }
-                Some(state)
+                view.shard(self, &name)
+                    .await?
+                    .find(id)
+                    .and_then(|e| e.yank.clone())
             };
             if view.commit(self).await?.is_some() {
                 return Ok(match state {

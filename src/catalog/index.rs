@@ -36,6 +36,15 @@ pub const SHARD_SCHEMA: &str = include_str!("shard.schema.json");
 /// The JSON Schema of a `latest/` pointer (`sigcat schema latest`).
 pub const LATEST_SCHEMA: &str = include_str!("latest.schema.json");
 
+/// The highest sequence a root may have: far beyond any catalog's writes, and far from
+/// overflowing (a planted root with a huge sequence is the catalog's data gone wrong).
+pub const MAX_SEQUENCE: u64 = 1 << 53;
+
+/// A new catalog id: 128 random bits, in hex.
+pub fn new_catalog_id() -> String {
+    format!("{:032x}", fastrand::u128(..))
+}
+
 /// The shard name of images whose Kubernetes version is not known.
 pub const UNKNOWN_VERSION: &str = "unknown";
 
@@ -51,6 +60,11 @@ pub struct Root {
     /// Increases with every write; readers that trust the catalog refuse a lower one than
     /// they saw (a rolled-back index).
     pub sequence: u64,
+    /// Which catalog this is: made at its first write and kept by every write, so that a
+    /// reader that saw this catalog refuses another one's signed root put in its place (two
+    /// catalogs signed by one key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_id: Option<String>,
     /// After this, readers that trust the catalog refuse it (a frozen index); every write and
     /// `catalog refresh` move it forward. RFC 3339, UTC.
     pub expires: String,
@@ -185,6 +199,10 @@ pub struct IndexEntry {
     /// The image's newest yank or unyank, when it has had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub yank: Option<YankState>,
+    /// Where it was promoted to, what of it was deleted, its end of life: the fold of its
+    /// events (present once it has had any event but a yank or unyank).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<Lifecycle>,
     /// When the image was first published: RFC 3339, UTC, millisecond precision.
     pub published_at: String,
     /// When a later publish last added information (a new revision of the record).
@@ -204,6 +222,112 @@ pub struct ObjectRef {
     pub key: String,
     /// The sha256 of its content (hex).
     pub sha256: String,
+}
+
+/// The stage of the location an image was built to (image-builder's staging gallery).
+pub const BUILD_STAGE: &str = "staging";
+/// The stage a promotion goes to unless it says otherwise.
+pub const PROMOTED_STAGE: &str = "production";
+
+/// A gallery image version an image was promoted to (image-builder's promote job copies the
+/// staging image to a production or community gallery), with the template that uses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Location {
+    /// `production`, or the stage given when it was promoted.
+    pub stage: String,
+    /// The gallery image version's resource id.
+    pub gallery_image_version_id: String,
+    /// The gallery (its resource name).
+    pub gallery: String,
+    /// A community gallery's public name, what CAPZ references it by (then without
+    /// subscription and resource group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_name: Option<String>,
+    /// The image definition in that gallery (image-builder renames `ubuntu` to `ubun2`).
+    pub image_definition: String,
+    /// The gallery image version.
+    pub gallery_image_version: String,
+    /// Regions it was replicated to, normalised.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<String>,
+    /// Its end of life (RFC 3339, UTC), when the promotion set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_of_life: Option<String>,
+    /// The AzureMachineTemplate that boots from it.
+    pub template: ObjectRef,
+}
+
+/// A location an image was promoted to, as its events left it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Promoted {
+    /// Where.
+    #[serde(flatten)]
+    pub location: Location,
+    /// When it was last promoted there.
+    pub at: String,
+    /// How many times it was promoted there: more than once means the version was deleted
+    /// and created again (image-builder's promote job overwrites), which VMs created before
+    /// may not agree with.
+    pub times: u32,
+    /// The promotion event.
+    pub event: ObjectRef,
+}
+
+/// A location of an image that was deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deleted {
+    /// The resource id that is gone.
+    pub resource_id: String,
+    /// When it was recorded.
+    pub at: String,
+    /// Why, as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The image whose promotion overwrote it, when that is how it went.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
+    /// The deletion event.
+    pub event: ObjectRef,
+}
+
+/// What an image's events (besides yanks) made of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    /// The newest event of the image (whatever it does): the head of its chain.
+    pub head: ObjectRef,
+    /// Where it was promoted to, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub promoted: Vec<Promoted>,
+    /// Which of its locations are gone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<Deleted>,
+    /// Its end of life as set on its own (RFC 3339, UTC); it wins over a promotion's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_of_life: Option<String>,
+}
+
+/// Where an image is served from, for a stage: what a template, a pointer and a region
+/// filter use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Served {
+    /// `staging` for where it was built, else the promotion's stage.
+    pub stage: String,
+    /// The gallery image version, when it is one.
+    pub gallery_image_version_id: Option<String>,
+    /// The gallery.
+    pub gallery: Option<String>,
+    /// A community gallery's public name.
+    pub public_name: Option<String>,
+    /// The image definition.
+    pub image_definition: Option<String>,
+    /// The gallery image version.
+    pub gallery_image_version: Option<String>,
+    /// Regions it can be used in.
+    pub regions: Vec<String>,
+    /// Its end of life: the image's own, else the location's.
+    pub end_of_life: Option<String>,
+    /// The template that boots from it.
+    pub template: ObjectRef,
 }
 
 /// Where an image stands after its newest yank or unyank event.
@@ -226,6 +350,7 @@ impl Root {
             layout: LAYOUT_VERSION,
             images: Vec::new(),
             sequence: 0,
+            catalog_id: None,
             expires: expires.to_string(),
             written_at: now.to_string(),
             sections: BTreeMap::new(),
@@ -288,6 +413,128 @@ impl IndexEntry {
     /// Whether the image is out of service.
     pub fn is_yanked(&self) -> bool {
         self.yank.as_ref().is_some_and(|y| y.yanked)
+    }
+
+    /// The newest event of the image, whatever it does (the head of its chain).
+    pub fn head_event(&self) -> Option<&ObjectRef> {
+        match &self.lifecycle {
+            Some(l) => Some(&l.head),
+            None => self.yank.as_ref().map(|y| &y.event),
+        }
+    }
+
+    /// Whether the location with this resource id was deleted.
+    pub fn is_deleted(&self, resource_id: &str) -> bool {
+        self.lifecycle.as_ref().is_some_and(|l| {
+            l.deleted
+                .iter()
+                .any(|d| d.resource_id.eq_ignore_ascii_case(resource_id))
+        })
+    }
+
+    /// The resource id of where it was built (the gallery image version, else the managed
+    /// image): what its own template boots from.
+    pub fn build_location(&self) -> Option<&str> {
+        self.gallery_image_version_id
+            .as_deref()
+            .or(self.managed_image_id.as_deref())
+    }
+
+    /// Promoted locations that are still there, newest promotion last.
+    pub fn live_promotions(&self) -> impl Iterator<Item = &Promoted> {
+        self.lifecycle
+            .iter()
+            .flat_map(|l| l.promoted.iter())
+            .filter(|p| !self.is_deleted(&p.location.gallery_image_version_id))
+    }
+
+    /// Every location that is still there: (stage, resource id), where it was built first.
+    pub fn live_locations(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for id in [&self.gallery_image_version_id, &self.managed_image_id]
+            .into_iter()
+            .flatten()
+        {
+            if !self.is_deleted(id) {
+                out.push((BUILD_STAGE.to_string(), id.clone()));
+            }
+        }
+        for p in self.live_promotions() {
+            out.push((
+                p.location.stage.clone(),
+                p.location.gallery_image_version_id.clone(),
+            ));
+        }
+        out
+    }
+
+    /// Where it is served from for `stage` (any stage: its newest live promotion, else where
+    /// it was built), if anywhere. A deleted location never serves.
+    pub fn served(&self, stage: Option<&str>) -> Option<Served> {
+        let own_eol = self.lifecycle.as_ref().and_then(|l| l.end_of_life.clone());
+        let promoted = self
+            .live_promotions()
+            .filter(|p| stage.is_none_or(|s| p.location.stage.eq_ignore_ascii_case(s)))
+            .last();
+        if let Some(p) = promoted {
+            let l = &p.location;
+            return Some(Served {
+                stage: l.stage.clone(),
+                gallery_image_version_id: Some(l.gallery_image_version_id.clone()),
+                gallery: Some(l.gallery.clone()),
+                public_name: l.public_name.clone(),
+                image_definition: Some(l.image_definition.clone()),
+                gallery_image_version: Some(l.gallery_image_version.clone()),
+                regions: l.regions.clone(),
+                end_of_life: own_eol.or_else(|| l.end_of_life.clone()),
+                template: l.template.clone(),
+            });
+        }
+        if stage.is_some_and(|s| !s.eq_ignore_ascii_case(BUILD_STAGE)) {
+            return None;
+        }
+        let built = self.build_location()?;
+        if self.is_deleted(built) {
+            return None;
+        }
+        Some(Served {
+            stage: BUILD_STAGE.to_string(),
+            gallery_image_version_id: self.gallery_image_version_id.clone(),
+            gallery: self.gallery.clone(),
+            public_name: None,
+            image_definition: self.image_definition.clone(),
+            gallery_image_version: self.gallery_image_version.clone(),
+            regions: self.regions.clone(),
+            end_of_life: own_eol,
+            template: self.objects.get("template")?.clone(),
+        })
+    }
+
+    /// Where it is served from for `stage`, if it is in service at `now` (RFC 3339 UTC with
+    /// milliseconds, as [`crate::catalog::entry::now_rfc3339`] writes): not yanked, a location
+    /// that is still there, not past its end of life.
+    pub fn in_service(&self, stage: Option<&str>, now: &str) -> Option<Served> {
+        if self.is_yanked() {
+            return None;
+        }
+        self.served(stage)
+            .filter(|s| s.end_of_life.as_deref().is_none_or(|eol| eol > now))
+    }
+
+    /// Whether every location it had is gone.
+    pub fn all_deleted(&self) -> bool {
+        self.build_location().is_some() && self.live_locations().is_empty()
+    }
+
+    /// Its stages that are still there (`staging`, `production`), built first.
+    pub fn stages(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (stage, _) in self.live_locations() {
+            if !out.contains(&stage) {
+                out.push(stage);
+            }
+        }
+        out
     }
 
     /// The shard it belongs in: its Kubernetes version and OS.
@@ -367,6 +614,11 @@ pub struct Filter {
     pub region: Option<String>,
     /// Yanked images too (`latest` never returns one, whatever this says).
     pub include_yanked: bool,
+    /// Only images with a location of this stage that is still there (`staging`, where they
+    /// were built; `production`, where they were promoted); regions are those of that location.
+    pub stage: Option<String>,
+    /// Only images in service: not yanked, a location still there, not past end of life.
+    pub in_service: bool,
 }
 
 impl Filter {
@@ -380,8 +632,24 @@ impl Filter {
         }
     }
 
-    /// Whether an entry passes every filter.
+    /// Whether an entry passes every filter now.
     pub fn matches(&self, e: &IndexEntry) -> bool {
+        self.matches_at(e, &crate::catalog::entry::now_rfc3339())
+    }
+
+    /// Whether an entry passes every filter at `now` (RFC 3339 UTC, milliseconds).
+    pub fn matches_at(&self, e: &IndexEntry, now: &str) -> bool {
+        let served = if self.in_service {
+            match e.in_service(self.stage.as_deref(), now) {
+                Some(s) => Some(s),
+                None => return false,
+            }
+        } else {
+            match (&self.stage, e.served(self.stage.as_deref())) {
+                (Some(_), None) => return false,
+                (_, s) => s,
+            }
+        };
         let eq = |want: &Option<String>, have: &Option<String>| match want {
             None => true,
             Some(w) => have.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(w)),
@@ -400,14 +668,25 @@ impl Filter {
         };
         let region = match &self.region {
             None => true,
-            Some(want) => e.regions.contains(&normalize_region(want)),
+            Some(want) => served
+                .as_ref()
+                .map_or(&e.regions, |s| &s.regions)
+                .contains(&normalize_region(want)),
         };
+        let definition = eq(&self.definition, &e.image_definition)
+            || e.live_promotions()
+                .any(|p| eq(&self.definition, &Some(p.location.image_definition.clone())));
+        let gallery = eq(&self.gallery, &e.gallery)
+            || e.live_promotions().any(|p| {
+                eq(&self.gallery, &Some(p.location.gallery.clone()))
+                    || eq(&self.gallery, &p.location.public_name)
+            });
         self.kubernetes_matches(e.kubernetes_version.as_deref())
             && os
             && region
             && (self.include_yanked || !e.is_yanked())
-            && eq(&self.definition, &e.image_definition)
-            && eq(&self.gallery, &e.gallery)
+            && definition
+            && gallery
     }
 
     /// Whether a shard can hold an entry that matches, judged from its section alone (so the
@@ -526,6 +805,7 @@ mod tests {
             managed_image_id: None,
             regions: vec!["northcentralus".into(), "westeurope".into()],
             yank: None,
+            lifecycle: None,
             published_at: "2026-01-01T00:00:00Z".into(),
             updated_at: None,
             objects: BTreeMap::new(),

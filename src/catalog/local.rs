@@ -124,6 +124,14 @@ fn put_blocking(path: &Path, bytes: &[u8], mode: &PutMode) -> Result<String, Sto
         .tempfile_in(dir)
         .map_err(io)?;
     tmp.write_all(bytes).map_err(io)?;
+    // A temporary file is private (0600); a catalog's objects are for whoever may read the
+    // directory, as any file this process creates would be (the umask decides).
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o666 & !umask()))
+            .map_err(io)?;
+    }
     tmp.as_file().sync_all().map_err(io)?;
     tmp.persist(path).map_err(|e| io(e.error))?;
     // The rename is durable only once the directory is.
@@ -218,6 +226,22 @@ fn walk(
     Ok(())
 }
 
+/// This process's umask, read where it can be read without changing it (`umask(2)` would
+/// change it for every thread for a moment); 022 where it cannot.
+fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("Umask:"))
+                    .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            })
+            .unwrap_or(0o022)
+    })
+}
+
 /// Runs blocking filesystem work off the async runtime's threads.
 async fn blocking<T: Send + 'static>(
     op: Op,
@@ -281,10 +305,23 @@ impl Store for LocalStore {
     }
 
     fn identity(&self) -> String {
-        std::path::absolute(&self.root)
-            .unwrap_or_else(|_| self.root.clone())
-            .display()
-            .to_string()
+        // One catalog, one identity, however its path is spelled (`cat`, `./cat/`,
+        // `/x/../x/cat`, a symlink to it): what the state is kept under.
+        if let Ok(real) = std::fs::canonicalize(&self.root) {
+            return real.display().to_string();
+        }
+        let absolute = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
+        let mut clean = PathBuf::new();
+        for part in absolute.components() {
+            match part {
+                std::path::Component::ParentDir => {
+                    clean.pop();
+                }
+                std::path::Component::CurDir => {}
+                other => clean.push(other),
+            }
+        }
+        clean.display().to_string()
     }
 
     fn root_noun(&self) -> &'static str {

@@ -27,10 +27,12 @@ pub mod azure;
 pub mod conformance;
 pub mod entry;
 pub mod index;
+pub mod lifecycle;
 pub mod local;
 pub mod memory;
 pub mod objects;
 pub mod pointer;
+pub mod prune;
 pub mod rebuild;
 pub mod revision;
 pub mod settings;
@@ -79,6 +81,8 @@ pub struct Catalog<S> {
     trust: Option<signing::Trust>,
     state: Option<state::StateDir>,
     min_sequence: u64,
+    /// The catalog id a reader expects (a stateless reader's pin against another catalog).
+    catalog_id: Option<String>,
     validity: Duration,
     /// Ends retries early (a service shutting down).
     stop: Option<Stop>,
@@ -97,6 +101,7 @@ impl<S: Store> Catalog<S> {
             trust: None,
             state: None,
             min_sequence: 0,
+            catalog_id: None,
             validity: DEFAULT_VALIDITY,
             stop: None,
             concurrency: 16,
@@ -139,6 +144,13 @@ impl<S: Store> Catalog<S> {
     /// Refuse a root below this sequence (a stateless reader's pin).
     pub fn with_min_sequence(mut self, min: u64) -> Self {
         self.min_sequence = min;
+        self
+    }
+
+    /// Refuse a root of another catalog than `id` (what `catalog verify` prints): a stateless
+    /// reader's pin against a root copied from another catalog signed by the same key.
+    pub fn with_catalog_id(mut self, id: impl Into<String>) -> Self {
+        self.catalog_id = Some(id.into());
         self
     }
 

@@ -12,14 +12,18 @@
 //! images/<id>/record-<16 hex>.json          a revision of the record
 //! images/<id>/template-<16 hex>.yaml        its AzureMachineTemplate
 //! images/<id>/revision-<16 hex>.json (+ .sig)   what the entry points at, and when
-//! images/<id>/event-<16 hex>.json (+ .sig)      a yank or unyank, chained to the image's previous one
+//! images/<id>/event-<16 hex>.json (+ .sig)      a yank, unyank, promotion, deletion or end of life,
+//!                                               chained to the image's previous event
+//! images/<id>/template-<16 hex>.yaml        also the template of a promoted location (its event names it)
 //! images/<id>/yank-<16 hex>.json            layout 3's yank events (read, never written)
 //! images/<id>/record.json, template.yaml    layout 1's objects (read, never written)
+//! images/<id>/image.json                    which shard the image is in: a hint that spares a
+//!                                           publish a listing (unsigned, checked where it points)
 //! ```
 //!
 //! A `.sig` beside an object is the OpenSSH signature (SSHSIG) of its exact bytes.
 
-use super::index::ObjectRef;
+use super::index::{Location, ObjectRef};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
@@ -59,7 +63,7 @@ pub enum Kind {
     Template,
     /// What an index entry pointed at, and when.
     Revision,
-    /// A yank or unyank (layout 5).
+    /// A yank, unyank, promotion, deletion or end of life (layout 5).
     Event,
     /// Layout 3's yank events.
     LegacyYank,
@@ -69,6 +73,8 @@ pub enum Kind {
     LegacyTemplate,
     /// The signature of another object (`<key>.sig`).
     Signature,
+    /// `images/<id>/image.json`: which shard the image is in (a hint).
+    Anchor,
 }
 
 impl Kind {
@@ -80,6 +86,7 @@ impl Kind {
             Kind::Event => "event",
             Kind::LegacyYank => "yank",
             Kind::Signature => "sig",
+            Kind::Anchor => "image",
         }
     }
 }
@@ -96,6 +103,20 @@ pub fn object_key(id: &str, kind: Kind, bytes: &[u8]) -> String {
         kind.stem(),
         &sha256(bytes)[..16]
     )
+}
+
+/// The key of image `id`'s anchor: which shard it is in.
+pub fn anchor_key(id: &str) -> String {
+    format!("{IMAGES_PREFIX}{id}/image.json")
+}
+
+/// What an anchor says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anchor {
+    /// The image.
+    pub id: String,
+    /// The shard its entry is in.
+    pub shard: String,
 }
 
 /// A reference to an object with these bytes.
@@ -120,6 +141,7 @@ pub fn parse_key(key: &str) -> Option<(String, Kind)> {
     }
     let kind = match name {
         "record.json" => Kind::LegacyRecord,
+        "image.json" => Kind::Anchor,
         "template.yaml" => Kind::LegacyTemplate,
         _ => {
             let (stem, tail) = name.split_once('-')?;
@@ -178,6 +200,25 @@ pub enum Change {
     Yank,
     /// Back in service.
     Unyank,
+    /// Copied to another gallery (`location`), served from there from now on.
+    Promote,
+    /// One of its locations (`resource_id`) was deleted: never served from there again.
+    Delete,
+    /// Out of support after `end_of_life`: `latest` never returns it after that.
+    EndOfLife,
+}
+
+impl Change {
+    /// As events name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Change::Yank => "yank",
+            Change::Unyank => "unyank",
+            Change::Promote => "promote",
+            Change::Delete => "delete",
+            Change::EndOfLife => "end-of-life",
+        }
+    }
 }
 
 /// Something that happened to an image after it was published, chained to the image's
@@ -198,6 +239,54 @@ pub struct Event {
     pub previous: Option<String>,
     /// The root sequence it was written for.
     pub sequence: u64,
+    /// Promote: where the image now is (with its template).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+    /// Delete: the resource id of the location that is gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+    /// Delete: the image whose promotion overwrote it (image-builder deletes and recreates a
+    /// version of the same name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<String>,
+    /// End of life: the date (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_of_life: Option<String>,
+}
+
+impl Event {
+    /// An event of image `id` with no payload yet.
+    pub fn new(id: &str, change: Change, reason: Option<String>, at: &str, sequence: u64) -> Event {
+        Event {
+            schema: EVENT_SCHEMA.into(),
+            id: id.to_string(),
+            event: change,
+            reason,
+            at: at.to_string(),
+            previous: None,
+            sequence,
+            location: None,
+            resource_id: None,
+            replaced_by: None,
+            end_of_life: None,
+        }
+    }
+
+    /// Whether it has what its kind needs (and nothing another kind carries), so that a fold
+    /// never meets half an event.
+    pub fn well_formed(&self) -> bool {
+        let (l, r, e) = (
+            self.location.is_some(),
+            self.resource_id.is_some(),
+            self.end_of_life.is_some(),
+        );
+        match self.event {
+            Change::Yank | Change::Unyank => !l && !r && !e && self.replaced_by.is_none(),
+            Change::Promote => l && !r && !e && self.replaced_by.is_none(),
+            Change::Delete => !l && r && !e,
+            Change::EndOfLife => !l && !r && e && self.replaced_by.is_none(),
+        }
+    }
 }
 
 /// Layout 3's yank (or unyank) event.
@@ -215,13 +304,13 @@ pub struct YankEvent {
     pub previous: Option<String>,
 }
 
-/// An event of either layout, as far as the chain needs it.
+/// An event of either layout, as the chain and the fold of it need it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Link {
     /// The image.
     pub id: String,
-    /// Whether the image is yanked after it.
-    pub yanked: bool,
+    /// What it does.
+    pub change: Change,
     /// Why.
     pub reason: Option<String>,
     /// When.
@@ -230,35 +319,65 @@ pub struct Link {
     pub previous: Option<String>,
     /// The root sequence it was written for (0 for layout 3's).
     pub sequence: u64,
+    /// Promote: where.
+    pub location: Option<Location>,
+    /// Delete: what.
+    pub resource_id: Option<String>,
+    /// Delete: by whose promotion.
+    pub replaced_by: Option<String>,
+    /// End of life: when.
+    pub end_of_life: Option<String>,
 }
 
 impl Link {
-    /// Reads an event object of either layout.
+    /// Reads an event object of either layout (`None`: not an event, or not a whole one).
     pub fn parse(kind: Kind, bytes: &[u8]) -> Option<Link> {
         match kind {
             Kind::Event => serde_json::from_slice::<Event>(bytes)
                 .ok()
-                .filter(|e| e.schema == EVENT_SCHEMA)
+                .filter(|e| e.schema == EVENT_SCHEMA && e.well_formed())
                 .map(|e| Link {
                     id: e.id,
-                    yanked: e.event == Change::Yank,
+                    change: e.event,
                     reason: e.reason,
                     at: e.at,
                     previous: e.previous,
                     sequence: e.sequence,
+                    location: e.location,
+                    resource_id: e.resource_id,
+                    replaced_by: e.replaced_by,
+                    end_of_life: e.end_of_life,
                 }),
             Kind::LegacyYank => serde_json::from_slice::<YankEvent>(bytes)
                 .ok()
                 .map(|e| Link {
                     id: e.id,
-                    yanked: e.yanked,
+                    change: if e.yanked {
+                        Change::Yank
+                    } else {
+                        Change::Unyank
+                    },
                     reason: e.reason,
                     at: e.at,
                     previous: e.previous,
                     sequence: 0,
+                    location: None,
+                    resource_id: None,
+                    replaced_by: None,
+                    end_of_life: None,
                 }),
             _ => None,
         }
+    }
+
+    /// Whether it says the same as `other` (what, and its payload; not when or under which
+    /// sequence): a racing writer's dead end that agrees with the event that took effect.
+    pub fn says_the_same(&self, other: &Link) -> bool {
+        self.change == other.change
+            && self.location == other.location
+            && self.resource_id == other.resource_id
+            && self.replaced_by == other.replaced_by
+            && self.end_of_life == other.end_of_life
     }
 }
 
@@ -346,11 +465,15 @@ mod tests {
     fn link(yanked: bool, at: &str, previous: Option<&str>, sequence: u64) -> Link {
         Link {
             id: "i".into(),
-            yanked,
+            change: if yanked { Change::Yank } else { Change::Unyank },
             reason: None,
             at: at.into(),
             previous: previous.map(str::to_string),
             sequence,
+            location: None,
+            resource_id: None,
+            replaced_by: None,
+            end_of_life: None,
         }
     }
 

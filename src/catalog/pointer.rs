@@ -4,7 +4,7 @@
 //! /recommended`. Derived data: written after every root that changes it, signed beside it
 //! (`.json.sig`), named with its sha256 in the signed root, and checked by `verify`.
 
-use super::index::{IndexEntry, ObjectRef, newer};
+use super::index::{IndexEntry, ObjectRef, Served, newer};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -24,11 +24,16 @@ pub struct Latest {
     pub catalog_sequence: u64,
     /// That root's expiry: after it, the pointer is stale.
     pub expires: String,
-    /// The newest image in service, if any (yanked images never are).
+    /// The newest image in service, if any (never a yanked one, one whose every location is
+    /// deleted, or one past its end of life), served from its newest promotion if it has one.
     pub image: Option<Summary>,
     /// The newest image in service in each region it is known to be in.
     #[serde(default)]
     pub regions: BTreeMap<String, Summary>,
+    /// The newest image in service at each stage (`staging`: where images are built;
+    /// `production`: where they were promoted), served from that stage's location.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stages: BTreeMap<String, Summary>,
 }
 
 /// What a consumer needs of an image to boot it, and to fetch more.
@@ -36,6 +41,9 @@ pub struct Latest {
 pub struct Summary {
     /// The catalog id.
     pub id: String,
+    /// The stage of the location served (`staging`: where it was built).
+    #[serde(default = "build_stage")]
+    pub stage: String,
     /// `1.30.3`.
     pub kubernetes_version: Option<String>,
     /// `Linux` or `Windows`.
@@ -44,39 +52,68 @@ pub struct Summary {
     pub image_definition: Option<String>,
     /// The gallery.
     pub gallery: Option<String>,
+    /// A community gallery's public name (CAPZ's `computeGallery.gallery` for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_name: Option<String>,
     /// The gallery image version.
     pub gallery_image_version: Option<String>,
+    /// The gallery image version it was built as (what orders images: the newest build
+    /// wins, wherever it is served from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_version: Option<String>,
     /// The ARM id CAPZ's `computeGallery` image points at.
     pub gallery_image_version_id: Option<String>,
-    /// The managed image's id.
+    /// The managed image's id (where it was built only).
     pub managed_image_id: Option<String>,
     /// Where it can be used.
     pub regions: Vec<String>,
     /// When it was first published.
     pub published_at: String,
+    /// Its end of life, if it has one: after it, this pointer no longer serves it (a pointer
+    /// written before that date still names it until the next write or `catalog refresh`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_of_life: Option<String>,
     /// Its AzureMachineTemplate (key relative to the catalog, and sha256).
     pub template: Option<ObjectRef>,
     /// Its record.
     pub record: Option<ObjectRef>,
 }
 
+fn build_stage() -> String {
+    super::index::BUILD_STAGE.to_string()
+}
+
 impl Summary {
-    /// The summary of an entry.
-    pub fn of(e: &IndexEntry) -> Summary {
+    /// The summary of an entry served from `served`.
+    pub fn of(e: &IndexEntry, served: &Served) -> Summary {
+        let built = served.stage == super::index::BUILD_STAGE;
         Summary {
             id: e.id.clone(),
+            stage: served.stage.clone(),
             kubernetes_version: e.kubernetes_version.clone(),
             os_type: e.os_type.clone(),
-            image_definition: e.image_definition.clone(),
-            gallery: e.gallery.clone(),
-            gallery_image_version: e.gallery_image_version.clone(),
-            gallery_image_version_id: e.gallery_image_version_id.clone(),
-            managed_image_id: e.managed_image_id.clone(),
-            regions: e.regions.clone(),
+            image_definition: served.image_definition.clone(),
+            gallery: served.gallery.clone(),
+            public_name: served.public_name.clone(),
+            gallery_image_version: served.gallery_image_version.clone(),
+            built_version: e.gallery_image_version.clone(),
+            gallery_image_version_id: served.gallery_image_version_id.clone(),
+            managed_image_id: if built {
+                e.managed_image_id.clone()
+            } else {
+                None
+            },
+            regions: served.regions.clone(),
             published_at: e.published_at.clone(),
-            template: e.objects.get("template").cloned(),
+            end_of_life: served.end_of_life.clone(),
+            template: Some(served.template.clone()),
             record: e.objects.get("record").cloned(),
         }
+    }
+
+    /// Past its end of life at `now`.
+    fn expired(&self, now: &str) -> bool {
+        self.end_of_life.as_deref().is_some_and(|eol| eol <= now)
     }
 
     /// As an entry, for ordering.
@@ -89,11 +126,15 @@ impl Summary {
             distro: None,
             image_definition: None,
             gallery: None,
-            gallery_image_version: self.gallery_image_version.clone(),
+            gallery_image_version: self
+                .built_version
+                .clone()
+                .or_else(|| self.gallery_image_version.clone()),
             gallery_image_version_id: None,
             managed_image_id: None,
             regions: Vec::new(),
             yank: None,
+            lifecycle: None,
             published_at: self.published_at.clone(),
             updated_at: None,
             objects: BTreeMap::new(),
@@ -105,11 +146,6 @@ impl Summary {
 /// The key of a pointer (`latest/1.30/ubuntu-2404.json`) from its name (`1.30/ubuntu-2404`).
 pub fn pointer_key(name: &str) -> String {
     format!("latest/{name}.json")
-}
-
-/// Whether an image may be served as the latest.
-pub fn eligible(e: &IndexEntry) -> bool {
-    !e.is_yanked()
 }
 
 impl Latest {
@@ -124,43 +160,68 @@ impl Latest {
             expires: String::new(),
             image: None,
             regions: BTreeMap::new(),
+            stages: BTreeMap::new(),
         }
     }
 
     /// The pointer derived from every entry of its minor and OS.
     pub fn derive<'a>(name: &str, entries: impl IntoIterator<Item = &'a IndexEntry>) -> Latest {
+        let now = super::entry::now_rfc3339();
         let mut latest = Latest::new(name);
         for e in entries {
-            latest.offer(e);
+            latest.offer(e, &now);
         }
         latest
     }
 
-    /// Takes `e` into account: it becomes the image (or a region's) when it is newer.
-    pub fn offer(&mut self, e: &IndexEntry) {
-        if !eligible(e) {
-            return;
-        }
-        // The same image again (a new revision of it) replaces its own summary.
-        let better = |current: &Option<Summary>| {
-            current
-                .as_ref()
-                .is_none_or(|c| c.id == e.id || newer(e, &c.ordering_entry()).is_gt())
+    /// Takes `e` into account at `now`: it becomes the image (or a region's, or a stage's)
+    /// when it is in service and newer. An image out of service is not taken out here: a
+    /// change that may take one out derives the pointer again.
+    pub fn offer(&mut self, e: &IndexEntry, now: &str) {
+        // The same image again (a new revision of it) replaces its own summary; one past its
+        // end of life gives way to anything.
+        let better = |current: Option<&Summary>, offered: &Summary| {
+            current.is_none_or(|c| {
+                c.id == e.id
+                    || c.expired(now)
+                    || newer(&offered.ordering_entry(), &c.ordering_entry()).is_gt()
+            })
         };
-        if better(&self.image) {
-            self.image = Some(Summary::of(e));
+        if let Some(served) = e.in_service(None, now) {
+            let offered = Summary::of(e, &served);
+            if better(self.image.as_ref(), &offered) {
+                self.image = Some(offered.clone());
+            }
+            for region in &served.regions {
+                if better(self.regions.get(region), &offered) {
+                    self.regions.insert(region.clone(), offered.clone());
+                }
+            }
         }
-        for region in &e.regions {
-            let current = self.regions.get(region).cloned();
-            if better(&current) {
-                self.regions.insert(region.clone(), Summary::of(e));
+        for stage in e.stages() {
+            if let Some(served) = e.in_service(Some(&stage), now) {
+                let offered = Summary::of(e, &served);
+                if better(self.stages.get(&stage), &offered) {
+                    self.stages.insert(stage, offered);
+                }
             }
         }
     }
 
-    /// Whether `id` is what this pointer serves (overall or in a region).
+    /// Whether `id` is what this pointer serves (overall, in a region or at a stage).
     pub fn serves(&self, id: &str) -> bool {
-        self.image.as_ref().is_some_and(|s| s.id == id) || self.regions.values().any(|s| s.id == id)
+        self.image.as_ref().is_some_and(|s| s.id == id)
+            || self.regions.values().any(|s| s.id == id)
+            || self.stages.values().any(|s| s.id == id)
+    }
+
+    /// Whether it names an image past its end of life at `now` (derive it again).
+    pub fn serves_expired(&self, now: &str) -> bool {
+        self.image
+            .iter()
+            .chain(self.regions.values())
+            .chain(self.stages.values())
+            .any(|s| s.expired(now))
     }
 
     /// Its bytes, stamped with the root it goes with.
@@ -172,7 +233,7 @@ impl Latest {
 
     /// Equal in what it serves (not in when it was stamped).
     pub fn same_answer(&self, other: &Latest) -> bool {
-        self.image == other.image && self.regions == other.regions
+        self.image == other.image && self.regions == other.regions && self.stages == other.stages
     }
 }
 
@@ -191,13 +252,20 @@ mod tests {
             image_definition: Some("capi-ubuntu-2404".into()),
             gallery: Some("G".into()),
             gallery_image_version: Some(g.into()),
-            gallery_image_version_id: None,
+            gallery_image_version_id: Some(format!("/g/{id}/versions/{g}")),
             managed_image_id: None,
             regions: regions.iter().map(|r| r.to_string()).collect(),
             yank: None,
+            lifecycle: None,
             published_at: "2026-01-01T00:00:00.000Z".into(),
             updated_at: None,
-            objects: BTreeMap::new(),
+            objects: BTreeMap::from([(
+                "template".to_string(),
+                ObjectRef {
+                    key: format!("images/{id}/template-0000000000000000.yaml"),
+                    sha256: "0".repeat(64),
+                },
+            )]),
             extra: Extra::new(),
         }
     }
@@ -223,7 +291,7 @@ mod tests {
         // Offering in another order gives the same answer.
         let mut other = Latest::new("1.30/ubuntu-2404");
         for e in [&c, &b, &a] {
-            other.offer(e);
+            other.offer(e, "2026-06-01T00:00:00.000Z");
         }
         assert!(latest.same_answer(&other));
         assert!(latest.serves("a") && latest.serves("b") && !latest.serves("c"));

@@ -148,12 +148,13 @@ impl<S: Store> Catalog<S> {
             entry::describe(&id, &e.record, Default::default(), String::new()).shard_name();
         let here = match view.shard(self, &offered_shard).await?.find(&id) {
             Some(_) => Some(offered_shard.clone()),
-            None => view.locate(self, &id).await?,
+            None => view.locate_for_publish(self, &id, &offered_shard).await?,
         };
         let Some(shard_name) = here else {
             let (revision, bytes) =
                 entry::revision(&id, &offered_ref, &e.template_ref(), at, sequence);
             self.put_signed(&revision, &bytes).await?;
+            self.put_anchor(&id, &offered_shard).await?;
             let new = e.index_entry(revision, at.to_string());
             self.offer_to_pointer(view, &new).await?;
             view.shard(self, &offered_shard).await?.images.push(new);
@@ -214,6 +215,9 @@ impl<S: Store> Catalog<S> {
                 updated.extra = old.extra.clone();
                 // A Kubernetes version filled in moves the image to the shard of that version.
                 let new_shard = updated.shard_name();
+                if new_shard != shard_name {
+                    self.put_anchor(&id, &new_shard).await?;
+                }
                 remove(view.shard(self, &shard_name).await?, &id);
                 view.mark(&shard_name);
                 self.offer_to_pointer(view, &updated).await?;
@@ -227,22 +231,30 @@ impl<S: Store> Catalog<S> {
     /// A new or updated image may be the new latest of its minor and OS.
     async fn offer_to_pointer(&self, view: &mut View, e: &IndexEntry) -> Result<(), CatalogError> {
         if let Some(name) = e.pointer_name() {
-            view.pointer(self, &name).await?.offer(e);
+            view.pointer(self, &name)
+                .await?
+                .offer(e, &entry::now_rfc3339());
         }
         Ok(())
     }
 
     /// Re-signs the catalog as it is, with a higher sequence and a new expiry, and its
-    /// pointers with it: what a team that publishes rarely runs on a schedule, so readers
+    /// pointers with it (those that name an image past its end of life derived again): what a team that publishes rarely runs on a schedule, so readers
     /// never see it expire. An expired root is re-signed only when `accept_expired` says so
     /// (a reader without state could otherwise be fed an old, expired root to re-sign).
     pub async fn refresh(&self, accept_expired: bool) -> Result<u64, CatalogError> {
         let mut contention = self.contention();
         loop {
             let mut view = self.write_view(Intent::Refresh { accept_expired }).await?;
+            // Every pointer stamped with the new root; one that names an image past its end
+            // of life (time passed since it was written) derived again.
+            let now = entry::now_rfc3339();
             let names = view.all_pointer_names();
             for name in names {
-                view.pointer(self, &name).await?;
+                if view.pointer(self, &name).await?.serves_expired(&now) {
+                    let latest = view.derive_pointer(self, &name).await?;
+                    view.set_pointer(&name, latest);
+                }
             }
             if let Some(sequence) = view.commit(self).await? {
                 return Ok(sequence);

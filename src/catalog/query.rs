@@ -3,7 +3,8 @@
 //! trusted keys, the image a reader acts on (`latest`, `show`) has its revision and its newest
 //! event checked for their own signatures too.
 
-use super::index::{Filter, IndexEntry, newer, split_shard_name};
+use super::entry;
+use super::index::{Filter, IndexEntry, Served, newer, split_shard_name};
 use super::snapshot::Intent;
 use super::store::Store;
 use super::{Catalog, CatalogError};
@@ -16,6 +17,9 @@ pub struct Found {
     pub entry: IndexEntry,
     /// Who signed its revision, when signatures are checked.
     pub signed_by: Option<String>,
+    /// Where it is served from (for the stage asked for), if anywhere: its template is the
+    /// one a cluster should use.
+    pub served: Option<Served>,
 }
 
 /// What the catalog holds, from its root alone.
@@ -58,6 +62,7 @@ impl<S: Store> Catalog<S> {
                 |n, s| filter.may_match(n, s),
             )
             .await?;
+        let now = entry::now_rfc3339();
         let mut matched = 0;
         let mut i = 0;
         while i < names.len() {
@@ -87,7 +92,7 @@ impl<S: Store> Catalog<S> {
                 .collect()
                 .await;
             for shard in shards {
-                group.extend(shard?.into_iter().filter(|e| filter.matches(e)));
+                group.extend(shard?.into_iter().filter(|e| filter.matches_at(e, &now)));
             }
             group.sort_by(|a, b| newer(b, a));
             matched += group.len();
@@ -112,11 +117,13 @@ impl<S: Store> Catalog<S> {
         Ok(all)
     }
 
-    /// The newest image that matches and is not yanked. It reads the newest Kubernetes
-    /// version's shards first and stops at the first version with a match.
+    /// The newest image that matches and is in service (not yanked, a location still there,
+    /// not past its end of life). It reads the newest Kubernetes version's shards first and
+    /// stops at the first version with a match.
     pub async fn latest(&self, filter: &Filter) -> Result<Option<Found>, CatalogError> {
         let filter = Filter {
             include_yanked: false,
+            in_service: true,
             ..filter.clone()
         };
         let mut best = None;
@@ -131,7 +138,10 @@ impl<S: Store> Catalog<S> {
             .await?;
         let _ = found;
         match best {
-            Some(entry) => Ok(Some(self.checked(entry).await?)),
+            Some(entry) => {
+                let served = entry.in_service(filter.stage.as_deref(), &entry::now_rfc3339());
+                Ok(Some(self.checked(entry, served).await?))
+            }
             None => Ok(None),
         }
     }
@@ -144,26 +154,60 @@ impl<S: Store> Catalog<S> {
         };
         let entry = view.shard(self, &name).await?.find(id).cloned();
         match entry {
-            Some(entry) => Ok(Some(self.checked(entry).await?)),
+            Some(entry) => {
+                let served = entry.served(None);
+                Ok(Some(self.checked(entry, served).await?))
+            }
             None => Ok(None),
         }
     }
 
-    /// With trusted keys: the entry's revision and newest event carry their own signatures
-    /// by a trusted key (an index can only name them; this proves who wrote them).
-    async fn checked(&self, entry: IndexEntry) -> Result<Found, CatalogError> {
+    /// With trusted keys: the entry's revision, its newest event, its yank state's event and
+    /// the promotion it is served from carry their own signatures by a trusted key (an index
+    /// can only name them; this proves who wrote them).
+    async fn checked(
+        &self,
+        entry: IndexEntry,
+        served: Option<Served>,
+    ) -> Result<Found, CatalogError> {
         let mut signed_by = None;
         if self.checks_signatures() {
             if let Some(r) = entry.objects.get("revision") {
                 let bytes = self.read_object(r).await?;
                 signed_by = self.check_signature(&r.key, &bytes).await?;
             }
-            if let Some(y) = &entry.yank {
-                let bytes = self.read_object(&y.event).await?;
-                self.check_signature(&y.event.key, &bytes).await?;
+            let promotion = served.as_ref().and_then(|s| {
+                entry
+                    .live_promotions()
+                    .find(|p| {
+                        Some(&p.location.gallery_image_version_id)
+                            == s.gallery_image_version_id.as_ref()
+                    })
+                    .map(|p| &p.event)
+            });
+            let events = [
+                entry.yank.as_ref().map(|y| &y.event),
+                entry.lifecycle.as_ref().map(|l| &l.head),
+                promotion,
+            ];
+            for event in events.into_iter().flatten() {
+                let bytes = self.read_object(event).await?;
+                self.check_signature(&event.key, &bytes).await?;
             }
         }
-        Ok(Found { entry, signed_by })
+        Ok(Found {
+            entry,
+            signed_by,
+            served,
+        })
+    }
+
+    /// The template a cluster should use for what was found: where it is served from.
+    pub async fn served_template(&self, found: &Found) -> Result<Vec<u8>, CatalogError> {
+        match &found.served {
+            Some(s) => self.read_object(&s.template).await,
+            None => self.object(&found.entry, "template").await,
+        }
     }
 
     /// An object of an entry (`record` or `template`), checked against the index's sha256.

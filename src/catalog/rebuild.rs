@@ -11,9 +11,9 @@
 //! exit non-zero.
 
 use super::entry;
-use super::index::{IndexEntry, ObjectRef, Root, Shard, YankState};
+use super::index::{IndexEntry, ObjectRef, Root, Shard};
 use super::objects::{
-    self, IMAGES_PREFIX, Kind, Link, Revision, chain_head, parse_key, sha256, sig_key,
+    self, IMAGES_PREFIX, Kind, Link, Revision, chain, chain_head, parse_key, sha256, sig_key,
 };
 use super::revision::{self, Comparison};
 use super::signing::{Trust, Untrusted};
@@ -82,8 +82,19 @@ pub(crate) struct Derived {
     pub(crate) adopt: Vec<(ObjectRef, Vec<u8>)>,
     /// A revision object to write (a layout 1 image has none).
     pub(crate) create: Option<(ObjectRef, Vec<u8>)>,
-    /// The highest sequence any of its objects was written for.
+    /// The highest sequence any of its (accepted) objects was written for.
     pub(crate) max_sequence: u64,
+    /// When the object of that sequence was written.
+    pub(crate) max_sequence_at: String,
+}
+
+impl Derived {
+    fn saw(&mut self, sequence: u64, at: &str) {
+        if sequence > self.max_sequence {
+            self.max_sequence = sequence;
+            self.max_sequence_at = at.to_string();
+        }
+    }
 }
 
 pub(crate) fn finding(
@@ -314,6 +325,7 @@ impl<S: Store> Catalog<S> {
             adopt: Vec::new(),
             create: None,
             max_sequence: 0,
+            max_sequence_at: String::new(),
         };
         let mut revisions: Vec<(ObjectRef, Revision)> = Vec::new();
         for key in listed.of(Kind::Revision) {
@@ -349,7 +361,7 @@ impl<S: Store> Catalog<S> {
                 )
                 .await?
             {
-                out.max_sequence = out.max_sequence.max(r.sequence.unwrap_or(0));
+                out.saw(r.sequence.unwrap_or(0), &r.at);
                 revisions.push((
                     ObjectRef {
                         key: key.to_string(),
@@ -479,7 +491,11 @@ impl<S: Store> Catalog<S> {
                     Severity::Error,
                     FindingKind::Data,
                     id,
-                    "no usable revision (missing, altered or untrusted objects, said above): the image is left out of the index",
+                    if listed.of(Kind::Revision).next().is_none() {
+                        "no revision object (a publish that stopped before it wrote one, or objects planted): the image is left out of the index"
+                    } else {
+                        "no usable revision (missing, altered or untrusted objects, said above): the image is left out of the index"
+                    },
                 ));
             }
             return Ok(out);
@@ -532,7 +548,7 @@ impl<S: Store> Catalog<S> {
                         .accept(trust.as_ref(), adoption, key, &v.bytes, &mut out, "event")
                         .await?
                     {
-                        out.max_sequence = out.max_sequence.max(link.sequence);
+                        out.saw(link.sequence, &link.at);
                         bytes_of.insert(key.clone(), v.bytes);
                         links.push((key.clone(), link));
                     }
@@ -545,15 +561,29 @@ impl<S: Store> Catalog<S> {
                 )),
             }
         }
-        e.yank = chain_head(&links).map(|(key, link)| YankState {
-            yanked: link.yanked,
-            reason: link.reason.clone(),
-            at: link.at.clone(),
-            event: ObjectRef {
-                key: key.clone(),
-                sha256: sha256(&bytes_of[key]),
-            },
-        });
+        // Its state: the fold of the chain that ends at the head (an event a racing writer
+        // left as a dead end never took effect).
+        if let Some((head, _)) = chain_head(&links) {
+            let by_key: std::collections::HashMap<&str, &Link> =
+                links.iter().map(|(k, l)| (k.as_str(), l)).collect();
+            let mut keys = chain(&by_key, head);
+            keys.reverse();
+            let refs: Vec<(ObjectRef, &Link)> = keys
+                .iter()
+                .map(|k| {
+                    (
+                        ObjectRef {
+                            key: k.to_string(),
+                            sha256: sha256(&bytes_of[*k]),
+                        },
+                        by_key[k],
+                    )
+                })
+                .collect();
+            let (yank, lifecycle) = super::lifecycle::fold(&e, refs.iter().map(|(r, l)| (r, *l)));
+            e.yank = yank;
+            e.lifecycle = lifecycle;
+        }
         out.entry = Some(e);
         Ok(out)
     }
@@ -580,10 +610,28 @@ impl<S: Store> Catalog<S> {
             let mut base = 0u64;
             let mut previous = BTreeMap::new();
             let mut extra = Default::default();
+            let mut catalog_id = self.catalog_id.clone();
+            let raw_root = self.get(objects::INDEX_KEY).await?;
+            let root_signature = match &raw_root {
+                Some(raw) => self.root_signature(&raw.bytes).await?,
+                None => None,
+            };
+            // What a root says counts only when it is trusted: an attacker's unsigned root
+            // must not set the sequence the owner signs (or its catalog id).
+            let root_trusted = match (self.trusted_keys(), &raw_root) {
+                (Some(trust), Some(raw)) => {
+                    trust.verify(&raw.bytes, root_signature.as_deref()).is_ok()
+                }
+                (None, _) => true,
+                (Some(_), None) => false,
+            };
             match &snap.read {
-                Read::Root(root) => {
+                Read::Root(root) if root_trusted => {
                     base = root.sequence;
                     extra = root.extra.clone();
+                    if catalog_id.is_none() {
+                        catalog_id = root.catalog_id.clone();
+                    }
                 }
                 Read::Legacy(index) => {
                     extra = index.extra.clone();
@@ -607,15 +655,54 @@ impl<S: Store> Catalog<S> {
                         }
                     }
                 }
-                Read::Empty | Read::Unreadable(_) => {}
+                _ => {}
             }
-            base = base.max(self.seen()?.map(|s| s.sequence).unwrap_or(0));
+            let seen = self.seen()?;
+            base = base.max(seen.as_ref().map(|s| s.sequence).unwrap_or(0));
+            if catalog_id.is_none() {
+                catalog_id = seen.and_then(|s| s.catalog_id);
+            }
             let now = entry::now_rfc3339();
             // List first (one image's keys at a time), then derive each image, a bounded
             // number at once.
             let mut images: Vec<(String, Listed)> = Vec::new();
             each_image(self, |id, listed| images.push((id, listed))).await?;
+            let signed_objects = images
+                .iter()
+                .flat_map(|(_, l)| l.keys.iter())
+                .filter(|(_, k)| *k == Kind::Signature)
+                .count();
+            // Signed if anything says so: the root's signature, any object's, or a state that
+            // remembers a signed root (an attacker can delete signatures, not the state).
+            let remembered = self.state.is_some() && self.seen()?.is_some();
+            let signed = root_signature.is_some() || signed_objects > 0 || remembered;
+            if signed && self.signer.is_none() {
+                return Err(CatalogError::Settings {
+                    catalog: self.describe(),
+                    problem: "the catalog is signed, and this command has no signing key: what it wrote would strip the signature; give --signing-key".into(),
+                });
+            }
+            if signed && adoption.unsigned {
+                return Err(CatalogError::Settings {
+                    catalog: self.describe(),
+                    problem: format!(
+                        "--adopt-unsigned is for a catalog that was never signed, and this one is ({}): rebuild without it, and what carries no trusted signature is left out and named",
+                        if root_signature.is_some() {
+                            "its index carries a signature".to_string()
+                        } else if signed_objects > 0 {
+                            format!("{signed_objects} of its objects carry signatures")
+                        } else {
+                            "the state directory remembers a signed index of it".to_string()
+                        }
+                    ),
+                });
+            }
             let total = images.len();
+            let anchored: HashSet<String> = images
+                .iter()
+                .filter(|(_, l)| l.keys.iter().any(|(_, k)| *k == Kind::Anchor))
+                .map(|(id, _)| id.clone())
+                .collect();
             let mut derived = futures::stream::iter(images.into_iter().map(|(id, listed)| {
                 let at = previous.get(&id).cloned().unwrap_or_else(|| now.clone());
                 let adoption = &adoption;
@@ -629,8 +716,9 @@ impl<S: Store> Catalog<S> {
             let mut findings = Vec::new();
             let mut to_sign = Vec::new();
             let mut to_create = Vec::new();
+            let mut anchors = Vec::new();
             let mut done = 0;
-            while let Some((_, d)) = derived.next().await {
+            while let Some((id, d)) = derived.next().await {
                 let d = d?;
                 base = base.max(d.max_sequence);
                 findings.extend(d.findings);
@@ -638,6 +726,9 @@ impl<S: Store> Catalog<S> {
                 to_create.extend(d.create);
                 if let Some(e) = d.entry {
                     let name = e.shard_name();
+                    if !anchored.contains(&id) {
+                        anchors.push((id.clone(), name.clone()));
+                    }
                     shards
                         .entry(name.clone())
                         .or_insert_with(|| Shard::new(&name))
@@ -657,12 +748,22 @@ impl<S: Store> Catalog<S> {
             for (r, bytes) in &to_create {
                 self.put_signed(r, bytes).await?;
             }
+            for (id, shard) in &anchors {
+                self.put_anchor(id, shard).await?;
+            }
             for (r, bytes) in &to_sign {
                 self.put_signed(r, bytes).await?;
             }
             let mut root = Root::empty(&now, &now);
             root.sequence = base;
             root.extra = extra;
+            if catalog_id.is_none() {
+                tracing::warn!(
+                    "{}: no trusted root or state says which catalog this is: it gets a new catalog id, and readers that saw the old one refuse it (give --catalog-id to keep it)",
+                    self.describe()
+                );
+            }
+            root.catalog_id = catalog_id;
             let mut view = View::rebuilt(root, snap.mode.clone(), shards);
             let names = view.all_pointer_names();
             for name in names {

@@ -50,7 +50,7 @@ pub enum KeyError {
     },
     /// The key's type cannot sign SSHSIG signatures here.
     #[error(
-        "{path}: sigcat cannot sign with a {algorithm} key; use ed25519 (ssh-keygen -t ed25519), ECDSA (P-256, P-384, P-521) or RSA"
+        "{path}: sigcat cannot sign with a {algorithm} key; use ed25519 (ssh-keygen -t ed25519), ECDSA (P-256, P-384, P-521) or RSA of 2048 bits or more"
     )]
     Unsupported {
         /// The key file.
@@ -88,7 +88,7 @@ pub enum KeyError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Untrusted {
     /// There is no signature.
-    #[error("the index is not signed")]
+    #[error("it is not signed")]
     Unsigned,
     /// The signature is not an SSH signature.
     #[error("its signature is not an SSH signature ({0})")]
@@ -97,12 +97,12 @@ pub enum Untrusted {
     #[error("it is signed in the namespace `{0}`, not `{NAMESPACE}`")]
     Namespace(String),
     #[error(
-        "it is signed by a key the trust file does not list (or not for this namespace and time): {0}"
+        "it is signed by a key the trust file does not list (or not for this namespace and time; a writer trusts its own key and the trust file's): {0}"
     )]
     /// The signing key is not in the trust file (fingerprint given).
     UnknownKey(String),
     #[error(
-        "its signature (by {0}) does not match its content: the index was changed after it was signed"
+        "its signature (by {0}) does not match its content: it was changed after it was signed"
     )]
     /// The content changed after it was signed (the principal given).
     Mismatch(String),
@@ -134,6 +134,13 @@ impl Signer {
         // key pasted into a CI secret store) are not part of the key.
         let text = String::from_utf8_lossy(pem).replace("\r\n", "\n");
         let normalized = format!("{}\n", text.trim());
+        let first = normalized.split_whitespace().next().unwrap_or("");
+        if first.starts_with("ssh-") || first.starts_with("ecdsa-") || first.starts_with("sk-") {
+            return Err(KeyError::NotAKey {
+                path: path.to_string(),
+                problem: "it is a public key (or a certificate), not the private key: give the file without `.pub`".into(),
+            });
+        }
         let pem = normalized.as_bytes();
         let key = match keyfile::read_ecdsa(pem, passphrase) {
             Ok(key) => key,
@@ -370,7 +377,7 @@ impl Trust {
             .find(|s| {
                 s.namespaces
                     .as_ref()
-                    .is_none_or(|ns| ns.iter().any(|n| n == NAMESPACE))
+                    .is_none_or(|ns| namespace_allowed(ns, NAMESPACE))
                     && s.valid_after.is_none_or(|t| now >= t)
                     && s.valid_before.is_none_or(|t| now < t)
             })
@@ -465,6 +472,29 @@ fn parse_time(text: &str) -> Option<time::OffsetDateTime> {
     Some(date.with_time(t).assume_utc())
 }
 
+/// OpenSSH's pattern list (`match_pattern_list`): comma-separated patterns with `*` and `?`;
+/// a match of a negated one (`!pattern`) refuses, whatever else matches.
+fn namespace_allowed(patterns: &[String], namespace: &str) -> bool {
+    fn glob(p: &[u8], s: &[u8]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => glob(&p[1..], s) || (!s.is_empty() && glob(p, &s[1..])),
+            (Some(b'?'), Some(_)) => glob(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => glob(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    let mut allowed = false;
+    for p in patterns.iter().map(|p| p.trim()) {
+        match p.strip_prefix('!') {
+            Some(negated) if glob(negated.as_bytes(), namespace.as_bytes()) => return false,
+            Some(_) => {}
+            None => allowed |= glob(p.as_bytes(), namespace.as_bytes()),
+        }
+    }
+    allowed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,6 +552,16 @@ mod tests {
             both.verify(b"i", Some(other.sign(b"i").as_bytes())),
             Ok("other@example".into())
         );
+    }
+
+    #[test]
+    fn namespace_patterns_are_openssh_pattern_lists() {
+        let list = |s: &str| s.split(',').map(str::to_string).collect::<Vec<_>>();
+        assert!(namespace_allowed(&list("sigcat-*"), NAMESPACE));
+        assert!(namespace_allowed(&list("git,sigcat-catal?g"), NAMESPACE));
+        assert!(!namespace_allowed(&list("git"), NAMESPACE));
+        assert!(!namespace_allowed(&list("*,!sigcat-*"), NAMESPACE));
+        assert!(namespace_allowed(&list("*"), NAMESPACE));
     }
 
     #[test]

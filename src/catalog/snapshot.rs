@@ -72,8 +72,8 @@ impl<S: Store> Catalog<S> {
         Ok(())
     }
 
-    /// The catalog's identity for the state file: its location, absolute.
-    pub(crate) fn identity(&self) -> String {
+    /// The catalog's identity (what the state file is kept for): its location, absolute.
+    pub fn identity(&self) -> String {
         self.store.identity()
     }
 
@@ -142,7 +142,9 @@ impl<S: Store> Catalog<S> {
                 )
             }
             _ => {
-                if intent == Intent::Write && self.root_signature(&raw.bytes).await?.is_some() {
+                if matches!(intent, Intent::Write | Intent::Refresh { .. })
+                    && self.root_signature(&raw.bytes).await?.is_some()
+                {
                     return Err(CatalogError::Settings {
                         catalog: self.describe(),
                         problem: "the catalog is signed, and this command has no signing key: what it wrote would strip the signature; give --signing-key and --trusted-keys".into(),
@@ -222,18 +224,20 @@ impl<S: Store> Catalog<S> {
         if intent == Intent::Inspect {
             return Ok(empty);
         }
-        if intent == Intent::Read && !self.store_exists().await? {
-            return Err(CatalogError::Missing {
-                catalog: self.describe(),
-                what: self.store.root_noun(),
-            });
-        }
+        // Gone after it was seen (the index, or the whole container or directory): refused,
+        // never "no catalog here" or an empty one.
         if self.checks_signatures() {
             let seen = self.seen()?.map(|s| s.sequence).unwrap_or(0);
             let floor = seen.max(self.min_sequence);
             if floor > 0 {
                 return Err(self.untrusted(INDEX_KEY, Distrust::Gone { seen: floor }));
             }
+        }
+        if intent == Intent::Read && !self.store_exists().await? {
+            return Err(CatalogError::Missing {
+                catalog: self.describe(),
+                what: self.store.root_noun(),
+            });
         }
         if !was_empty && self.any_under(IMAGES_PREFIX).await? {
             return Err(self.corrupt(
@@ -276,6 +280,19 @@ impl<S: Store> Catalog<S> {
                 ));
             }
         }
+        if root.sequence > super::index::MAX_SEQUENCE {
+            return Err(self.corrupt(
+                INDEX_KEY,
+                format!("its sequence {} is beyond any sigcat writes", root.sequence),
+            ));
+        }
+        if root
+            .catalog_id
+            .as_ref()
+            .is_some_and(|id| id.len() != 32 || !valid_hash(&format!("{id}{id}")))
+        {
+            return Err(self.corrupt(INDEX_KEY, "its `catalog_id` is not 32 hex digits"));
+        }
         if parse_time(&root.expires).is_none() {
             return Err(self.corrupt(INDEX_KEY, "`expires` is not an RFC 3339 time"));
         }
@@ -300,13 +317,39 @@ impl<S: Store> Catalog<S> {
                     },
                 ));
             }
-            if now <= expires && expires - now < EXPIRY_WARNING {
+            if now > expires {
+                tracing::warn!(
+                    "{}: its index expired at {}; re-signing it anyway, as --accept-expired asks (a reader with no state could have been fed an old one: `sigcat catalog verify` it)",
+                    self.describe(),
+                    root.expires
+                );
+            }
+            if now <= expires
+                && expires - now < EXPIRY_WARNING
+                && !matches!(intent, Intent::Refresh { .. })
+            {
                 tracing::warn!(
                     "the catalog {} expires at {}: re-sign it with `sigcat catalog refresh` (a scheduled job in pipelines/ does it weekly), or readers will refuse it",
                     self.describe(),
                     root.expires
                 );
             }
+        }
+        let expected = match (&self.catalog_id, self.seen()?) {
+            (Some(pinned), _) => Some(pinned.clone()),
+            (None, Some(seen)) => seen.catalog_id,
+            (None, None) => None,
+        };
+        if let Some(expected) = expected
+            && root.catalog_id.as_deref() != Some(expected.as_str())
+        {
+            return Err(self.untrusted(
+                INDEX_KEY,
+                Distrust::OtherCatalog {
+                    expected,
+                    got: root.catalog_id.clone().unwrap_or_else(|| "none".into()),
+                },
+            ));
         }
         if root.sequence < self.min_sequence {
             return Err(self.untrusted(
@@ -353,7 +396,12 @@ impl<S: Store> Catalog<S> {
     }
 
     /// Remembers a root that was read and trusted, or written.
-    pub(crate) fn remember(&self, sequence: u64, sha: &str) -> Result<(), CatalogError> {
+    pub(crate) fn remember(
+        &self,
+        sequence: u64,
+        sha: &str,
+        catalog_id: Option<&str>,
+    ) -> Result<(), CatalogError> {
         let Some(state) = &self.state else {
             return Ok(());
         };
@@ -365,6 +413,7 @@ impl<S: Store> Catalog<S> {
                 catalog: self.identity(),
                 sequence,
                 sha256: sha.to_string(),
+                catalog_id: catalog_id.map(str::to_string),
                 at: now_rfc3339(),
             })
             .map_err(|e| CatalogError::State {
@@ -379,7 +428,7 @@ impl<S: Store> Catalog<S> {
         if let (Read::Root(root), Some(sha)) = (&snap.read, &snap.sha256)
             && snap.signed_by.is_some()
         {
-            self.remember(root.sequence, sha)?;
+            self.remember(root.sequence, sha, root.catalog_id.as_deref())?;
         }
         View::of(self, snap).await
     }

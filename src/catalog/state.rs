@@ -18,6 +18,9 @@ pub struct Seen {
     pub sequence: u64,
     /// The sha256 of the index of that sequence.
     pub sha256: String,
+    /// The catalog's id, as its root says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_id: Option<String>,
     /// When it was first seen.
     pub at: String,
 }
@@ -141,6 +144,7 @@ mod tests {
             catalog: "/srv/cat".into(),
             sequence,
             sha256: format!("{sequence:064}"),
+            catalog_id: None,
             at: "t".into(),
         }
     }

@@ -10,7 +10,7 @@
 //! rollback.
 
 use super::entry;
-use super::index::IndexEntry;
+use super::index::{IndexEntry, ObjectRef};
 use super::objects::{self, INDEX_KEY, Kind, Link, Revision, chain, chain_head, sig_key};
 use super::pointer::Latest;
 use super::rebuild::{Adoption, Listed, each_image, finding};
@@ -48,6 +48,9 @@ pub enum FindingKind {
     Orphan,
     /// An object rebuild-index adopted and signed.
     Adopted,
+    /// Something in an image's lifecycle an operator should know (promoted twice to one
+    /// version, overwritten by another image's promotion, every location deleted).
+    Lifecycle,
 }
 
 /// One thing `verify` or `rebuild-index` found.
@@ -86,13 +89,14 @@ impl Severity {
 }
 
 impl FindingKind {
-    /// `signature`, `freshness`, `data`, `orphan` or `adopted`.
+    /// `signature`, `freshness`, `data`, `orphan`, `lifecycle` or `adopted`.
     pub fn as_str(self) -> &'static str {
         match self {
             FindingKind::Signature => "signature",
             FindingKind::Freshness => "freshness",
             FindingKind::Data => "data",
             FindingKind::Orphan => "orphan",
+            FindingKind::Lifecycle => "lifecycle",
             FindingKind::Adopted => "adopted",
         }
     }
@@ -124,6 +128,8 @@ pub struct Report {
     pub objects: usize,
     /// The root's sequence.
     pub sequence: Option<u64>,
+    /// The catalog's id (what `--catalog-id` pins).
+    pub catalog_id: Option<String>,
     /// When the root expires.
     pub expires: Option<String>,
     /// Who signed the index, or why it is not checked.
@@ -203,8 +209,10 @@ pub async fn verify<S: Store>(
         ));
     }
     let mut indexed: HashSet<String> = HashSet::new();
+    let mut orphan_root_sequence = None;
     if let Some(mut view) = view {
         let root_sequence = (!view.legacy).then_some(view.root.sequence);
+        orphan_root_sequence = root_sequence;
         let names = match view.all_shard_names(catalog).await {
             Ok(names) => names,
             Err(CatalogError::Corrupt { key, problem, .. }) => {
@@ -215,6 +223,7 @@ pub async fn verify<S: Store>(
         };
         report.shards = names.len();
         let total = view.root.image_count();
+        let now = entry::now_rfc3339();
         let mut pointers: BTreeMap<String, Latest> = BTreeMap::new();
         let mut done = 0;
         for name in names {
@@ -245,7 +254,7 @@ pub async fn verify<S: Store>(
                     pointers
                         .entry(p.clone())
                         .or_insert_with(|| Latest::new(&p))
-                        .offer(e);
+                        .offer(e, &now);
                 }
             }
             let mut checks = futures::stream::iter(shard.iter().map(|e| {
@@ -289,6 +298,22 @@ pub async fn verify<S: Store>(
     .buffer_unordered(catalog.concurrency);
     while let Some((id, listed, d)) = derived.next().await {
         let d = d?;
+        if let Some(index) = orphan_root_sequence
+            && catalog.trusted_keys().is_some()
+            && d.max_sequence > index
+        {
+            let problem = format!(
+                "an image the index does not list, whose objects were written under sequence {}, after this index's {}: the index was rolled back or lost a write; `sigcat catalog rebuild-index` restores it",
+                d.max_sequence, index
+            );
+            findings.push(
+                if written_after(d.max_sequence, &d.max_sequence_at, index) {
+                    error(FindingKind::Freshness, id, problem)
+                } else {
+                    warning(FindingKind::Freshness, id, in_flight(&problem))
+                },
+            );
+        }
         match d.entry {
             Some(_) => findings.push(warning(
                 FindingKind::Orphan,
@@ -329,6 +354,7 @@ async fn check_root_trust<S: Store>(
         Read::Root(root) => {
             report.layout = Some(root.layout);
             report.sequence = Some(root.sequence);
+            report.catalog_id = root.catalog_id.clone();
             report.expires = Some(root.expires.clone());
         }
         Read::Legacy(index) => report.layout = Some(index.layout),
@@ -465,6 +491,7 @@ async fn check_entry<S: Store>(
     let mut expected = entry::describe(&e.id, &record, e.objects.clone(), e.published_at.clone());
     expected.updated_at = e.updated_at.clone();
     expected.yank = e.yank.clone();
+    expected.lifecycle = e.lifecycle.clone();
     expected.extra = e.extra.clone();
     if entry::image_id(&record).as_deref() != Some(e.id.as_str()) {
         out.push(error(
@@ -514,7 +541,11 @@ async fn check_entry<S: Store>(
     // Every revision and event of the image: signed by a trusted key, and not written under a
     // later sequence than the index (which would mean the index was rolled back).
     let mut links = Vec::new();
+    // Trusted objects written under a later sequence than the index: reported once, as
+    // freshness; what they leave inconsistent below is the same finding, not another.
+    let mut ahead_keys: HashSet<String> = HashSet::new();
     let mut accounted: BTreeSet<String> = e.objects.values().map(|r| r.key.clone()).collect();
+    accounted.insert(objects::anchor_key(&e.id));
     for (key, kind) in &listed.keys {
         if !matches!(kind, Kind::Revision | Kind::Event | Kind::LegacyYank) {
             continue;
@@ -524,12 +555,23 @@ async fn check_entry<S: Store>(
         let Some(v) = catalog.get(key).await? else {
             continue;
         };
-        let sequence = match kind {
+        let (sequence, at) = match kind {
             Kind::Revision => match serde_json::from_slice::<Revision>(&v.bytes) {
-                Ok(r) => {
+                Ok(r) if r.id == e.id => {
                     accounted.insert(r.record.key);
                     accounted.insert(r.template.key);
-                    r.sequence.unwrap_or(0)
+                    (r.sequence.unwrap_or(0), r.at)
+                }
+                Ok(r) => {
+                    out.push(error(
+                        FindingKind::Data,
+                        key,
+                        format!(
+                            "a revision of {} in the objects of {}: `sigcat catalog rebuild-index` leaves it out",
+                            r.id, e.id
+                        ),
+                    ));
+                    continue;
                 }
                 Err(_) => {
                     out.push(error(FindingKind::Data, key, "not a revision"));
@@ -538,7 +580,7 @@ async fn check_entry<S: Store>(
             },
             _ => match Link::parse(*kind, &v.bytes) {
                 Some(link) if link.id == e.id => {
-                    let s = link.sequence;
+                    let s = (link.sequence, link.at.clone());
                     links.push((key.clone(), link));
                     s
                 }
@@ -552,57 +594,107 @@ async fn check_entry<S: Store>(
                 }
             },
         };
+        let mut trusted = false;
         if let Some(trust) = &trust {
             let sig = catalog.get(&sig_key(key)).await?.map(|v| v.bytes);
-            if let Err(problem) = trust.verify(&v.bytes, sig.as_deref()) {
-                out.push(error(
+            match trust.verify(&v.bytes, sig.as_deref()) {
+                Ok(_) => trusted = true,
+                Err(problem) => out.push(error(
                     FindingKind::Signature,
                     key,
                     format!("not signed by a trusted key ({problem}): a forgery, or written by a key the trust file does not list; `sigcat catalog rebuild-index` would leave it out"),
-                ));
+                )),
             }
         }
+        // Written under a later sequence than the index, by a trusted key: the index was
+        // rolled back (an untrusted object's sequence says nothing).
         if let Some(index) = root_sequence
+            && trusted
             && sequence > index
         {
-            out.push(error(
-                FindingKind::Freshness,
-                key,
-                Distrust::Ahead {
-                    object: sequence,
-                    index,
-                }
-                .to_string(),
-            ));
+            let ahead = Distrust::Ahead {
+                object: sequence,
+                index,
+            };
+            ahead_keys.insert(key.clone());
+            out.push(if written_after(sequence, &at, index) {
+                error(FindingKind::Freshness, key, ahead.to_string())
+            } else {
+                warning(FindingKind::Freshness, key, in_flight(&ahead))
+            });
         }
     }
-    // The yank state is the head of the chain of events, and no event follows it.
+    // The entry's head is the head of its chain of events, no event follows it, and its
+    // state (yank, promotions, deletions, end of life) is the fold of that chain.
     let by_key: HashMap<&str, &Link> = links.iter().map(|(k, l)| (k.as_str(), l)).collect();
-    match &e.yank {
-        Some(y) => {
-            if !by_key.contains_key(y.event.key.as_str()) {
+    for (_, link) in &links {
+        if let Some(l) = &link.location {
+            accounted.insert(l.template.key.clone());
+        }
+    }
+    match e.head_event() {
+        Some(head) => {
+            if !by_key.contains_key(head.key.as_str()) {
                 out.push(error(
                     FindingKind::Data,
                     &e.id,
-                    format!("its yank event {} is not there", y.event.key),
+                    format!("its newest event {} is not there", head.key),
                 ));
             } else {
-                if let Some((later, _)) = links
-                    .iter()
-                    .find(|(_, l)| l.previous.as_deref() == Some(y.event.key.as_str()))
-                {
+                if let Some((later, _)) = links.iter().find(|(k, l)| {
+                    l.previous.as_deref() == Some(head.key.as_str()) && !ahead_keys.contains(k)
+                }) {
                     out.push(error(
                         FindingKind::Data,
                         &e.id,
-                        format!("event {later} follows its yank state's event {}: the index lost a later yank or unyank (rolled back?)", y.event.key),
+                        format!("event {later} follows its newest event {}: the index lost a later event (rolled back?)", head.key),
                     ));
                 }
-                let on_chain: HashSet<&str> = chain(&by_key, &y.event.key).into_iter().collect();
+                let mut keys = chain(&by_key, &head.key);
+                keys.reverse();
+                let mut refs = Vec::new();
+                for k in &keys {
+                    let Some(v) = catalog.get(k).await? else {
+                        continue;
+                    };
+                    refs.push((
+                        ObjectRef {
+                            key: k.to_string(),
+                            sha256: objects::sha256(&v.bytes),
+                        },
+                        by_key[k],
+                    ));
+                }
+                let (yank, lifecycle) =
+                    super::lifecycle::fold(e, refs.iter().map(|(r, l)| (r, *l)));
+                if yank != e.yank || lifecycle != e.lifecycle {
+                    out.push(error(
+                        FindingKind::Data,
+                        &e.id,
+                        "its yank or lifecycle state is not what its events say; `sigcat catalog rebuild-index` derives it from them",
+                    ));
+                }
+                for (_, link) in &refs {
+                    if let Some(l) = &link.location
+                        && let Err(CatalogError::Corrupt { key, problem, .. }) =
+                            catalog.read_object(&l.template).await
+                    {
+                        out.push(error(
+                            FindingKind::Data,
+                            &key,
+                            format!(
+                                "the template of {}'s promotion to {}: {problem}",
+                                e.id, l.gallery_image_version_id
+                            ),
+                        ));
+                    }
+                }
+                let on_chain: HashSet<&str> = keys.iter().copied().collect();
                 for (key, link) in &links {
                     let followed = links
                         .iter()
                         .any(|(_, l)| l.previous.as_deref() == Some(key.as_str()));
-                    if on_chain.contains(key.as_str()) || followed {
+                    if on_chain.contains(key.as_str()) || followed || ahead_keys.contains(key) {
                         continue;
                     }
                     // A dead end: harmless when it is the sibling of an event that did take
@@ -610,7 +702,7 @@ async fn check_entry<S: Store>(
                     let sibling = links.iter().find(|(k, l)| {
                         on_chain.contains(k.as_str())
                             && l.previous == link.previous
-                            && l.yanked == link.yanked
+                            && l.says_the_same(link)
                     });
                     match sibling {
                         Some((won, _)) => out.push(warning(
@@ -628,15 +720,21 @@ async fn check_entry<S: Store>(
             }
         }
         None => {
-            if let Some((key, _)) = chain_head(&links) {
+            let known: Vec<(String, Link)> = links
+                .iter()
+                .filter(|(k, _)| !ahead_keys.contains(k))
+                .cloned()
+                .collect();
+            if let Some((key, _)) = chain_head(&known) {
                 out.push(error(
                     FindingKind::Data,
                     &e.id,
-                    format!("the index says it was never yanked, but event {key} is there"),
+                    format!("the index says it never had an event, but event {key} is there"),
                 ));
             }
         }
     }
+    out.extend(lifecycle_findings(e));
     for (key, _) in &listed.keys {
         if !accounted.contains(key) {
             out.push(warning(
@@ -647,6 +745,104 @@ async fn check_entry<S: Store>(
         }
     }
     Ok(out)
+}
+
+/// Whether an object written under `sequence` at `at` says the index (at `index`) lost a
+/// write: it is more than one write ahead, or one write ahead and older than a publish in
+/// progress could be (its objects come a moment before its index).
+pub(crate) fn written_after(sequence: u64, at: &str, index: u64) -> bool {
+    if sequence <= index {
+        return false;
+    }
+    if sequence > index + 1 {
+        return true;
+    }
+    let in_flight = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
+    time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .map_or(true, |at| at < in_flight)
+}
+
+/// A finding one write ahead of the index, written in the last minutes: a publish in
+/// progress (its objects come a moment before its index), or a rollback of its last write.
+fn in_flight(problem: &dyn std::fmt::Display) -> String {
+    format!(
+        "{problem} (written minutes ago under the next sequence: a publish in progress, or the index lost its last write; if `catalog verify` still says so in ten minutes, it is an error)"
+    )
+}
+
+/// What an image's lifecycle says an operator should know: a location promoted to more than
+/// once (image-builder deletes and creates it again: VMs made before may run another image),
+/// a location another image's promotion overwrote, an image with no location left.
+fn lifecycle_findings(e: &IndexEntry) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let Some(l) = &e.lifecycle else {
+        return out;
+    };
+    for p in &l.promoted {
+        if p.times > 1 {
+            out.push(warning(
+                FindingKind::Lifecycle,
+                &e.id,
+                format!(
+                    "promoted {} times to {} (the version was deleted and created again): VMs created from it before {} may run another image than its template now names",
+                    p.times, p.location.gallery_image_version_id, p.at
+                ),
+            ));
+        }
+    }
+    for d in &l.deleted {
+        if let Some(by) = &d.replaced_by {
+            out.push(warning(
+                FindingKind::Lifecycle,
+                &e.id,
+                format!(
+                    "its location {} was overwritten by the promotion of {by}: it is no longer served from there",
+                    d.resource_id
+                ),
+            ));
+        }
+    }
+    if e.all_deleted() {
+        out.push(warning(
+            FindingKind::Lifecycle,
+            &e.id,
+            "every location of it is deleted: nothing serves it (its records stay; `catalog list` shows it)",
+        ));
+    }
+    out
+}
+
+/// A pointer that is not what the index names because a trusted writer rewrote it under a
+/// later sequence: the index was rolled back, or a publish is in progress (one write ahead:
+/// its events, which carry their time, decide which). `None`: not that.
+async fn pointer_ahead<S: Store>(
+    catalog: &Catalog<S>,
+    key: &str,
+    view: &View,
+) -> Result<Option<Finding>, CatalogError> {
+    let (Some(trust), false) = (catalog.trusted_keys(), view.legacy) else {
+        return Ok(None);
+    };
+    let Some(v) = catalog.get(key).await? else {
+        return Ok(None);
+    };
+    let Ok(stored) = serde_json::from_slice::<Latest>(&v.bytes) else {
+        return Ok(None);
+    };
+    let sig = catalog.get(&sig_key(key)).await?.map(|v| v.bytes);
+    let index = view.root.sequence;
+    if stored.catalog_sequence <= index || trust.verify(&v.bytes, sig.as_deref()).is_err() {
+        return Ok(None);
+    }
+    let ahead = Distrust::Ahead {
+        object: stored.catalog_sequence,
+        index,
+    };
+    Ok(Some(if stored.catalog_sequence > index + 1 {
+        error(FindingKind::Freshness, key, ahead.to_string())
+    } else {
+        warning(FindingKind::Freshness, key, in_flight(&ahead))
+    }))
 }
 
 /// Every pointer says what the shards say, and is signed (with trusted keys).
@@ -675,7 +871,10 @@ async fn check_pointers<S: Store>(
         let bytes = match catalog.read_object(r).await {
             Ok(b) => b,
             Err(CatalogError::Corrupt { key, problem, .. }) => {
-                findings.push(error(FindingKind::Data, &key, problem));
+                findings.push(match pointer_ahead(catalog, &key, view).await? {
+                    Some(ahead) => ahead,
+                    None => error(FindingKind::Data, &key, problem),
+                });
                 continue;
             }
             Err(e) => return Err(e),

@@ -290,6 +290,53 @@ impl View {
         if let Some((name, _)) = self.shards.iter().find(|(_, s)| s.find(id).is_some()) {
             return Ok(Some(name.clone()));
         }
+        // Its anchor says where; it is only a hint, so the shard is read to be sure.
+        if let Some(name) = catalog.anchor(id).await?
+            && self.has_shard(catalog, &name).await?
+            && self.shard(catalog, &name).await?.find(id).is_some()
+        {
+            return Ok(Some(name));
+        }
+        for name in catalog.shards_named_by_objects(id).await? {
+            if self.has_shard(catalog, &name).await?
+                && self.shard(catalog, &name).await?.find(id).is_some()
+            {
+                return Ok(Some(name));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Where an image a publish is about to add may already be, besides `natural` (the shard
+    /// its record names, already looked at): where its anchor says, or among the images whose
+    /// version was not known (`unknown/<os>`). No anchor and not there: a new image, found
+    /// without listing its objects (what a publish does for every new image). An anchor that
+    /// points nowhere (planted, or stale) falls back to the listing.
+    pub(crate) async fn locate_for_publish<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        id: &str,
+        natural: &str,
+    ) -> Result<Option<String>, CatalogError> {
+        if let Some((name, _)) = self.shards.iter().find(|(_, s)| s.find(id).is_some()) {
+            return Ok(Some(name.clone()));
+        }
+        let (_, os) = split_shard_name(natural);
+        let unknown = format!("{UNKNOWN_VERSION}/{os}");
+        if unknown != natural
+            && self.has_shard(catalog, &unknown).await?
+            && self.shard(catalog, &unknown).await?.find(id).is_some()
+        {
+            return Ok(Some(unknown));
+        }
+        let Some(anchored) = catalog.anchor(id).await? else {
+            return Ok(None);
+        };
+        if self.has_shard(catalog, &anchored).await?
+            && self.shard(catalog, &anchored).await?.find(id).is_some()
+        {
+            return Ok(Some(anchored));
+        }
         for name in catalog.shards_named_by_objects(id).await? {
             if self.has_shard(catalog, &name).await?
                 && self.shard(catalog, &name).await?.find(id).is_some()
@@ -344,10 +391,11 @@ impl View {
             .keys()
             .cloned()
             .collect();
+        let now = entry::now_rfc3339();
         let mut latest = Latest::new(name);
         for n in names {
             for e in &self.shard(catalog, &n).await?.images {
-                latest.offer(e);
+                latest.offer(e, &now);
             }
         }
         Ok(latest)
@@ -401,7 +449,23 @@ impl View {
         let now = entry::now_rfc3339();
         self.root.layout = LAYOUT_VERSION;
         self.root.images.clear();
-        self.root.sequence += 1;
+        self.root.sequence = self
+            .root
+            .sequence
+            .checked_add(1)
+            .filter(|s| *s <= super::index::MAX_SEQUENCE)
+            .ok_or_else(|| {
+                catalog.corrupt(
+                    objects::INDEX_KEY,
+                    format!(
+                        "its sequence {} is beyond any sigcat writes",
+                        self.root.sequence
+                    ),
+                )
+            })?;
+        if self.root.catalog_id.is_none() {
+            self.root.catalog_id = Some(super::index::new_catalog_id());
+        }
         self.root.written_at = now;
         self.root.expires = catalog.expiry();
         // The pointers, stamped with the new root, each named by its section.
@@ -455,7 +519,11 @@ impl View {
                 .put_pointer(&name, &bytes, self.root.sequence)
                 .await?;
         }
-        catalog.remember(self.root.sequence, &sha256(&bytes))?;
+        catalog.remember(
+            self.root.sequence,
+            &sha256(&bytes),
+            self.root.catalog_id.as_deref(),
+        )?;
         Ok(Some(self.root.sequence))
     }
 }
@@ -483,13 +551,32 @@ fn shard_ref(shard: &Shard, key: String, sha: String) -> ShardRef {
     let set = |f: fn(&IndexEntry) -> Option<&String>| {
         shard.images.iter().filter_map(f).cloned().collect()
     };
+    // Where images were promoted to counts too: `--gallery community_gallery` must not skip
+    // a shard whose images were built elsewhere.
+    let promoted = |f: fn(&super::index::Location) -> Vec<&String>| -> BTreeSet<String> {
+        shard
+            .images
+            .iter()
+            .flat_map(|e| e.lifecycle.iter().flat_map(|l| l.promoted.iter()))
+            .flat_map(|p| f(&p.location))
+            .cloned()
+            .collect()
+    };
+    let mut definitions: BTreeSet<String> = set(|e| e.image_definition.as_ref());
+    definitions.extend(promoted(|l| vec![&l.image_definition]));
+    let mut galleries: BTreeSet<String> = set(|e| e.gallery.as_ref());
+    galleries.extend(promoted(|l| {
+        let mut v = vec![&l.gallery];
+        v.extend(l.public_name.as_ref());
+        v
+    }));
     ShardRef {
         key,
         sha256: sha,
         images: shard.images.len(),
         os_types: set(|e| e.os_type.as_ref()),
-        definitions: set(|e| e.image_definition.as_ref()),
-        galleries: set(|e| e.gallery.as_ref()),
+        definitions,
+        galleries,
         extra: Default::default(),
     }
 }
@@ -734,5 +821,31 @@ impl<S: Store> Catalog<S> {
         }
         // Writers kept replacing it: theirs are newer, or will be replaced by the next write.
         Ok(())
+    }
+}
+
+impl<S: Store> Catalog<S> {
+    /// The shard image `id`'s anchor names, if it has one that reads.
+    pub(crate) async fn anchor(&self, id: &str) -> Result<Option<String>, CatalogError> {
+        let Some(v) = self.get(&objects::anchor_key(id)).await? else {
+            return Ok(None);
+        };
+        Ok(serde_json::from_slice::<objects::Anchor>(&v.bytes)
+            .ok()
+            .filter(|a| a.id == id && !a.shard.contains(".."))
+            .map(|a| a.shard))
+    }
+
+    /// Says which shard image `id` is in (a hint for the next publish and lookup).
+    pub(crate) async fn put_anchor(&self, id: &str, shard: &str) -> Result<(), CatalogError> {
+        let bytes = serde_json::to_vec_pretty(&objects::Anchor {
+            id: id.to_string(),
+            shard: shard.to_string(),
+        })
+        .unwrap_or_default();
+        self.put(&objects::anchor_key(id), &bytes, &PutMode::Overwrite)
+            .await
+            .map(drop)
+            .map_err(|e| self.storage(e))
     }
 }

@@ -39,9 +39,10 @@ Exit codes (the same in every subcommand):
      half-published, so running again later completes the job
   9  the catalog's own data is wrong (index, object hash, yank state)
  10  untrusted: the catalog is unsigned, altered, signed by a key the trust file
-     does not list, rolled back, expired, or gone after it was seen
- 11  unhealthy (healthcheck): the watcher's heartbeat is stale, missing or not
-     a heartbeat
+     does not list, rolled back, expired, another catalog's, or gone after it
+     was seen
+ 11  unhealthy (healthcheck): the watcher's heartbeat is stale, from the
+     future, missing or not a heartbeat
 When several apply, the first of 2, 11, 5, 8, 10, 9, 7, 4, 6, 3, 1 is returned.";
 
 #[cfg(test)]

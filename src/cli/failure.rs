@@ -35,6 +35,26 @@ pub(crate) enum Failure {
     /// The outcome says it all; the message, if any, was printed where it happened.
     #[error("")]
     Quiet(Option<Fault>),
+    /// A failure that ended a call after other items of it had their own outcomes: the
+    /// exit code is the worst of all (a missing input before a storage outage is 5).
+    #[error("{failure}")]
+    After {
+        /// What ended the call.
+        #[source]
+        failure: Box<Failure>,
+        /// The worst outcome of the items before it.
+        earlier: Option<Fault>,
+    },
+}
+
+impl Failure {
+    /// This failure, after items whose worst outcome was `earlier`.
+    pub(crate) fn after(self, earlier: Option<Fault>) -> Failure {
+        Failure::After {
+            failure: Box::new(self),
+            earlier,
+        }
+    }
 }
 
 impl Classify for Failure {
@@ -43,6 +63,7 @@ impl Classify for Failure {
             Failure::Usage(_) | Failure::Settings(_) | Failure::Key(_) => Some(Fault::Settings),
             Failure::NothingFound(_) => Some(Fault::NothingFound),
             Failure::Quiet(fault) => *fault,
+            Failure::After { failure, earlier } => Fault::worst_of([failure.fault(), *earlier]),
             Failure::Catalog(e) => e.fault(),
             Failure::Library(e) => e.fault(),
             #[cfg(feature = "watch")]
@@ -69,6 +90,7 @@ impl Failure {
                 Some("--kubernetes-version only fills in a version the input does not know".into())
             }
             Failure::Catalog(e) => catalog_hint(e),
+            Failure::After { failure, .. } => failure.hint(),
             _ => None,
         }
     }

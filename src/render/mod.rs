@@ -11,7 +11,10 @@ mod topology;
 mod upgrade;
 
 pub use change::Change;
-pub use template::{ImageKind, Plan, PlanRule, TemplateOptions, new_template, template_name};
+pub use template::{
+    GalleryTarget, ImageKind, Plan, PlanRule, TemplateOptions, new_template, relocated,
+    template_name,
+};
 pub use upgrade::{Request as UpgradeRequest, UpgradeOutput, plan_upgrade};
 
 pub use crate::error::Refusal;

@@ -359,6 +359,74 @@ pub fn new_template(
     Ok(template)
 }
 
+/// Where a promoted image is, as a template must point at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GalleryTarget {
+    /// The gallery as CAPZ names it: a community gallery's public name, else its resource name.
+    pub gallery: String,
+    /// The image definition.
+    pub image_definition: String,
+    /// The gallery image version.
+    pub version: String,
+    /// A private gallery's subscription and resource group (both or neither: without them
+    /// CAPZ reads a community gallery).
+    pub private: Option<(String, String)>,
+}
+
+/// A copy of `template` (an AzureMachineTemplate) that boots from `target` instead: its
+/// `image:` section a `computeGallery` there (a Plan the old section carried is kept), and a
+/// new name (a template's spec is immutable, so another image needs another template).
+pub fn relocated(
+    template: &Value,
+    target: &GalleryTarget,
+    name_base: &str,
+) -> Result<Value, Refusal> {
+    if str_at(template, &["kind"]) != Some(AMT_KIND) {
+        return Err(Refusal::NotATemplate {
+            found: yaml::describe(template),
+        });
+    }
+    let s = |v: &str| Value::String(v.to_string());
+    let old = get(template, &["spec", "template", "spec", "image"]);
+    let plan = old.and_then(|image| {
+        if let Some(p) = get(image, &["computeGallery", "plan"]) {
+            return Some(p.clone());
+        }
+        let shared = get(image, &["sharedGallery"])?;
+        let mut pm = Mapping::new();
+        for k in ["publisher", "offer", "sku"] {
+            pm.insert(s(k), get(shared, &[k])?.clone());
+        }
+        Some(Value::Mapping(pm))
+    });
+    let mut gallery = Mapping::new();
+    if let Some((subscription, group)) = &target.private {
+        gallery.insert(s("subscriptionID"), s(subscription));
+        gallery.insert(s("resourceGroup"), s(group));
+    }
+    gallery.insert(s("gallery"), s(&target.gallery));
+    gallery.insert(s("name"), s(&target.image_definition));
+    gallery.insert(s("version"), s(&target.version));
+    if let Some(plan) = plan {
+        gallery.insert(s("plan"), plan);
+    }
+    let mut image = Mapping::new();
+    image.insert(s("computeGallery"), Value::Mapping(gallery));
+    let mut t = template.clone();
+    drop_server_fields(&mut t);
+    set(
+        &mut t,
+        &["spec", "template", "spec", "image"],
+        Value::Mapping(image),
+    );
+    set(
+        &mut t,
+        &["metadata", "name"],
+        Value::from(template_name(name_base, &target.version)),
+    );
+    Ok(t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,11 +142,26 @@ pub fn check(path: &Path, max_age: Duration, now: std::time::SystemTime) -> Live
             "{shown} is not a regular file, so it is not a heartbeat"
         ));
     }
+    if meta.len() > HEARTBEAT_MAX_BYTES {
+        return unhealthy(format!(
+            "{shown} is {} bytes, larger than a heartbeat: it is not one",
+            meta.len()
+        ));
+    }
     let mut text = String::new();
     let _ = file.take(HEARTBEAT_MAX_BYTES).read_to_string(&mut text);
     let storage = text
         .lines()
         .find_map(|l| l.strip_prefix("storage: ").map(str::to_string));
+    let pid = text.lines().any(|l| {
+        l.strip_prefix("pid: ")
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+    });
+    if storage.is_none() || !pid {
+        return unhealthy(format!(
+            "{shown} is not a heartbeat (no `pid:` and `storage:` lines): is it the file `sigcat watch --heartbeat` writes?"
+        ));
+    }
     let modified = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
     let why = match now.duration_since(modified) {
         Ok(age) if age <= max_age => None,
@@ -190,6 +205,23 @@ mod tests {
         assert_eq!(skewed.fault(), None, "a little clock skew is fine");
         let missing = check(&dir.path().join("nope"), minute, touched);
         assert_eq!(missing.fault(), Some(Fault::Unhealthy));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_heartbeat_is_unhealthy_however_fresh() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content) in [
+            ("empty", "".to_string()),
+            ("hello", "hello\n".to_string()),
+            ("no-pid", "storage: ok\n".to_string()),
+            ("big", format!("pid: 1\nstorage: ok\n{}", "x".repeat(5000))),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, content).unwrap();
+            let touched = std::fs::metadata(&path).unwrap().modified().unwrap();
+            let l = check(&path, Duration::from_secs(60), touched);
+            assert_eq!(l.fault(), Some(Fault::Unhealthy), "{name}: {l:?}");
+        }
     }
 
     #[test]

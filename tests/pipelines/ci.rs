@@ -37,10 +37,46 @@ esac
 
 const PIP: &str = "#!/bin/bash\necho \"$*\" >> \"$SIGCAT_TEST_RECORD/pip.log\"\n";
 
+/// Stand-in for the Azure CLI: records every call (one file per step), answers what the
+/// pipelines and image-builder's jobs ask, and keeps what they create or delete as files under
+/// $SIGCAT_TEST_AZURE, so a later job sees it.
 const AZ: &str = r#"#!/bin/bash
+echo "$*" >> "$SIGCAT_TEST_RECORD/az-${SIGCAT_TEST_STEP:-other}.log"
 if [ -n "${SIGCAT_TEST_AZ_FAILS:-}" ]; then echo "ERROR: Please run 'az login' to setup account." >&2; exit 1; fi
-case "$*" in
-  "account show --query id -o tsv") echo 00000000-1111-2222-3333-444444444444;;
+state="${SIGCAT_TEST_AZURE:-/nonexistent}"
+sub=00000000-1111-2222-3333-444444444444
+arg() { local want=$1; shift; while [ $# -gt 0 ]; do if [ "$1" = "$want" ]; then echo "$2"; return; fi; shift; done; }
+version_id() { echo "/subscriptions/$sub/resourceGroups/$(arg --resource-group "$@")/providers/Microsoft.Compute/galleries/$(arg --gallery-name "$@")/images/$(arg --gallery-image-definition "$@")/versions/$(arg --gallery-image-version "$@")"; }
+file() { echo "$state/$(echo "$1" | tr '/' '_')"; }
+case "$1 $2" in
+  "account show") echo "$sub";;
+  "group show") exit 0;;
+  "group create"|"group delete"|"sig create") echo '{}';;
+  "sig show")
+    if [ -n "$(arg --query "$@")" ]; then echo ClusterAPI-f72ceb4f-5159-4c26-a0fe-2ea738f0d019; fi;;
+  "sig image-definition") [ "$3" = show ] || echo '{}';;
+  "sig image-version")
+    case "$3" in
+      show) [ -e "$(file "$(version_id "$@")")" ];;
+      delete)
+        id=$(arg --ids "$@"); [ -n "$id" ] || id=$(version_id "$@")
+        rm -f "$(file "$id")";;
+      create)
+        id=$(version_id "$@"); touch "$(file "$id")"
+        regions=(); on=""
+        for a in "$@"; do
+          case "$a" in --target-regions) on=1;; --*) on="";; *) [ -n "$on" ] && regions+=("$a");; esac
+        done
+        jq -n --arg id "$id" --arg eol "$(arg --end-of-life-date "$@")" \
+          --argjson regions "$(printf '%s\n' "${regions[@]}" | jq -R . | jq -s 'map({name: ., regionalReplicaCount: 1})')" \
+          '{id: $id, publishingProfile: {endOfLifeDate: $eol, targetRegions: $regions, excludeFromLatest: false}}';;
+      *) echo "az stand-in: unexpected: $*" >&2; exit 2;;
+    esac;;
+  "tag list") echo '{"properties":{"tags":{"creationTimestamp":"2026-12-04T00:00:00Z","jobName":"image-builder-sig-ubuntu-2404-1.30.3"}}}';;
+  "image show") [ -e "$(file "$(arg --ids "$@")")" ];;
+  "image delete") rm -f "$(file "$(arg --ids "$@")")";;
+  "vm create") echo '{"publicIpAddress": "203.0.113.7"}';;
+  "vm run-command") echo "Kubernetes v${SIGCAT_TEST_KUBELET:-1.30.3}";;
   *) echo "az stand-in: unexpected: $*" >&2; exit 2;;
 esac
 "#;
@@ -58,11 +94,14 @@ const GOOD: Scenario = Scenario {
     make_status: 0,
 };
 
-/// A stand-in checkout of image-builder and the tools, under `root`.
+/// A stand-in checkout of image-builder and the tools, under `root`: one runner. Runners of
+/// one workflow run share `shared`: its artifacts, and the Azure resources the stand-in `az`
+/// keeps.
 struct Harness {
     root: PathBuf,
     bin: PathBuf,
     record: PathBuf,
+    shared: PathBuf,
 }
 
 impl Harness {
@@ -100,7 +139,28 @@ impl Harness {
             std::fs::write(p, content).unwrap();
         }
         std::fs::create_dir_all(ib.join("images/capi/packer/azure")).unwrap();
-        Harness { root, bin, record }
+        let shared = root.join("shared");
+        std::fs::create_dir_all(shared.join("artifacts")).unwrap();
+        std::fs::create_dir_all(shared.join("azure")).unwrap();
+        Harness {
+            root,
+            bin,
+            record,
+            shared,
+        }
+    }
+
+    /// Another runner of the same workflow run as `other`.
+    fn next_job(name: &str, checkout: &str, other: &Harness) -> Harness {
+        let mut h = Harness::new(name, checkout);
+        h.shared = other.shared.clone();
+        h
+    }
+
+    /// What the stand-in `az` was asked during step `name`.
+    fn az_calls(&self, step: &str) -> String {
+        std::fs::read_to_string(self.record.join(format!("az-{}.log", slug(step))))
+            .unwrap_or_default()
     }
 
     fn capi(&self, checkout: &str) -> PathBuf {
@@ -127,6 +187,19 @@ struct Step {
     script: String,
     working_directory: Option<String>,
     env: BTreeMap<String, String>,
+}
+
+/// A step name as a file name.
+fn slug(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 /// A step's `env:` mapping, its expressions expanded.
@@ -171,7 +244,10 @@ fn run_steps(
                 "SIGCAT_TEST_LOG",
                 repo().join("fixtures").join(scenario.log),
             )
-            .env("SIGCAT_TEST_MAKE_STATUS", scenario.make_status.to_string());
+            .env("SIGCAT_TEST_MAKE_STATUS", scenario.make_status.to_string())
+            .env("SIGCAT_TEST_STEP", slug(&step.name))
+            .env("SIGCAT_TEST_ARTIFACTS", h.shared.join("artifacts"))
+            .env("SIGCAT_TEST_AZURE", h.shared.join("azure"));
         if let Some(m) = scenario.manifest {
             cmd.env("SIGCAT_TEST_MANIFEST", repo().join("fixtures").join(m));
         }
@@ -343,6 +419,7 @@ fn github_values(
         ("secrets.SIGCAT_SIGNING_KEY", ""),
         ("vars.SIGCAT_TRUSTED_KEYS", ""),
         ("inputs.accept_expired && 'yes' || ''", ""),
+        ("!inputs.accept_expired", "true"),
     ]
     .into_iter()
     .chain(overrides.iter().copied())
@@ -385,10 +462,16 @@ fn run_github_job(
         "GITHUB_OUTPUT".into(),
         h.root.join("github_output").display().to_string(),
     );
+    if let Some(env) = workflow["jobs"][job]["env"].as_mapping() {
+        for (k, v) in env {
+            job_env.insert(s(k), expand(&s(v)));
+        }
+    }
     job_env.insert(
         "GITHUB_ENV".into(),
         h.root.join("github_env").display().to_string(),
     );
+    job_env.insert("GITHUB_RUN_ID".into(), "4242".into());
     let runner_temp = h.root.join("runner_temp");
     std::fs::create_dir_all(&runner_temp).unwrap();
     job_env.insert("RUNNER_TEMP".into(), runner_temp.display().to_string());
@@ -398,12 +481,31 @@ fn run_github_job(
         .as_sequence()
         .unwrap()
         .iter()
-        .filter(|step| step.get("run").is_some() && s(&step["name"]) != "Install sigcat")
-        .map(|step| Step {
-            name: s(&step["name"]),
-            script: expand(&s(&step["run"])),
-            working_directory: step.get("working-directory").map(s),
-            env: step_env(step, &expand),
+        .filter(|step| s(&step["name"]) != "Install sigcat")
+        // A step whose condition is false is skipped, as the runner does.
+        .filter(|step| step.get("if").is_none_or(|c| expand(&s(c)) != "false"))
+        .filter_map(|step| {
+            let script = match (step.get("run"), step.get("uses").map(s)) {
+                (Some(run), _) => expand(&s(run)),
+                // Artifacts go through a directory the runners of one run share.
+                (None, Some(uses)) if uses.starts_with("actions/upload-artifact@") => format!(
+                    "mkdir -p \"$SIGCAT_TEST_ARTIFACTS/{name}\" && cp {path} \"$SIGCAT_TEST_ARTIFACTS/{name}/\"",
+                    name = s(&step["with"]["name"]),
+                    path = s(&step["with"]["path"])
+                ),
+                (None, Some(uses)) if uses.starts_with("actions/download-artifact@") => format!(
+                    "mkdir -p {path} && cp \"$SIGCAT_TEST_ARTIFACTS/{name}\"/* {path}",
+                    name = s(&step["with"]["name"]),
+                    path = s(&step["with"]["path"])
+                ),
+                _ => return None,
+            };
+            Some(Step {
+                name: s(&step["name"]),
+                script,
+                working_directory: step.get("working-directory").map(s),
+                env: step_env(step, &expand),
+            })
         })
         .collect();
     run_steps(steps, h, scenario, &job_env, &["-e", "-o", "pipefail"])
@@ -511,6 +613,8 @@ fn github_workflow_runs_end_to_end() {
             "Expose the image as step outputs",
             "Write image-builder's publishing info",
             "Render the AzureMachineTemplate",
+            "Upload the publishing info",
+            "Upload the AzureMachineTemplate",
         ]
     );
     let capi = h.capi("");
@@ -616,6 +720,11 @@ fn ado_macros(azurite: &Azurite, staging: &Path, undefined: &[&str]) -> BTreeMap
         ("SIGCAT_STORAGE_CONNECTION_STRING", cs.as_str()),
         ("SIGCAT_GIT_URL", "https://example.invalid/sigcat.git"),
         ("Build.ArtifactStagingDirectory", staging.to_str().unwrap()),
+        ("Build.BuildId", "1234"),
+        ("EULA_LINK", "https://example.com/eula"),
+        ("PUBLISHER_EMAIL", "capi@example.com"),
+        ("PUBLISHER_URI", "https://example.com"),
+        ("SIG_PUBLISHER", "cncf-upstream"),
     ]
     .into_iter()
     .filter(|(k, _)| !undefined.contains(k))
@@ -639,10 +748,32 @@ fn run_azure_devops(
     run_ado_pipeline(AZURE_DEVOPS, h, azurite, scenario, &run)
 }
 
+/// The steps of job (or deployment job) `name`.
+fn ado_job_steps<'a>(pipeline: &'a Value, name: &str) -> &'a Value {
+    let job = pipeline["jobs"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|j| {
+            j.get("job")
+                .or_else(|| j.get("deployment"))
+                .map(s)
+                .as_deref()
+                == Some(name)
+        })
+        .unwrap_or_else(|| panic!("no job `{name}`"));
+    match job.get("strategy") {
+        Some(strategy) => &strategy["runOnce"]["deploy"]["steps"],
+        None => &job["steps"],
+    }
+}
+
 /// How an Azure DevOps run is queued: parameters given, variables left undefined, secure files
 /// in the library (name and file), whether the task's Azure CLI session fails.
 #[derive(Default)]
 struct AdoRun<'a> {
+    /// The job to run (default: the first).
+    job: Option<&'a str>,
     parameters: &'a [(&'a str, &'a str)],
     undefined: &'a [&'a str],
     secure_files: &'a [(&'a str, &'a Path)],
@@ -707,9 +838,26 @@ fn run_ado_pipeline(
     let staging = h.root.join("staging");
     std::fs::create_dir_all(&staging).unwrap();
     let mut macros = ado_macros(azurite, &staging, run.undefined);
+    let workspace = h.root.join("pipeline-workspace");
+    std::fs::create_dir_all(&workspace).unwrap();
+    macros.insert("Pipeline.Workspace".into(), workspace.display().to_string());
+    // The pipeline's own variables (not groups): defined for every step, as environment
+    // variables too.
+    let mut variables = BTreeMap::new();
+    for v in pipeline["variables"].as_sequence().into_iter().flatten() {
+        if let (Some(name), Some(value)) = (v.get("name"), v.get("value")) {
+            let value = expand_macros(&s(value), &macros);
+            macros.insert(s(name), value.clone());
+            variables.insert(s(name), value);
+        }
+    }
     let skip = ["Check out image-builder", "Install sigcat"];
     let mut steps = Vec::new();
-    for step in ado_steps(&pipeline["jobs"][0]["steps"], &params) {
+    let job_steps = match run.job {
+        Some(name) => ado_job_steps(pipeline, name),
+        None => &pipeline["jobs"][0]["steps"],
+    };
+    for step in ado_steps(job_steps, &params) {
         let expand = |t: &str| expand_macros(&substitute(t, "${{", "}}", &params), &macros);
         let Some(name) = step.get("displayName").map(s) else {
             continue;
@@ -719,6 +867,23 @@ fn run_ado_pipeline(
             (None, Some("AzureCLI@2")) => (
                 s(&step["inputs"]["inlineScript"]),
                 step["inputs"].get("workingDirectory").map(s),
+            ),
+            // Artifacts go through a directory the agents of one run share.
+            (None, Some("PublishPipelineArtifact@1")) => (
+                format!(
+                    "mkdir -p \"$SIGCAT_TEST_ARTIFACTS/{name}\" && cp {path} \"$SIGCAT_TEST_ARTIFACTS/{name}/\"",
+                    name = s(&step["inputs"]["artifact"]),
+                    path = s(&step["inputs"]["targetPath"]),
+                ),
+                None,
+            ),
+            (None, Some("DownloadPipelineArtifact@2")) => (
+                format!(
+                    "mkdir -p {path} && cp \"$SIGCAT_TEST_ARTIFACTS/{name}\"/* {path}",
+                    name = s(&step["inputs"]["artifact"]),
+                    path = s(&step["inputs"]["path"]),
+                ),
+                None,
             ),
             (None, Some("DownloadSecureFile@1")) => {
                 let file = expand(&s(&step["inputs"]["secureFile"]));
@@ -739,19 +904,20 @@ fn run_ado_pipeline(
             steps.push(Step {
                 name,
                 script: expand(&script),
-                working_directory: wd,
+                working_directory: wd.map(|d| expand(&d)),
                 env: step_env(&step, &expand),
             });
         }
     }
     // What a real agent sets: the pipeline's name, spaces included.
-    let agent = BTreeMap::from([
+    let mut agent = BTreeMap::from([
         (
             "BUILD_DEFINITIONNAME".to_string(),
             "Build CAPZ image".to_string(),
         ),
         ("SIGCAT_TEST_AZ_FAILS".to_string(), run.az_fails.to_string()),
     ]);
+    agent.extend(variables);
     (run_steps(steps, h, scenario, &agent, &[]), staging)
 }
 
@@ -918,6 +1084,15 @@ fn github_signs_the_catalog_and_refreshes_it_on_schedule() {
         "the key is written for the runner's user only"
     );
     assert_published_as(&azurite, "gh-signed", &reader);
+    // The state the build left is where the cache step keeps it between runs.
+    let build = yaml(GITHUB);
+    let cache = github_step(&build[0], "Remember the catalog's sequence between runs");
+    assert_eq!(s(&cache["with"]["path"]), "~/.local/state/sigcat");
+    assert!(s(&cache["with"]["key"]).contains("github.run_id"));
+    assert!(
+        h.root.join(".local/state/sigcat/catalogs").is_dir(),
+        "the signing build remembers the catalog in ~/.local/state/sigcat"
+    );
 
     // The same build without the key is refused, naming why; the log still passes through.
     let h = Harness::new("pipelines-gh-unsigned", "");
@@ -946,8 +1121,9 @@ fn github_signs_the_catalog_and_refreshes_it_on_schedule() {
         step_names(&steps),
         [
             "Set up the catalog's signing key",
+            "Verify the catalog before re-signing it",
             "Re-sign the catalog",
-            "Verify the catalog"
+            "Verify the catalog after"
         ]
     );
     assert_resigned(&steps, "Re-sign the catalog");
@@ -990,6 +1166,21 @@ fn azure_devops_signs_the_catalog_and_refreshes_it_on_schedule() {
     assert_all_ok(&steps);
     assert!(step_names(&steps).contains(&"Sign the catalog with it"));
     assert_published_as(&azurite, "ado-images", &reader);
+    // The state is where the Cache@2 step keeps it between runs.
+    let pipeline = &yaml(AZURE_DEVOPS)[0];
+    let cached = pipeline["jobs"][0]["steps"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|st| st.get("task").map(s).as_deref() == Some("Cache@2"))
+        .expect("a Cache@2 step");
+    assert_eq!(s(&cached["inputs"]["path"]), "$(SIGCAT_STATE_DIR)");
+    assert!(
+        h.root
+            .join("pipeline-workspace/sigcat-state/catalogs")
+            .is_dir(),
+        "the signing build remembers the catalog in $(SIGCAT_STATE_DIR)"
+    );
 
     // Unsigned (the parameter's default): refused, naming why.
     let h = Harness::new("pipelines-ado-unsigned", "image-builder");
@@ -1013,4 +1204,250 @@ fn azure_devops_signs_the_catalog_and_refreshes_it_on_schedule() {
     );
     assert_resigned(&steps, "Re-sign and verify the catalog");
     assert_published_as(&azurite, "ado-images", &reader);
+}
+
+// ---------------------------------------------------------------------------------------------
+// After the build: image-builder's test, promote and clean jobs, each recorded in the catalog
+
+/// `sigcat catalog latest` as a cluster asks it (with `--record`), and what it served: the
+/// record's template, as JSON.
+fn latest_template(azurite: &Azurite, container: &str, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sigcat"))
+        .args([
+            "catalog",
+            "latest",
+            "--kubernetes",
+            "1.30",
+            "-o",
+            "json",
+            "--catalog",
+        ])
+        .arg(azurite.url(container))
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn image_section(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let template: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    template["spec"]["template"]["spec"]["image"]["computeGallery"].clone()
+}
+
+/// image-builder's own step logic (tests/image-builder/NAME.sh) on the same inputs, with the
+/// same stand-in `az`: the calls it makes.
+fn image_builders_calls(h: &Harness, script: &str, env: &[(&str, &str)], info: &Path) -> String {
+    let dir = h.root.join(format!("theirs-{script}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new("bash")
+        .arg(repo().join(format!("tests/image-builder/{script}.sh")))
+        .arg(info)
+        .current_dir(&dir)
+        .env("PATH", format!("{}:/usr/bin:/bin", h.bin.display()))
+        .env("SIGCAT_TEST_RECORD", &h.record)
+        .env("SIGCAT_TEST_STEP", format!("image-builder-{script}"))
+        .env("SIGCAT_TEST_AZURE", h.shared.join("azure-theirs"))
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    h.az_calls(&format!("image-builder-{script}"))
+}
+
+#[test]
+fn github_build_test_promote_clean_as_image_builder_does_and_latest_follows() {
+    let azurite = Azurite::start("pipelines-gh-flow");
+    let container = "gh-flow";
+    let overrides = [
+        ("vars.SIGCAT_CONTAINER", container),
+        ("vars.EULA_LINK", "https://example.com/eula"),
+        ("vars.PUBLISHER_EMAIL", "capi@example.com"),
+        ("vars.PUBLISHER_URI", "https://example.com"),
+        ("vars.SIG_PUBLISHER", "cncf-upstream"),
+    ];
+    let run = |h: &Harness, job: &str| -> Vec<(String, Output)> {
+        let steps = run_github_job(GITHUB, job, h, &azurite, &GOOD, &overrides);
+        assert_all_ok(&steps);
+        steps
+    };
+    // Build: published where it was built, the staging gallery.
+    let build = Harness::new("pipelines-gh-flow-build", "");
+    run(&build, "build");
+    let staging = image_section(&latest_template(&azurite, container, &[]));
+    assert_eq!(staging["gallery"], "ClusterAPI1721036000abcd", "{staging}");
+    assert!(staging.get("subscriptionID").is_some());
+    // Test: a VM from the staging managed image, its kubelet checked, its group removed.
+    let test = Harness::next_job("pipelines-gh-flow-test", "", &build);
+    run(&test, "test");
+    let calls = test.az_calls("Boot a VM from the staging image and check its Kubernetes version");
+    assert!(
+        calls.contains("vm create") && calls.contains("/images/capi-ubuntu-2404-1721037000"),
+        "{calls}"
+    );
+    assert!(
+        calls.contains("group delete -n image-builder-test-4242"),
+        "{calls}"
+    );
+    // Promote: the same az calls as image-builder's own step, then recorded in the catalog.
+    let promote = Harness::next_job("pipelines-gh-flow-promote", "", &build);
+    run(&promote, "approve_promotion");
+    run(&promote, "promote");
+    let ours = promote.az_calls("Publish to the community gallery");
+    let info = promote
+        .capi("")
+        .join("packer/azure/sig/sig-publishing-info.json");
+    let theirs = image_builders_calls(
+        &promote,
+        "promote",
+        &[
+            ("RESOURCE_GROUP", "cluster-api-gallery"),
+            ("GALLERY_NAME", "community_gallery"),
+            (
+                "REPLICATED_REGIONS_INPUT",
+                "australiaeast canadacentral eastus eastus2 francecentral germanywestcentral northcentralus northeurope switzerlandnorth uksouth westeurope westus2",
+            ),
+            ("EULA_LINK", "https://example.com/eula"),
+            ("PUBLISHER_EMAIL", "capi@example.com"),
+            ("PUBLISHER_URI", "https://example.com"),
+            ("SIG_PUBLISHER", "cncf-upstream"),
+        ],
+        &info,
+    );
+    assert!(ours.contains("sig image-version create"), "{ours}");
+    assert_eq!(
+        ours, theirs,
+        "the promote step issues image-builder's az commands"
+    );
+    let promoted = image_section(&latest_template(&azurite, container, &[]));
+    assert_eq!(
+        promoted["gallery"], "ClusterAPI-f72ceb4f-5159-4c26-a0fe-2ea738f0d019",
+        "served from the community gallery by its public name: {promoted}"
+    );
+    assert_eq!(promoted["name"], "capi-ubun2-2404");
+    assert!(promoted.get("subscriptionID").is_none(), "{promoted}");
+    // Clean: the staging image deleted as image-builder does, then recorded; latest still
+    // serves the community image, and nothing serves the staging one.
+    std::fs::write(
+        build.shared.join("azure").join(
+            "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/cluster-api-gallery/providers/Microsoft.Compute/galleries/ClusterAPI1721036000abcd/images/capi-ubuntu-2404/versions/0.3.1721037000"
+                .replace('/', "_"),
+        ),
+        "",
+    )
+    .unwrap();
+    let clean = Harness::next_job("pipelines-gh-flow-clean", "", &build);
+    run(&clean, "clean");
+    let ours = clean.az_calls("Clean up staging resources");
+    let theirs = image_builders_calls(
+        &clean,
+        "clean",
+        &[
+            ("RESOURCE_GROUP", "cluster-api-gallery"),
+            ("STAGING_GALLERY_NAME", "staging_gallery"),
+        ],
+        &clean
+            .capi("")
+            .join("packer/azure/sig/sig-publishing-info.json"),
+    );
+    assert!(ours.contains("image show --ids"), "{ours}");
+    assert_eq!(
+        ours, theirs,
+        "the clean step issues image-builder's az commands"
+    );
+    assert_eq!(
+        image_section(&latest_template(&azurite, container, &[]))["gallery"],
+        "ClusterAPI-f72ceb4f-5159-4c26-a0fe-2ea738f0d019"
+    );
+    let staging_now = latest_template(&azurite, container, &["--stage", "staging"]);
+    assert_eq!(
+        staging_now.status.code(),
+        Some(3),
+        "{}",
+        text(&staging_now.stderr)
+    );
+    let verify = Command::new(env!("CARGO_BIN_EXE_sigcat"))
+        .args(["catalog", "verify", "--catalog"])
+        .arg(azurite.url(container))
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}", text(&verify.stdout));
+}
+
+#[test]
+fn azure_devops_build_test_promote_clean_as_image_builder_does_and_latest_follows() {
+    let azurite = Azurite::start("pipelines-ado-flow");
+    let container = "ado-images";
+    let job = |h: &Harness, name: &'static str| -> Vec<(String, Output)> {
+        let run = AdoRun {
+            job: Some(name),
+            ..AdoRun::default()
+        };
+        let (steps, _) = run_ado_pipeline(AZURE_DEVOPS, h, &azurite, &GOOD, &run);
+        assert_all_ok(&steps);
+        steps
+    };
+    let build = Harness::new("pipelines-ado-flow-build", "image-builder");
+    job(&build, "build");
+    assert_eq!(
+        image_section(&latest_template(&azurite, container, &[]))["gallery"],
+        "ClusterAPI1721036000abcd"
+    );
+    let test = Harness::next_job("pipelines-ado-flow-test", "image-builder", &build);
+    job(&test, "test");
+    assert!(
+        test.az_calls("Boot a VM from the staging image and check its Kubernetes version")
+            .contains("group delete -n image-builder-test-1234")
+    );
+    let promote = Harness::next_job("pipelines-ado-flow-promote", "image-builder", &build);
+    job(&promote, "promote");
+    let info = promote
+        .root
+        .join("pipeline-workspace/publishing-info/sig-publishing-info.json");
+    let theirs = image_builders_calls(
+        &promote,
+        "promote",
+        &[
+            ("RESOURCE_GROUP", "cluster-api-gallery"),
+            ("GALLERY_NAME", "community_gallery"),
+            (
+                "REPLICATED_REGIONS_INPUT",
+                "australiaeast canadacentral eastus eastus2 francecentral germanywestcentral northcentralus northeurope switzerlandnorth uksouth westeurope westus2",
+            ),
+            ("EULA_LINK", "https://example.com/eula"),
+            ("PUBLISHER_EMAIL", "capi@example.com"),
+            ("PUBLISHER_URI", "https://example.com"),
+            ("SIG_PUBLISHER", "cncf-upstream"),
+        ],
+        &info,
+    );
+    assert_eq!(promote.az_calls("Publish to the community gallery"), theirs);
+    assert_eq!(
+        image_section(&latest_template(&azurite, container, &[]))["gallery"],
+        "ClusterAPI-f72ceb4f-5159-4c26-a0fe-2ea738f0d019"
+    );
+    let clean = Harness::next_job("pipelines-ado-flow-clean", "image-builder", &build);
+    job(&clean, "clean");
+    let theirs = image_builders_calls(
+        &clean,
+        "clean",
+        &[
+            ("RESOURCE_GROUP", "cluster-api-gallery"),
+            ("STAGING_GALLERY_NAME", "staging_gallery"),
+        ],
+        &clean
+            .root
+            .join("pipeline-workspace/publishing-info/sig-publishing-info.json"),
+    );
+    assert_eq!(clean.az_calls("Clean up staging resources"), theirs);
+    let staging_now = latest_template(&azurite, container, &["--stage", "staging"]);
+    assert_eq!(
+        staging_now.status.code(),
+        Some(3),
+        "{}",
+        text(&staging_now.stderr)
+    );
+    assert_eq!(
+        image_section(&latest_template(&azurite, container, &[]))["gallery"],
+        "ClusterAPI-f72ceb4f-5159-4c26-a0fe-2ea738f0d019"
+    );
 }

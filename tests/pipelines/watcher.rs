@@ -351,7 +351,7 @@ fn healthcheck_fails_when_the_heartbeat_is_stale() {
             .unwrap()
     };
     assert_eq!(health(&[]).status.code(), Some(11), "missing");
-    std::fs::write(beat, "1").unwrap();
+    std::fs::write(beat, "pid: 1\nstorage: ok\n").unwrap();
     assert_eq!(health(&[]).status.code(), Some(0));
     std::thread::sleep(Duration::from_millis(1100));
     let stale = health(&["--max-age", "1s"]);

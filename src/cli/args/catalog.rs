@@ -41,6 +41,10 @@ pub(crate) struct CatalogArgs {
     /// runner, pins what it knows). Default: $SIGCAT_MIN_SEQUENCE.
     #[arg(long, value_name = "N", global = true, help_heading = CATALOG_OPTIONS)]
     min_sequence: Option<u64>,
+    /// Refuse a root of another catalog than this id (what `catalog verify` prints): against a
+    /// root copied from another catalog signed by the same key. Default: $SIGCAT_CATALOG_ID.
+    #[arg(long, value_name = "ID", global = true, help_heading = CATALOG_OPTIONS)]
+    catalog_id: Option<String>,
 }
 
 /// The key that signs what a command writes, and how long what it writes stays valid.
@@ -91,7 +95,7 @@ fn strict_env(name: &'static str) -> Result<Option<String>, Failure> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(unusable(
-            "set but empty (a CI secret or variable that is not defined?); unset it to go without, or give a path",
+            "set but empty (a CI secret or variable that is not defined?): unset it, or give it a value",
         ));
     }
     if trimmed.starts_with("$(") && trimmed.ends_with(')') {
@@ -177,8 +181,26 @@ impl CatalogArgs {
                 })
                 .transpose()?,
         };
+        let pinned_id = match &self.catalog_id {
+            Some(id) => Some(id.clone()),
+            None => strict_env("SIGCAT_CATALOG_ID")?,
+        };
+        if (min.is_some() || pinned_id.is_some()) && !catalog.checks_signatures() {
+            return Err(Failure::Usage(
+                "--min-sequence and --catalog-id (SIGCAT_MIN_SEQUENCE, SIGCAT_CATALOG_ID) pin a signed catalog: give --trusted-keys (or SIGCAT_TRUSTED_KEYS) too, or they would check nothing".into(),
+            ));
+        }
         if let Some(min) = min {
             catalog = catalog.with_min_sequence(min);
+        }
+        if let Some(id) = pinned_id {
+            let id = id.trim().to_ascii_lowercase();
+            if id.len() != 32 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(Failure::Usage(format!(
+                    "catalog id `{id}` is not 32 hex digits (what `sigcat catalog verify` prints)"
+                )));
+            }
+            catalog = catalog.with_catalog_id(id);
         }
         let state = match &self.state_dir {
             Some(d) => Some(d.clone()),

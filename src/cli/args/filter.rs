@@ -21,6 +21,10 @@ pub(crate) struct FilterArgs {
     /// Only images known to be in this region (`westeurope` or `West Europe`).
     #[arg(long)]
     region: Option<String>,
+    /// Only images with a location of this stage still there (`staging`: where image-builder
+    /// built them; `production`: where they were promoted), served from it.
+    #[arg(long, value_name = "STAGE", value_parser = crate::cli::commands::lifecycle::stage)]
+    stage: Option<String>,
 }
 
 impl FilterArgs {
@@ -33,6 +37,8 @@ impl FilterArgs {
             gallery: self.gallery,
             region: self.region,
             include_yanked: false,
+            stage: self.stage,
+            in_service: false,
         }
     }
 }

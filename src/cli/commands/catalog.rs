@@ -1,10 +1,15 @@
 //! `sigcat catalog`: find images (list, latest, show), take them out of service and back (yank,
-//! unyank), and check and recover the catalog (verify, rebuild-index).
+//! unyank), follow their life (promote, clean, end-of-life, prune: in `lifecycle`), and check
+//! and recover the catalog (verify, rebuild-index, refresh).
 
 use crate::cli::args::catalog::{CatalogArgs, SigningArgs};
 use crate::cli::args::filter::FilterArgs;
 use crate::cli::args::output::{ListFormat, ObjectFormat, OutputFile};
 use crate::cli::args::{self, FormatParser};
+use crate::cli::commands::lifecycle::{
+    self, CleanArgs, EndOfLifeArgs, PromoteArgs, PruneArgs, az_fault, az_line, exclude_from_latest,
+    run_az,
+};
 use crate::cli::failure::Failure;
 use crate::cli::output::Sink;
 use crate::cli::table::{Streamed, columns};
@@ -13,7 +18,7 @@ use clap::{Args, Subcommand};
 use sigcat::catalog::index::IndexEntry;
 use sigcat::catalog::rebuild::Adoption;
 use sigcat::catalog::verify::{self, Progress, Severity};
-use sigcat::catalog::{AnyStore, Catalog, YankOutcome};
+use sigcat::catalog::{AnyStore, Catalog, Found, YankOutcome};
 use sigcat::{Classify, Fault};
 
 const CATALOG_EXAMPLES: &str = "\
@@ -108,6 +113,9 @@ enum CatalogCommand {
         /// Print the record (JSON) instead of the template.
         #[arg(long)]
         record: bool,
+        /// Warn on stderr when the image reaches its end of life within this long.
+        #[arg(long, value_name = "DURATION", value_parser = eol_warning, default_value = "30d")]
+        eol_warning: std::time::Duration,
         /// yaml or json; default: yaml for a template, json for a record.
         #[arg(short, long, value_name = "FORMAT", value_parser = FormatParser::<ObjectFormat>::new())]
         output: Option<ObjectFormat>,
@@ -128,7 +136,8 @@ enum CatalogCommand {
         #[command(flatten)]
         file: OutputFile,
     },
-    /// Take an image out of service: `latest` never returns it; its objects stay.
+    /// Take an image out of service: `latest` never returns it; its objects stay. Prints the
+    /// `az` commands that set excludeFromLatest on its gallery versions.
     #[command(after_help = args::help(YANK_EXAMPLES))]
     Yank {
         /// The image's id, as `catalog list` shows it.
@@ -136,10 +145,14 @@ enum CatalogCommand {
         /// Why: shown by `list` and `show` (plain text, no control characters).
         #[arg(long, value_name = "TEXT", value_parser = args::parse_text)]
         reason: String,
+        /// Also run the `az` commands (Azure CLI, signed in), so Azure's own "latest" agrees.
+        #[arg(long)]
+        run_az: bool,
         #[command(flatten)]
         signing: SigningArgs,
     },
-    /// Put a yanked image back in service.
+    /// Put a yanked image back in service. Prints the `az` commands that clear
+    /// excludeFromLatest on its gallery versions.
     #[command(after_help = args::help(YANK_EXAMPLES))]
     Unyank {
         /// The image's id, as `catalog list` shows it.
@@ -147,9 +160,27 @@ enum CatalogCommand {
         /// Why (kept in the yank events; plain text, no control characters).
         #[arg(long, value_name = "TEXT", value_parser = args::parse_text)]
         reason: Option<String>,
+        /// Also run the `az` commands (Azure CLI, signed in).
+        #[arg(long)]
+        run_az: bool,
         #[command(flatten)]
         signing: SigningArgs,
     },
+    /// Record that image-builder's promote job copied an image to another gallery: from then
+    /// on it is served from there.
+    #[command(after_help = args::help(lifecycle::PROMOTE_EXAMPLES))]
+    Promote(PromoteArgs),
+    /// Record that image locations were deleted (image-builder's clean job, or by hand):
+    /// nothing is served from them again.
+    #[command(after_help = args::help(lifecycle::CLEAN_EXAMPLES))]
+    Clean(CleanArgs),
+    /// Set an image's end of life: after it, `latest` never returns the image.
+    #[command(after_help = args::help(lifecycle::END_OF_LIFE_EXAMPLES))]
+    EndOfLife(EndOfLifeArgs),
+    /// Which image locations can be deleted, keeping the newest minors and patches and what
+    /// clusters run: a plan, and the `az` commands.
+    #[command(after_help = args::help(lifecycle::PRUNE_EXAMPLES))]
+    Prune(PruneArgs),
     /// Check the catalog: objects against their sha256, the index against the records, yanks,
     /// the signature; objects the index does not account for are reported.
     #[command(after_help = args::help(VERIFY_EXAMPLES))]
@@ -214,6 +245,7 @@ pub(crate) fn run(args: CatalogCommandArgs) -> Result<Option<Fault>, Failure> {
             CatalogCommand::Latest {
                 filter,
                 record,
+                eol_warning,
                 output: format,
                 file,
             } => {
@@ -221,11 +253,12 @@ pub(crate) fn run(args: CatalogCommandArgs) -> Result<Option<Fault>, Failure> {
                 let Some(found) = catalog.latest(&filter.filter()).await? else {
                     return Err(nothing_found(
                         &catalog,
-                        "matches (yanked images are never the latest)",
+                        "matches and is in service (never a yanked image, one whose locations are all deleted, or one past its end of life)",
                     )
                     .await?);
                 };
-                print_object(&catalog, &found.entry, record, format, file).await
+                warn_end_of_life(&found, eol_warning);
+                print_object(&catalog, &found, record, format, file).await
             }
             CatalogCommand::Show {
                 id,
@@ -235,7 +268,11 @@ pub(crate) fn run(args: CatalogCommandArgs) -> Result<Option<Fault>, Failure> {
             } => {
                 let catalog = open.open()?;
                 let Some(found) = catalog.show(&id).await? else {
-                    return Err(nothing_found(&catalog, &format!("is `{id}`")).await?);
+                    return Err(nothing_found(
+                        &catalog,
+                        &format!("is `{}`", crate::cli::table::cell(&id)),
+                    )
+                    .await?);
                 };
                 if let Some(y) = found.entry.yank.as_ref().filter(|y| y.yanked) {
                     messages::warn(&format!(
@@ -244,24 +281,35 @@ pub(crate) fn run(args: CatalogCommandArgs) -> Result<Option<Fault>, Failure> {
                         y.reason.as_deref().unwrap_or("no reason given")
                     ));
                 }
-                print_object(&catalog, &found.entry, !template, format, file).await
+                if found.served.is_none() {
+                    messages::warn(&format!(
+                        "every location of {id} is deleted: its template names an image that is gone"
+                    ));
+                }
+                print_object(&catalog, &found, !template, format, file).await
             }
             CatalogCommand::Yank {
                 id,
                 reason,
+                run_az,
                 signing,
             } => {
                 let catalog = open.open_for_writing(&signing)?;
-                yank(&catalog, &id, true, Some(&reason)).await
+                yank(&catalog, &id, true, Some(&reason), run_az).await
             }
             CatalogCommand::Unyank {
                 id,
                 reason,
+                run_az,
                 signing,
             } => {
                 let catalog = open.open_for_writing(&signing)?;
-                yank(&catalog, &id, false, reason.as_deref()).await
+                yank(&catalog, &id, false, reason.as_deref(), run_az).await
             }
+            CatalogCommand::Promote(a) => lifecycle::promote(open, a).await,
+            CatalogCommand::Clean(a) => lifecycle::clean(open, a).await,
+            CatalogCommand::EndOfLife(a) => lifecycle::end_of_life(open, a).await,
+            CatalogCommand::Prune(a) => lifecycle::prune(open, a).await,
             CatalogCommand::Verify { output, file } => verify(&open.open()?, output, file).await,
             CatalogCommand::RebuildIndex {
                 adopt_unsigned,
@@ -362,7 +410,7 @@ async fn list(
                     .map(|line| line + "\n")
                     .collect(),
                 ListFormat::Yaml => yaml_docs(&group),
-                ListFormat::Table => table.batch(&rows(&group)),
+                ListFormat::Table => table.batch(&rows(&group, filter.stage.as_deref())),
             };
             sink.write(text.as_bytes())
         })
@@ -389,6 +437,7 @@ async fn yank(
     id: &str,
     yanked: bool,
     reason: Option<&str>,
+    run: bool,
 ) -> Result<Option<Fault>, Failure> {
     let what = if yanked { "yanked" } else { "unyanked" };
     match catalog.yank(id, yanked, reason).await? {
@@ -398,16 +447,78 @@ async fn yank(
                 catalog.describe(),
                 state.event.key
             ));
-            Ok(None)
         }
         YankOutcome::AlreadySo => {
             messages::say(&format!("{id} is already {what}; nothing changed"));
-            Ok(None)
         }
-        other => Err(Failure::NothingFound(match other {
-            YankOutcome::NoSuchImage => format!("no image `{id}` in {}", catalog.describe()),
-            other => format!("{id}: {other:?}"),
-        })),
+        other => {
+            return Err(Failure::NothingFound(match other {
+                YankOutcome::NoSuchImage => format!("no image `{id}` in {}", catalog.describe()),
+                other => format!("{id}: {other:?}"),
+            }));
+        }
+    }
+    // So that Azure's own "latest" (an image definition's newest version) agrees.
+    let Some(found) = catalog.show(id).await? else {
+        return Ok(None);
+    };
+    let commands = exclude_from_latest(&found.entry, yanked);
+    let mut text = String::new();
+    for args in &commands {
+        text.push_str(&az_line(args));
+        text.push('\n');
+    }
+    output::write(None, text.as_bytes())?;
+    if !run {
+        return Ok(None);
+    }
+    let mut worst = None;
+    for args in &commands {
+        match run_az(args) {
+            Ok(()) => messages::say(&format!("ran {}", az_line(args))),
+            Err(f) => {
+                let why = match &f {
+                    lifecycle::AzFailed::Missing => {
+                        "az (the Azure CLI) is not on PATH: install it and sign in (az login)"
+                            .into()
+                    }
+                    lifecycle::AzFailed::Refused(m) => m.clone(),
+                };
+                messages::warn(&format!("{} failed: {why}", az_line(args)));
+                worst = Fault::worst_of([worst, Some(az_fault(&f))]);
+            }
+        }
+    }
+    Ok(worst)
+}
+
+/// `--eol-warning`: a duration up to a year.
+fn eol_warning(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("`{text}` is not a duration like 30d, 72h ({e})"))?;
+    if d > std::time::Duration::from_secs(365 * 24 * 3600) {
+        return Err(format!("`{text}` is longer than a year"));
+    }
+    Ok(d)
+}
+
+/// Says when what `latest` found reaches its end of life soon.
+fn warn_end_of_life(found: &Found, within: std::time::Duration) {
+    let Some(eol) = found.served.as_ref().and_then(|s| s.end_of_life.clone()) else {
+        return;
+    };
+    let soon = time::OffsetDateTime::now_utc() + within;
+    let soon = sigcat::catalog::entry::normalize_time(
+        &soon
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default(),
+    )
+    .unwrap_or_default();
+    if eol <= soon {
+        messages::warn(&format!(
+            "{} reaches its end of life at {eol}: plan the move to a newer image",
+            found.entry.id
+        ));
     }
 }
 
@@ -422,8 +533,9 @@ async fn verify(
         ListFormat::Yaml => yaml_docs(std::slice::from_ref(&report)),
         ListFormat::Table => {
             let mut out = format!(
-                "catalog: {}\nlayout: {}, sequence: {}, expires: {}\nimages: {} ({} yanked) in {} shards, objects: {}\nsignature: {}\n",
+                "catalog: {} (id {})\nlayout: {}, sequence: {}, expires: {}\nimages: {} ({} yanked) in {} shards, objects: {}\nsignature: {}\n",
                 catalog.describe(),
+                report.catalog_id.as_deref().unwrap_or("-"),
                 report.layout.map_or("-".into(), |l| l.to_string()),
                 report.sequence.map_or("-".into(), |s| s.to_string()),
                 report.expires.as_deref().unwrap_or("-"),
@@ -465,14 +577,17 @@ async fn verify(
 
 async fn print_object(
     catalog: &Catalog<AnyStore>,
-    entry: &IndexEntry,
+    found: &Found,
     record: bool,
     format: Option<ObjectFormat>,
     file: OutputFile,
 ) -> Result<Option<Fault>, Failure> {
-    let mut bytes = catalog
-        .object(entry, if record { "record" } else { "template" })
-        .await?;
+    let entry = &found.entry;
+    let mut bytes = if record {
+        catalog.object(entry, "record").await?
+    } else {
+        catalog.served_template(found).await?
+    };
     // Stored as JSON (record) and YAML (template); converted only when asked for the other.
     let stored = if record {
         ObjectFormat::Json
@@ -514,10 +629,11 @@ async fn print_object(
     Ok(None)
 }
 
-const TABLE_HEADER: [&str; 9] = [
+const TABLE_HEADER: [&str; 10] = [
     "ID",
     "KUBERNETES",
     "OS",
+    "STAGE",
     "DEFINITION",
     "VERSION",
     "GALLERY",
@@ -526,31 +642,83 @@ const TABLE_HEADER: [&str; 9] = [
     "STATUS",
 ];
 
-fn rows(entries: &[IndexEntry]) -> Vec<[String; 9]> {
+/// One row per image, as it is served (its newest promotion, else where it was built).
+fn rows(entries: &[IndexEntry], stage: Option<&str>) -> Vec<[String; 10]> {
+    let now = sigcat::catalog::entry::now_rfc3339();
     entries
         .iter()
         .map(|e| {
             let s = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-            let regions = if e.regions.is_empty() {
+            let served = e.served(stage);
+            let (stage, definition, version, gallery, regions) = match &served {
+                Some(v) => (
+                    v.stage.clone(),
+                    v.image_definition.clone(),
+                    v.gallery_image_version.clone(),
+                    v.public_name.clone().or_else(|| v.gallery.clone()),
+                    v.regions.clone(),
+                ),
+                None => (
+                    "-".into(),
+                    e.image_definition.clone(),
+                    e.gallery_image_version.clone(),
+                    e.gallery.clone(),
+                    e.regions.clone(),
+                ),
+            };
+            let regions = if regions.is_empty() {
                 "-".into()
             } else {
-                e.regions.join(",")
-            };
-            let status = match &e.yank {
-                Some(y) if y.yanked => format!("yanked: {}", y.reason.as_deref().unwrap_or("-")),
-                _ => "ok".into(),
+                regions.join(",")
             };
             [
                 e.id.clone(),
                 s(&e.kubernetes_version),
                 s(&e.distro),
-                s(&e.image_definition),
-                s(&e.gallery_image_version),
-                s(&e.gallery),
+                stage,
+                s(&definition),
+                s(&version),
+                s(&gallery),
                 regions,
                 e.published_at.clone(),
-                status,
+                status(e, served.as_ref(), &now),
             ]
         })
         .collect()
+}
+
+/// What an operator should know of an image at a glance.
+fn status(e: &IndexEntry, served: Option<&sigcat::catalog::index::Served>, now: &str) -> String {
+    let mut parts = Vec::new();
+    if let Some(y) = e.yank.as_ref().filter(|y| y.yanked) {
+        parts.push(format!("yanked: {}", y.reason.as_deref().unwrap_or("-")));
+    }
+    if served.is_none() && e.all_deleted() {
+        parts.push("deleted".to_string());
+    }
+    if let Some(eol) = served.and_then(|s| s.end_of_life.as_deref()) {
+        if eol <= now {
+            parts.push(format!("past end of life ({eol})"));
+        } else {
+            parts.push(format!("end of life {eol}"));
+        }
+    }
+    if let Some(l) = &e.lifecycle {
+        for p in l.promoted.iter().filter(|p| p.times > 1) {
+            parts.push(format!(
+                "promoted {} times to {}",
+                p.times, p.location.gallery_image_version
+            ));
+        }
+        for d in &l.deleted {
+            if let Some(by) = &d.replaced_by {
+                parts.push(format!("overwritten by {by}"));
+            }
+        }
+    }
+    if parts.is_empty() {
+        "ok".into()
+    } else {
+        parts.join("; ")
+    }
 }

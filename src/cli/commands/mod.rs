@@ -3,6 +3,7 @@
 
 pub(crate) mod catalog;
 pub(crate) mod docs;
+pub(crate) mod lifecycle;
 pub(crate) mod parse;
 pub(crate) mod publish;
 pub(crate) mod render;

@@ -150,8 +150,20 @@ pub(crate) fn run(args: ParseArgs) -> Result<Option<Fault>, Failure> {
         tags: args.tags.clone(),
     };
     let text = sigcat::output::render(&all.records, format, &options)?;
+    let result = outcome(&all, &inputs::describe(&args.files));
+    // No record, and the input failed: a file from an earlier run is kept, not emptied.
+    if let (Some(file), true) = (
+        &args.output_file,
+        all.records.is_empty() && result.is_some(),
+    ) {
+        messages::say(&format!(
+            "nothing written to {}: the input holds no record",
+            file.display()
+        ));
+        return Ok(result);
+    }
     output::write(args.output_file.as_deref(), text.as_bytes())?;
-    Ok(outcome(&all, &inputs::describe(&args.files)))
+    Ok(result)
 }
 
 /// Parses one input while copying it to stdout; after a parse error the copy goes on to the

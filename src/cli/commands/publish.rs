@@ -116,7 +116,7 @@ pub(crate) fn run_publish(args: PublishArgs) -> Result<Option<Fault>, Failure> {
             Err(e) => report.input_failed(&e),
         }
     }
-    publish_entries(&catalog, &mut report, &entries)?;
+    publish_entries(&catalog, &mut report, &entries).map_err(|f| f.after(report.outcome()))?;
     Ok(report.outcome())
 }
 
@@ -181,6 +181,6 @@ pub(crate) fn run_ingest(args: IngestArgs) -> Result<Option<Fault>, Failure> {
     let mut report = Report::new(catalog.describe());
     report.parsed("<stdin>", &parsed);
     let entries = prepare(&mut report, &parsed, &options);
-    publish_entries(&catalog, &mut report, &entries)?;
+    publish_entries(&catalog, &mut report, &entries).map_err(|f| f.after(report.outcome()))?;
     Ok(report.outcome())
 }

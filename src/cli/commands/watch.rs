@@ -104,7 +104,7 @@ pub(crate) struct HealthcheckArgs {
 /// on stderr either way.
 pub(crate) fn healthcheck(args: HealthcheckArgs) -> Result<Option<Fault>, Failure> {
     let verdict = watch::heartbeat::check(&args.file, args.max_age, std::time::SystemTime::now());
-    if let Some(storage) = verdict.storage.as_deref().filter(|s| *s != "ok") {
+    if let Some(storage) = verdict.storage.as_deref() {
         messages::say(&format!("storage: {storage}"));
     }
     if let Some(why) = &verdict.unhealthy {
