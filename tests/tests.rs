@@ -10,6 +10,7 @@ mod cli_habits;
 mod cli_parse;
 mod faults;
 mod layers;
+mod lifecycle;
 mod never_panics;
 mod parse_fixtures;
 mod pipelines;

@@ -211,10 +211,12 @@ impl<S: Store> Catalog<S> {
 
 /// The waits between rounds of a writer that lost the root to another: short, because the
 /// root is small and another round takes tens of milliseconds; a storage outage's backoff
-/// (up to 15 s) here would leave the root idle while writers sleep.
+/// (up to 15 s) here would leave the root idle while writers sleep. Losing means another
+/// writer made progress, so the cap stays low: with 16 writers a 1 s cap left the root idle
+/// (p99 8.8 s, wall time 2.8x the same publishes one after another).
 const CONTENTION_BACKOFF: crate::retry::BackoffConfig = crate::retry::BackoffConfig {
-    init: Duration::from_millis(20),
-    max: Duration::from_secs(1),
+    init: Duration::from_millis(10),
+    max: Duration::from_millis(200),
     base: 2.0,
 };
 
