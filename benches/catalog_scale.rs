@@ -122,7 +122,7 @@ fn generate(
     for i in 0..n {
         let e = nth(base, i);
         let (revision, revision_bytes) =
-            entry::revision(&e.id, &e.record_ref(), &e.template_ref(), at, 1);
+            entry::revision(&e.id, &e.record_ref(), &e.template_ref(), at, 1, None);
         objects.push((e.record_ref().key, e.record_bytes.clone()));
         objects.push((e.template_ref().key, e.template_bytes.clone()));
         objects.push((revision.key.clone(), revision_bytes));

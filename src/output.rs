@@ -161,7 +161,11 @@ fn sig_publishing_info(r: &Record, options: &FormatOptions) -> Vec<(&'static str
             "shared_image_gallery_image_version",
             s(g.map(|g| &g.version)),
         ),
-        ("tags", options.tags.clone().unwrap_or_default()),
+        // The tags come from the command line, where a SAS URL or a key can end up too.
+        (
+            "tags",
+            crate::redact::redact_secrets(options.tags.as_deref().unwrap_or_default()).into_owned(),
+        ),
     ]
 }
 

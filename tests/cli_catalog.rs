@@ -401,15 +401,24 @@ fn a_consumer_with_only_curl_finds_the_image_in_one_get() {
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    // One GET (the README's first recipe).
-    let id = run(
-        r#"curl -fsS "$CATALOG/latest/1.30/ubuntu-2404.json" | jq -r '.image.gallery_image_version_id'"#,
-    );
+    // The README's recipes, as written there.
+    let readme = std::fs::read_to_string(crate::util::repo().join("README.md")).unwrap();
+    let section = &readme[readme.find("### Lookups with curl and jq").unwrap()..];
+    let blocks: Vec<&str> = section
+        .split("```sh\n")
+        .skip(1)
+        .take(2)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    // One GET each (the CATALOG line is the reader's own).
+    let one_get: Vec<&str> = blocks[0]
+        .lines()
+        .filter(|l| l.starts_with("curl "))
+        .collect();
+    assert_eq!(one_get.len(), 2, "{}", blocks[0]);
+    let id = run(one_get[0]);
     assert!(id.ends_with("/versions/0.3.2"), "{id}");
-    let in_region = run(
-        r#"curl -fsS "$CATALOG/latest/1.30/ubuntu-2404.json" | jq -r '.regions.eastus2.gallery_image_version'"#,
-    );
-    assert_eq!(in_region, "0.3.2");
+    assert_eq!(run(one_get[1]), "0.3.2");
     let headers = run(r#"curl -fsSI "$CATALOG/latest/1.30/ubuntu-2404.json""#);
     assert!(
         headers
@@ -424,16 +433,75 @@ fn a_consumer_with_only_curl_finds_the_image_in_one_get() {
         "{headers}"
     );
     // The careful recipe: the root's signature, then the pointer's sha256 as the root says it.
-    let checked = run(r#"curl -fsS "$CATALOG/index.json" -o index.json
-curl -fsS "$CATALOG/index.json.sig" -o index.json.sig
-ssh-keygen -Y verify -n sigcat-catalog -f "$ALLOWED_SIGNERS" -I ci@example.com -s index.json.sig < index.json >&2
-test "$(jq -r '.expires' index.json)" \> "$(date -u +%Y-%m-%dT%H:%M:%S)"
-curl -fsS "$CATALOG/$(jq -r '.sections["1.30/ubuntu-2404"].key' index.json)" -o section.json
-test "$(sha256sum section.json | cut -d' ' -f1)" = "$(jq -r '.sections["1.30/ubuntu-2404"].sha256' index.json)"
-curl -fsS "$CATALOG/latest/1.30/ubuntu-2404.json" -o latest.json
-test "$(sha256sum latest.json | cut -d' ' -f1)" = "$(jq -r '.latest.sha256' section.json)"
-jq -r '.image.gallery_image_version' latest.json"#);
-    assert_eq!(checked, "0.3.2");
+    let careful = blocks[1];
+    assert!(careful.contains("ssh-keygen -Y verify"), "{careful}");
+    assert_eq!(run(careful), "0.3.2");
+    // A pointer outlives its image's end of life until the next write; the careful recipe
+    // does not serve it then, and verify warns rather than calls the catalog corrupt.
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
+    let soon = soon
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let list = sigcat(
+        &["catalog", "list", "-o", "json", "--catalog", &url],
+        &[],
+        None,
+    );
+    let newest = text(&list.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["gallery_image_version"] == "0.3.2")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let out = sigcat(
+        &[
+            "catalog",
+            "end-of-life",
+            &newest,
+            &soon,
+            "--catalog",
+            &url,
+            "--signing-key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(run(careful), "0.3.2", "before its end of life");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let stale = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", careful])
+        .env("CATALOG", &base)
+        .env("ALLOWED_SIGNERS", &allowed)
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        !stale.status.success() && stale.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&stale.stdout)
+    );
+    let verify = sigcat(
+        &[
+            "catalog",
+            "verify",
+            "--catalog",
+            &url,
+            "--trusted-keys",
+            allowed.to_str().unwrap(),
+        ],
+        &[],
+        None,
+    );
+    assert_eq!(verify.status.code(), Some(0), "{}", text(&verify.stdout));
+    assert!(
+        text(&verify.stdout).contains("warning") && text(&verify.stdout).contains("end of life"),
+        "{}",
+        text(&verify.stdout)
+    );
     // A pointer for a minor that has no images answers 404, which curl -f turns into a failure.
     let out = Command::new("curl")
         .args(["-fsS", &format!("{base}/latest/1.99/ubuntu-2404.json")])

@@ -224,6 +224,40 @@ fn build_promote_clean_and_end_of_life_and_latest_follows_each() {
             "{}",
             s.name
         );
+        // The same step retried: recorded already, nothing changes.
+        let again = s.run(&[
+            "catalog",
+            "promote",
+            "--publishing-info",
+            info.to_str().unwrap(),
+            "--image-version",
+            az_out.to_str().unwrap(),
+        ]);
+        assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+        assert!(
+            text(&again.stderr).contains("already") && !s.row(&newer).contains("times"),
+            "{}",
+            text(&again.stderr)
+        );
+        // A create that failed is not a promotion.
+        let failed = s.dir.join("failed.json");
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&az_out).unwrap()).unwrap();
+        json["provisioningState"] = "Failed".into();
+        std::fs::write(&failed, json.to_string()).unwrap();
+        let out = s.run(&[
+            "catalog",
+            "promote",
+            &newer,
+            "--image-version",
+            failed.to_str().unwrap(),
+        ]);
+        assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("failed.json") && text(&out.stderr).contains("Failed"),
+            "{}",
+            text(&out.stderr)
+        );
         // In the regions the promotion replicated to, not (any more) only the build's.
         assert!(s.latest("1.30", &["--region", "westeurope"]).is_ok());
         let row = s.row(&newer);
@@ -381,6 +415,25 @@ fn prune_plans_runs_az_and_records_only_what_az_deleted() {
         // With what clusters run: 1.30.1's gallery version stays.
         expected.retain(|(_, rid)| rid != &staging_version(1));
         assert_eq!(plan(Some(&in_use)), expected, "{}", s.name);
+        // The same from a FIFO (`--in-use <(kubectl get ...)`); a directory is exit 5.
+        let fifo = s.dir.join("in-use.fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let writer = {
+            let (fifo, in_use) = (fifo.clone(), in_use.clone());
+            std::thread::spawn(move || {
+                std::fs::write(&fifo, std::fs::read(&in_use).unwrap()).unwrap();
+            })
+        };
+        assert_eq!(plan(Some(&fifo)), expected, "{}", s.name);
+        writer.join().unwrap();
+        let out = prune(Some(&s.dir), &["-o", "json"], &[]);
+        assert_eq!(out.status.code(), Some(5), "{}", text(&out.stderr));
         // As a script: each az delete, then the clean that records it.
         let script = text(&prune(Some(&in_use), &["-o", "az"], &[]).stdout);
         assert!(

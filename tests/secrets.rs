@@ -150,6 +150,10 @@ fn a_secret_in_any_field_reaches_no_output_format_file_or_log() {
 
     // `--build` takes the build as sigcat shows it: redacted.
     let build = sigcat::redact::redact_secrets(&format!("sig-x?{SAS_PLAIN}")).into_owned();
+    // Tags come from the command line, secrets and all.
+    let tags = format!(
+        "creationTimestamp=2026 sas=https://acct.blob.core.windows.net/c?{SAS_PLAIN} conn={CONNECTION_STRING} url={URL_PASSWORD} AccountKey={ACCOUNT_KEY}"
+    );
     let records = dir.join("records.json");
     for format in [
         "json",
@@ -162,7 +166,7 @@ fn a_secret_in_any_field_reaches_no_output_format_file_or_log() {
             for log_format in ["text", "json"] {
                 let mut args = vec!["parse", log, "--manifest", manifest, "-o", format];
                 if format == "sig-publishing-info" {
-                    args.extend(["--build", &build]);
+                    args.extend(["--build", &build, "--tags", &tags]);
                 }
                 args.extend(["--log-format", log_format]);
                 let out = sigcat(&args, &[("RUST_LOG", level)], None);

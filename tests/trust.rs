@@ -1011,6 +1011,7 @@ fn forged(t: &Target, keys: Keys) {
         &forged_template,
         "2099-01-01T00:00:00.000Z",
         2,
+        None,
     );
     t.put(&revision.key, &bytes);
     let out = t.run(&["catalog", "verify", "--trusted-keys", p.allowed()], &[]);

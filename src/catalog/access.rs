@@ -112,6 +112,17 @@ impl<S: Store> Catalog<S> {
         bytes: &[u8],
     ) -> Result<(), CatalogError> {
         debug_assert_eq!(object.sha256, sha256(bytes));
+        if self.recent.wrote(&object.key, &object.sha256) {
+            return Ok(());
+        }
+        let done = self.put_object_once(object, bytes).await;
+        if done.is_ok() {
+            self.recent.remember_written(&object.key, &object.sha256);
+        }
+        done
+    }
+
+    async fn put_object_once(&self, object: &ObjectRef, bytes: &[u8]) -> Result<(), CatalogError> {
         match self.put(&object.key, bytes, &PutMode::Create).await {
             Ok(_) => Ok(()),
             Err(StoreError::Precondition { .. }) => {
@@ -173,6 +184,9 @@ impl<S: Store> Catalog<S> {
 
     /// An object, checked against its hash.
     pub(crate) async fn read_object(&self, object: &ObjectRef) -> Result<Vec<u8>, CatalogError> {
+        if let Some(bytes) = self.recent.read(&object.key, &object.sha256) {
+            return Ok(bytes.to_vec());
+        }
         let v = self
             .get(&object.key)
             .await?
@@ -186,6 +200,8 @@ impl<S: Store> Catalog<S> {
                 ),
             ));
         }
+        self.recent
+            .remember_read(&object.key, &object.sha256, &v.bytes);
         Ok(v.bytes)
     }
 

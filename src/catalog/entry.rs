@@ -167,13 +167,14 @@ pub fn regions(record: &Record) -> Vec<String> {
 }
 
 /// The revision object for an entry's record and template, at `at`, written for the root
-/// sequence `sequence`.
+/// sequence `sequence` of catalog `catalog_id`.
 pub fn revision(
     id: &str,
     record: &ObjectRef,
     template: &ObjectRef,
     at: &str,
     sequence: u64,
+    catalog_id: Option<&str>,
 ) -> (ObjectRef, Vec<u8>) {
     let bytes = serde_json::to_vec_pretty(&Revision {
         id: id.to_string(),
@@ -181,6 +182,7 @@ pub fn revision(
         template: template.clone(),
         at: at.to_string(),
         sequence: Some(sequence),
+        catalog_id: catalog_id.map(str::to_string),
     })
     .unwrap_or_default();
     (objects::object_ref(id, Kind::Revision, &bytes), bytes)
@@ -293,7 +295,7 @@ mod tests {
         assert_eq!(r.sha256, sha256(&e.record_bytes));
         assert!(e.template_ref().key.ends_with(".yaml"));
         let at = "2026-01-01T00:00:00.000Z";
-        let (rev, _) = revision(&e.id, &e.record_ref(), &e.template_ref(), at, 1);
+        let (rev, _) = revision(&e.id, &e.record_ref(), &e.template_ref(), at, 1, None);
         let entry = e.index_entry(rev, at.into());
         assert_eq!(entry.distro.as_deref(), Some("ubuntu-2404"));
         assert_eq!(entry.regions, ["northcentralus", "eastus2"]);

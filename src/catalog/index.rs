@@ -253,6 +253,10 @@ pub struct Location {
     /// Its end of life (RFC 3339, UTC), when the promotion set one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_of_life: Option<String>,
+    /// When Azure published it (`publishedDate`), when known: tells a version created again
+    /// from a retried record of the same one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<String>,
     /// The AzureMachineTemplate that boots from it.
     pub template: ObjectRef,
 }

@@ -118,6 +118,9 @@ pub struct Target {
     pub regions: Vec<String>,
     /// Its end of life (RFC 3339 or a date).
     pub end_of_life: Option<String>,
+    /// When Azure says it was published (`publishingProfile.publishedDate`): a version deleted
+    /// and created again has another, a retried step the same.
+    pub published: Option<String>,
 }
 
 /// What a promotion did.
@@ -136,6 +139,9 @@ pub enum PromoteOutcome {
     },
     /// No image has that id.
     NoSuchImage,
+    /// That very promotion (the same version, regions, end of life and publish date) is
+    /// recorded already: a retried step, nothing written.
+    AlreadyPromoted,
 }
 
 /// What recording one deleted resource did.
@@ -204,6 +210,7 @@ impl Target {
             gallery_image_version: parsed.version,
             regions,
             end_of_life,
+            published: self.published.clone(),
             template,
         })
     }
@@ -237,6 +244,7 @@ impl<S: Store> Catalog<S> {
         id: &str,
         mut event: Event,
     ) -> Result<ObjectRef, CatalogError> {
+        event.catalog_id = view.root.catalog_id.clone();
         let found = view.shard(self, shard).await?;
         let Some(entry) = found.images.iter_mut().find(|e| e.id == id) else {
             return Err(self.corrupt(shard, format!("image {id} went missing")));
@@ -349,6 +357,14 @@ impl<S: Store> Catalog<S> {
                 .ok_or_else(|| self.corrupt(&shard, format!("image {id} went missing")))?;
             let template = self.promoted_template(&entry, &gallery_target).await?;
             let location = target.location(template).map_err(bad)?;
+            if let Some(l) = &entry.lifecycle {
+                let same = |r: &str| r.eq_ignore_ascii_case(&location.gallery_image_version_id);
+                if l.promoted.iter().any(|p| p.location == location)
+                    && !l.deleted.iter().any(|d| same(&d.resource_id))
+                {
+                    return Ok(PromoteOutcome::AlreadyPromoted);
+                }
+            }
             let others: Vec<(String, String)> = self
                 .holders(&mut view, &location.gallery_image_version_id, false)
                 .await?
@@ -498,12 +514,13 @@ impl<S: Store> Catalog<S> {
             let Some(shard) = view.locate(self, id).await? else {
                 return Ok(EndOfLifeOutcome::NoSuchImage);
             };
-            let current = view
-                .shard(self, &shard)
-                .await?
-                .find(id)
-                .and_then(|e| e.lifecycle.as_ref())
-                .and_then(|l| l.end_of_life.clone());
+            // What readers see now: its own end of life, else its promotion's.
+            let current = view.shard(self, &shard).await?.find(id).and_then(|e| {
+                e.lifecycle
+                    .as_ref()
+                    .and_then(|l| l.end_of_life.clone())
+                    .or_else(|| e.served(None).and_then(|s| s.end_of_life))
+            });
             if current.as_deref() == Some(date.as_str()) {
                 return Ok(EndOfLifeOutcome::AlreadySo);
             }
@@ -613,22 +630,44 @@ impl Target {
                 format!("`id` is not a gallery image version id: {id}"),
             ));
         }
-        let profile = v.get("publishingProfile");
-        let regions = profile
-            .and_then(|p| p.get("targetRegions"))
-            .and_then(serde_json::Value::as_array)
-            .map(|regions| {
-                regions
-                    .iter()
-                    .filter_map(|r| r.get("name").and_then(serde_json::Value::as_str))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let end_of_life = match profile {
-            Some(p) => field(p, "endOfLifeDate", source)?,
-            None => None,
+        let bad = |problem: String| crate::InputError::new(source, None, problem);
+        // A step that went on after a failed create must not record a promotion.
+        if let Some(state) = field(&v, "provisioningState", source)?
+            && !state.eq_ignore_ascii_case("Succeeded")
+        {
+            return Err(bad(format!(
+                "`provisioningState` is `{state}`: the version was not created, nothing to record"
+            )));
+        }
+        let profile = v
+            .get("publishingProfile")
+            .filter(|p| p.is_object())
+            .ok_or_else(|| bad(format!("no `publishingProfile` object: expected {what}")))?;
+        let regions = match profile.get("targetRegions") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Array(regions)) => regions
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    r.get("name")
+                        .and_then(serde_json::Value::as_str)
+                        .filter(|n| !n.trim().is_empty())
+                        .map(str::to_string)
+                        .ok_or_else(|| {
+                            bad(format!(
+                                "`publishingProfile.targetRegions[{i}]` has no `name`: expected objects such as {{\"name\": \"westeurope\"}}"
+                            ))
+                        })
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => {
+                return Err(bad(
+                    "`publishingProfile.targetRegions` is not a list: expected objects such as {\"name\": \"westeurope\"}".into(),
+                ));
+            }
         };
+        let end_of_life = field(profile, "endOfLifeDate", source)?;
+        let published = field(profile, "publishedDate", source)?;
         if let Some(t) = &end_of_life
             && entry::normalize_time(t).is_none()
         {
@@ -644,6 +683,7 @@ impl Target {
             public_name: None,
             regions,
             end_of_life,
+            published,
         })
     }
 }

@@ -48,6 +48,7 @@ mod events;
 mod keyfile;
 mod publish;
 mod query;
+mod recent;
 mod snapshot;
 mod view;
 
@@ -88,6 +89,8 @@ pub struct Catalog<S> {
     stop: Option<Stop>,
     /// Objects read at once (verify, rebuild-index).
     concurrency: usize,
+    /// Immutable objects read and written a moment ago (a writer's next round).
+    recent: recent::Recent,
 }
 
 impl<S: Store> Catalog<S> {
@@ -105,6 +108,7 @@ impl<S: Store> Catalog<S> {
             validity: DEFAULT_VALIDITY,
             stop: None,
             concurrency: 16,
+            recent: recent::Recent::default(),
         }
     }
 
@@ -211,12 +215,12 @@ impl<S: Store> Catalog<S> {
 
 /// The waits between rounds of a writer that lost the root to another: short, because the
 /// root is small and another round takes tens of milliseconds; a storage outage's backoff
-/// (up to 15 s) here would leave the root idle while writers sleep. Losing means another
-/// writer made progress, so the cap stays low: with 16 writers a 1 s cap left the root idle
-/// (p99 8.8 s, wall time 2.8x the same publishes one after another).
+/// (up to 15 s) here would leave the root idle while writers sleep. Not shorter: measured with
+/// 16 writers on Azurite, a 200 ms cap took twice as long in all as this 1 s one (the rounds
+/// that lose anyway load the storage the winner waits on).
 const CONTENTION_BACKOFF: crate::retry::BackoffConfig = crate::retry::BackoffConfig {
-    init: Duration::from_millis(10),
-    max: Duration::from_millis(200),
+    init: Duration::from_millis(20),
+    max: Duration::from_secs(1),
     base: 2.0,
 };
 

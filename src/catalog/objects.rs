@@ -190,6 +190,10 @@ pub struct Revision {
     /// The root sequence it was written for (absent in layout 3's revisions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sequence: Option<u64>,
+    /// The catalog it was written for (the root's `catalog_id`): a copy in another catalog
+    /// signed by the same key is recognised as foreign. Absent in objects from before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_id: Option<String>,
 }
 
 /// What an event does to its image.
@@ -239,6 +243,9 @@ pub struct Event {
     pub previous: Option<String>,
     /// The root sequence it was written for.
     pub sequence: u64,
+    /// The catalog it was written for (the root's `catalog_id`), as in [`Revision`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog_id: Option<String>,
     /// Promote: where the image now is (with its template).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<Location>,
@@ -265,6 +272,7 @@ impl Event {
             at: at.to_string(),
             previous: None,
             sequence,
+            catalog_id: None,
             location: None,
             resource_id: None,
             replaced_by: None,
@@ -319,6 +327,8 @@ pub struct Link {
     pub previous: Option<String>,
     /// The root sequence it was written for (0 for layout 3's).
     pub sequence: u64,
+    /// The catalog it was written for (none for older events).
+    pub catalog_id: Option<String>,
     /// Promote: where.
     pub location: Option<Location>,
     /// Delete: what.
@@ -343,6 +353,7 @@ impl Link {
                     at: e.at,
                     previous: e.previous,
                     sequence: e.sequence,
+                    catalog_id: e.catalog_id,
                     location: e.location,
                     resource_id: e.resource_id,
                     replaced_by: e.replaced_by,
@@ -361,6 +372,7 @@ impl Link {
                     at: e.at,
                     previous: e.previous,
                     sequence: 0,
+                    catalog_id: None,
                     location: None,
                     resource_id: None,
                     replaced_by: None,
@@ -470,6 +482,7 @@ mod tests {
             at: at.into(),
             previous: previous.map(str::to_string),
             sequence,
+            catalog_id: None,
             location: None,
             resource_id: None,
             replaced_by: None,

@@ -77,14 +77,28 @@ impl InUse {
     /// azuremachinetemplates -A -o yaml` and the like, Lists included), every `image:` mapping
     /// in them with `computeGallery`, `sharedGallery` or `id`; or lines of resource ids.
     pub fn read(&mut self, text: &str, source: &str) -> Result<(), crate::InputError> {
-        let lines: Vec<&str> = text
+        let lines: Vec<(usize, &str)> = text
             .lines()
             .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .enumerate()
+            .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
             .collect();
-        if !lines.is_empty() && lines.iter().all(|l| l.starts_with("/subscriptions/")) {
-            self.ids
-                .extend(lines.iter().map(|l| l.to_ascii_lowercase()));
+        if !lines.is_empty() && lines.iter().all(|(_, l)| l.starts_with("/subscriptions/")) {
+            // A line that protects nothing must not pass silently: what it meant to keep
+            // would be in the plan.
+            for (n, line) in lines {
+                let id = normalize_id(line);
+                if crate::record::GalleryImageVersionId::parse(&id).is_err()
+                    && crate::record::ManagedImageId::parse(&id).is_err()
+                {
+                    return Err(crate::InputError::new(
+                        source,
+                        Some(n as u64 + 1),
+                        format!("`{line}` is not a gallery image version id or a managed image id"),
+                    ));
+                }
+                self.ids.insert(id);
+            }
             return Ok(());
         }
         let docs = yaml::read_objects(text, source)?;
@@ -124,7 +138,7 @@ impl InUse {
                 .map(str::to_ascii_lowercase)
         };
         if let Some(id) = text(image, "id") {
-            self.ids.insert(id);
+            self.ids.insert(normalize_id(&id));
         }
         for kind in ["computeGallery", "sharedGallery"] {
             if let Some(g) = get(image, &[kind])
@@ -137,8 +151,8 @@ impl InUse {
     }
 
     /// Whether the location `resource_id` of `e` is referenced.
-    fn uses(&self, e: &IndexEntry, resource_id: &str) -> bool {
-        let lower = resource_id.to_ascii_lowercase();
+    pub(crate) fn uses(&self, e: &IndexEntry, resource_id: &str) -> bool {
+        let lower = normalize_id(resource_id);
         if self.ids.contains(&lower) {
             return true;
         }
@@ -168,6 +182,11 @@ impl InUse {
                 ))
             })
     }
+}
+
+/// A resource id as Azure compares them: case-insensitive, a trailing `/` ignored.
+fn normalize_id(id: &str) -> String {
+    id.trim().trim_end_matches('/').to_ascii_lowercase()
 }
 
 fn kube(e: &IndexEntry) -> Option<KubeVersion> {

@@ -28,6 +28,8 @@ impl<S: Store> Catalog<S> {
         // untrusted, is refused with nothing of this publish in it. The root read now serves
         // the first round too (if another writer changes it meanwhile, the compare-and-swap
         // says so and the next round reads it again).
+        // Rounds lost to other writers re-read only what changed.
+        let _recent = self.recent.scope();
         let first = self.snapshot(Intent::Write).await?;
         let was_empty = matches!(first.read, super::snapshot::Read::Empty);
         let mut first = Some(first);
@@ -78,6 +80,7 @@ impl<S: Store> Catalog<S> {
         snap: super::snapshot::Snapshot,
     ) -> Result<View, CatalogError> {
         let mut view = View::of(self, snap).await?;
+        view.claim_catalog_id();
         if view.legacy {
             self.upgrade(&mut view).await?;
         }
@@ -95,6 +98,7 @@ impl<S: Store> Catalog<S> {
             return Err(self.untrusted(objects::INDEX_KEY, super::signing::Untrusted::Unsigned));
         }
         let names = view.all_shard_names(self).await?;
+        let catalog_id = view.root.catalog_id.clone();
         let (mut revisions, mut events) = (0, 0);
         for name in names {
             let shard = view.shard(self, &name).await?;
@@ -102,7 +106,14 @@ impl<S: Store> Catalog<S> {
                 if !e.objects.contains_key("revision") {
                     let (record, template) =
                         (e.objects["record"].clone(), e.objects["template"].clone());
-                    let (r, bytes) = entry::revision(&e.id, &record, &template, &e.published_at, 0);
+                    let (r, bytes) = entry::revision(
+                        &e.id,
+                        &record,
+                        &template,
+                        &e.published_at,
+                        0,
+                        catalog_id.as_deref(),
+                    );
                     self.put_signed(&r, &bytes).await?;
                     e.objects.insert("revision".into(), r);
                     revisions += 1;
@@ -151,8 +162,14 @@ impl<S: Store> Catalog<S> {
             None => view.locate_for_publish(self, &id, &offered_shard).await?,
         };
         let Some(shard_name) = here else {
-            let (revision, bytes) =
-                entry::revision(&id, &offered_ref, &e.template_ref(), at, sequence);
+            let (revision, bytes) = entry::revision(
+                &id,
+                &offered_ref,
+                &e.template_ref(),
+                at,
+                sequence,
+                view.root.catalog_id.as_deref(),
+            );
             self.put_signed(&revision, &bytes).await?;
             self.put_anchor(&id, &offered_shard).await?;
             let new = e.index_entry(revision, at.to_string());
@@ -204,7 +221,14 @@ impl<S: Store> Catalog<S> {
                 self.put_object(&new_ref, &bytes).await?;
                 known.insert(new_ref.sha256.clone(), merged);
                 let template = old.objects["template"].clone();
-                let (revision, rev_bytes) = entry::revision(&id, &new_ref, &template, at, sequence);
+                let (revision, rev_bytes) = entry::revision(
+                    &id,
+                    &new_ref,
+                    &template,
+                    at,
+                    sequence,
+                    view.root.catalog_id.as_deref(),
+                );
                 self.put_signed(&revision, &rev_bytes).await?;
                 let mut objects = old.objects.clone();
                 objects.insert("record".into(), new_ref);

@@ -24,7 +24,7 @@ use super::view::View;
 use super::{Catalog, CatalogError};
 use crate::record::Record;
 use futures::StreamExt;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// What rebuild-index may adopt besides objects signed by trusted keys.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +33,13 @@ pub struct Adoption {
     pub unsigned: bool,
     /// Objects a trusted layout 1 to 3 index names (its signature vouches for them).
     pub(crate) vouched: HashSet<String>,
+    /// The images a trusted root (even a stale or rolled-back one) lists, each with the
+    /// newest event it names: a rebuild must find that event on the image's chain, or the
+    /// image is left out (deleting an event must not undo a yank or a clean-up).
+    pub(crate) known: HashMap<String, Option<String>>,
+    /// The catalog the objects must have been written for: a revision or event naming
+    /// another (copied from another catalog signed by the same key) is left out.
+    pub(crate) catalog_id: Option<String>,
 }
 
 /// What a rebuild wrote and found.
@@ -60,6 +67,8 @@ impl Adoption {
         Adoption {
             unsigned: adopt,
             vouched: HashSet::new(),
+            known: HashMap::new(),
+            catalog_id: None,
         }
     }
 }
@@ -86,9 +95,31 @@ pub(crate) struct Derived {
     pub(crate) max_sequence: u64,
     /// When the object of that sequence was written.
     pub(crate) max_sequence_at: String,
+    /// The catalog ids its accepted objects name.
+    pub(crate) catalog_ids: BTreeSet<String>,
 }
 
 impl Derived {
+    /// Whether an object written for `theirs` belongs in a catalog of `ours` (objects from
+    /// before catalog ids belong anywhere); a foreign one is a finding.
+    fn belongs(&mut self, ours: Option<&str>, theirs: Option<&str>, key: &str, what: &str) -> bool {
+        match (ours, theirs) {
+            (Some(ours), Some(theirs)) if ours != theirs => {
+                self.findings.push(finding(
+                    Severity::Error,
+                    FindingKind::Signature,
+                    key,
+                    format!("{what} written for another catalog (id {theirs}; this one is {ours}): copied here, left out, never adopted"),
+                ));
+                false
+            }
+            (_, theirs) => {
+                self.catalog_ids.extend(theirs.map(str::to_string));
+                true
+            }
+        }
+    }
+
     fn saw(&mut self, sequence: u64, at: &str) {
         if sequence > self.max_sequence {
             self.max_sequence = sequence;
@@ -310,6 +341,41 @@ impl<S: Store> Catalog<S> {
         }
     }
 
+    /// The images a root lists, each with the newest event it names (shards that cannot be
+    /// read are skipped: this is evidence for a rebuild, not its source).
+    async fn images_of(
+        &self,
+        root: &Root,
+    ) -> Result<HashMap<String, Option<String>>, CatalogError> {
+        let mut shard_refs = Vec::new();
+        for (name, r) in &root.sections {
+            match self.read_section(name, r).await {
+                Ok(section) => shard_refs.extend(section.shards),
+                Err(CatalogError::Corrupt { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let read: Vec<Result<Option<Shard>, CatalogError>> =
+            futures::stream::iter(shard_refs.into_iter().map(|(name, r)| async move {
+                match self.read_shard(&name, &r).await {
+                    Ok(shard) => Ok(Some(shard)),
+                    Err(CatalogError::Corrupt { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let mut out = HashMap::new();
+        for shard in read {
+            for e in shard?.into_iter().flat_map(|s| s.images) {
+                let head = e.head_event().map(|r| r.key.clone());
+                out.insert(e.id, head);
+            }
+        }
+        Ok(out)
+    }
+
     /// Derives one image from its objects.
     pub(crate) async fn derive_image(
         &self,
@@ -326,7 +392,9 @@ impl<S: Store> Catalog<S> {
             create: None,
             max_sequence: 0,
             max_sequence_at: String::new(),
+            catalog_ids: BTreeSet::new(),
         };
+        let ours = adoption.catalog_id.as_deref();
         let mut revisions: Vec<(ObjectRef, Revision)> = Vec::new();
         for key in listed.of(Kind::Revision) {
             let Some(v) = self.get(key).await? else {
@@ -348,6 +416,9 @@ impl<S: Store> Catalog<S> {
                     key,
                     format!("a revision of {}, not of {id}: left out", r.id),
                 ));
+                continue;
+            }
+            if !out.belongs(ours, r.catalog_id.as_deref(), key, "a revision") {
                 continue;
             }
             if self
@@ -389,7 +460,7 @@ impl<S: Store> Catalog<S> {
                     key: tk.into(),
                     sha256: sha256(&tb.bytes),
                 };
-                let (r, bytes) = entry::revision(id, &record, &template, fallback_at, 0);
+                let (r, bytes) = entry::revision(id, &record, &template, fallback_at, 0, ours);
                 if trust.is_some() {
                     out.findings.push(finding(
                         Severity::Warning,
@@ -407,6 +478,7 @@ impl<S: Store> Catalog<S> {
                         template,
                         at: fallback_at.to_string(),
                         sequence: None,
+                        catalog_id: ours.map(str::to_string),
                     },
                 ));
             } else {
@@ -544,9 +616,10 @@ impl<S: Store> Catalog<S> {
             };
             match Link::parse(*kind, &v.bytes) {
                 Some(link) if link.id == id => {
-                    if self
-                        .accept(trust.as_ref(), adoption, key, &v.bytes, &mut out, "event")
-                        .await?
+                    if out.belongs(ours, link.catalog_id.as_deref(), key, "an event")
+                        && self
+                            .accept(trust.as_ref(), adoption, key, &v.bytes, &mut out, "event")
+                            .await?
                     {
                         out.saw(link.sequence, &link.at);
                         bytes_of.insert(key.clone(), v.bytes);
@@ -562,11 +635,32 @@ impl<S: Store> Catalog<S> {
             }
         }
         // Its state: the fold of the chain that ends at the head (an event a racing writer
-        // left as a dead end never took effect).
+        // left as a dead end never took effect). The newest event a trusted index named must
+        // be on it: without it, the fold would undo what that event did.
+        let expected = adoption.known.get(id).cloned().flatten();
+        let on_chain = |keys: &[&str]| expected.as_deref().is_none_or(|x| keys.contains(&x));
+        let lost = |out: &mut Derived, x: &str| {
+            out.findings.push(finding(
+                Severity::Error,
+                FindingKind::Data,
+                id,
+                format!("its newest event {x}, which the signed index names, is not there (deleted?): the image is left out rather than have its events folded without it (that could undo a yank or a clean-up); restore it from the container's soft delete or versions and rebuild again"),
+            ));
+        };
+        if chain_head(&links).is_none()
+            && let Some(x) = &expected
+        {
+            lost(&mut out, x);
+            return Ok(out);
+        }
         if let Some((head, _)) = chain_head(&links) {
             let by_key: std::collections::HashMap<&str, &Link> =
                 links.iter().map(|(k, l)| (k.as_str(), l)).collect();
             let mut keys = chain(&by_key, head);
+            if !on_chain(&keys) {
+                lost(&mut out, expected.as_deref().unwrap_or_default());
+                return Ok(out);
+            }
             keys.reverse();
             let refs: Vec<(ObjectRef, &Link)> = keys
                 .iter()
@@ -610,7 +704,8 @@ impl<S: Store> Catalog<S> {
             let mut base = 0u64;
             let mut previous = BTreeMap::new();
             let mut extra = Default::default();
-            let mut catalog_id = self.catalog_id.clone();
+            let mut root_id = None;
+            let mut root_known = HashMap::new();
             let raw_root = self.get(objects::INDEX_KEY).await?;
             let root_signature = match &raw_root {
                 Some(raw) => self.root_signature(&raw.bytes).await?,
@@ -629,9 +724,8 @@ impl<S: Store> Catalog<S> {
                 Read::Root(root) if root_trusted => {
                     base = root.sequence;
                     extra = root.extra.clone();
-                    if catalog_id.is_none() {
-                        catalog_id = root.catalog_id.clone();
-                    }
+                    root_id = root.catalog_id.clone();
+                    root_known = self.images_of(root).await?;
                 }
                 Read::Legacy(index) => {
                     extra = index.extra.clone();
@@ -659,8 +753,17 @@ impl<S: Store> Catalog<S> {
             }
             let seen = self.seen()?;
             base = base.max(seen.as_ref().map(|s| s.sequence).unwrap_or(0));
-            if catalog_id.is_none() {
-                catalog_id = seen.and_then(|s| s.catalog_id);
+            // Which catalog this is: as pinned, else as remembered (an attacker cannot write
+            // the state), else as the trusted root says (it may be another catalog's root,
+            // signed by the same key: the state and the pin are there for that).
+            let mut catalog_id = self
+                .catalog_id
+                .clone()
+                .or_else(|| seen.and_then(|s| s.catalog_id))
+                .or(root_id.clone());
+            adoption.catalog_id = catalog_id.clone();
+            if root_id.is_none() || root_id == catalog_id {
+                adoption.known = root_known;
             }
             let now = entry::now_rfc3339();
             // List first (one image's keys at a time), then derive each image, a bounded
@@ -718,8 +821,12 @@ impl<S: Store> Catalog<S> {
             let mut to_create = Vec::new();
             let mut anchors = Vec::new();
             let mut done = 0;
+            let mut catalog_ids = BTreeSet::new();
+            let mut derived_ids = HashSet::new();
             while let Some((id, d)) = derived.next().await {
                 let d = d?;
+                catalog_ids.extend(d.catalog_ids);
+                derived_ids.insert(id.clone());
                 base = base.max(d.max_sequence);
                 findings.extend(d.findings);
                 to_sign.extend(d.adopt);
@@ -745,6 +852,31 @@ impl<S: Store> Catalog<S> {
                 }
             }
             drop(derived);
+            // Images the trusted root listed whose objects are all gone.
+            for id in adoption.known.keys() {
+                if !derived_ids.contains(id) {
+                    findings.push(finding(
+                        Severity::Error,
+                        FindingKind::Data,
+                        id,
+                        "listed by the signed index, but none of its objects is there: left out (restore them from the container's soft delete or versions, and rebuild again)",
+                    ));
+                }
+            }
+            if catalog_id.is_none() {
+                // Nothing says which catalog this is: the objects must agree.
+                if catalog_ids.len() > 1 {
+                    return Err(CatalogError::Settings {
+                        catalog: self.describe(),
+                        problem: format!(
+                            "its objects were written for {} catalogs ({}): some were copied from another catalog; give --catalog-id with this catalog's id (readers' state files and `catalog verify` output name it)",
+                            catalog_ids.len(),
+                            catalog_ids.iter().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    });
+                }
+                catalog_id = catalog_ids.into_iter().next();
+            }
             for (r, bytes) in &to_create {
                 self.put_signed(r, bytes).await?;
             }

@@ -314,6 +314,7 @@ async fn unknown_fields_and_layout_1_entries_survive_the_upgrade_to_layout_5() {
         &a.template_ref(),
         "2026-01-01T00:00:00.000Z",
         0,
+        None,
     );
     store.overwrite(&rev.key, rev_bytes);
     let mut e = a.index_entry(rev, "2026-01-01T00:00:00.000Z".into());
@@ -1115,6 +1116,7 @@ async fn attack_3_forged_revisions_and_events_are_named_and_never_adopted() {
         &objects::object_ref(&victim.id, objects::Kind::Template, template.as_bytes()),
         "2099-01-01T00:00:00.000Z",
         9999,
+        None,
     );
     let forged_revision = plant(&s.store, &victim.id, objects::Kind::Revision, &rev_bytes);
     assert_eq!(forged_revision, rev.key);
@@ -1358,6 +1360,7 @@ async fn an_old_signed_catalog_is_upgraded_once_and_an_unsigned_one_adopted_only
         &a.template_ref(),
         "2026-01-01T00:00:00.000Z",
         0,
+        None,
     );
     store.overwrite(&rev.key, rev_bytes);
     let legacy = serde_json::json!({"layout": 3, "images": [a.index_entry(rev.clone(), "2026-01-01T00:00:00.000Z".into())]});
@@ -1425,3 +1428,160 @@ fn azure_locations_name_the_missing_feature() {
 }
 
 mod lifecycle;
+
+/// Copies the event objects (and their signatures) of image `id` from one store to another
+/// that does not have them: what an attacker who can write both containers does.
+fn copy_events(from: &MemoryStore, to: &MemoryStore, id: &str) -> Vec<String> {
+    let prefix = format!("images/{id}/event-");
+    let mut copied = Vec::new();
+    for k in from.keys() {
+        if k.starts_with(&prefix) && to.read(&k).is_none() {
+            to.overwrite(&k, from.read(&k).unwrap());
+            copied.push(k);
+        }
+    }
+    copied
+}
+
+#[tokio::test]
+async fn attack_8_events_copied_from_another_catalog_signed_by_the_same_key_are_foreign() {
+    // Catalog A yanks its newest image; catalog B (the same key) has a longer chain for the
+    // same image that ends in service.
+    let s = signed().await;
+    let reader = s.reader("reader");
+    let newest = s.newest(&reader).await;
+    s.publisher()
+        .yank(&newest.id, true, Some("CVE"))
+        .await
+        .unwrap();
+    let b = MemoryStore::new();
+    let other = Catalog::new(b.clone())
+        .with_signer(signer(&s.key))
+        .with_trust(s.trust.clone());
+    other
+        .publish(&[entry("0.3.2", Some("1.30.2"))])
+        .await
+        .unwrap();
+    for yanked in [true, false, true, false] {
+        other.yank(&newest.id, yanked, None).await.unwrap();
+    }
+    let copied = copy_events(&b, &s.store, &newest.id);
+    assert_eq!(copied.len(), 4 * 2, "events and their signatures");
+
+    // verify names each foreign event; rebuild leaves them out and the yank stands.
+    let report = verify(&s.stateless()).await;
+    for k in copied.iter().filter(|k| !k.ends_with(".sig")) {
+        assert!(
+            has(&report, K::Signature, S::Error, "another catalog")
+                && report.findings.iter().any(|f| &f.subject == k),
+            "{k}: {:#?}",
+            report.findings
+        );
+    }
+    let rebuilt = rebuild(&s.publisher()).await;
+    assert_eq!(
+        rebuilt
+            .findings
+            .iter()
+            .filter(|f| f.problem.contains("another catalog"))
+            .count(),
+        4,
+        "{:#?}",
+        rebuilt.findings
+    );
+    assert_eq!(
+        s.newest(&reader).await.kubernetes_version.as_deref(),
+        Some("1.30.1"),
+        "the yanked image stays yanked"
+    );
+
+    // With no trusted root and no state, nothing says which catalog this is: the objects
+    // disagree, so rebuild asks for --catalog-id rather than pick one.
+    let id = root_of(&s.store).catalog_id.unwrap();
+    s.store.remove(INDEX_KEY);
+    let fresh = || {
+        Catalog::new(s.store.clone())
+            .with_signer(signer(&s.key))
+            .with_trust(s.trust.clone())
+    };
+    let err = fresh()
+        .rebuild_index(Adoption::default(), &quiet)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CatalogError::Settings { .. }) && err.to_string().contains("--catalog-id"),
+        "{err}"
+    );
+    fresh()
+        .with_catalog_id(id)
+        .rebuild_index(Adoption::default(), &quiet)
+        .await
+        .unwrap();
+    assert!(
+        s.stateless()
+            .latest(&filter_k8s("1.30"))
+            .await
+            .unwrap()
+            .unwrap()
+            .entry
+            .id
+            != newest.id
+    );
+}
+
+#[tokio::test]
+async fn attack_4_a_deleted_newest_event_never_undoes_what_it_did() {
+    let s = signed().await;
+    let reader = s.reader("reader");
+    let newest = s.newest(&reader).await;
+    let publisher = s.publisher();
+    publisher.yank(&newest.id, true, Some("CVE")).await.unwrap();
+    publisher.yank(&newest.id, false, None).await.unwrap();
+    publisher
+        .yank(&newest.id, true, Some("CVE, again"))
+        .await
+        .unwrap();
+    let entry = publisher.show(&newest.id).await.unwrap().unwrap().entry;
+    let head = entry.head_event().unwrap().key.clone();
+    s.store.remove(&head);
+    s.store.remove(&objects::sig_key(&head));
+    // verify says so, and what rebuild will do.
+    let report = verify(&s.stateless()).await;
+    assert!(
+        has(&report, K::Data, S::Error, "leaves the image out"),
+        "{:#?}",
+        report.findings
+    );
+    // rebuild does not fold the chain without it (that would put the image back in service).
+    let rebuilt = rebuild(&publisher).await;
+    assert!(
+        rebuilt
+            .findings
+            .iter()
+            .any(|f| f.severity == S::Error && f.subject == newest.id && f.problem.contains(&head)),
+        "{:#?}",
+        rebuilt.findings
+    );
+    assert_eq!(
+        s.newest(&reader).await.kubernetes_version.as_deref(),
+        Some("1.30.1")
+    );
+    assert!(reader.show(&newest.id).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn verify_names_a_pointer_the_index_does_not() {
+    let (store, catalog) = two_images().await;
+    store.overwrite(
+        "latest/1.99/ubuntu-2404.json",
+        br#"{"schema":"sigcat.latest/v1","image":{"id":"evil"}}"#.to_vec(),
+    );
+    let report = verify(&catalog).await;
+    assert!(
+        report.findings.iter().any(|f| f.kind == K::Orphan
+            && f.severity == S::Warning
+            && f.subject == "latest/1.99/ubuntu-2404.json"),
+        "{:#?}",
+        report.findings
+    );
+}

@@ -210,8 +210,11 @@ pub async fn verify<S: Store>(
     }
     let mut indexed: HashSet<String> = HashSet::new();
     let mut orphan_root_sequence = None;
+    let mut root_catalog_id = None;
     if let Some(mut view) = view {
         let root_sequence = (!view.legacy).then_some(view.root.sequence);
+        root_catalog_id = view.root.catalog_id.clone();
+        let root_catalog_id = root_catalog_id.as_deref();
         orphan_root_sequence = root_sequence;
         let names = match view.all_shard_names(catalog).await {
             Ok(names) => names,
@@ -257,11 +260,16 @@ pub async fn verify<S: Store>(
                         .offer(e, &now);
                 }
             }
-            let mut checks = futures::stream::iter(shard.iter().map(|e| {
-                let listed = images.get(&e.id);
-                async move { check_entry(catalog, e, listed, root_sequence).await }
-            }))
-            .buffer_unordered(catalog.concurrency);
+            let mut checks =
+                futures::stream::iter(
+                    shard.iter().map(|e| {
+                        let listed = images.get(&e.id);
+                        async move {
+                            check_entry(catalog, e, listed, root_sequence, root_catalog_id).await
+                        }
+                    }),
+                )
+                .buffer_unordered(catalog.concurrency);
             while let Some(found) = checks.next().await {
                 findings.extend(found?);
                 done += 1;
@@ -284,7 +292,10 @@ pub async fn verify<S: Store>(
         .filter(|(id, _)| !indexed.contains(*id))
         .collect();
     let now = entry::now_rfc3339();
-    let adoption = Adoption::default();
+    let adoption = Adoption {
+        catalog_id: root_catalog_id,
+        ..Adoption::default()
+    };
     let mut derived = futures::stream::iter(orphans.into_iter().map(|(id, listed)| {
         let (now, adoption) = (&now, &adoption);
         async move {
@@ -456,7 +467,14 @@ async fn check_entry<S: Store>(
     e: &IndexEntry,
     listed: Option<&Listed>,
     root_sequence: Option<u64>,
+    root_catalog_id: Option<&str>,
 ) -> Result<Vec<Finding>, CatalogError> {
+    let foreign = |theirs: Option<&str>| match (root_catalog_id, theirs) {
+        (Some(ours), Some(theirs)) if ours != theirs => Some(format!(
+            "written for another catalog (id {theirs}; this one is {ours}): copied here; `sigcat catalog rebuild-index` leaves it out"
+        )),
+        _ => None,
+    };
     let mut out = Vec::new();
     let trust = catalog.trusted_keys();
     let mut contents: HashMap<String, Vec<u8>> = HashMap::new();
@@ -557,6 +575,10 @@ async fn check_entry<S: Store>(
         };
         let (sequence, at) = match kind {
             Kind::Revision => match serde_json::from_slice::<Revision>(&v.bytes) {
+                Ok(r) if let Some(problem) = foreign(r.catalog_id.as_deref()) => {
+                    out.push(error(FindingKind::Signature, key, problem));
+                    continue;
+                }
                 Ok(r) if r.id == e.id => {
                     accounted.insert(r.record.key);
                     accounted.insert(r.template.key);
@@ -579,6 +601,10 @@ async fn check_entry<S: Store>(
                 }
             },
             _ => match Link::parse(*kind, &v.bytes) {
+                Some(link) if let Some(problem) = foreign(link.catalog_id.as_deref()) => {
+                    out.push(error(FindingKind::Signature, key, problem));
+                    continue;
+                }
                 Some(link) if link.id == e.id => {
                     let s = (link.sequence, link.at.clone());
                     links.push((key.clone(), link));
@@ -638,7 +664,7 @@ async fn check_entry<S: Store>(
                 out.push(error(
                     FindingKind::Data,
                     &e.id,
-                    format!("its newest event {} is not there", head.key),
+                    format!("its newest event {} is not there (deleted?): `sigcat catalog rebuild-index` leaves the image out rather than fold its events without it (that could undo a yank or a clean-up); restore it from the container's soft delete or versions", head.key),
                 ));
             } else {
                 if let Some((later, _)) = links.iter().find(|(k, l)| {
@@ -853,8 +879,24 @@ async fn check_pointers<S: Store>(
     findings: &mut Vec<Finding>,
 ) -> Result<(), CatalogError> {
     let trust = catalog.trusted_keys();
+    let now = entry::now_rfc3339();
     let named = view.all_pointer_names();
     let names: BTreeSet<&String> = derived.keys().chain(named.iter()).collect();
+    // Pointers nobody names: consumers who read pointers without checking them would act on
+    // them.
+    let keys: BTreeSet<String> = names
+        .iter()
+        .map(|n| super::pointer::pointer_key(n))
+        .collect();
+    for key in catalog.list_keys("latest/").await? {
+        if key.ends_with(".json") && !keys.contains(&key) {
+            findings.push(warning(
+                FindingKind::Orphan,
+                &key,
+                "a pointer the index does not name (planted, or left from images no longer in the catalog): a consumer that reads pointers without checking them against the signed root would act on it; delete it",
+            ));
+        }
+    }
     for name in names {
         let expected = derived
             .get(name)
@@ -902,6 +944,21 @@ async fn check_pointers<S: Store>(
                     .as_ref()
                     .map_or("nothing".to_string(), |s| s.id.clone())
             };
+            // Signed and named by its section: what its writer derived. A pointer cannot change
+            // when time passes; one that serves what has reached its end of life since is
+            // stale, not wrong.
+            if stored.serves_expired(&now) {
+                findings.push(warning(
+                    FindingKind::Freshness,
+                    &r.key,
+                    format!(
+                        "it serves {}, which reached its end of life after the pointer was written; the shards now say {} (`catalog refresh`, weekly in pipelines/, or the next write rewrites it; consumers with curl check `.image.end_of_life`)",
+                        id(&stored),
+                        id(&expected)
+                    ),
+                ));
+                continue;
+            }
             findings.push(error(
                 FindingKind::Data,
                 &r.key,

@@ -401,6 +401,14 @@ impl View {
         Ok(latest)
     }
 
+    /// Gives a catalog that has no id yet (a new one, or one from before ids) its id now, so
+    /// that what this write puts under `images/` names the catalog it is written for.
+    pub(crate) fn claim_catalog_id(&mut self) {
+        if self.root.catalog_id.is_none() {
+            self.root.catalog_id = Some(super::index::new_catalog_id());
+        }
+    }
+
     /// Replaces pointer `name` (written on commit).
     pub(crate) fn set_pointer(&mut self, name: &str, latest: Latest) {
         self.pointers.insert(name.to_string(), latest);
@@ -843,9 +851,14 @@ impl<S: Store> Catalog<S> {
             shard: shard.to_string(),
         })
         .unwrap_or_default();
-        self.put(&objects::anchor_key(id), &bytes, &PutMode::Overwrite)
+        let (key, sha) = (objects::anchor_key(id), objects::sha256(&bytes));
+        if self.recent.wrote(&key, &sha) {
+            return Ok(());
+        }
+        self.put(&key, &bytes, &PutMode::Overwrite)
             .await
-            .map(drop)
-            .map_err(|e| self.storage(e))
+            .map_err(|e| self.storage(e))?;
+        self.recent.remember_written(&key, &sha);
+        Ok(())
     }
 }

@@ -16,6 +16,7 @@ fn target(version: &str, eol: Option<&str>) -> Target {
         public_name: Some("ClusterAPI-f72ceb4f-5159-4c26-a0fe-2ea738f0d019".into()),
         regions: vec!["West Europe".into(), "eastus".into()],
         end_of_life: eol.map(str::to_string),
+        published: None,
     }
 }
 
@@ -182,11 +183,19 @@ async fn promoting_over_a_version_is_recorded_and_flagged_never_merged() {
         .promote(&first.id, &target("1.30.3", None), None)
         .await
         .unwrap();
-    // The promote job runs again for the same image: recorded as a second promotion.
+    // The same step retried (the same az output): nothing changes.
     let out = catalog
         .promote(&first.id, &target("1.30.3", None), None)
         .await
         .unwrap();
+    assert_eq!(out, PromoteOutcome::AlreadyPromoted);
+    // The promote job runs again for the same image (the version deleted and created again,
+    // so Azure's publishedDate is another): recorded as a second promotion.
+    let again = Target {
+        published: Some("2026-12-04T10:00:00.000Z".into()),
+        ..target("1.30.3", None)
+    };
+    let out = catalog.promote(&first.id, &again, None).await.unwrap();
     assert!(
         matches!(out, PromoteOutcome::Promoted { times: 2, .. }),
         "{out:?}"
@@ -347,6 +356,7 @@ async fn a_forged_promotion_is_never_served_or_adopted() {
         gallery_image_version: "1.30.2".into(),
         regions: vec![],
         end_of_life: None,
+        published: None,
         template,
     });
     let forged = plant(
@@ -514,4 +524,19 @@ fn in_use_reads_templates_clusters_run_and_refuses_what_names_no_image() {
     );
     let err = in_use.read("kind: [unclosed\n", "bad.yaml").unwrap_err();
     assert!(err.to_string().starts_with("bad.yaml:"), "{err}");
+    // Lines of resource ids: each must name an image; a trailing `/` is what Azure ignores.
+    let version = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Compute/galleries/g/images/d/versions/1.30.3";
+    let err = in_use
+        .read(&format!("{version}\n/subscriptions/x/garbage\n"), "ids.txt")
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("ids.txt:2:") && err.to_string().contains("garbage"),
+        "{err}"
+    );
+    let mut in_use = InUse::default();
+    in_use
+        .read(&format!("# in use\n{version}/\n"), "ids.txt")
+        .unwrap();
+    let e = image("ubuntu-2404", "1.30.3", "1.30.3");
+    assert!(in_use.uses(&e, &version.to_uppercase()));
 }

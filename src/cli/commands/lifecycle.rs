@@ -175,29 +175,29 @@ pub(crate) fn stage(text: &str) -> Result<String, String> {
 
 /// A small input file (or `-`), whole.
 fn read_input(path: &Path) -> Result<(String, String), Failure> {
+    const LIMIT: u64 = 64 << 20;
     let name = crate::cli::inputs::source_name(path);
-    let bytes = if path.as_os_str() == "-" {
-        let mut b = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(std::io::stdin(), 64 << 20), &mut b)
-            .map_err(|e| sigcat::Error::io(name.clone(), e))?;
-        b
+    let io = |e: std::io::Error| sigcat::Error::io(name.clone(), e);
+    // Files, `-`, and what shells hand over as files: FIFOs (`<(az ...)`), /dev/stdin.
+    let reader: Box<dyn std::io::Read> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin())
     } else {
-        let meta = std::fs::metadata(path).map_err(|e| sigcat::Error::io(name.clone(), e))?;
-        if !meta.is_file() {
-            return Err(
-                sigcat::Error::from(InputError::new(&name, None, "not a regular file")).into(),
-            );
+        if std::fs::metadata(path).map_err(io)?.is_dir() {
+            return Err(io(std::io::ErrorKind::IsADirectory.into()).into());
         }
-        if meta.len() > 64 << 20 {
-            return Err(sigcat::Error::from(InputError::new(
-                &name,
-                None,
-                "larger than 64 MiB: not what was expected",
-            ))
-            .into());
-        }
-        std::fs::read(path).map_err(|e| sigcat::Error::io(name.clone(), e))?
+        Box::new(std::fs::File::open(path).map_err(io)?)
     };
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(reader, LIMIT + 1), &mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > LIMIT {
+        return Err(sigcat::Error::from(InputError::new(
+            &name,
+            None,
+            "larger than 64 MiB: not what was expected",
+        ))
+        .into());
+    }
     let text = String::from_utf8(bytes).map_err(|e| {
         sigcat::Error::from(InputError::new(
             &name,
@@ -264,6 +264,7 @@ pub(crate) async fn promote(open: &CatalogArgs, a: PromoteArgs) -> Result<Option
                 public_name: None,
                 regions: Vec::new(),
                 end_of_life: None,
+                published: None,
             }
         }
         (Some(_), Some(_)) => {
@@ -315,6 +316,13 @@ pub(crate) async fn promote(open: &CatalogArgs, a: PromoteArgs) -> Result<Option
                     target.gallery_image_version_id
                 ));
             }
+            Ok(None)
+        }
+        PromoteOutcome::AlreadyPromoted => {
+            messages::say(&format!(
+                "{id} is recorded as promoted to {} already, with the same regions, end of life and publish date: nothing changed (a version deleted and created again has another publishedDate: give its `az sig image-version create` output)",
+                target.gallery_image_version_id
+            ));
             Ok(None)
         }
         _ => Err(Failure::NothingFound(format!(
@@ -430,13 +438,20 @@ pub(crate) fn run_az(args: &[String]) -> Result<(), AzFailed> {
         return Ok(());
     }
     let said = String::from_utf8_lossy(&out.stderr);
-    let line = said
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("no message");
+    let status = {
+        use std::os::unix::process::ExitStatusExt;
+        match (out.status.code(), out.status.signal()) {
+            (Some(code), _) => format!("exit {code}"),
+            (None, Some(signal)) => format!("killed by signal {signal}"),
+            _ => "stopped".to_string(),
+        }
+    };
+    let line = match said.lines().map(str::trim).find(|l| !l.is_empty()) {
+        Some(line) => format!("{line} ({status})"),
+        None => format!("{status}, with no message"),
+    };
     Err(AzFailed::Refused(
-        sigcat::redact::redact_secrets(line).into_owned(),
+        sigcat::redact::redact_secrets(&line).into_owned(),
     ))
 }
 
