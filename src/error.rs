@@ -106,6 +106,12 @@ pub enum Refusal {
         /// What it holds instead (`kind/name`).
         found: String,
     },
+    /// The record's OS type is not the one the template's disk says it boots.
+    #[error(
+        "`{}` is a {} image, and the template `{}` boots {} (spec.template.spec.osDisk.osType): give a template of the same OS, or a record of its OS",
+        .0.build, .0.record, .0.template_name, .0.template
+    )]
+    OsTypeMismatch(Box<OsMismatch>),
     /// The `--from` template has no VM size.
     #[error("the template to copy has no spec.template.spec.vmSize, which CAPZ requires")]
     TemplateWithoutVmSize,
@@ -123,6 +129,19 @@ pub enum Refusal {
     /// An upgrade that Cluster API would refuse or that would break the cluster.
     #[error("{0}")]
     Upgrade(String),
+}
+
+/// A record and a template of different OS types.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OsMismatch {
+    /// The build.
+    pub build: String,
+    /// The record's `os_type`.
+    pub record: String,
+    /// The template's name.
+    pub template_name: String,
+    /// The template's `osDisk.osType`.
+    pub template: String,
 }
 
 /// Everything the library's parsing and rendering stages can fail with.

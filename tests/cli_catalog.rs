@@ -365,35 +365,36 @@ fn a_consumer_with_only_curl_finds_the_image_in_one_get() {
         ),
     )
     .unwrap();
+    // A signed write, which must succeed.
+    let write = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--catalog", &url, "--signing-key", key.to_str().unwrap()]);
+        let out = sigcat(&all, &[], None);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    };
     for (n, k8s) in [(1, "1.30.1"), (2, "1.30.2"), (3, "1.29.9")] {
         let log = dir.join(format!("{n}.log"));
         std::fs::write(&log, crate::util::log_for(n)).unwrap();
-        let out = sigcat(
-            &[
-                "publish",
-                log.to_str().unwrap(),
-                "--kubernetes-version",
-                k8s,
-                "--catalog",
-                &url,
-                "--signing-key",
-                key.to_str().unwrap(),
-            ],
-            &[],
-            None,
-        );
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        write(&[
+            "publish",
+            log.to_str().unwrap(),
+            "--kubernetes-version",
+            k8s,
+        ]);
     }
     azurite.make_public("public");
     let base = url.clone();
-    let run = |script: &str| {
-        let out = Command::new("bash")
+    let bash = |script: &str| {
+        Command::new("bash")
             .args(["-euo", "pipefail", "-c", script])
             .env("CATALOG", &base)
             .env("ALLOWED_SIGNERS", &allowed)
             .current_dir(&dir)
             .output()
-            .unwrap();
+            .unwrap()
+    };
+    let run = |script: &str| {
+        let out = bash(script);
         assert!(
             out.status.success(),
             "{script}\n{}",
@@ -455,30 +456,10 @@ fn a_consumer_with_only_curl_finds_the_image_in_one_get() {
         .as_str()
         .unwrap()
         .to_string();
-    let out = sigcat(
-        &[
-            "catalog",
-            "end-of-life",
-            &newest,
-            &soon,
-            "--catalog",
-            &url,
-            "--signing-key",
-            key.to_str().unwrap(),
-        ],
-        &[],
-        None,
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    write(&["catalog", "end-of-life", &newest, &soon]);
     assert_eq!(run(careful), "0.3.2", "before its end of life");
     std::thread::sleep(std::time::Duration::from_millis(2500));
-    let stale = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", careful])
-        .env("CATALOG", &base)
-        .env("ALLOWED_SIGNERS", &allowed)
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    let stale = bash(careful);
     assert!(
         !stale.status.success() && stale.stdout.is_empty(),
         "{}",

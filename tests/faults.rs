@@ -285,13 +285,7 @@ fn the_output_file_writes_through_fifos_and_symlinks() {
     let dir = scratch("faults-output-file");
     // A FIFO: written through (a reader gets the records), never replaced by a regular file.
     let fifo = dir.join("records.fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::util::mkfifo(&fifo);
     // The read end is opened first, without blocking, so the test can never hang on it.
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;

@@ -203,14 +203,15 @@ fn build_promote_clean_and_end_of_life_and_latest_follows_each() {
         // Promoted to a private production gallery, from the promote job's files.
         let eol = date_in(180);
         let az_out = created(&s.dir, "1.30.2", &eol);
-        s.ok(&[
+        let promote_step = [
             "catalog",
             "promote",
             "--publishing-info",
             info.to_str().unwrap(),
             "--image-version",
             az_out.to_str().unwrap(),
-        ]);
+        ];
+        s.ok(&promote_step);
         let promoted = s.latest("1.30", &[]).unwrap();
         assert_eq!(
             promoted,
@@ -225,14 +226,7 @@ fn build_promote_clean_and_end_of_life_and_latest_follows_each() {
             s.name
         );
         // The same step retried: recorded already, nothing changes.
-        let again = s.run(&[
-            "catalog",
-            "promote",
-            "--publishing-info",
-            info.to_str().unwrap(),
-            "--image-version",
-            az_out.to_str().unwrap(),
-        ]);
+        let again = s.run(&promote_step);
         assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
         assert!(
             text(&again.stderr).contains("already") && !s.row(&newer).contains("times"),
@@ -417,13 +411,7 @@ fn prune_plans_runs_az_and_records_only_what_az_deleted() {
         assert_eq!(plan(Some(&in_use)), expected, "{}", s.name);
         // The same from a FIFO (`--in-use <(kubectl get ...)`); a directory is exit 5.
         let fifo = s.dir.join("in-use.fifo");
-        assert!(
-            std::process::Command::new("mkfifo")
-                .arg(&fifo)
-                .status()
-                .unwrap()
-                .success()
-        );
+        crate::util::mkfifo(&fifo);
         let writer = {
             let (fifo, in_use) = (fifo.clone(), in_use.clone());
             std::thread::spawn(move || {

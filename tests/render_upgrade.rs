@@ -365,7 +365,7 @@ fn unsafe_upgrades_are_refused() {
 }
 
 #[test]
-fn the_kustomize_directory_is_replaced_whole_and_only_if_it_is_ours() {
+fn the_kustomize_directory_is_replaced_only_if_it_holds_just_what_sigcat_wrote() {
     let args = [&UPGRADE[..], &["--as", "kustomize"]].concat();
     let dir = scratch("kustomize-replace").join("upgrade");
     let d = dir.to_str().unwrap();
@@ -378,6 +378,7 @@ fn the_kustomize_directory_is_replaced_whole_and_only_if_it_is_ours() {
     assert_eq!(
         listing(&dir),
         [
+            ".sigcat-written",
             "current/kubeadmcontrolplane-my-cluster-control-plane.yaml",
             "current/machinedeployment-my-cluster-md-0.yaml",
             "kustomization.yaml",
@@ -403,10 +404,47 @@ fn the_kustomize_directory_is_replaced_whole_and_only_if_it_is_ours() {
             }
         })]
     );
-    // Run again into the same directory (a file left there by hand goes with the old set).
-    std::fs::write(dir.join("stray.yaml"), "x: 1\n").unwrap();
+    // Run again into the same directory: what sigcat wrote is replaced.
     render_build(&[&args[..], &[d]].concat());
-    assert!(!dir.join("stray.yaml").exists());
+    // A user's file, a repository, or a file sigcat wrote and someone edited: refused, named,
+    // and nothing touched.
+    let patch = dir.join("patches/machinedeployment-my-cluster-md-0.yaml");
+    let edited = format!("{}# reviewed\n", std::fs::read_to_string(&patch).unwrap());
+    for (path, content, says) in [
+        (
+            dir.join("notes.txt"),
+            "mine\n".to_string(),
+            "notes.txt was not written by sigcat",
+        ),
+        (
+            dir.join(".git/HEAD"),
+            "ref: refs/heads/main\n".to_string(),
+            ".git/HEAD was not written by sigcat",
+        ),
+        (
+            patch.clone(),
+            edited,
+            "machinedeployment-my-cluster-md-0.yaml was changed since sigcat wrote it",
+        ),
+    ] {
+        let before = std::fs::read(&patch).unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &content).unwrap();
+        let err = render_fails(&[&args[..], &[d]].concat(), 2);
+        assert!(err.contains(says), "{err}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            content,
+            "left as it was"
+        );
+        if path == patch {
+            std::fs::write(&patch, before).unwrap();
+        } else {
+            std::fs::remove_file(&path).unwrap();
+            let _ = std::fs::remove_dir(dir.join(".git"));
+        }
+    }
+    render_build(&[&args[..], &[d]].concat());
     assert!(
         std::fs::read_dir(dir.parent().unwrap()).unwrap().all(|e| !e
             .unwrap()
@@ -479,4 +517,56 @@ fn as_flag_misuse_is_a_usage_error() {
         "{}",
         crate::util::text(&out.stderr)
     );
+}
+
+#[test]
+fn a_record_and_a_template_of_different_os_types_are_refused() {
+    // A Linux image into a Windows machine's template, alone and in an upgrade.
+    let windows_md = variant(MD0, |t| t.replace("osType: Linux", "osType: Windows"));
+    let err = render_fails(&["--from", &windows_md], 6);
+    assert!(
+        err.contains("Linux image")
+            && err.contains("boots Windows")
+            && err.contains("my-cluster-md-0"),
+        "{err}"
+    );
+    let err = render_fails(
+        &[
+            "--from",
+            CP,
+            "--from",
+            &windows_md,
+            "--upgrade",
+            "fixtures/capz/current-v1beta1.yaml",
+        ],
+        6,
+    );
+    assert!(err.contains("boots Windows"), "{err}");
+    // A Windows record into a Linux template.
+    let dir = scratch("render-windows-record");
+    let log = dir.join("windows.log");
+    std::fs::write(
+        &log,
+        std::fs::read_to_string(crate::util::repo().join("fixtures/console/sig-ubuntu-2404.log"))
+            .unwrap()
+            .replace("OSType: Linux", "OSType: Windows"),
+    )
+    .unwrap();
+    let out = crate::util::sigcat(&["render", log.to_str().unwrap(), "--from", CP], &[], None);
+    let err = crate::util::text(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(
+        err.contains("Windows image") && err.contains("boots Linux"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_new_class_name_must_be_a_kubernetes_object_name() {
+    let long = "a".repeat(300);
+    for bad in ["", "Bad_Name", "-leading", long.as_str()] {
+        let flag = format!("--new-class={bad}");
+        let err = render_fails(&[&UPGRADE[..], &[flag.as_str()]].concat(), 2);
+        assert!(err.contains("not a Kubernetes object name"), "{bad}: {err}");
+    }
 }

@@ -651,3 +651,12 @@ impl IndexFiles<'_> {
         (self.put)("index.json", &serde_json::to_vec_pretty(&root).unwrap());
     }
 }
+
+/// Makes a FIFO at `path` (with the system's `mkfifo`).
+pub fn mkfifo(path: &Path) {
+    assert!(
+        Command::new("mkfifo").arg(path).status().unwrap().success(),
+        "mkfifo {}",
+        path.display()
+    );
+}

@@ -631,13 +631,7 @@ fn a_relative_drop_directory_takes_new_files() {
 #[test]
 fn a_fifo_named_like_a_log_neither_stalls_the_watcher_nor_its_shutdown() {
     let (dir, catalog) = drop_and_catalog("watch-fifo");
-    assert!(
-        Command::new("mkfifo")
-            .arg(dir.join("trap.log"))
-            .status()
-            .unwrap()
-            .success()
-    );
+    crate::util::mkfifo(&dir.join("trap.log"));
     let (child, log) = spawn_service(&dir, &catalog, &["--log-format", "json"]);
     wait_until(
         Duration::from_secs(20),

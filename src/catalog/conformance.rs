@@ -286,6 +286,48 @@ async fn the_root_names_shards_and_pointers<S: Store + 'static>(open: &impl Fn()
     assert_eq!(latest.regions["eastus2"].id, image.id);
 }
 
+/// The objects beside the index: each image's anchor names its shard, its revision and its
+/// events name the catalog they were written for, and a promotion and a clean-up change what
+/// `latest` serves, read back from the store.
+async fn anchors_events_and_catalog_ids<S: Store + 'static>(open: &impl Fn() -> S) {
+    use super::lifecycle::Target;
+    use super::objects::{self, Anchor, Event, Revision};
+    let catalog = Catalog::new(open());
+    let e = entry_for("0.7.3", Some("1.33.3"));
+    catalog.publish(std::slice::from_ref(&e)).await.unwrap();
+    let root = root_of(catalog.store()).await;
+    let id = root.catalog_id.clone().expect("a new catalog has an id");
+    let store = catalog.store();
+    let get = |key: String| async move { store.get(&key).await.unwrap().unwrap().bytes };
+    let anchor: Anchor = serde_json::from_slice(&get(objects::anchor_key(&e.id)).await).unwrap();
+    assert_eq!(anchor.shard, "1.33.3/ubuntu-2404");
+    let found = catalog.show(&e.id).await.unwrap().unwrap().entry;
+    let revision: Revision =
+        serde_json::from_slice(&get(found.objects["revision"].key.clone()).await).unwrap();
+    assert_eq!(revision.catalog_id.as_deref(), Some(id.as_str()));
+    // Promoted, then its build location cleaned up: served from the promotion.
+    let target = Target {
+        stage: "production".into(),
+        gallery_image_version_id: "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/prod/providers/Microsoft.Compute/galleries/prod/images/capi-ubuntu-2404/versions/1.33.3".into(),
+        public_name: None,
+        regions: vec!["westeurope".into()],
+        end_of_life: None,
+        published: None,
+    };
+    catalog.promote(&e.id, &target, None).await.unwrap();
+    catalog
+        .clean(&[found.gallery_image_version_id.clone().unwrap()], None)
+        .await
+        .unwrap();
+    let served = catalog.latest(&Filter::default()).await.unwrap().unwrap();
+    let head = served.entry.head_event().unwrap().key.clone();
+    let event: Event = serde_json::from_slice(&get(head).await).unwrap();
+    assert_eq!(event.catalog_id.as_deref(), Some(id.as_str()));
+    let location = served.served.expect("served from somewhere");
+    assert_eq!(location.stage, "production");
+    assert_eq!(location.gallery.as_deref(), Some("prod"));
+}
+
 async fn a_known_field_never_changes_but_unknown_ones_fill_in<S: Store + 'static>(
     open: &impl Fn() -> S,
 ) {
@@ -484,6 +526,7 @@ async fn nothing_is_half_published<S: Store + 'static>(open: &impl Fn() -> S) {
 pub async fn catalog_conformance<S: Store + 'static>(open: impl Fn() -> S) {
     publishing_again_changes_nothing(&open).await;
     the_root_names_shards_and_pointers(&open).await;
+    anchors_events_and_catalog_ids(&open).await;
     a_known_field_never_changes_but_unknown_ones_fill_in(&open).await;
     concurrent_publishers_lose_no_entry(&open).await;
     nothing_is_half_published(&open).await;

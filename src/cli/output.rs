@@ -175,20 +175,102 @@ pub(crate) fn write_dir(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => return Err(sigcat::Error::io(shown, e).into()),
     };
-    if exists && !replaceable(&target, marker).map_err(|e| sigcat::Error::io(&shown, e))? {
+    if exists
+        && let Some(why) = not_ours(&target, marker).map_err(|e| sigcat::Error::io(&shown, e))?
+    {
         return Err(Failure::Usage(format!(
-            "{shown} is not empty and was not written by `sigcat render --as kustomize`; choose a new or empty directory"
+            "{shown}: {why}; nothing was replaced (choose a new or empty directory, or move that file away)"
         )));
     }
-    swap_in(&target, files, exists).map_err(|e| sigcat::Error::io(shown, e).into())
+    let mut files = files.to_vec();
+    let record: String = files
+        .iter()
+        .map(|(path, content)| {
+            format!(
+                "{}  {path}\n",
+                sigcat::catalog::objects::sha256(content.as_bytes())
+            )
+        })
+        .collect();
+    files.push((WRITTEN.to_string(), record));
+    swap_in(&target, &files, exists).map_err(|e| sigcat::Error::io(shown, e).into())
 }
 
-fn replaceable(dir: &Path, marker: &str) -> std::io::Result<bool> {
-    if std::fs::read_dir(dir)?.next().is_none() {
-        return Ok(true);
+/// The record of what `--as kustomize` wrote into a directory (sha256 and path per line): the
+/// next run replaces the directory only if it holds exactly that.
+const WRITTEN: &str = ".sigcat-written";
+
+/// Why `dir` may not be replaced (a file sigcat did not write, or one changed since), or
+/// `None` when it holds only what sigcat wrote (or nothing).
+fn not_ours(dir: &Path, marker: &str) -> std::io::Result<Option<String>> {
+    let mut found = Vec::new();
+    walk(dir, Path::new(""), &mut found)?;
+    if found.is_empty() {
+        return Ok(None);
     }
-    Ok(std::fs::read_to_string(dir.join("kustomization.yaml"))
-        .is_ok_and(|text| text.lines().next() == Some(marker)))
+    let written = match std::fs::read_to_string(dir.join(WRITTEN)) {
+        Ok(text) => Some(
+            text.lines()
+                .filter_map(|l| l.split_once("  "))
+                .map(|(sha, path)| (path.to_string(), sha.to_string()))
+                .collect::<std::collections::HashMap<_, _>>(),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let Some(written) = written else {
+        // Written by a sigcat from before the record: its own layout, and nothing else.
+        let ours = std::fs::read_to_string(dir.join("kustomization.yaml"))
+            .is_ok_and(|text| text.lines().next() == Some(marker));
+        if !ours {
+            return Ok(Some(
+                "it is not empty and was not written by `sigcat render --as kustomize`".into(),
+            ));
+        }
+        return Ok(found
+            .iter()
+            .find(|p| {
+                let p = p.to_string_lossy();
+                !(p == "kustomization.yaml"
+                    || ["new/", "current/", "patches/"]
+                        .iter()
+                        .any(|d| p.starts_with(d) && !p[d.len()..].contains('/')))
+            })
+            .map(|p| format!("{} was not written by sigcat", p.display())));
+    };
+    for path in &found {
+        let name = path.to_string_lossy();
+        if name == WRITTEN {
+            continue;
+        }
+        match written.get(name.as_ref()) {
+            None => return Ok(Some(format!("{name} was not written by sigcat"))),
+            Some(sha) => {
+                let bytes = std::fs::read(dir.join(path))?;
+                if &sigcat::catalog::objects::sha256(&bytes) != sha {
+                    return Ok(Some(format!("{name} was changed since sigcat wrote it")));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Every entry under `dir` that is not a directory (files, links, anything else), relative.
+fn walk(dir: &Path, relative: &Path, found: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir.join(relative))? {
+        let entry = entry?;
+        let path = relative.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            walk(dir, &path, found)?;
+            if std::fs::read_dir(dir.join(&path))?.next().is_none() {
+                found.push(path);
+            }
+        } else {
+            found.push(path);
+        }
+    }
+    Ok(())
 }
 
 fn swap_in(target: &Path, files: &[(String, String)], exists: bool) -> std::io::Result<()> {

@@ -17,4 +17,4 @@ pub use template::{
 };
 pub use upgrade::{Request as UpgradeRequest, UpgradeOutput, plan_upgrade};
 
-pub use crate::error::Refusal;
+pub use crate::error::{OsMismatch, Refusal};

@@ -298,6 +298,23 @@ pub fn new_template(
                     found: yaml::describe(current),
                 });
             }
+            // A Linux image in a Windows machine (or the reverse) boots nothing that joins.
+            if let (Some(theirs), Some(ours)) = (
+                str_at(current, &["spec", "template", "spec", "osDisk", "osType"]),
+                record.os_type.as_deref(),
+            ) && !theirs.eq_ignore_ascii_case(ours)
+            {
+                return Err(Refusal::OsTypeMismatch(Box::new(
+                    crate::error::OsMismatch {
+                        build: record.build.clone(),
+                        record: ours.to_string(),
+                        template_name: str_at(current, &["metadata", "name"])
+                            .unwrap_or("(unnamed)")
+                            .to_string(),
+                        template: theirs.to_string(),
+                    },
+                )));
+            }
             let mut t = current.clone();
             drop_server_fields(&mut t);
             t

@@ -115,6 +115,26 @@ pub(crate) fn parse_kubernetes_version(
     })
 }
 
+/// A Kubernetes object name (a DNS-1123 subdomain: at most 253 characters of lowercase
+/// letters, digits, `-` and `.`, each dot-separated part starting and ending with a letter or
+/// digit), checked before anything is written rather than refused by the API server after.
+pub(crate) fn parse_object_name(text: &str) -> Result<String, String> {
+    let part_ok = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !p.starts_with('-')
+            && !p.ends_with('-')
+    };
+    if text.is_empty() || text.len() > 253 || !text.split('.').all(part_ok) {
+        return Err(format!(
+            "`{}` is not a Kubernetes object name: lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit, at most 253 characters",
+            text.chars().take(80).collect::<String>()
+        ));
+    }
+    Ok(text.to_string())
+}
+
 /// Free text that ends up in the catalog and in tables people read (`--reason`): no control
 /// characters, which could rewrite a terminal (ESC) or ring it (BEL).
 pub(crate) fn parse_text(text: &str) -> Result<String, String> {
@@ -133,6 +153,24 @@ pub(crate) fn parse_text(text: &str) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_names_are_dns_1123_subdomains() {
+        for good in ["my-class-v1-30", "a", "class.v1.30", &"a".repeat(253)] {
+            assert!(parse_object_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "Bad_Name",
+            "-leading",
+            "trailing-",
+            "a..b",
+            &"a".repeat(300),
+            "UPPER",
+        ] {
+            assert!(parse_object_name(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn reasons_are_plain_text() {

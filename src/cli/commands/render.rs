@@ -68,7 +68,7 @@ pub(crate) struct RenderArgs {
     upgrade: Option<PathBuf>,
     /// ClusterClass clusters whose class references the templates: make a new ClusterClass
     /// NAME and rebase the Cluster onto it, instead of changing the class every Cluster shares.
-    #[arg(long, value_name = "NAME", requires = "upgrade")]
+    #[arg(long, value_name = "NAME", requires = "upgrade", value_parser = args::parse_object_name)]
     new_class: Option<String>,
     /// How to write the result: `objects` (one YAML stream, for `kubectl apply -f`), or
     /// `kustomize DIR` (a kustomization for `kubectl apply -k DIR`: new objects as resources,
