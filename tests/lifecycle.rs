@@ -233,22 +233,36 @@ fn build_promote_clean_and_end_of_life_and_latest_follows_each() {
             "{}",
             text(&again.stderr)
         );
-        // A create that failed is not a promotion.
-        let failed = s.dir.join("failed.json");
-        let mut json: serde_json::Value =
+        // A create that failed (or output that does not say it succeeded) is not a promotion.
+        let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&az_out).unwrap()).unwrap();
-        json["provisioningState"] = "Failed".into();
-        std::fs::write(&failed, json.to_string()).unwrap();
-        let out = s.run(&[
-            "catalog",
-            "promote",
-            &newer,
-            "--image-version",
-            failed.to_str().unwrap(),
-        ]);
-        assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+        for (name, state, says) in [
+            ("failed.json", Some("Failed"), "Failed"),
+            ("unsaid.json", None, "provisioningState"),
+        ] {
+            let file = s.dir.join(name);
+            let mut json = json.clone();
+            match state {
+                Some(v) => json["provisioningState"] = v.into(),
+                None => drop(json.as_object_mut().unwrap().remove("provisioningState")),
+            }
+            std::fs::write(&file, json.to_string()).unwrap();
+            let out = s.run(&[
+                "catalog",
+                "promote",
+                &newer,
+                "--image-version",
+                file.to_str().unwrap(),
+            ]);
+            assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
+            let err = text(&out.stderr);
+            assert!(err.contains(name) && err.contains(says), "{err}");
+        }
+        // Where another image was built is not a promotion target.
+        let out = s.run(&["catalog", "promote", &newer, "--to", &staging_version(1)]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
         assert!(
-            text(&out.stderr).contains("failed.json") && text(&out.stderr).contains("Failed"),
+            text(&out.stderr).contains("was built"),
             "{}",
             text(&out.stderr)
         );

@@ -53,9 +53,15 @@ pub fn apply(e: &mut IndexEntry, link: &Link, event: &ObjectRef) {
                     .eq_ignore_ascii_case(&id)
             }) {
                 Some(p) => {
+                    // The same creation (Azure's publishedDate says so) with other details (a
+                    // region added): an update, not the version deleted and created again.
+                    let same_creation = p.location.published.is_some()
+                        && p.location.published == location.published;
+                    if !same_creation {
+                        p.times += 1;
+                    }
                     p.location = location;
                     p.at = link.at.clone();
-                    p.times += 1;
                     p.event = event.clone();
                 }
                 None => l.promoted.push(Promoted {
@@ -355,6 +361,16 @@ impl<S: Store> Catalog<S> {
                 .find(id)
                 .cloned()
                 .ok_or_else(|| self.corrupt(&shard, format!("image {id} went missing")))?;
+            // Where an image was built is its own; a promotion never lands there.
+            if let Some(built) =
+                entry::image_id_of_gallery_version(&target.gallery_image_version_id)
+                && view.locate(self, &built).await?.is_some()
+            {
+                return Err(bad(BadTarget(format!(
+                    "`{}` is where image {built} was built (a staging location), not a promotion target",
+                    target.gallery_image_version_id
+                ))));
+            }
             let template = self.promoted_template(&entry, &gallery_target).await?;
             let location = target.location(template).map_err(bad)?;
             if let Some(l) = &entry.lifecycle {
@@ -632,12 +648,18 @@ impl Target {
         }
         let bad = |problem: String| crate::InputError::new(source, None, problem);
         // A step that went on after a failed create must not record a promotion.
-        if let Some(state) = field(&v, "provisioningState", source)?
-            && !state.eq_ignore_ascii_case("Succeeded")
-        {
-            return Err(bad(format!(
-                "`provisioningState` is `{state}`: the version was not created, nothing to record"
-            )));
+        match field(&v, "provisioningState", source)? {
+            Some(state) if state.eq_ignore_ascii_case("Succeeded") => {}
+            Some(state) => {
+                return Err(bad(format!(
+                    "`provisioningState` is `{state}`: the version was not created, nothing to record"
+                )));
+            }
+            None => {
+                return Err(bad(format!(
+                    "no `provisioningState`: expected {what}, which says `Succeeded` once the version is created"
+                )));
+            }
         }
         let profile = v
             .get("publishingProfile")
@@ -666,6 +688,11 @@ impl Target {
                 ));
             }
         };
+        if regions.is_empty() {
+            return Err(bad(
+                "`publishingProfile.targetRegions` is empty: a created version is in one region at least".into(),
+            ));
+        }
         let end_of_life = field(profile, "endOfLifeDate", source)?;
         let published = field(profile, "publishedDate", source)?;
         if let Some(t) = &end_of_life

@@ -83,7 +83,11 @@ impl InUse {
             .enumerate()
             .filter(|(_, l)| !l.is_empty() && !l.starts_with('#'))
             .collect();
-        if !lines.is_empty() && lines.iter().all(|(_, l)| l.starts_with("/subscriptions/")) {
+        // A list of ids (it starts with one): every line must be one.
+        if lines
+            .first()
+            .is_some_and(|(_, l)| l.starts_with("/subscriptions/"))
+        {
             // A line that protects nothing must not pass silently: what it meant to keep
             // would be in the plan.
             for (n, line) in lines {

@@ -40,6 +40,9 @@ pub struct Adoption {
     /// The catalog the objects must have been written for: a revision or event naming
     /// another (copied from another catalog signed by the same key) is left out.
     pub(crate) catalog_id: Option<String>,
+    /// Rebuild even when the newest trusted index cannot be read whole (so a deleted newest
+    /// event cannot be noticed), naming each image that is not checked.
+    pub accept_unverified: bool,
 }
 
 /// What a rebuild wrote and found.
@@ -69,6 +72,7 @@ impl Adoption {
             vouched: HashSet::new(),
             known: HashMap::new(),
             catalog_id: None,
+            accept_unverified: false,
         }
     }
 }
@@ -97,6 +101,8 @@ pub(crate) struct Derived {
     pub(crate) max_sequence_at: String,
     /// The catalog ids its accepted objects name.
     pub(crate) catalog_ids: BTreeSet<String>,
+    /// Objects left out as another catalog's.
+    pub(crate) foreign: usize,
 }
 
 impl Derived {
@@ -105,6 +111,7 @@ impl Derived {
     fn belongs(&mut self, ours: Option<&str>, theirs: Option<&str>, key: &str, what: &str) -> bool {
         match (ours, theirs) {
             (Some(ours), Some(theirs)) if ours != theirs => {
+                self.foreign += 1;
                 self.findings.push(finding(
                     Severity::Error,
                     FindingKind::Signature,
@@ -341,25 +348,28 @@ impl<S: Store> Catalog<S> {
         }
     }
 
-    /// The images a root lists, each with the newest event it names (shards that cannot be
-    /// read are skipped: this is evidence for a rebuild, not its source).
+    /// The images a root lists, each with the newest event it names, and the sections and
+    /// shards it names that cannot be read (missing or altered).
     async fn images_of(
         &self,
         root: &Root,
-    ) -> Result<HashMap<String, Option<String>>, CatalogError> {
+    ) -> Result<(HashMap<String, Option<String>>, BTreeSet<String>), CatalogError> {
         let mut shard_refs = Vec::new();
+        let mut missing = BTreeSet::new();
         for (name, r) in &root.sections {
             match self.read_section(name, r).await {
                 Ok(section) => shard_refs.extend(section.shards),
-                Err(CatalogError::Corrupt { .. }) => {}
+                Err(CatalogError::Corrupt { .. }) => {
+                    missing.insert(name.clone());
+                }
                 Err(e) => return Err(e),
             }
         }
-        let read: Vec<Result<Option<Shard>, CatalogError>> =
+        let read: Vec<Result<(String, Option<Shard>), CatalogError>> =
             futures::stream::iter(shard_refs.into_iter().map(|(name, r)| async move {
                 match self.read_shard(&name, &r).await {
-                    Ok(shard) => Ok(Some(shard)),
-                    Err(CatalogError::Corrupt { .. }) => Ok(None),
+                    Ok(shard) => Ok((name, Some(shard))),
+                    Err(CatalogError::Corrupt { .. }) => Ok((name, None)),
                     Err(e) => Err(e),
                 }
             }))
@@ -368,12 +378,17 @@ impl<S: Store> Catalog<S> {
             .await;
         let mut out = HashMap::new();
         for shard in read {
-            for e in shard?.into_iter().flat_map(|s| s.images) {
+            let (name, shard) = shard?;
+            let Some(shard) = shard else {
+                missing.insert(name);
+                continue;
+            };
+            for e in shard.images {
                 let head = e.head_event().map(|r| r.key.clone());
                 out.insert(e.id, head);
             }
         }
-        Ok(out)
+        Ok((out, missing))
     }
 
     /// Derives one image from its objects.
@@ -393,6 +408,7 @@ impl<S: Store> Catalog<S> {
             max_sequence: 0,
             max_sequence_at: String::new(),
             catalog_ids: BTreeSet::new(),
+            foreign: 0,
         };
         let ours = adoption.catalog_id.as_deref();
         let mut revisions: Vec<(ObjectRef, Revision)> = Vec::new();
@@ -705,7 +721,7 @@ impl<S: Store> Catalog<S> {
             let mut previous = BTreeMap::new();
             let mut extra = Default::default();
             let mut root_id = None;
-            let mut root_known = HashMap::new();
+            let mut index_root = None;
             let raw_root = self.get(objects::INDEX_KEY).await?;
             let root_signature = match &raw_root {
                 Some(raw) => self.root_signature(&raw.bytes).await?,
@@ -725,7 +741,7 @@ impl<S: Store> Catalog<S> {
                     base = root.sequence;
                     extra = root.extra.clone();
                     root_id = root.catalog_id.clone();
-                    root_known = self.images_of(root).await?;
+                    index_root = Some((**root).clone());
                 }
                 Read::Legacy(index) => {
                     extra = index.extra.clone();
@@ -759,12 +775,63 @@ impl<S: Store> Catalog<S> {
             let mut catalog_id = self
                 .catalog_id
                 .clone()
-                .or_else(|| seen.and_then(|s| s.catalog_id))
+                .or_else(|| seen.as_ref().and_then(|s| s.catalog_id.clone()))
                 .or(root_id.clone());
             adoption.catalog_id = catalog_id.clone();
-            if root_id.is_none() || root_id == catalog_id {
-                adoption.known = root_known;
+            // What every image's newest event was, as the newest trusted root says: the root in
+            // the store, or the copy the state kept of the newest root it saw (an attacker can
+            // roll the store back and delete an event; not the state).
+            let state_root = match &seen {
+                Some(s) => self
+                    .seen_root(s)?
+                    .and_then(|bytes| serde_json::from_slice::<Root>(&bytes).ok()),
+                None => None,
+            };
+            let evidence = [index_root, state_root]
+                .into_iter()
+                .flatten()
+                .filter(|r| {
+                    r.catalog_id.is_none() || catalog_id.is_none() || r.catalog_id == catalog_id
+                })
+                .max_by_key(|r| r.sequence);
+            let mut unverifiable = Vec::new();
+            if let Some(s) = &seen
+                && evidence.as_ref().is_none_or(|r| r.sequence < s.sequence)
+            {
+                unverifiable.push(format!(
+                    "the newest index the state saw (sequence {}) is not in the store, and the state kept no copy of it",
+                    s.sequence
+                ));
             }
+            let mut unreadable = BTreeSet::new();
+            if let Some(root) = &evidence {
+                base = base.max(root.sequence);
+                let (known, missing) = self.images_of(root).await?;
+                adoption.known = known;
+                if !missing.is_empty() {
+                    unverifiable.push(format!(
+                        "what the signed index (sequence {}) names cannot all be read ({})",
+                        root.sequence,
+                        missing.iter().cloned().collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                unreadable = missing;
+            }
+            // Without trust anyone can write anything: there is nothing to check against.
+            if self.trusted_keys().is_none() {
+                unverifiable.clear();
+                unreadable.clear();
+            }
+            if !unverifiable.is_empty() && !adoption.accept_unverified {
+                return Err(self.corrupt(
+                    objects::INDEX_KEY,
+                    format!(
+                        "rebuild-index cannot check that no image lost its newest event (which would undo a yank or a clean-up): {}. Restore what is missing (the container's soft delete or versions) and run it again, or run it with --accept-unverified to rebuild from the events that remain (each image it cannot check is named)",
+                        unverifiable.join("; ")
+                    ),
+                ));
+            }
+            let everything_unverified = !unverifiable.is_empty() && unreadable.is_empty();
             let now = entry::now_rfc3339();
             // List first (one image's keys at a time), then derive each image, a bounded
             // number at once.
@@ -823,8 +890,10 @@ impl<S: Store> Catalog<S> {
             let mut done = 0;
             let mut catalog_ids = BTreeSet::new();
             let mut derived_ids = HashSet::new();
+            let mut foreign = 0;
             while let Some((id, d)) = derived.next().await {
                 let d = d?;
+                foreign += d.foreign;
                 catalog_ids.extend(d.catalog_ids);
                 derived_ids.insert(id.clone());
                 base = base.max(d.max_sequence);
@@ -833,6 +902,17 @@ impl<S: Store> Catalog<S> {
                 to_create.extend(d.create);
                 if let Some(e) = d.entry {
                     let name = e.shard_name();
+                    if everything_unverified
+                        || unreadable.contains(&name)
+                        || unreadable.contains(&super::index::section_of(&name))
+                    {
+                        findings.push(finding(
+                            Severity::Warning,
+                            FindingKind::Data,
+                            &id,
+                            "derived from the events that remain, unchecked (--accept-unverified): the index that named its newest event could not be read",
+                        ));
+                    }
                     if !anchored.contains(&id) {
                         anchors.push((id.clone(), name.clone()));
                     }
@@ -852,6 +932,16 @@ impl<S: Store> Catalog<S> {
                 }
             }
             drop(derived);
+            // Everything another catalog's: the id is wrong, not every object.
+            if shards.is_empty() && foreign > 0 {
+                return Err(CatalogError::Settings {
+                    catalog: self.describe(),
+                    problem: format!(
+                        "every revision and event here names another catalog than {} ({foreign} of them): a wrong --catalog-id? nothing was written",
+                        catalog_id.as_deref().unwrap_or("this one")
+                    ),
+                });
+            }
             // Images the trusted root listed whose objects are all gone.
             for id in adoption.known.keys() {
                 if !derived_ids.contains(id) {

@@ -383,6 +383,17 @@ impl<S: Store> Catalog<S> {
     }
 
     /// What was seen of this catalog before.
+    /// The copy of the root the state remembers, if it kept one.
+    pub(crate) fn seen_root(&self, seen: &Seen) -> Result<Option<Vec<u8>>, CatalogError> {
+        match &self.state {
+            Some(state) => state.root(seen).map_err(|e| CatalogError::State {
+                path: e.path.display().to_string(),
+                problem: e.problem,
+            }),
+            None => Ok(None),
+        }
+    }
+
     pub(crate) fn seen(&self) -> Result<Option<Seen>, CatalogError> {
         match &self.state {
             Some(state) => state
@@ -401,6 +412,7 @@ impl<S: Store> Catalog<S> {
         sequence: u64,
         sha: &str,
         catalog_id: Option<&str>,
+        root: Option<&[u8]>,
     ) -> Result<(), CatalogError> {
         let Some(state) = &self.state else {
             return Ok(());
@@ -409,13 +421,16 @@ impl<S: Store> Catalog<S> {
             return Ok(());
         }
         state
-            .record(&Seen {
-                catalog: self.identity(),
-                sequence,
-                sha256: sha.to_string(),
-                catalog_id: catalog_id.map(str::to_string),
-                at: now_rfc3339(),
-            })
+            .record(
+                &Seen {
+                    catalog: self.identity(),
+                    sequence,
+                    sha256: sha.to_string(),
+                    catalog_id: catalog_id.map(str::to_string),
+                    at: now_rfc3339(),
+                },
+                root,
+            )
             .map_err(|e| CatalogError::State {
                 path: e.path.display().to_string(),
                 problem: e.problem,
@@ -428,7 +443,7 @@ impl<S: Store> Catalog<S> {
         if let (Read::Root(root), Some(sha)) = (&snap.read, &snap.sha256)
             && snap.signed_by.is_some()
         {
-            self.remember(root.sequence, sha, root.catalog_id.as_deref())?;
+            self.remember(root.sequence, sha, root.catalog_id.as_deref(), None)?;
         }
         View::of(self, snap).await
     }

@@ -82,9 +82,26 @@ impl StateDir {
         }
     }
 
+    /// The copy of the root `seen` names, if this state kept one (a writer keeps the root it
+    /// wrote) and it is that root.
+    pub fn root(&self, seen: &Seen) -> Result<Option<Vec<u8>>, StateError> {
+        let path = self.file(&seen.catalog).with_extension("root");
+        match std::fs::read(&path) {
+            Ok(bytes) if sha256(&bytes) == seen.sha256 => Ok(Some(bytes)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StateError {
+                path,
+                problem: e.to_string(),
+            }),
+        }
+    }
+
     /// Remembers `seen` unless a higher sequence is remembered already (concurrent readers
-    /// and writers of one catalog serialise on a lock; the file is replaced atomically).
-    pub fn record(&self, seen: &Seen) -> Result<(), StateError> {
+    /// and writers of one catalog serialise on a lock; the file is replaced atomically), with
+    /// a copy of that root when given: what `rebuild-index` checks the objects against when
+    /// the root in the store was rolled back or deleted.
+    pub fn record(&self, seen: &Seen, root: Option<&[u8]>) -> Result<(), StateError> {
         let path = self.file(&seen.catalog);
         let fail = |p: &Path, e: std::io::Error| StateError {
             path: p.to_path_buf(),
@@ -106,16 +123,22 @@ impl StateDir {
         {
             return Ok(());
         }
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".sigcat-")
-            .suffix(".tmp")
-            .tempfile_in(&dir)
-            .map_err(|e| fail(&dir, e))?;
-        let bytes = serde_json::to_vec_pretty(seen).unwrap_or_default();
-        tmp.write_all(&bytes).map_err(|e| fail(&path, e))?;
-        tmp.as_file().sync_all().map_err(|e| fail(&path, e))?;
-        tmp.persist(&path).map_err(|e| fail(&path, e.error))?;
-        Ok(())
+        let write = |path: &Path, bytes: &[u8]| -> Result<(), StateError> {
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".sigcat-")
+                .suffix(".tmp")
+                .tempfile_in(&dir)
+                .map_err(|e| fail(&dir, e))?;
+            tmp.write_all(bytes).map_err(|e| fail(path, e))?;
+            tmp.as_file().sync_all().map_err(|e| fail(path, e))?;
+            tmp.persist(path).map_err(|e| fail(path, e.error))?;
+            Ok(())
+        };
+        // The copy first: read back, it counts only when its hash is the one remembered.
+        if let Some(root) = root {
+            write(&path.with_extension("root"), root)?;
+        }
+        write(&path, &serde_json::to_vec_pretty(seen).unwrap_or_default())
     }
 }
 
@@ -154,10 +177,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::new(dir.path());
         assert_eq!(state.seen("/srv/cat").unwrap(), None);
-        state.record(&seen(5)).unwrap();
-        state.record(&seen(3)).unwrap();
+        state.record(&seen(5), None).unwrap();
+        state.record(&seen(3), None).unwrap();
         assert_eq!(state.seen("/srv/cat").unwrap().unwrap().sequence, 5);
-        state.record(&seen(9)).unwrap();
+        state.record(&seen(9), None).unwrap();
         assert_eq!(state.seen("/srv/cat").unwrap().unwrap().sequence, 9);
         assert_eq!(
             state.seen("/srv/other").unwrap(),
@@ -170,7 +193,7 @@ mod tests {
     fn a_damaged_state_file_is_an_error_not_a_fresh_start() {
         let dir = tempfile::tempdir().unwrap();
         let state = StateDir::new(dir.path());
-        state.record(&seen(5)).unwrap();
+        state.record(&seen(5), None).unwrap();
         let file = state.file("/srv/cat");
         std::fs::write(&file, "garbage").unwrap();
         assert!(state.seen("/srv/cat").is_err());

@@ -1512,6 +1512,14 @@ async fn attack_8_events_copied_from_another_catalog_signed_by_the_same_key_are_
         matches!(err, CatalogError::Settings { .. }) && err.to_string().contains("--catalog-id"),
         "{err}"
     );
+    // A wrong pin would leave every image out: refused, nothing written.
+    let err = fresh()
+        .with_catalog_id("00000000000000000000000000000000")
+        .rebuild_index(Adoption::default(), &quiet)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("wrong --catalog-id"), "{err}");
+    assert!(s.store.read(INDEX_KEY).is_none());
     fresh()
         .with_catalog_id(id)
         .rebuild_index(Adoption::default(), &quiet)
@@ -1583,5 +1591,84 @@ async fn verify_names_a_pointer_the_index_does_not() {
             && f.subject == "latest/1.99/ubuntu-2404.json"),
         "{:#?}",
         report.findings
+    );
+}
+
+#[tokio::test]
+async fn attack_4_a_rollback_or_a_lost_shard_never_hides_a_deleted_newest_event() {
+    // Rolled back, and the yank's event deleted: the publisher's state kept the root it wrote,
+    // which names that event; rebuild leaves the image out rather than un-yank it.
+    let s = signed().await;
+    let reader = s.reader("reader");
+    let newest = s.newest(&reader).await;
+    let saved = s.saved();
+    let publisher = s.publisher();
+    publisher.yank(&newest.id, true, Some("CVE")).await.unwrap();
+    let head = publisher
+        .show(&newest.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .entry
+        .head_event()
+        .unwrap()
+        .key
+        .clone();
+    s.put_back(&saved);
+    s.store.remove(&head);
+    s.store.remove(&objects::sig_key(&head));
+    let rebuilt = rebuild(&publisher).await;
+    assert!(
+        rebuilt
+            .findings
+            .iter()
+            .any(|f| f.severity == S::Error && f.subject == newest.id && f.problem.contains(&head)),
+        "{:#?}",
+        rebuilt.findings
+    );
+    assert_eq!(
+        s.newest(&s.reader("after"))
+            .await
+            .kubernetes_version
+            .as_deref(),
+        Some("1.30.1")
+    );
+
+    // The signed root untouched, but the shard that names the event deleted with it: nothing
+    // left to check against, so rebuild refuses unless told, and then names what it could not
+    // check.
+    let s = signed().await;
+    let reader = s.reader("reader");
+    let newest = s.newest(&reader).await;
+    let publisher = s.publisher();
+    publisher.yank(&newest.id, true, Some("CVE")).await.unwrap();
+    let entry = publisher.show(&newest.id).await.unwrap().unwrap().entry;
+    let head = entry.head_event().unwrap().key.clone();
+    s.store.remove(&head);
+    s.store.remove(&objects::sig_key(&head));
+    let root = root_of(&s.store);
+    s.store
+        .remove(&shard_refs(&s.store, &root)[&entry.shard_name()].key);
+    let err = publisher
+        .rebuild_index(Adoption::default(), &quiet)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CatalogError::Corrupt { .. })
+            && err.to_string().contains("--accept-unverified"),
+        "{err}"
+    );
+    let accept = Adoption {
+        accept_unverified: true,
+        ..Default::default()
+    };
+    let rebuilt = publisher.rebuild_index(accept, &quiet).await.unwrap();
+    assert!(
+        rebuilt
+            .findings
+            .iter()
+            .any(|f| f.subject == newest.id && f.problem.contains("unchecked")),
+        "{:#?}",
+        rebuilt.findings
     );
 }

@@ -531,6 +531,7 @@ impl View {
             self.root.sequence,
             &sha256(&bytes),
             self.root.catalog_id.as_deref(),
+            Some(&bytes),
         )?;
         Ok(Some(self.root.sequence))
     }

@@ -69,7 +69,7 @@ case "$1 $2" in
         done
         jq -n --arg id "$id" --arg eol "$(arg --end-of-life-date "$@")" \
           --argjson regions "$(printf '%s\n' "${regions[@]}" | jq -R . | jq -s 'map({name: ., regionalReplicaCount: 1})')" \
-          '{id: $id, publishingProfile: {endOfLifeDate: $eol, targetRegions: $regions, excludeFromLatest: false}}';;
+          '{id: $id, provisioningState: "Succeeded", publishingProfile: {endOfLifeDate: $eol, targetRegions: $regions, excludeFromLatest: false}}';;
       *) echo "az stand-in: unexpected: $*" >&2; exit 2;;
     esac;;
   "tag list") echo '{"properties":{"tags":{"creationTimestamp":"2026-12-04T00:00:00Z","jobName":"image-builder-sig-ubuntu-2404-1.30.3"}}}';;

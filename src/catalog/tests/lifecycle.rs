@@ -200,6 +200,16 @@ async fn promoting_over_a_version_is_recorded_and_flagged_never_merged() {
         matches!(out, PromoteOutcome::Promoted { times: 2, .. }),
         "{out:?}"
     );
+    // The same creation replicated to one more region: an update, not a third creation.
+    let wider = Target {
+        regions: vec!["West Europe".into(), "eastus".into(), "uksouth".into()],
+        ..again.clone()
+    };
+    let out = catalog.promote(&first.id, &wider, None).await.unwrap();
+    assert!(
+        matches!(out, PromoteOutcome::Promoted { times: 2, .. }),
+        "{out:?}"
+    );
     // The second build is promoted to the same version: image-builder deletes and recreates
     // it, so the first image is no longer there.
     let out = catalog
@@ -531,6 +541,13 @@ fn in_use_reads_templates_clusters_run_and_refuses_what_names_no_image() {
         .unwrap_err();
     assert!(
         err.to_string().starts_with("ids.txt:2:") && err.to_string().contains("garbage"),
+        "{err}"
+    );
+    let err = in_use
+        .read(&format!("{version}\n{version}\nkeep-this-one\n"), "ids.txt")
+        .unwrap_err();
+    assert!(
+        err.to_string().starts_with("ids.txt:3:") && err.to_string().contains("keep-this-one"),
         "{err}"
     );
     let mut in_use = InUse::default();

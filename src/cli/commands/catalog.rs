@@ -199,6 +199,10 @@ enum CatalogCommand {
         /// catalog that never was); each one is named.
         #[arg(long)]
         adopt_unsigned: bool,
+        /// Rebuild even when the newest signed index cannot be read whole, so that a deleted
+        /// newest event (a yank, a clean-up) cannot be noticed; each image not checked is named.
+        #[arg(long)]
+        accept_unverified: bool,
         #[command(flatten)]
         signing: SigningArgs,
     },
@@ -313,10 +317,12 @@ pub(crate) fn run(args: CatalogCommandArgs) -> Result<Option<Fault>, Failure> {
             CatalogCommand::Verify { output, file } => verify(&open.open()?, output, file).await,
             CatalogCommand::RebuildIndex {
                 adopt_unsigned,
+                accept_unverified,
                 signing,
             } => {
                 let catalog = open.open_for_writing(&signing)?;
-                let adoption = Adoption::unsigned(adopt_unsigned);
+                let mut adoption = Adoption::unsigned(adopt_unsigned);
+                adoption.accept_unverified = accept_unverified;
                 let rebuilt = catalog.rebuild_index(adoption, &progress_line).await?;
                 for f in &rebuilt.findings {
                     messages::say(&format!(
