@@ -439,10 +439,13 @@ fn a_consumer_with_only_curl_finds_the_image_in_one_get() {
     assert_eq!(run(careful), "0.3.2");
     // A pointer outlives its image's end of life until the next write; the careful recipe
     // does not serve it then, and verify warns rather than calls the catalog corrupt.
-    let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(2);
-    let soon = soon
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
+    // The recipe's clock is a `date` that says a fixed time; sigcat's is the real one, so the
+    // end of life is set far enough ahead that the pointer is surely written before it.
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let eol = time::OffsetDateTime::now_utc() + time::Duration::seconds(15);
     let list = sigcat(
         &["catalog", "list", "-o", "json", "--catalog", &url],
         &[],
@@ -456,15 +459,53 @@ fn a_consumer_with_only_curl_finds_the_image_in_one_get() {
         .as_str()
         .unwrap()
         .to_string();
-    write(&["catalog", "end-of-life", &newest, &soon]);
-    assert_eq!(run(careful), "0.3.2", "before its end of life");
-    std::thread::sleep(std::time::Duration::from_millis(2500));
-    let stale = bash(careful);
+    write(&["catalog", "end-of-life", &newest, &rfc3339(eol)]);
+    let shim = dir.join("clock");
+    std::fs::create_dir_all(&shim).unwrap();
+    std::fs::write(
+        shim.join("date"),
+        "#!/bin/sh\nexec /usr/bin/date -d \"$FAKE_NOW\" \"$@\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(shim.join("date"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let at = |t: time::OffsetDateTime| {
+        Command::new("bash")
+            .args(["-euo", "pipefail", "-c", careful])
+            .env("CATALOG", &base)
+            .env("ALLOWED_SIGNERS", &allowed)
+            .env("FAKE_NOW", rfc3339(t))
+            .env(
+                "PATH",
+                format!("{}:{}", shim.display(), std::env::var("PATH").unwrap()),
+            )
+            .current_dir(&dir)
+            .output()
+            .unwrap()
+    };
+    let before = at(eol - time::Duration::hours(1));
+    assert_eq!(
+        String::from_utf8_lossy(&before.stdout).trim(),
+        "0.3.2",
+        "before its end of life: {}",
+        String::from_utf8_lossy(&before.stderr)
+    );
+    let stale = at(eol + time::Duration::hours(1));
     assert!(
         !stale.status.success() && stale.stdout.is_empty(),
         "{}",
         String::from_utf8_lossy(&stale.stdout)
     );
+    // The pointer was written before the end of life (else this test proves nothing).
+    let pointer = run(r#"curl -fsS "$CATALOG/latest/1.30/ubuntu-2404.json""#);
+    let pointer: serde_json::Value = serde_json::from_str(&pointer).unwrap();
+    assert_eq!(
+        pointer["image"]["gallery_image_version"], "0.3.2",
+        "{pointer}"
+    );
+    while time::OffsetDateTime::now_utc() <= eol {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
     let verify = sigcat(
         &[
             "catalog",

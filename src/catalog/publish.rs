@@ -38,9 +38,13 @@ impl<S: Store> Catalog<S> {
             self.put_object(&e.template_ref(), &e.template_bytes)
                 .await?;
         }
-        // One time for every try: a revision object written in a lost round is the same one
-        // the next round writes.
+        // One time and one sequence for every try: a revision object written in a lost round is
+        // the same one the next round writes (named by its content, written once), and so is a
+        // shard that nothing else changed. A revision written for the first round's sequence
+        // and committed under a later one is older than its root, never newer: what `verify`
+        // checks.
         let at = entry::now_rfc3339();
+        let mut written_for: Option<u64> = None;
         // Stored records by hash: compared once, whatever the number of rounds.
         let mut known: HashMap<String, serde_json::Value> = HashMap::new();
         let mut contention = self.contention();
@@ -50,7 +54,7 @@ impl<S: Store> Catalog<S> {
                 None => self.snapshot_of(Intent::Write, was_empty).await?,
             };
             let mut view = self.view_for_writing(snap).await?;
-            let sequence = view.root.sequence + 1;
+            let sequence = *written_for.get_or_insert(view.root.sequence + 1);
             let mut outcomes = Vec::new();
             for e in entries {
                 outcomes.push(
