@@ -365,20 +365,18 @@ impl<S: Store> Catalog<S> {
                 Err(e) => return Err(e),
             }
         }
-        let read: Vec<Result<(String, Option<Shard>), CatalogError>> =
-            futures::stream::iter(shard_refs.into_iter().map(|(name, r)| async move {
-                match self.read_shard(&name, &r).await {
-                    Ok(shard) => Ok((name, Some(shard))),
-                    Err(CatalogError::Corrupt { .. }) => Ok((name, None)),
-                    Err(e) => Err(e),
-                }
-            }))
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
+        // Shard by shard as they arrive: only the ids and heads are kept.
+        let mut read = futures::stream::iter(shard_refs.into_iter().map(|(name, r)| async move {
+            match self.read_shard(&name, &r).await {
+                Ok(shard) => Ok((name, Some(shard))),
+                Err(CatalogError::Corrupt { .. }) => Ok((name, None)),
+                Err(e) => Err(e),
+            }
+        }))
+        .buffer_unordered(self.concurrency);
         let mut out = HashMap::new();
-        for shard in read {
-            let (name, shard) = shard?;
+        while let Some(shard) = read.next().await {
+            let (name, shard): (String, Option<Shard>) = shard?;
             let Some(shard) = shard else {
                 missing.insert(name);
                 continue;
