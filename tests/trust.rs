@@ -416,6 +416,21 @@ pub(crate) fn keygen_with(
     }
 }
 
+/// A trust file in `dir` that lists both keys.
+fn trusting_both(dir: &Path, a: &Keys, b: &Keys) -> PathBuf {
+    let both = dir.join("both.allowed_signers");
+    std::fs::write(
+        &both,
+        format!(
+            "{}\n{}\n",
+            std::fs::read_to_string(&a.allowed).unwrap(),
+            std::fs::read_to_string(&b.allowed).unwrap()
+        ),
+    )
+    .unwrap();
+    both
+}
+
 fn keygen(dir: &Path, name: &str, principal: &str) -> Keys {
     keygen_typed(dir, name, principal, "ed25519", "")
 }
@@ -645,16 +660,7 @@ fn several_publishers_keys_and_settings_that_cannot_work() {
         text(&out.stderr)
     );
     // Several publishers, each with their own key, all in one trust file.
-    let both = dir.join("both.allowed_signers");
-    std::fs::write(
-        &both,
-        format!(
-            "{}\n{}\n",
-            std::fs::read_to_string(&keys.allowed).unwrap(),
-            std::fs::read_to_string(&other.allowed).unwrap()
-        ),
-    )
-    .unwrap();
+    let both = trusting_both(&dir, &keys, &other);
     let more = dir.join("more.log");
     std::fs::write(&more, crate::util::log_for(5)).unwrap();
     let both_s = both.to_str().unwrap();
@@ -1314,16 +1320,7 @@ fn a_key_is_rotated_without_readers_ever_refusing_the_catalog() {
     for t in targets(&azurite, "rotate") {
         let old = keygen(&t.dir, "old", "old@example.com");
         let new = keygen(&t.dir, "new", "new@example.com");
-        let both = t.dir.join("both.allowed_signers");
-        std::fs::write(
-            &both,
-            format!(
-                "{}\n{}\n",
-                std::fs::read_to_string(&old.allowed).unwrap(),
-                std::fs::read_to_string(&new.allowed).unwrap()
-            ),
-        )
-        .unwrap();
+        let both = trusting_both(&t.dir, &old, &new);
         let state = t.dir.join("state").display().to_string();
         let old_allowed = old.allowed.to_str().unwrap();
         t.publish_with(1, "1.30.1", &signer_env(&old, old_allowed, &state));

@@ -79,51 +79,11 @@ pub struct Root {
     pub extra: Extra,
 }
 
-/// A section as the root names it, with what queries need to skip it without reading it.
+/// A section (as the root names it) or a shard (as its section names it), with what queries
+/// need to skip it without reading it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SectionRef {
-    /// Where the section is.
-    pub key: String,
-    /// The sha256 of its bytes.
-    pub sha256: String,
-    /// How many images its shards hold.
-    pub images: usize,
-    /// The OS types of its images (`Linux`, `Windows`).
-    #[serde(default)]
-    pub os_types: BTreeSet<String>,
-    /// The image definitions of its images.
-    #[serde(default)]
-    pub definitions: BTreeSet<String>,
-    /// The galleries of its images.
-    #[serde(default)]
-    pub galleries: BTreeSet<String>,
-    /// Fields of a newer sigcat, kept unchanged.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-/// The shards of one Kubernetes minor and OS, and its `latest/` pointer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Section {
-    /// [`LAYOUT_VERSION`].
-    pub layout: u32,
-    /// Its name (`1.30/ubuntu-2404`).
-    pub section: String,
-    /// Its shards, by name (`1.30.3/ubuntu-2404`).
-    #[serde(default)]
-    pub shards: BTreeMap<String, ShardRef>,
-    /// Its `latest/` pointer (none for images whose Kubernetes version is not known).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub latest: Option<ObjectRef>,
-    /// Fields of a newer sigcat, kept unchanged.
-    #[serde(flatten)]
-    pub extra: Extra,
-}
-
-/// A shard as the root names it, with what queries need to skip it without reading it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ShardRef {
-    /// Where the shard is.
+pub struct IndexRef {
+    /// Where it is.
     pub key: String,
     /// The sha256 of its bytes.
     pub sha256: String,
@@ -138,6 +98,30 @@ pub struct ShardRef {
     /// The galleries of its images.
     #[serde(default)]
     pub galleries: BTreeSet<String>,
+    /// Fields of a newer sigcat, kept unchanged.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A section as the root names it.
+pub type SectionRef = IndexRef;
+
+/// A shard as its section names it.
+pub type ShardRef = IndexRef;
+
+/// The shards of one Kubernetes minor and OS, and its `latest/` pointer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Section {
+    /// [`LAYOUT_VERSION`].
+    pub layout: u32,
+    /// Its name (`1.30/ubuntu-2404`).
+    pub section: String,
+    /// Its shards, by name (`1.30.3/ubuntu-2404`).
+    #[serde(default)]
+    pub shards: BTreeMap<String, ShardRef>,
+    /// Its `latest/` pointer (none for images whose Kubernetes version is not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<ObjectRef>,
     /// Fields of a newer sigcat, kept unchanged.
     #[serde(flatten)]
     pub extra: Extra,
@@ -398,6 +382,20 @@ impl Shard {
             images: Vec::new(),
             extra: Extra::new(),
         }
+    }
+
+    /// Entries grouped into the shards they belong in, by shard name.
+    pub fn group(entries: impl IntoIterator<Item = IndexEntry>) -> BTreeMap<String, Shard> {
+        let mut shards: BTreeMap<String, Shard> = BTreeMap::new();
+        for e in entries {
+            let name = e.shard_name();
+            shards
+                .entry(name.clone())
+                .or_insert_with(|| Shard::new(&name))
+                .images
+                .push(e);
+        }
+        shards
     }
 
     /// Its entry for image `id`.

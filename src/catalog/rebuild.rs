@@ -272,15 +272,7 @@ impl<S: Store> Catalog<S> {
             Read::Root(root) => root.sequence,
             _ => 0,
         };
-        let mut shards: BTreeMap<String, Shard> = BTreeMap::new();
-        for e in entries {
-            let name = e.shard_name();
-            shards
-                .entry(name.clone())
-                .or_insert_with(|| Shard::new(&name))
-                .images
-                .push(e);
-        }
+        let shards = Shard::group(entries);
         let now = entry::now_rfc3339();
         let mut root = Root::empty(&now, &now);
         root.sequence = base;
@@ -746,19 +738,15 @@ impl<S: Store> Catalog<S> {
                     for e in &index.images {
                         previous.insert(e.id.clone(), e.published_at.clone());
                     }
-                    // A trusted old index vouches for every object it names.
-                    if let Some(trust) = self.trusted_keys()
-                        && let Ok(Some(raw)) = self.get(objects::INDEX_KEY).await
-                    {
-                        let sig = self.root_signature(&raw.bytes).await?;
-                        if trust.verify(&raw.bytes, sig.as_deref()).is_ok() {
-                            for e in &index.images {
-                                adoption
-                                    .vouched
-                                    .extend(e.objects.values().map(|r| r.key.clone()));
-                                if let Some(y) = &e.yank {
-                                    adoption.vouched.insert(y.event.key.clone());
-                                }
+                    // A trusted old index vouches for every object it names (checked above,
+                    // as the root is).
+                    if self.trusted_keys().is_some() && root_trusted {
+                        for e in &index.images {
+                            adoption
+                                .vouched
+                                .extend(e.objects.values().map(|r| r.key.clone()));
+                            if let Some(y) = &e.yank {
+                                adoption.vouched.insert(y.event.key.clone());
                             }
                         }
                     }
@@ -842,7 +830,7 @@ impl<S: Store> Catalog<S> {
                 .count();
             // Signed if anything says so: the root's signature, any object's, or a state that
             // remembers a signed root (an attacker can delete signatures, not the state).
-            let remembered = self.state.is_some() && self.seen()?.is_some();
+            let remembered = seen.is_some();
             let signed = root_signature.is_some() || signed_objects > 0 || remembered;
             if signed && self.signer.is_none() {
                 return Err(CatalogError::Settings {

@@ -1036,11 +1036,7 @@ async fn attack_1_a_rolled_back_index_is_refused_by_readers_and_writers_that_saw
         root.sequence
     ));
     // rebuild-index recovers, above every sequence seen, with the yank.
-    let rebuilt = s
-        .publisher()
-        .rebuild_index(Adoption::default(), &quiet)
-        .await
-        .unwrap();
+    let rebuilt = rebuild(&s.publisher()).await;
     assert!(rebuilt.sequence > root.sequence + 1);
     assert_ne!(s.newest(&reader).await.id, newest.id, "the yank survived");
     assert!(errors(&verify(&reader).await).is_empty());
@@ -1081,10 +1077,7 @@ async fn attack_2_a_deleted_index_is_refused_and_never_restarted_empty() {
         .unwrap_err();
     assert!(err.to_string().contains("rebuild-index"), "{err}");
     // rebuild-index is the way back: every image is there again.
-    s.publisher()
-        .rebuild_index(Adoption::default(), &quiet)
-        .await
-        .unwrap();
+    rebuild(&s.publisher()).await;
     assert_eq!(reader.list(&all()).await.unwrap().len(), 2);
 }
 
@@ -1129,11 +1122,7 @@ async fn attack_3_forged_revisions_and_events_are_named_and_never_adopted() {
         report.findings
     );
     // rebuild-index leaves it out, names it, and signs nothing of it.
-    let rebuilt = s
-        .publisher()
-        .rebuild_index(Adoption::default(), &quiet)
-        .await
-        .unwrap();
+    let rebuilt = rebuild(&s.publisher()).await;
     assert!(
         rebuilt
             .findings
@@ -1181,10 +1170,7 @@ async fn attack_3_forged_revisions_and_events_are_named_and_never_adopted() {
         "{:#?}",
         report.findings
     );
-    s.publisher()
-        .rebuild_index(Adoption::default(), &quiet)
-        .await
-        .unwrap();
+    rebuild(&s.publisher()).await;
     assert_ne!(s.newest(&reader).await.id, victim.id, "still yanked");
     // Signed by a key the trust file does not list: the same.
     let (mallory, _) = keypair("mallory");
@@ -1378,10 +1364,7 @@ async fn an_old_signed_catalog_is_upgraded_once_and_an_unsigned_one_adopted_only
     let writer = Catalog::new(store.clone())
         .with_signer(signer(&key))
         .with_trust(trust.clone());
-    let rebuilt = writer
-        .rebuild_index(Adoption::default(), &quiet)
-        .await
-        .unwrap();
+    let rebuilt = rebuild(&writer).await;
     assert!(
         rebuilt
             .findings
@@ -1520,11 +1503,7 @@ async fn attack_8_events_copied_from_another_catalog_signed_by_the_same_key_are_
         .unwrap_err();
     assert!(err.to_string().contains("wrong --catalog-id"), "{err}");
     assert!(s.store.read(INDEX_KEY).is_none());
-    fresh()
-        .with_catalog_id(id)
-        .rebuild_index(Adoption::default(), &quiet)
-        .await
-        .unwrap();
+    rebuild(&fresh().with_catalog_id(id)).await;
     assert!(
         s.stateless()
             .latest(&filter_k8s("1.30"))

@@ -68,17 +68,10 @@ impl View {
             Read::Legacy(index) => {
                 view.legacy = true;
                 view.root.extra = index.extra.clone();
-                let mut shards: BTreeMap<String, Shard> = BTreeMap::new();
-                for e in index.images {
-                    catalog.check_entry(&e, None)?;
-                    let name = e.shard_name();
-                    shards
-                        .entry(name.clone())
-                        .or_insert_with(|| Shard::new(&name))
-                        .images
-                        .push(e);
+                for e in &index.images {
+                    catalog.check_entry(e, None)?;
                 }
-                for (name, shard) in shards {
+                for (name, shard) in Shard::group(index.images) {
                     view.add_new_shard(name, shard);
                 }
                 for name in view.all_pointer_names() {
@@ -287,20 +280,45 @@ impl View {
         if !valid_id(id) {
             return Ok(None);
         }
-        if let Some((name, _)) = self.shards.iter().find(|(_, s)| s.find(id).is_some()) {
-            return Ok(Some(name.clone()));
+        if let Some(name) = self.read_shard_holding(id) {
+            return Ok(Some(name));
         }
         // Its anchor says where; it is only a hint, so the shard is read to be sure.
         if let Some(name) = catalog.anchor(id).await?
-            && self.has_shard(catalog, &name).await?
-            && self.shard(catalog, &name).await?.find(id).is_some()
+            && self.holds(catalog, &name, id).await?
         {
             return Ok(Some(name));
         }
+        self.listed_shard_holding(catalog, id).await
+    }
+
+    /// The shard already read that holds image `id`.
+    fn read_shard_holding(&self, id: &str) -> Option<String> {
+        self.shards
+            .iter()
+            .find(|(_, s)| s.find(id).is_some())
+            .map(|(name, _)| name.clone())
+    }
+
+    /// Whether shard `name` exists and holds image `id` (read to be sure).
+    async fn holds<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        name: &str,
+        id: &str,
+    ) -> Result<bool, CatalogError> {
+        Ok(self.has_shard(catalog, name).await?
+            && self.shard(catalog, name).await?.find(id).is_some())
+    }
+
+    /// The shard that holds image `id`, among those its objects name (a listing of them).
+    async fn listed_shard_holding<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        id: &str,
+    ) -> Result<Option<String>, CatalogError> {
         for name in catalog.shards_named_by_objects(id).await? {
-            if self.has_shard(catalog, &name).await?
-                && self.shard(catalog, &name).await?.find(id).is_some()
-            {
+            if self.holds(catalog, &name, id).await? {
                 return Ok(Some(name));
             }
         }
@@ -318,33 +336,21 @@ impl View {
         id: &str,
         natural: &str,
     ) -> Result<Option<String>, CatalogError> {
-        if let Some((name, _)) = self.shards.iter().find(|(_, s)| s.find(id).is_some()) {
-            return Ok(Some(name.clone()));
+        if let Some(name) = self.read_shard_holding(id) {
+            return Ok(Some(name));
         }
         let (_, os) = split_shard_name(natural);
         let unknown = format!("{UNKNOWN_VERSION}/{os}");
-        if unknown != natural
-            && self.has_shard(catalog, &unknown).await?
-            && self.shard(catalog, &unknown).await?.find(id).is_some()
-        {
+        if unknown != natural && self.holds(catalog, &unknown, id).await? {
             return Ok(Some(unknown));
         }
         let Some(anchored) = catalog.anchor(id).await? else {
             return Ok(None);
         };
-        if self.has_shard(catalog, &anchored).await?
-            && self.shard(catalog, &anchored).await?.find(id).is_some()
-        {
+        if self.holds(catalog, &anchored, id).await? {
             return Ok(Some(anchored));
         }
-        for name in catalog.shards_named_by_objects(id).await? {
-            if self.has_shard(catalog, &name).await?
-                && self.shard(catalog, &name).await?.find(id).is_some()
-            {
-                return Ok(Some(name));
-            }
-        }
-        Ok(None)
+        self.listed_shard_holding(catalog, id).await
     }
 
     /// The current pointer `name`: as its section names it, else derived from the shards.
@@ -436,23 +442,8 @@ impl View {
             }
             shard.layout = LAYOUT_VERSION;
             shard.images.sort_by(|a, b| a.id.cmp(&b.id));
-            let bytes = serde_json::to_vec_pretty(&shard).unwrap_or_default();
-            let sha = sha256(&bytes);
-            let key = format!("shards/{name}-{}.json", &sha[..16]);
-            catalog
-                .put_object(
-                    &ObjectRef {
-                        key: key.clone(),
-                        sha256: sha.clone(),
-                    },
-                    &bytes,
-                )
-                .await?;
-            let mut r = shard_ref(shard, key, sha);
-            if let Some(old) = section.shards.get(&name) {
-                r.extra = old.extra.clone();
-            }
-            section.shards.insert(name, r);
+            let (key, sha) = put_content_named(catalog, "shards", &name, &*shard).await?;
+            insert_keeping_extra(&mut section.shards, name, shard_ref(shard, key, sha));
         }
         let now = entry::now_rfc3339();
         self.root.layout = LAYOUT_VERSION;
@@ -500,23 +491,12 @@ impl View {
                 continue;
             }
             section.layout = LAYOUT_VERSION;
-            let bytes = serde_json::to_vec_pretty(&section).unwrap_or_default();
-            let sha = sha256(&bytes);
-            let key = format!("sections/{name}-{}.json", &sha[..16]);
-            catalog
-                .put_object(
-                    &ObjectRef {
-                        key: key.clone(),
-                        sha256: sha.clone(),
-                    },
-                    &bytes,
-                )
-                .await?;
-            let mut r = section_ref(section, key, sha);
-            if let Some(old) = self.root.sections.get(&name) {
-                r.extra = old.extra.clone();
-            }
-            self.root.sections.insert(name, r);
+            let (key, sha) = put_content_named(catalog, "sections", &name, &*section).await?;
+            insert_keeping_extra(
+                &mut self.root.sections,
+                name,
+                section_ref(section, key, sha),
+            );
         }
         let bytes = serde_json::to_vec_pretty(&self.root).unwrap_or_default();
         if !catalog.put_root(&bytes, &self.mode).await? {
@@ -535,6 +515,40 @@ impl View {
         )?;
         Ok(Some(self.root.sequence))
     }
+}
+
+/// Writes `value` as `DIR/NAME-<16 hex of its sha256>.json` (create-only): its key and sha256.
+async fn put_content_named<S: Store>(
+    catalog: &Catalog<S>,
+    dir: &str,
+    name: &str,
+    value: &impl serde::Serialize,
+) -> Result<(String, String), CatalogError> {
+    let bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+    let sha = sha256(&bytes);
+    let key = format!("{dir}/{name}-{}.json", &sha[..16]);
+    catalog
+        .put_object(
+            &ObjectRef {
+                key: key.clone(),
+                sha256: sha.clone(),
+            },
+            &bytes,
+        )
+        .await?;
+    Ok((key, sha))
+}
+
+/// Puts `new` under `name`, keeping the fields a newer sigcat gave the reference it replaces.
+fn insert_keeping_extra(
+    refs: &mut BTreeMap<String, super::index::IndexRef>,
+    name: String,
+    mut new: super::index::IndexRef,
+) {
+    if let Some(old) = refs.get(&name) {
+        new.extra = old.extra.clone();
+    }
+    refs.insert(name, new);
 }
 
 fn section_ref(section: &Section, key: String, sha: String) -> SectionRef {

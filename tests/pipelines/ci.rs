@@ -1234,6 +1234,21 @@ fn image_section(out: &Output) -> serde_json::Value {
     template["spec"]["template"]["spec"]["image"]["computeGallery"].clone()
 }
 
+/// The promote job's settings, as both pipelines' flow tests give them to image-builder's
+/// own promote step.
+const PROMOTE_ENV: [(&str, &str); 7] = [
+    ("RESOURCE_GROUP", "cluster-api-gallery"),
+    ("GALLERY_NAME", "community_gallery"),
+    (
+        "REPLICATED_REGIONS_INPUT",
+        "australiaeast canadacentral eastus eastus2 francecentral germanywestcentral northcentralus northeurope switzerlandnorth uksouth westeurope westus2",
+    ),
+    ("EULA_LINK", "https://example.com/eula"),
+    ("PUBLISHER_EMAIL", "capi@example.com"),
+    ("PUBLISHER_URI", "https://example.com"),
+    ("SIG_PUBLISHER", "cncf-upstream"),
+];
+
 /// image-builder's own step logic (tests/image-builder/NAME.sh) on the same inputs, with the
 /// same stand-in `az`: the calls it makes.
 fn image_builders_calls(h: &Harness, script: &str, env: &[(&str, &str)], info: &Path) -> String {
@@ -1296,23 +1311,7 @@ fn github_build_test_promote_clean_as_image_builder_does_and_latest_follows() {
     let info = promote
         .capi("")
         .join("packer/azure/sig/sig-publishing-info.json");
-    let theirs = image_builders_calls(
-        &promote,
-        "promote",
-        &[
-            ("RESOURCE_GROUP", "cluster-api-gallery"),
-            ("GALLERY_NAME", "community_gallery"),
-            (
-                "REPLICATED_REGIONS_INPUT",
-                "australiaeast canadacentral eastus eastus2 francecentral germanywestcentral northcentralus northeurope switzerlandnorth uksouth westeurope westus2",
-            ),
-            ("EULA_LINK", "https://example.com/eula"),
-            ("PUBLISHER_EMAIL", "capi@example.com"),
-            ("PUBLISHER_URI", "https://example.com"),
-            ("SIG_PUBLISHER", "cncf-upstream"),
-        ],
-        &info,
-    );
+    let theirs = image_builders_calls(&promote, "promote", &PROMOTE_ENV, &info);
     assert!(ours.contains("sig image-version create"), "{ours}");
     assert_eq!(
         ours, theirs,
@@ -1403,23 +1402,7 @@ fn azure_devops_build_test_promote_clean_as_image_builder_does_and_latest_follow
     let info = promote
         .root
         .join("pipeline-workspace/publishing-info/sig-publishing-info.json");
-    let theirs = image_builders_calls(
-        &promote,
-        "promote",
-        &[
-            ("RESOURCE_GROUP", "cluster-api-gallery"),
-            ("GALLERY_NAME", "community_gallery"),
-            (
-                "REPLICATED_REGIONS_INPUT",
-                "australiaeast canadacentral eastus eastus2 francecentral germanywestcentral northcentralus northeurope switzerlandnorth uksouth westeurope westus2",
-            ),
-            ("EULA_LINK", "https://example.com/eula"),
-            ("PUBLISHER_EMAIL", "capi@example.com"),
-            ("PUBLISHER_URI", "https://example.com"),
-            ("SIG_PUBLISHER", "cncf-upstream"),
-        ],
-        &info,
-    );
+    let theirs = image_builders_calls(&promote, "promote", &PROMOTE_ENV, &info);
     assert_eq!(promote.az_calls("Publish to the community gallery"), theirs);
     assert_eq!(
         image_section(&latest_template(&azurite, container, &[]))["gallery"],

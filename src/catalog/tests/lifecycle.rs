@@ -385,11 +385,7 @@ async fn a_forged_promotion_is_never_served_or_adopted() {
         report.findings
     );
     // Recovery leaves it out and names it.
-    let rebuilt = s
-        .publisher()
-        .rebuild_index(Adoption::default(), &quiet)
-        .await
-        .unwrap();
+    let rebuilt = rebuild(&s.publisher()).await;
     assert!(
         rebuilt.findings.iter().any(|f| f.subject == forged),
         "{:?}",
