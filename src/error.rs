@@ -129,6 +129,28 @@ pub enum Refusal {
     /// An upgrade that Cluster API would refuse or that would break the cluster.
     #[error("{0}")]
     Upgrade(String),
+    /// No record fits a machine slot, and the operator did not say what it gets.
+    #[error(
+        "{} runs {}, and no record fits it (the same OS and image definition or distro); the records: {}. Give a record for it, choose one with `--image-for {}=BUILD` (a change of distro), or keep its image with `--keep-image {}`",
+        .0.slot, .0.runs, .0.records, .0.name, .0.name
+    )]
+    NoRecordForSlot(Box<NoRecordFits>),
+    /// `--image-for` / `--keep-image` that name no slot, conflict, or name no record.
+    #[error("{0}")]
+    SlotChoice(String),
+}
+
+/// A machine slot no record fits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoRecordFits {
+    /// The slot ("MachineDeployment `md-gpu`").
+    pub slot: String,
+    /// The name flags use for it.
+    pub name: String,
+    /// Its image today.
+    pub runs: String,
+    /// The records there are.
+    pub records: String,
 }
 
 /// A record and a template of different OS types.
@@ -227,6 +249,8 @@ impl Classify for Refusal {
         Some(match self {
             // A template from scratch without --vm-size: the command line is incomplete.
             Refusal::VmSizeMissing => Fault::Settings,
+            // The operator's per-slot choices do not fit the cluster or the records.
+            Refusal::SlotChoice(_) => Fault::Settings,
             _ => Fault::Refused,
         })
     }

@@ -124,12 +124,7 @@ fn sig_publishing_info(r: &Record, options: &FormatOptions) -> Vec<(&'static str
     let m = r.managed_image.as_ref();
     let g = r.gallery_image.as_ref();
     let s = |v: Option<&String>| v.cloned().unwrap_or_default();
-    let distro = r
-        .custom_data
-        .get("build_name")
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| r.build.strip_prefix("sig-").unwrap_or(&r.build).to_string());
+    let distro = r.distro();
     vec![
         ("distro", distro),
         (

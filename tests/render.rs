@@ -37,6 +37,22 @@ pub fn render(args: &[&str]) -> Rendered {
     }
 }
 
+/// Renders with `--as objects` and with `--as kustomize DIR`; what `kubectl kustomize DIR`
+/// builds must be the same objects in the same order.
+pub fn render_both_ways(args: &[&str]) -> Rendered {
+    let objects = render(args);
+    let dir = crate::util::scratch("kustomize").join("out");
+    let d = dir.to_str().unwrap();
+    let out = render(&[args, &["--as", "kustomize", d]].concat());
+    assert!(out.text.is_empty(), "nothing on stdout: {}", out.text);
+    assert_eq!(
+        crate::util::kubectl_kustomize(&dir),
+        objects.objects,
+        "kubectl kustomize {d} differs from --as objects"
+    );
+    objects
+}
+
 /// `render` of the fixture build (log and manifest: an image for Kubernetes v1.30.3).
 pub fn render_build(args: &[&str]) -> Rendered {
     render(&[&[LOG, "--manifest", MANIFEST], args].concat())
@@ -274,7 +290,13 @@ fn copy_of_the_current_template_changes_only_image_and_name() {
 #[test]
 fn yaml_1_1_input_is_read_as_kubectl_reads_it() {
     let path = "fixtures/capz/yaml-1.1-template.yaml";
-    let out = render_build(&["--from", path]);
+    // It runs CAPZ's Ubuntu 22.04 marketplace image: moving it to 24.04 is said explicitly.
+    let out = render_build(&["--from", path, "--image-for", "yaml11-md-0=ubuntu-2404"]);
+    assert!(
+        out.stderr.contains("ubuntu-2204-gen1") && out.stderr.contains("capi-ubuntu-2404"),
+        "the plan names the old and new image: {}",
+        out.stderr
+    );
     let new = &out.objects[0];
     assert_copy_of(new, &fixture_objects(path)[0]);
     let spec = &new["spec"]["template"]["spec"];

@@ -22,6 +22,10 @@ case "$*" in
   "get azuremachinetemplate my-cluster-md-0 -o yaml") cat "$capz/md-0.yaml" ;;
   "get kubeadmcontrolplane,machinedeployment -o yaml") cat "$capz/current-v1beta1.yaml" ;;
   "get cluster/my-cluster clusterclass/azure-kubeadm -o yaml") cat "$capz/clusterclass/v1beta1-template-refs.yaml" ;;
+  "get cluster/mixed clusterclass/capz-mixed -o yaml") cat "$capz/mixed/clusterclass-windows.yaml" ;;
+  "get azuremachinetemplate mixed-control-plane mixed-worker mixed-worker-win -o yaml") cat "$capz/mixed/clusterclass-windows-templates.yaml" ;;
+  "get kubeadmcontrolplane,machinedeployment -l cluster.x-k8s.io/cluster-name=gpu-cluster -o yaml") cat "$capz/mixed/kcp-md-gpu.yaml" ;;
+  "get azuremachinetemplate -l cluster.x-k8s.io/cluster-name=gpu-cluster -o yaml") cat "$capz/mixed/kcp-md-gpu-templates.yaml" ;;
   "apply -f "*) "$REAL_KUBECTL" patch --local -f "$3" -p '{}' --type merge -o json > "$3.applied.json" ;;
   "apply -k "*) "$REAL_KUBECTL" kustomize "$3" > "$3.applied.yaml" ;;
   *) echo "kubectl shim: unexpected: $*" >&2; exit 2 ;;
@@ -59,6 +63,11 @@ fn shims(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 fn run(block: &str, dir: &std::path::Path, bin: &std::path::Path) -> String {
+    run_both(block, dir, bin).0
+}
+
+/// Runs a block; (stdout, stderr).
+fn run_both(block: &str, dir: &std::path::Path, bin: &std::path::Path) -> (String, String) {
     let out = Command::new("bash")
         .args(["-euo", "pipefail", "-c", block])
         .current_dir(dir)
@@ -76,7 +85,10 @@ fn run(block: &str, dir: &std::path::Path, bin: &std::path::Path) -> String {
         "README block failed:\n{block}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 #[test]
@@ -117,11 +129,62 @@ fn the_render_walk_throughs_run_as_written() {
     assert!(patches.contains("version: v1.30.3"), "{patches}");
     assert!(dir.join("upgrade.applied.yaml").exists());
 
+    mixed(&readme, &dir, &bin);
+
     let class = blocks(&readme, "### Worked example: a ClusterClass cluster");
     run(&class[0].1, &dir, &bin);
     let applied = std::fs::read_to_string(dir.join("upgrade.yaml.applied.json")).unwrap();
     assert!(
         applied.contains("\"class\": \"azure-kubeadm-v1-30-3\""),
         "{applied}"
+    );
+}
+
+/// The mixed-cluster walk-through, on the saved logs of the v1.30.5 pipeline run; the plan it
+/// prints is the one the README shows.
+fn mixed(readme: &str, dir: &std::path::Path, bin: &std::path::Path) {
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    for build in [
+        "sig-ubuntu-2404",
+        "sig-windows-2022-containerd",
+        "sig-ubuntu-2204-gpu",
+    ] {
+        let saved = repo().join(format!("fixtures/console/v1.30.5-{build}.log"));
+        std::fs::copy(saved, logs.join(format!("{build}.log"))).unwrap();
+    }
+    let blocks = blocks(readme, "### Worked example: a mixed cluster");
+    assert_eq!(blocks.len(), 2);
+    let (_, stderr) = run_both(&blocks[0].1, dir, bin);
+    let shown = readme
+        .split("  ```text\n  sigcat: the upgrade to Kubernetes v1.30.5")
+        .nth(1)
+        .and_then(|rest| rest.split("  ```\n").next())
+        .expect("the README shows the plan");
+    let shown: String = format!("  sigcat: the upgrade to Kubernetes v1.30.5{shown}")
+        .lines()
+        .map(|l| format!("{}\n", l.strip_prefix("  ").unwrap_or(l)))
+        .collect();
+    assert!(
+        stderr.contains(&shown),
+        "the README shows another plan than the render prints:\n{stderr}\nREADME:\n{shown}"
+    );
+    let applied = std::fs::read_to_string(dir.join("upgrade.yaml.applied.json")).unwrap();
+    for expected in [
+        "\"name\": \"capi-windows-2022-containerd\"",
+        "\"class\": \"capz-mixed-v1-30-5\"",
+        "\"version\": \"v1.30.5\"",
+    ] {
+        assert!(applied.contains(expected), "{expected} in {applied}");
+    }
+    let (_, stderr) = run_both(&blocks[1].1, dir, bin);
+    assert!(
+        stderr.contains("keeps its image (--keep-image)"),
+        "{stderr}"
+    );
+    let applied = std::fs::read_to_string(dir.join("upgrade.yaml.applied.json")).unwrap();
+    assert!(
+        applied.contains("\"name\": \"gpu-cluster-md-gpu\""),
+        "the GPU pool keeps its template: {applied}"
     );
 }

@@ -5,10 +5,10 @@
 //! them, edited here by hand at the fields the upgrade must change.
 
 use crate::render::{
-    Rendered, assert_valid_template, fixture_image, fixture_objects, kinds, put, render_build,
-    render_fails, s, without_server_fields,
+    LOG, MANIFEST, Rendered, assert_valid_template, fixture_image, fixture_objects, kinds, put,
+    render_both_ways, render_build, render_fails, s, without_server_fields,
 };
-use crate::util::{kubectl_kustomize, scratch};
+use crate::util::scratch;
 use serde_json::{Value as Json, json};
 
 const CP: &str = "fixtures/capz/cp.yaml";
@@ -35,20 +35,9 @@ fn input(path: &str, kind: &str, name: &str) -> Json {
     without_server_fields(found)
 }
 
-/// Renders with `--as objects` and with `--as kustomize DIR`; what `kubectl kustomize DIR`
-/// builds must be the same objects in the same order.
-fn render_both_ways(args: &[&str]) -> Rendered {
-    let objects = render_build(args);
-    let dir = scratch("kustomize").join("out");
-    let d = dir.to_str().unwrap();
-    let out = render_build(&[args, &["--as", "kustomize", d]].concat());
-    assert!(out.text.is_empty(), "nothing on stdout: {}", out.text);
-    assert_eq!(
-        kubectl_kustomize(&dir),
-        objects.objects,
-        "kubectl kustomize {d} differs from --as objects"
-    );
-    objects
+/// [`render_both_ways`] of the fixture build.
+fn render_build_both_ways(args: &[&str]) -> Rendered {
+    render_both_ways(&[&[LOG, "--manifest", MANIFEST], args].concat())
 }
 
 /// (JSON pointer, new value) pairs.
@@ -75,7 +64,7 @@ fn upgrade_control_plane_first_in_both_api_versions() {
             "/spec/machineTemplate/spec/infrastructureRef/name",
         ),
     ] {
-        let out = render_both_ways(&["--from", CP, "--from", MD0, "--upgrade", current]);
+        let out = render_build_both_ways(&["--from", CP, "--from", MD0, "--upgrade", current]);
         let d = &out.objects;
         assert_eq!(
             kinds(d),
@@ -165,7 +154,7 @@ fn clusterclass_template_refs_in_place_and_as_a_new_revision() {
     ];
     for (path, extra, class_edits, cluster_edits) in cases {
         let args = [&["--from", CP, "--from", MD0, "--upgrade", path][..], extra].concat();
-        let out = render_both_ways(&args);
+        let out = render_build_both_ways(&args);
         let d = &out.objects;
         assert_eq!(
             kinds(d),
@@ -193,7 +182,7 @@ fn clusterclass_template_refs_in_place_and_as_a_new_revision() {
 #[test]
 fn clusterclass_image_variable_v1beta1_sets_the_variable_and_its_overrides() {
     let path = &format!("{CC}/v1beta1-image-variable.yaml");
-    let out = render_both_ways(&["--upgrade", path]);
+    let out = render_build_both_ways(&["--upgrade", path]);
     assert_eq!(kinds(&out.objects), ["Cluster"], "no template is needed");
     let edits = [
         ("/spec/topology/version", json!("v1.30.3")),
@@ -211,18 +200,24 @@ fn clusterclass_image_variable_v1beta1_sets_the_variable_and_its_overrides() {
         out.objects[0]["spec"]["topology"]["variables"][0]["value"], true,
         "`value: yes` is YAML 1.1 true, as kubectl reads it"
     );
+    // The plan names each machine, the override included, with its old and new image.
+    let gpu = plan_of(
+        &out.stderr,
+        "`md-gpu` of Cluster default/my-cluster, class `gpu-worker`",
+    );
     assert!(
-        out.stderr
-            .contains("MachineDeployment class `gpu-worker` had its own `image`"),
-        "the replaced override is named: {}",
-        out.stderr
+        gpu.contains("now:   ClusterAPI1721036000abcd capi-ubuntu-2404 version 0.3.1719000000")
+            && gpu.contains(
+                "after: ClusterAPI1721036000abcd capi-ubuntu-2404 version 0.3.1721037000"
+            ),
+        "{gpu}"
     );
 }
 
 #[test]
 fn clusterclass_image_version_variable_v1beta2_checks_the_template() {
     let path = &format!("{CC}/v1beta2-image-variable.yaml");
-    let out = render_both_ways(&["--upgrade", path]);
+    let out = render_build_both_ways(&["--upgrade", path]);
     assert_eq!(kinds(&out.objects), ["Cluster"]);
     let mut cluster = input(path, "Cluster", "my-cluster");
     put(&mut cluster, "/spec/topology/version", json!("v1.30.3"));
@@ -238,8 +233,35 @@ fn clusterclass_image_version_variable_v1beta2_checks_the_template() {
         .replace("name: capi-ubuntu-2404", "name: capi-ubuntu-2204");
     let file = scratch("render-cc-mismatch").join("current.yaml");
     std::fs::write(&file, text).unwrap();
-    let err = render_fails(&["--upgrade", file.to_str().unwrap()], 6);
+    let file = file.to_str().unwrap();
+    let err = render_fails(&["--upgrade", file], 6);
+    assert!(
+        err.contains("capi-ubuntu-2204") && err.contains("no record fits it"),
+        "{err}"
+    );
+    // Said explicitly, the change of distro still cannot be made by the version variable.
+    let err = render_fails(
+        &[
+            "--upgrade",
+            file,
+            "--image-for",
+            "control-plane=ubuntu-2404",
+            "--image-for",
+            "md-0=capi-ubuntu-2404",
+        ],
+        6,
+    );
     assert!(err.contains("differs in fields"), "{err}");
+}
+
+/// The plan's lines for the slot whose first line holds `slot` (its line, `now:`, `after:`).
+fn plan_of(stderr: &str, slot: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("  ") && !l.starts_with("   ") && l.contains(slot))
+        .unwrap_or_else(|| panic!("no slot {slot} in the plan: {stderr}"));
+    lines[at..(at + 3).min(lines.len())].join("\n")
 }
 
 /// Writes a variant of a fixture for one refusal.
@@ -278,7 +300,11 @@ fn clusterclass_upgrades_that_cannot_be_right_are_refused() {
     // A template slot without its --from copy.
     check(
         &["--from", CP, "--upgrade", refs1],
-        &["`my-cluster-md-0`", "--from my-cluster-md-0.yaml"],
+        &[
+            "`my-cluster-md-0`",
+            "--from my-cluster-md-0.yaml",
+            "--keep-image md-0",
+        ],
     );
     // A --from copy nothing would use (the class takes the image from a variable).
     check(

@@ -15,6 +15,7 @@ mod never_panics;
 mod parse_fixtures;
 mod pipelines;
 mod render;
+mod render_mixed;
 mod render_readme;
 mod render_upgrade;
 mod schemas;

@@ -488,6 +488,36 @@ for i, line in enumerate(sys.stdin):
         .collect()
 }
 
+/// The problems the CRD schemas of Cluster API and CAPZ (fixtures/crds, extracted from their
+/// repositories by fixtures/crds/extract.py) find in each object, judged by PyPI's jsonschema
+/// as the API server judges structural schemas (tests/crds/validate.py). Empty: all valid.
+pub fn crd_violations(objects: &[serde_json::Value]) -> Vec<String> {
+    let mut child = Command::new("python3")
+        .arg(repo().join("tests/crds/validate.py"))
+        .arg(repo().join("fixtures/crds"))
+        .env("PYTHONPATH", pip_install(JSONSCHEMA_PACKAGE, "jsonschema"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 is needed to check objects against the CRD schemas");
+    let mut stdin = child.stdin.take().unwrap();
+    for o in objects {
+        writeln!(stdin, "{o}").unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the CRD validator failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// Runs the tests' kubectl; panics with its stderr unless it succeeds.
 pub fn kubectl_run(args: &[&std::ffi::OsStr]) -> Vec<u8> {
     let out = Command::new(kubectl())

@@ -5,7 +5,7 @@
 
 use super::index::{Extra, IndexEntry, ObjectRef, normalize_region};
 use super::objects::{self, Kind, Revision};
-use crate::record::{Record, split_build_name};
+use crate::record::Record;
 use crate::render::{self, Refusal, TemplateOptions};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -196,17 +196,7 @@ pub fn describe(
     published_at: String,
 ) -> IndexEntry {
     let g = record.gallery_image.as_ref();
-    let distro = record
-        .custom_data
-        .get("build_name")
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| {
-            split_build_name(&record.build)
-                .1
-                .trim_start_matches("sig-")
-                .to_string()
-        });
+    let distro = record.distro();
     IndexEntry {
         id: id.to_string(),
         build: record.build.clone(),

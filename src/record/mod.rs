@@ -242,6 +242,22 @@ impl Record {
         }
     }
 
+    /// The distro or OS variant the build made (`ubuntu-2404`, `windows-2022-containerd`):
+    /// image-builder's `build_name` variable when the manifest carries it, else the build
+    /// name without its `sig-` prefix (image-builder names builds `sig-{{build_name}}`).
+    pub fn distro(&self) -> String {
+        self.custom_data
+            .get("build_name")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                split_build_name(&self.build)
+                    .1
+                    .trim_start_matches("sig-")
+                    .to_string()
+            })
+    }
+
     /// Whether this record describes an image (rather than a failure).
     pub fn has_image(&self) -> bool {
         self.managed_image.is_some()

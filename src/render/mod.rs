@@ -6,15 +6,17 @@
 
 mod change;
 pub mod kustomize;
+pub mod slots;
 pub mod template;
 mod topology;
 mod upgrade;
 
 pub use change::Change;
+pub use slots::{PlanLine, Selector, copy_templates};
 pub use template::{
     GalleryTarget, ImageKind, Plan, PlanRule, TemplateOptions, new_template, relocated,
     template_name,
 };
 pub use upgrade::{Request as UpgradeRequest, UpgradeOutput, plan_upgrade};
 
-pub use crate::error::{OsMismatch, Refusal};
+pub use crate::error::{NoRecordFits, OsMismatch, Refusal};

@@ -16,7 +16,9 @@
 
 use super::Refusal;
 use super::change::Change;
-use super::upgrade::{Request, check_step, version_of};
+use super::slots::{Choice, PlanLine, Slot as MachineSlot, check_os, os_type_of};
+use super::template::image_section;
+use super::upgrade::{Context, check_step, version_of};
 use crate::record::kubernetes::KubeVersion;
 use crate::yaml::{describe, get, get_mut, set, str_at};
 use serde_norway::{Mapping, Value};
@@ -33,6 +35,8 @@ pub(crate) struct Plan {
     pub(crate) notes: Vec<String>,
     /// New template names the changes refer to.
     pub(crate) used_templates: Vec<String>,
+    /// The slots whose image comes from variables, or that keep their image.
+    pub(crate) plan: Vec<PlanLine>,
 }
 
 pub(crate) fn is_topology_cluster(obj: &Value) -> bool {
@@ -50,7 +54,7 @@ struct ClassEdit {
     refs_changed: bool,
 }
 
-pub(crate) fn plan(req: &Request) -> Result<Plan, Refusal> {
+pub(crate) fn plan(req: &Context) -> Result<Plan, Refusal> {
     let mut plan = Plan::default();
     let mut classes: Vec<ClassEdit> = Vec::new();
     for cluster in req.objects.iter().filter(|o| is_topology_cluster(o)) {
@@ -96,24 +100,107 @@ pub(crate) fn plan(req: &Request) -> Result<Plan, Refusal> {
     Ok(plan)
 }
 
+/// Where a Cluster names its ClusterClass (v1beta1 / v1beta2).
+fn class_paths(cluster: &Value) -> (&'static [&'static str], &'static [&'static str]) {
+    if is_v1beta2(cluster) {
+        (
+            &["spec", "topology", "classRef", "name"],
+            &["spec", "topology", "classRef", "namespace"],
+        )
+    } else {
+        (
+            &["spec", "topology", "class"],
+            &["spec", "topology", "classNamespace"],
+        )
+    }
+}
+
+/// The ClusterClass a Cluster uses, when the input holds it.
+fn class_of<'a>(objects: &'a [Value], cluster: &Value) -> Option<&'a Value> {
+    let (name_path, ns_path) = class_paths(cluster);
+    let namespace = str_at(cluster, ns_path).or(str_at(cluster, &["metadata", "namespace"]));
+    find(
+        objects,
+        "ClusterClass",
+        str_at(cluster, name_path)?,
+        namespace,
+    )
+}
+
+/// (template, the names flags may give its slot, what it is) for every template a
+/// ClusterClass Cluster of the input runs.
+pub(super) fn template_users(objects: &[Value]) -> Vec<(String, Vec<String>, String)> {
+    let mut out = Vec::new();
+    for cluster in objects.iter().filter(|o| is_topology_cluster(o)) {
+        let Some(class) = class_of(objects, cluster) else {
+            continue;
+        };
+        for slot in slots(cluster, class).unwrap_or_default() {
+            out.push((
+                slot.template_name().to_string(),
+                slot_names(&slot, cluster, None),
+                slot_what(&slot, cluster, None),
+            ));
+        }
+    }
+    out
+}
+
+/// The topology name of the cluster's `index`th MachineDeployment.
+fn md_name(cluster: &Value, index: usize) -> Option<&str> {
+    str_at(
+        cluster,
+        &[
+            "spec",
+            "topology",
+            "workers",
+            "machineDeployments",
+            &index.to_string(),
+            "name",
+        ],
+    )
+}
+
+/// The names `--image-for` / `--keep-image` accept for a slot (or one MachineDeployment of it):
+/// `control-plane`, or the MachineDeployments' topology names and their class.
+fn slot_names(slot: &Slot, cluster: &Value, only: Option<usize>) -> Vec<String> {
+    let Some(class) = &slot.md_class else {
+        return vec!["control-plane".into()];
+    };
+    let indexes: Vec<usize> = only.map_or_else(|| slot.md_indexes.clone(), |i| vec![i]);
+    let mut names: Vec<String> = indexes
+        .iter()
+        .filter_map(|i| md_name(cluster, *i))
+        .map(str::to_string)
+        .collect();
+    names.push(class.clone());
+    names
+}
+
+fn slot_what(slot: &Slot, cluster: &Value, only: Option<usize>) -> String {
+    let Some(class) = &slot.md_class else {
+        return format!("the control plane of {}", describe(cluster));
+    };
+    let indexes: Vec<usize> = only.map_or_else(|| slot.md_indexes.clone(), |i| vec![i]);
+    let names: Vec<String> = indexes
+        .iter()
+        .map(|i| format!("`{}`", md_name(cluster, *i).unwrap_or("?")))
+        .collect();
+    format!(
+        "MachineDeployment {} of {}, class `{class}`",
+        names.join(", "),
+        describe(cluster)
+    )
+}
+
 fn plan_cluster(
-    req: &Request,
+    req: &Context,
     cluster: &Value,
     classes: &mut Vec<ClassEdit>,
     plan: &mut Plan,
 ) -> Result<(), Refusal> {
     let who = describe(cluster);
-    let v2 = is_v1beta2(cluster);
-    let class_name_path: &[&str] = if v2 {
-        &["spec", "topology", "classRef", "name"]
-    } else {
-        &["spec", "topology", "class"]
-    };
-    let class_ns_path: &[&str] = if v2 {
-        &["spec", "topology", "classRef", "namespace"]
-    } else {
-        &["spec", "topology", "classNamespace"]
-    };
+    let (class_name_path, class_ns_path) = class_paths(cluster);
     let class_name = str_at(cluster, class_name_path).ok_or_else(|| {
         Refusal::Upgrade(format!(
             "{who} has spec.topology but no {}",
@@ -123,7 +210,7 @@ fn plan_cluster(
     let namespace = str_at(cluster, class_ns_path).or(str_at(cluster, &["metadata", "namespace"]));
 
     let current = version_of(cluster, &["spec", "topology", "version"])?;
-    check_step(cluster, &current, req.target, true)?;
+    check_step(cluster, &current, &req.target, true)?;
     if get(cluster, &["spec", "topology", "workers", "machinePools"])
         .and_then(Value::as_sequence)
         .is_some_and(|p| !p.is_empty())
@@ -141,7 +228,7 @@ fn plan_cluster(
             namespace.map(|n| format!(" -n {n}")).unwrap_or_default()
         ))
     })?;
-    check_class_versions(class, req.target)?;
+    check_class_versions(class, &req.target)?;
 
     let index = match classes
         .iter()
@@ -168,7 +255,9 @@ fn plan_cluster(
     for slot in slots(cluster, class)? {
         let ops = image_ops(class, &slot, plan);
         if ops.is_empty() {
-            let new_name = replace_template(req, &slot, class)?;
+            let Some(new_name) = replace_template(req, &slot, cluster, class, plan)? else {
+                continue;
+            };
             let class_change = &mut classes[index];
             let reference = get_mut(&mut class_change.change.changed, &slot.ref_path_strs())
                 .expect("the slot's reference was read from this class");
@@ -177,14 +266,13 @@ fn plan_cluster(
             any_ref_changed = true;
             plan.used_templates.push(new_name);
         } else {
-            let notes = &mut plan.notes;
             checks.extend(set_variables(
                 req,
                 &slot,
                 &ops,
-                class,
+                (class, cluster),
                 &mut change.changed,
-                notes,
+                plan,
             )?);
         }
     }
@@ -196,11 +284,18 @@ fn plan_cluster(
                 &check.inside.iter().map(String::as_str).collect::<Vec<_>>(),
             )
         });
-        if got != Some(&check.value) {
+        if got != check.value.as_ref() {
+            let why = if check.kept {
+                "keeps its image (--keep-image)"
+            } else {
+                "gets another image"
+            };
             return Err(Refusal::Upgrade(format!(
-                "{}: variable `{}` feeds the images of several machine kinds in different ways, so no single value fits them all; set it by hand",
+                "{}: {} reads variable `{}` from {}, which another machine's new image changes, but it {why}; give it its own value in its variables.overrides, or choose the same image for both",
                 describe(class),
-                check.name
+                check.who,
+                check.name,
+                check.list.join(".")
             )));
         }
     }
@@ -497,24 +592,54 @@ fn contains_image(value: &Value, path: &str) -> bool {
     get(value, &keys).is_some()
 }
 
-/// The new name of the template a slot uses, from the `--from` copies.
-fn replace_template(req: &Request, slot: &Slot, class: &Value) -> Result<String, Refusal> {
+/// The new name of the template a slot uses, from the `--from` copies; `None` when the slot
+/// keeps its image (`--keep-image`).
+fn replace_template(
+    req: &Context,
+    slot: &Slot,
+    cluster: &Value,
+    class: &Value,
+    plan: &mut Plan,
+) -> Result<Option<String>, Refusal> {
     let old = slot.template_name();
-    req.replacements
-        .iter()
-        .find(|(from, _)| from == old)
-        .map(|(_, new)| new.clone())
-        .ok_or_else(|| {
-            let ns = str_at(class, &["metadata", "namespace"])
-                .map(|n| format!(" -n {n}"))
-                .unwrap_or_default();
-            Refusal::Upgrade(format!(
-                "{} takes the image of {} from AzureMachineTemplate `{old}`, and no --from copy of it was given, so its machines would roll to v{} on the old image; add `--from {old}.yaml` (from `kubectl get azuremachinetemplate {old}{ns} -o yaml`)",
-                describe(class),
-                slot.what,
-                req.target.bare()
-            ))
-        })
+    if let Some((_, new)) = req.replacements.iter().find(|(from, _)| from == old) {
+        return Ok(Some(new.clone()));
+    }
+    if req.kept.iter().any(|k| k == old) {
+        return Ok(None);
+    }
+    let ns = str_at(class, &["metadata", "namespace"]);
+    let template = find(req.objects, TEMPLATE_KIND, old, ns);
+    let machine = machine_slot(slot, cluster, None, template, old)?;
+    if req.selector.keeps(&machine)? {
+        plan.plan.push(PlanLine::new(&machine, Choice::Keep));
+        return Ok(None);
+    }
+    let ns = ns.map(|n| format!(" -n {n}")).unwrap_or_default();
+    Err(Refusal::Upgrade(format!(
+        "{} takes the image of {} from AzureMachineTemplate `{old}`, and no --from copy of it was given, so its machines would roll to v{} on the old image; add `--from {old}.yaml` (from `kubectl get azuremachinetemplate {old}{ns} -o yaml`), or keep its image on purpose with `--keep-image {}`",
+        describe(class),
+        slot.what,
+        req.target.bare(),
+        machine.names[0]
+    )))
+}
+
+/// A slot (or one MachineDeployment of it) as the choice of its record sees it.
+fn machine_slot(
+    slot: &Slot,
+    cluster: &Value,
+    only: Option<usize>,
+    template: Option<&Value>,
+    template_name: &str,
+) -> Result<MachineSlot, Refusal> {
+    Ok(MachineSlot {
+        what: slot_what(slot, cluster, only),
+        names: slot_names(slot, cluster, only),
+        os_type: template.map(os_type_of).transpose()?,
+        template: template_name.to_string(),
+        image: template.and_then(|t| get(t, &["spec", "template", "spec", "image"]).cloned()),
+    })
 }
 
 /// A variable value a slot must read once every variable is set.
@@ -522,23 +647,27 @@ struct Check {
     list: Vec<String>,
     name: String,
     inside: Vec<String>,
-    value: Value,
+    /// What it must read (`None`: the variable unset, as before).
+    value: Option<Value>,
+    /// The machine that reads it.
+    who: String,
+    /// It keeps its image (`--keep-image`), so the variable must not change.
+    kept: bool,
 }
 
-/// Sets the variables a slot's image patches read, where the slot reads them: an override
-/// of the control plane or of the MachineDeployment, else the Cluster's variables.
+/// Sets the variables a slot's image patches read, where each of its machines reads them (an
+/// override of the control plane or of the MachineDeployment, else the Cluster's variables),
+/// to the image of the record that machine gets.
 fn set_variables(
-    req: &Request,
+    req: &Context,
     slot: &Slot,
     ops: &[ImageOp],
-    class: &Value,
-    cluster: &mut Value,
-    notes: &mut Vec<String>,
+    (class, cluster): (&Value, &Value),
+    changed: &mut Value,
+    plan: &mut Plan,
 ) -> Result<Vec<Check>, Refusal> {
     let class_name = describe(class);
-    // What the patches will build, checked against the new image before anything is set.
-    let mut built: Option<Value> = None;
-    let mut wanted = Vec::new();
+    let mut variables = Vec::new();
     for op in ops {
         let variable = match &op.source {
             Source::Variable(v) => v,
@@ -555,14 +684,122 @@ fn set_variables(
                 op.patch, slot.what
             )));
         }
+        variables.push(variable.as_str());
+    }
+    let template = find(
+        req.objects,
+        TEMPLATE_KIND,
+        slot.template_name(),
+        str_at(class, &["metadata", "namespace"]),
+    );
+    let machines: Vec<Option<usize>> = match &slot.md_class {
+        None => vec![None],
+        Some(_) => slot.md_indexes.iter().copied().map(Some).collect(),
+    };
+    let mut checks = Vec::new();
+    for machine in machines {
+        let mut chooser = machine_slot(slot, cluster, machine, template, slot.template_name())?;
+        chooser.image = current_image(ops, &variables, template, (class, cluster), machine);
+        let record = match req.selector.choose(&chooser)? {
+            Choice::Keep => {
+                plan.plan.push(PlanLine::new(&chooser, Choice::Keep));
+                // What it reads must stay as it is.
+                for variable in &variables {
+                    let (name, inside) = split_variable(variable);
+                    let list = variable_list(machine, cluster, name);
+                    let value = variable_value(cluster, &list, name)
+                        .and_then(|v| get(v, &inside))
+                        .cloned();
+                    checks.push(Check {
+                        list,
+                        name: name.to_string(),
+                        inside: inside.iter().map(|s| s.to_string()).collect(),
+                        value,
+                        who: chooser.what.clone(),
+                        kept: true,
+                    });
+                }
+                continue;
+            }
+            Choice::Record(r) => r,
+        };
+        check_os(&chooser, record)?;
+        let image = image_section(record, req.options)?;
+        plan.plan
+            .push(PlanLine::new(&chooser, Choice::Record(record)));
+        for (variable, value) in wanted_values(req, slot, ops, &variables, class, &image)? {
+            let (name, inside) = split_variable(variable);
+            let list = variable_list(machine, cluster, name);
+            set_variable(changed, &list, name, &inside, value.clone(), class);
+            checks.push(Check {
+                list,
+                name: name.to_string(),
+                inside: inside.iter().map(|s| s.to_string()).collect(),
+                value: Some(value),
+                who: chooser.what.clone(),
+                kept: false,
+            });
+        }
+    }
+    Ok(checks)
+}
+
+/// The image a machine runs today: its template's image with what the patches write from the
+/// variables as the Cluster sets them (or the class's defaults).
+fn current_image(
+    ops: &[ImageOp],
+    variables: &[&str],
+    template: Option<&Value>,
+    (class, cluster): (&Value, &Value),
+    machine: Option<usize>,
+) -> Option<Value> {
+    let mut built = template.and_then(|t| get(t, &["spec", "template", "spec", "image"]).cloned());
+    for (op, variable) in ops.iter().zip(variables) {
+        let (name, inside) = split_variable(variable);
+        let list = variable_list(machine, cluster, name);
+        let whole = variable_value(cluster, &list, name)
+            .cloned()
+            .or_else(|| class_default(class, name));
+        let Some(value) = whole.as_ref().and_then(|w| get(w, &inside)).cloned() else {
+            continue;
+        };
+        if op.below.is_empty() {
+            built = Some(value);
+        } else {
+            let keys: Vec<&str> = op.below.iter().map(String::as_str).collect();
+            set(
+                built.get_or_insert_with(|| Value::Mapping(Mapping::new())),
+                &keys,
+                value,
+            );
+        }
+    }
+    built
+}
+
+/// The value each variable must take so that the patches build `image`; refused when they
+/// cannot.
+fn wanted_values<'v>(
+    req: &Context,
+    slot: &Slot,
+    ops: &[ImageOp],
+    variables: &[&'v str],
+    class: &Value,
+    image: &Value,
+) -> Result<Vec<(&'v str, Value)>, Refusal> {
+    let class_name = describe(class);
+    // What the patches will build, checked against the new image before anything is set.
+    let mut built: Option<Value> = None;
+    let mut wanted = Vec::new();
+    for (op, variable) in ops.iter().zip(variables) {
         let keys: Vec<&str> = op.below.iter().map(String::as_str).collect();
-        let value = get(req.image, &keys).cloned().ok_or_else(|| {
+        let value = get(image, &keys).cloned().ok_or_else(|| {
             Refusal::Upgrade(format!(
                 "{class_name}: patch `{}` sets image/{} of {} from `{variable}`, but the new image has no such field (it is {}); choose the image kind with --image-api",
                 op.patch,
                 op.below.join("/"),
                 slot.what,
-                image_kind(req.image)
+                image_kind(image)
             ))
         })?;
         match (&mut built, keys.is_empty()) {
@@ -573,9 +810,9 @@ fn set_variables(
         if !keys.is_empty() {
             set(built.as_mut().expect("set above"), &keys, value.clone());
         }
-        wanted.push((variable.clone(), value));
+        wanted.push((*variable, value));
     }
-    if built.as_ref() != Some(req.image) {
+    if built.as_ref() != Some(image) {
         return Err(Refusal::Upgrade(format!(
             "{class_name}: the image of {} is built from its template's image plus variables ({}), and the new image differs in fields those variables do not set; the class's template must change too",
             slot.what,
@@ -586,28 +823,7 @@ fn set_variables(
                 .join(", ")
         )));
     }
-    let mut checks = Vec::new();
-    for (variable, value) in wanted {
-        let (name, inside) = split_variable(&variable);
-        for list in variable_lists(slot, cluster, name) {
-            if list.iter().any(|k| k == "overrides") {
-                // An override usually exists because that machine kind runs another image.
-                notes.push(format!(
-                    "{}: {} had its own `{name}` (a variables override); it now gets the same new image as the rest. If it needs another image (Windows, GPU), set that override by hand",
-                    describe(cluster),
-                    slot.what
-                ));
-            }
-            set_variable(cluster, &list, name, &inside, value.clone(), class);
-            checks.push(Check {
-                list,
-                name: name.to_string(),
-                inside: inside.iter().map(|s| s.to_string()).collect(),
-                value: value.clone(),
-            });
-        }
-    }
-    Ok(checks)
+    Ok(wanted)
 }
 
 fn image_kind(image: &Value) -> String {
@@ -621,7 +837,7 @@ fn image_kind(image: &Value) -> String {
 
 /// The image section of the slot's template as the input holds it.
 fn template_image(
-    req: &Request,
+    req: &Context,
     slot: &Slot,
     class: &Value,
     op: &ImageOp,
@@ -650,49 +866,31 @@ fn split_variable(variable: &str) -> (&str, Vec<&str>) {
     (name, parts.collect())
 }
 
-/// The lists (paths in the Cluster) a slot reads variable `name` from: an override that
-/// holds it, else the Cluster's own variables.
-fn variable_lists(slot: &Slot, cluster: &Value, name: &str) -> Vec<Vec<String>> {
-    let owned = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let holds = |path: &[String]| {
-        let keys: Vec<&str> = path.iter().map(String::as_str).collect();
-        get(cluster, &keys)
-            .and_then(Value::as_sequence)
-            .is_some_and(|l| l.iter().any(|e| str_at(e, &["name"]) == Some(name)))
-    };
-    let cluster_level = owned(&["spec", "topology", "variables"]);
-    let overrides: Vec<Vec<String>> = match &slot.md_class {
-        None => vec![owned(&[
+/// The list (a path in the Cluster) a machine reads variable `name` from: its override when
+/// that holds the variable, else the Cluster's own variables.
+fn variable_list(machine: Option<usize>, cluster: &Value, name: &str) -> Vec<String> {
+    let index = machine.map(|i| i.to_string());
+    let overrides: Vec<&str> = match &index {
+        None => vec!["spec", "topology", "controlPlane", "variables", "overrides"],
+        Some(i) => vec![
             "spec",
             "topology",
-            "controlPlane",
+            "workers",
+            "machineDeployments",
+            i,
             "variables",
             "overrides",
-        ])],
-        Some(_) => slot
-            .md_indexes
-            .iter()
-            .map(|i| {
-                owned(&[
-                    "spec",
-                    "topology",
-                    "workers",
-                    "machineDeployments",
-                    &i.to_string(),
-                    "variables",
-                    "overrides",
-                ])
-            })
-            .collect(),
+        ],
     };
-    let mut out: Vec<Vec<String>> = Vec::new();
-    for o in overrides {
-        let list = if holds(&o) { o } else { cluster_level.clone() };
-        if !out.contains(&list) {
-            out.push(list);
-        }
-    }
-    out
+    let holds = get(cluster, &overrides)
+        .and_then(Value::as_sequence)
+        .is_some_and(|l| l.iter().any(|e| str_at(e, &["name"]) == Some(name)));
+    let path: &[&str] = if holds {
+        &overrides
+    } else {
+        &["spec", "topology", "variables"]
+    };
+    path.iter().map(|s| s.to_string()).collect()
 }
 
 fn variable_value<'a>(cluster: &'a Value, list: &[String], name: &str) -> Option<&'a Value> {

@@ -4,37 +4,58 @@
 
 use super::Refusal;
 use super::change::Change;
+use super::slots::{PlanLine, Selector, Users, copy_templates};
+use super::template::TemplateOptions;
 use super::topology;
 use crate::record::kubernetes::KubeVersion;
 use crate::yaml::{describe, set, str_at};
 use serde_norway::Value;
+use std::collections::BTreeMap;
 
 /// What an upgrade needs to know.
 pub struct Request<'a> {
     /// Everything in the `--upgrade` input.
     pub objects: &'a [Value],
-    /// (old template name, new template name) for every `--from` copy.
-    pub replacements: &'a [(String, String)],
-    /// The new `image:` section.
-    pub image: &'a Value,
-    /// The Kubernetes version the cluster moves to.
-    pub target: &'a KubeVersion,
+    /// The current templates to copy (`--from`); each copy gets the image of the record its
+    /// slot gets.
+    pub templates: &'a [&'a Value],
+    /// The records and the operator's per-slot choices.
+    pub selector: &'a Selector<'a>,
+    /// How `image:` sections are written.
+    pub options: &'a TemplateOptions,
     /// ClusterClass clusters: make a new ClusterClass of this name instead of changing the
     /// current one in place.
     pub new_class: Option<&'a str>,
 }
 
+/// The request as the planners use it, once the copies are made.
+pub(super) struct Context<'a> {
+    pub(super) objects: &'a [Value],
+    /// (old template name, new template name) for every copy.
+    pub(super) replacements: Vec<(String, String)>,
+    /// Templates whose slots keep their image (`--keep-image`).
+    pub(super) kept: Vec<String>,
+    pub(super) selector: &'a Selector<'a>,
+    pub(super) options: &'a TemplateOptions,
+    /// The Kubernetes version the cluster moves to.
+    pub(super) target: KubeVersion,
+    pub(super) new_class: Option<&'a str>,
+}
+
 /// What to apply, in order, and what was left alone.
 #[derive(Debug, Default)]
 pub struct UpgradeOutput {
-    /// Objects to create (a new ClusterClass revision), before the changes.
+    /// Objects to create, before the changes: the new templates, then a new ClusterClass
+    /// revision (`--new-class`).
     pub new_objects: Vec<Value>,
     /// ClusterClasses, control planes, MachineDeployments, then Clusters.
     pub changes: Vec<Change>,
     /// Warnings for the operator (objects left alone, classes every Cluster shares).
     pub notes: Vec<String>,
-    /// Names of the new templates something now refers to.
-    pub used_templates: Vec<String>,
+    /// Each machine slot, its image now and after: the plan a reviewer reads.
+    pub plan: Vec<PlanLine>,
+    /// The Kubernetes version the cluster moves to.
+    pub target: Option<KubeVersion>,
 }
 
 /// Where an object keeps its version and its infrastructure template reference.
@@ -105,9 +126,83 @@ pub(super) fn check_step(
     Ok(())
 }
 
-/// The changes that move a cluster's control plane and workers to the new image and version, in apply order; refused when Cluster API would refuse them or they would break the cluster.
+/// Who runs each template, by template name: the control planes and MachineDeployments that
+/// refer to it, and the ClusterClass slots (with their Clusters' MachineDeployments).
+fn template_users(objects: &[Value]) -> BTreeMap<String, Users> {
+    let mut users: BTreeMap<String, Users> = BTreeMap::new();
+    for obj in objects {
+        let Some((control_plane, _, ref_path)) = paths(obj) else {
+            continue;
+        };
+        let (Some(template), Some(name)) =
+            (str_at(obj, ref_path), str_at(obj, &["metadata", "name"]))
+        else {
+            continue;
+        };
+        let entry = users.entry(template.to_string()).or_default();
+        entry.names.push(name.to_string());
+        if control_plane {
+            entry.names.push("control-plane".into());
+        }
+        entry.what.push(describe(obj));
+    }
+    for (template, names, what) in topology::template_users(objects) {
+        let entry = users.entry(template).or_default();
+        entry.names.extend(names);
+        entry.what.push(what);
+    }
+    users
+}
+
+/// The changes that move a cluster's control plane and workers to the new images and version, in apply order; refused when Cluster API would refuse them or they would break the cluster.
 pub fn plan_upgrade(req: &Request) -> Result<UpgradeOutput, Refusal> {
+    let target = req
+        .selector
+        .target()
+        .cloned()
+        .ok_or_else(|| Refusal::Upgrade("an upgrade needs a record with an image".into()))?;
+    let copies = copy_templates(
+        req.templates,
+        &template_users(req.objects),
+        req.selector,
+        req.options,
+    )?;
+    let ctx = Context {
+        objects: req.objects,
+        replacements: copies.replacements,
+        kept: copies.kept,
+        selector: req.selector,
+        options: req.options,
+        target,
+        new_class: req.new_class,
+    };
+    let mut out = plan(&ctx)?;
+    out.plan.splice(0..0, copies.plan);
+    // A template nothing refers to would be applied and never used.
+    for (old, new) in &ctx.replacements {
+        if !out.used_templates.contains(new) {
+            return Err(Refusal::Upgrade(format!(
+                "the copy of `{old}` (`{new}`) would be referred to by nothing in the --upgrade input: no control plane, MachineDeployment or ClusterClass there uses `{old}` (a ClusterClass that sets the image from a variable needs no --from); drop that --from"
+            )));
+        }
+    }
+    req.selector.check_all_flags_used()?;
+    out.output.new_objects.splice(0..0, copies.templates);
+    out.output.plan = out.plan;
+    out.output.target = Some(ctx.target);
+    Ok(out.output)
+}
+
+/// The planners' result, before the copies join it.
+struct Planned {
+    output: UpgradeOutput,
+    plan: Vec<PlanLine>,
+    used_templates: Vec<String>,
+}
+
+fn plan(req: &Context) -> Result<Planned, Refusal> {
     let mut out = UpgradeOutput::default();
+    let mut used_templates = Vec::new();
     let new_version = Value::from(format!("v{}", req.target.bare()));
     let mut control_planes = Vec::new();
     let mut workers = Vec::new();
@@ -118,9 +213,15 @@ pub fn plan_upgrade(req: &Request) -> Result<UpgradeOutput, Refusal> {
             continue;
         };
         let current = version_of(obj, version_path)?;
-        check_step(obj, &current, req.target, false)?;
+        check_step(obj, &current, &req.target, false)?;
         let ref_name = str_at(obj, ref_path).unwrap_or("");
-        let Some((_, new_name)) = req.replacements.iter().find(|(old, _)| old == ref_name) else {
+        let new_name = req
+            .replacements
+            .iter()
+            .find(|(old, _)| old == ref_name)
+            .map(|(_, new)| new);
+        let kept = req.kept.iter().any(|k| k == ref_name);
+        if new_name.is_none() && !kept {
             if control_plane {
                 control_plane_minor_after = control_plane_minor_after.or(Some(current.minor));
             }
@@ -129,19 +230,21 @@ pub fn plan_upgrade(req: &Request) -> Result<UpgradeOutput, Refusal> {
                 describe(obj)
             ));
             continue;
-        };
+        }
         if control_plane {
-            check_step(obj, &current, req.target, true)?;
+            check_step(obj, &current, &req.target, true)?;
             control_plane_minor_after = Some(req.target.minor);
         }
         let mut change = Change::of(obj);
         set(&mut change.changed, version_path, new_version.clone());
-        set(
-            &mut change.changed,
-            ref_path,
-            Value::from(new_name.as_str()),
-        );
-        out.used_templates.push(new_name.clone());
+        if let Some(new_name) = new_name {
+            set(
+                &mut change.changed,
+                ref_path,
+                Value::from(new_name.as_str()),
+            );
+            used_templates.push(new_name.clone());
+        }
         if control_plane {
             control_planes.push(change);
         } else {
@@ -184,8 +287,12 @@ pub fn plan_upgrade(req: &Request) -> Result<UpgradeOutput, Refusal> {
         .chain(clusters)
         .collect();
     out.notes.extend(topology.notes);
-    out.used_templates.extend(topology.used_templates);
-    out.used_templates.sort();
-    out.used_templates.dedup();
-    Ok(out)
+    used_templates.extend(topology.used_templates);
+    used_templates.sort();
+    used_templates.dedup();
+    Ok(Planned {
+        output: out,
+        plan: topology.plan,
+        used_templates,
+    })
 }

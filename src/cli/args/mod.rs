@@ -135,6 +135,15 @@ pub(crate) fn parse_object_name(text: &str) -> Result<String, String> {
     Ok(text.to_string())
 }
 
+/// `--image-for SLOT=WHICH`: a machine slot and the record it gets, both plain text.
+pub(crate) fn parse_slot_choice(text: &str) -> Result<(String, String), String> {
+    let (slot, which) = text
+        .split_once('=')
+        .ok_or("expected SLOT=WHICH, e.g. md-gpu=sig-ubuntu-2204-gpu")?;
+    let (slot, which) = (parse_text(slot)?, parse_text(which)?);
+    Ok((slot.trim().to_string(), which.trim().to_string()))
+}
+
 /// Free text that ends up in the catalog and in tables people read (`--reason`): no control
 /// characters, which could rewrite a terminal (ESC) or ring it (BEL).
 pub(crate) fn parse_text(text: &str) -> Result<String, String> {

@@ -9,7 +9,7 @@ use sigcat::Fault;
 use sigcat::parse::Parsed;
 use sigcat::record::kubernetes::KubeVersion;
 use sigcat::record::same_build;
-use sigcat::render::{self, Refusal};
+use sigcat::render;
 use sigcat::yaml;
 use std::path::PathBuf;
 
@@ -29,6 +29,9 @@ Examples:
   # A ClusterClass cluster: give the Cluster with its ClusterClass.
   kubectl get cluster/my-cluster clusterclass/my-class -o yaml > current.yaml
   sigcat render records.json --upgrade current.yaml --from cp.yaml --from md-0.yaml --new-class my-class-v1-30
+  # A mixed cluster: all records at once; each machine slot gets the one of its OS and image,
+  # and the plan on stderr lists them. A pool no image was built for keeps its own on purpose:
+  sigcat render linux.json windows.json --from templates.yaml --upgrade current.yaml --keep-image md-gpu
   # Flatcar and other third-party bases need a Plan:
   sigcat render records.json --from md-0.yaml --plan kinvolk:flatcar-container-linux-corevm-amd64:stable-gen2";
 
@@ -66,6 +69,15 @@ pub(crate) struct RenderArgs {
     /// its ClusterClass (and the AzureMachineTemplates that class references).
     #[arg(long, value_name = "FILE")]
     upgrade: Option<PathBuf>,
+    /// Give machine slot SLOT the record WHICH (a build, image definition or distro) instead
+    /// of the one matching its OS and current image: for a change of distro. SLOT is a name the
+    /// plan shows (a template, MachineDeployment, worker class or `control-plane`). Repeatable.
+    #[arg(long, value_name = "SLOT=WHICH", value_parser = args::parse_slot_choice)]
+    image_for: Vec<(String, String)>,
+    /// Machine slot SLOT keeps its current image (its version still moves): for a pool no
+    /// record was built for. Without it such a slot refuses the whole upgrade. Repeatable.
+    #[arg(long, value_name = "SLOT")]
+    keep_image: Vec<String>,
     /// ClusterClass clusters whose class references the templates: make a new ClusterClass
     /// NAME and rebase the Cluster onto it, instead of changing the class every Cluster shares.
     #[arg(long, value_name = "NAME", requires = "upgrade", value_parser = args::parse_object_name)]
@@ -220,83 +232,107 @@ fn render_all(args: &RenderArgs) -> Result<Rendered, Failure> {
     if let Some(b) = &args.build {
         records.retain(|r| same_build(&r.build_name, b));
     }
-    let record = sigcat::record::the_one_image(&records).map_err(sigcat::Error::from)?;
     let mut options = args.image.template_options(args.vm_size.clone())?;
     options.base_name = args.name.clone();
     options.namespace = args.namespace.clone();
 
-    let mut docs = Vec::new();
-    let mut replacements = Vec::new();
-    // An upgrade without --from (a ClusterClass that takes the image from a variable) needs
-    // no template; anything else without --from gets a minimal one.
     if args.from.is_empty() && args.upgrade.is_none() {
-        docs.push(render::new_template(record, None, &options).map_err(sigcat::Error::from)?);
+        if !args.image_for.is_empty() || !args.keep_image.is_empty() {
+            return Err(Failure::Usage(
+                "--image-for and --keep-image choose per machine slot: give the current templates (--from) or the cluster (--upgrade)".into(),
+            ));
+        }
+        let record = sigcat::record::the_one_image(&records).map_err(sigcat::Error::from)?;
+        return Ok(Rendered {
+            new_objects: vec![
+                render::new_template(record, None, &options).map_err(sigcat::Error::from)?,
+            ],
+            changes: Vec::new(),
+        });
     }
+    if !records.iter().any(|r| r.has_image()) {
+        let none = sigcat::record::the_one_image(&records).expect_err("no image");
+        return Err(sigcat::Error::from(none).into());
+    }
+    let selector = render::Selector::new(
+        &records,
+        args.image_for.clone(),
+        args.keep_image.clone(),
+        args.upgrade.is_some(),
+    )
+    .map_err(sigcat::Error::from)?;
+    let mut currents = Vec::new();
     for path in &args.from {
         let source = path.display().to_string();
         let objects = yaml::read_objects(&read(path)?, &source).map_err(sigcat::Error::from)?;
-        let templates: Vec<_> = objects
-            .iter()
-            .filter(|o| yaml::str_at(o, &["kind"]) == Some(render::template::AMT_KIND))
-            .collect();
-        if templates.is_empty() {
+        let before = currents.len();
+        currents.extend(
+            objects
+                .into_iter()
+                .filter(|o| yaml::str_at(o, &["kind"]) == Some(render::template::AMT_KIND)),
+        );
+        if currents.len() == before {
             return Err(sigcat::Error::from(sigcat::InputError::new(&source, None, "no AzureMachineTemplate here; expected `kubectl get azuremachinetemplate NAME -o yaml` output")).into());
         }
-        for current in templates {
-            let new = render::new_template(record, Some(current), &options)
-                .map_err(sigcat::Error::from)?;
-            let old_name = yaml::str_at(current, &["metadata", "name"])
-                .unwrap_or_default()
-                .to_string();
-            let new_name = yaml::str_at(&new, &["metadata", "name"])
-                .unwrap_or_default()
-                .to_string();
-            replacements.push((old_name, new_name));
-            docs.push(new);
-        }
     }
+    let templates: Vec<&serde_norway::Value> = currents.iter().collect();
+    let several = records.iter().filter(|r| r.has_image()).count() > 1;
+
     let Some(path) = &args.upgrade else {
+        let copies = render::copy_templates(&templates, &Default::default(), &selector, &options)
+            .map_err(sigcat::Error::from)?;
+        selector
+            .check_all_flags_used()
+            .map_err(sigcat::Error::from)?;
+        if several || !args.image_for.is_empty() || !args.keep_image.is_empty() {
+            print_plan("the templates", &copies.plan);
+        }
         return Ok(Rendered {
-            new_objects: docs,
+            new_objects: copies.templates,
             changes: Vec::new(),
         });
     };
-    let version = record
-        .kubernetes_version
-        .as_deref()
-        .and_then(KubeVersion::parse)
-        .ok_or_else(|| {
-            sigcat::Error::from(Refusal::UnknownKubernetesVersion {
-                build: record.build.clone(),
-            })
-        })?;
     let objects = yaml::read_objects(&read(path)?, &path.display().to_string())
         .map_err(sigcat::Error::from)?;
-    let image = render::template::image_section(record, &options).map_err(sigcat::Error::from)?;
     let upgrade = render::plan_upgrade(&render::UpgradeRequest {
         objects: &objects,
-        replacements: &replacements,
-        image: &image,
-        target: &version,
+        templates: &templates,
+        selector: &selector,
+        options: &options,
         new_class: args.new_class.as_deref(),
     })
     .map_err(sigcat::Error::from)?;
     for note in &upgrade.notes {
         messages::warn(note);
     }
-    // A template nothing refers to would be applied and never used.
-    for (old, new) in &replacements {
-        if !upgrade.used_templates.contains(new) {
-            return Err(sigcat::Error::from(Refusal::Upgrade(format!(
-                "the copy of `{old}` (`{new}`) would be referred to by nothing in {}: no control plane, MachineDeployment or ClusterClass there uses `{old}` (a ClusterClass that sets the image from a variable needs no --from); drop that --from",
-                path.display()
-            )))
-            .into());
-        }
-    }
-    docs.extend(upgrade.new_objects);
+    let target = upgrade
+        .target
+        .as_ref()
+        .map(|t| format!("the upgrade to Kubernetes v{}", t.bare()))
+        .unwrap_or_else(|| "the upgrade".into());
+    print_plan(&target, &upgrade.plan);
     Ok(Rendered {
-        new_objects: docs,
+        new_objects: upgrade.new_objects,
         changes: upgrade.changes,
     })
+}
+
+/// The plan a reviewer reads on stderr: each machine slot, its image now and after.
+fn print_plan(what: &str, plan: &[render::PlanLine]) {
+    // Names come from the input: a control character in one must not forge a line.
+    let clean = |t: &str| -> String {
+        t.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect()
+    };
+    let mut text = format!("sigcat: {what}, per machine slot:\n");
+    for line in plan {
+        text.push_str(&format!(
+            "  {}\n      now:   {}\n      after: {}\n",
+            clean(&line.slot),
+            clean(&line.old),
+            clean(&line.new)
+        ));
+    }
+    messages::to_stderr(&text);
 }

@@ -1,0 +1,880 @@
+//! Which record each machine slot gets, when one render brings several images (the Linux and
+//! Windows builds of one pipeline run, a GPU image, …).
+//!
+//! A slot is one kind of machine: the control plane, a MachineDeployment or ClusterClass worker
+//! class, a variables override. Its template says which OS it boots (`osDisk.osType`) and its
+//! image often says which image definition or distro it runs; the record it gets must boot the
+//! same OS and, where the image says so, be of the same definition or distro, so a pool on
+//! `capi-ubuntu-2204` moves to the newest `capi-ubuntu-2204` record and never silently to
+//! another distro. The operator decides otherwise per slot: `--image-for SLOT=WHICH` (a change
+//! of distro) or `--keep-image SLOT` (the slot keeps its image while its version moves).
+
+use super::Refusal;
+use super::template::{TemplateOptions, new_template};
+use crate::record::Record;
+use crate::record::kubernetes::KubeVersion;
+use crate::record::same_build;
+use crate::redact::redact_secrets;
+use crate::yaml::{get, str_at};
+use serde_norway::Value;
+use std::cell::RefCell;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+/// One kind of machine, as the choice of its record sees it.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    /// What the plan and errors call it ("MachineDeployment `md-gpu`").
+    pub what: String,
+    /// The names `--image-for` and `--keep-image` accept for it; the first is the one shown.
+    pub names: Vec<String>,
+    /// The OS its template boots; `None` when the template is not in the input.
+    pub os_type: Option<String>,
+    /// The template that says so, for the error when a chosen record boots another OS.
+    pub template: String,
+    /// The `image:` it runs today; `None` for CAPZ's default image or when unknown.
+    pub image: Option<Value>,
+}
+
+impl Slot {
+    /// A slot whose machines run `template` (an AzureMachineTemplate).
+    pub fn of_template(
+        template: &Value,
+        what: String,
+        names: Vec<String>,
+    ) -> Result<Slot, Refusal> {
+        Ok(Slot {
+            what,
+            names,
+            os_type: Some(os_type_of(template)?),
+            template: str_at(template, &["metadata", "name"])
+                .unwrap_or("(unnamed)")
+                .to_string(),
+            image: get(template, &["spec", "template", "spec", "image"]).cloned(),
+        })
+    }
+
+    fn shown_name(&self) -> &str {
+        self.names.first().map(String::as_str).unwrap_or("SLOT")
+    }
+}
+
+/// What a slot gets.
+#[derive(Debug, Clone, Copy)]
+pub enum Choice<'r> {
+    /// This record's image.
+    Record(&'r Record),
+    /// Its current image (`--keep-image`).
+    Keep,
+}
+
+/// One line of the plan a reviewer reads: a slot, its image before and after.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanLine {
+    /// The slot.
+    pub slot: String,
+    /// Its image today.
+    pub old: String,
+    /// Its image after the upgrade (or that it keeps its image).
+    pub new: String,
+}
+
+impl PlanLine {
+    /// The line for `slot` and what it got.
+    pub fn new(slot: &Slot, choice: Choice) -> PlanLine {
+        let old = match (&slot.image, &slot.os_type) {
+            // Which default CAPZ picks depends on the OS.
+            (None, Some(os)) => format!("{} ({os})", describe_image(None)),
+            _ => describe_image(slot.image.as_ref()),
+        };
+        let new = match choice {
+            Choice::Keep => "keeps its image (--keep-image)".to_string(),
+            Choice::Record(r) => format!("{} (build `{}`)", describe_record(r), r.build),
+        };
+        PlanLine {
+            slot: slot.what.clone(),
+            old,
+            new,
+        }
+    }
+}
+
+/// The records of one render and the operator's per-slot choices.
+pub struct Selector<'r> {
+    /// Records with an image, in input order.
+    records: Vec<&'r Record>,
+    /// An upgrade's Kubernetes version: the newest of the records.
+    target: Option<KubeVersion>,
+    image_for: Vec<(String, String)>,
+    keep: Vec<String>,
+    /// Slot names a flag matched, and every slot's shown name, to report flags that matched
+    /// nothing.
+    matched: RefCell<Vec<String>>,
+    seen: RefCell<Vec<String>>,
+}
+
+impl<'r> Selector<'r> {
+    /// A selector over `records` (those with an image are used). For an upgrade every record
+    /// must know its Kubernetes version, and slots get only records of the newest one.
+    pub fn new(
+        records: &'r [Record],
+        image_for: Vec<(String, String)>,
+        keep: Vec<String>,
+        upgrade: bool,
+    ) -> Result<Selector<'r>, Refusal> {
+        let records: Vec<&Record> = records.iter().filter(|r| r.has_image()).collect();
+        let mut target = None;
+        if upgrade {
+            for r in &records {
+                let version = r
+                    .kubernetes_version
+                    .as_deref()
+                    .and_then(KubeVersion::parse)
+                    .ok_or_else(|| Refusal::UnknownKubernetesVersion {
+                        build: r.build.clone(),
+                    })?;
+                if target.as_ref().is_none_or(|t| &version > t) {
+                    target = Some(version);
+                }
+            }
+        }
+        Ok(Selector {
+            records,
+            target,
+            image_for,
+            keep,
+            matched: RefCell::default(),
+            seen: RefCell::default(),
+        })
+    }
+
+    /// The Kubernetes version an upgrade moves to.
+    pub fn target(&self) -> Option<&KubeVersion> {
+        self.target.as_ref()
+    }
+
+    /// The records a slot may get: those of the target version.
+    fn pool(&self) -> Vec<&'r Record> {
+        self.records
+            .iter()
+            .copied()
+            .filter(|r| self.target.is_none() || kube(r) == self.target)
+            .collect()
+    }
+
+    /// The operator's flags that name this slot: (keep, explicit choice).
+    fn flags_for(&self, slot: &Slot) -> Result<(bool, Option<&str>), Refusal> {
+        self.seen.borrow_mut().push(slot.shown_name().to_string());
+        let names = |n: &String| slot.names.contains(n);
+        let keep: Vec<&String> = self.keep.iter().filter(|n| names(n)).collect();
+        let chosen: Vec<&(String, String)> =
+            self.image_for.iter().filter(|(n, _)| names(n)).collect();
+        let mut matched = self.matched.borrow_mut();
+        matched.extend(keep.iter().map(|n| n.to_string()));
+        matched.extend(chosen.iter().map(|(n, _)| n.clone()));
+        let distinct: Vec<&str> = {
+            let mut v: Vec<&str> = chosen.iter().map(|(_, w)| w.as_str()).collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        if (!keep.is_empty() && !distinct.is_empty()) || distinct.len() > 1 {
+            return Err(Refusal::SlotChoice(format!(
+                "{} is named by more than one choice ({}); its names are {}, and it takes one",
+                slot.what,
+                keep.iter()
+                    .map(|n| format!("--keep-image {n}"))
+                    .chain(chosen.iter().map(|(n, w)| format!("--image-for {n}={w}")))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                quoted(&slot.names)
+            )));
+        }
+        Ok((!keep.is_empty(), distinct.first().copied()))
+    }
+
+    /// Whether the operator said this slot keeps its image.
+    pub fn keeps(&self, slot: &Slot) -> Result<bool, Refusal> {
+        Ok(self.flags_for(slot)?.0)
+    }
+
+    /// The record for `slot`: the operator's choice, else the newest record of its OS and (where
+    /// its image says) its definition or distro; refused when none fits or several could.
+    pub fn choose(&self, slot: &Slot) -> Result<Choice<'r>, Refusal> {
+        let (keep, explicit) = self.flags_for(slot)?;
+        if keep {
+            return Ok(Choice::Keep);
+        }
+        let pool = self.pool();
+        if let Some(which) = explicit {
+            let fits: Vec<&Record> = pool
+                .iter()
+                .copied()
+                .filter(|r| answers_to(r, which))
+                .collect();
+            return newest(&fits).map(Choice::Record).ok_or_else(|| {
+                Refusal::SlotChoice(format!(
+                    "--image-for {}={which}: no record{} is that build, image definition or distro; the records are {}",
+                    slot.shown_name(),
+                    self.at_target(),
+                    self.list(&self.records)
+                ))
+            });
+        }
+        let family = slot.image.as_ref().and_then(family_of);
+        let fits: Vec<&Record> = pool
+            .iter()
+            .copied()
+            .filter(|r| match (&family, &slot.os_type) {
+                // The image names its definition or distro: a record of it, of the same OS
+                // (a record that does not say its OS is taken on its definition).
+                (Some(f), os) => {
+                    of_family(r, f)
+                        && r.os_type
+                            .as_deref()
+                            .zip(os.as_deref())
+                            .is_none_or(|(a, b)| a.eq_ignore_ascii_case(b))
+                }
+                // Only the OS is known (CAPZ's default image): a record that says that OS.
+                (None, Some(os)) => r
+                    .os_type
+                    .as_deref()
+                    .is_some_and(|a| a.eq_ignore_ascii_case(os)),
+                (None, None) => false,
+            })
+            .collect();
+        let mut families: Vec<String> = fits.iter().map(|r| distro_key(&r.distro())).collect();
+        families.sort();
+        families.dedup();
+        let runs = match (&family, &slot.os_type) {
+            (Some(_), None) => describe_image(slot.image.as_ref()),
+            (_, Some(os)) => format!("{} ({os})", describe_image(slot.image.as_ref())),
+            (None, None) => {
+                return Err(Refusal::Upgrade(format!(
+                    "{} runs an image sigcat cannot see: its template is not in the input; add `azuremachinetemplate/{}` to the `kubectl get ... -o yaml` that made the input, or name its record with --image-for {}=BUILD",
+                    slot.what,
+                    slot.template,
+                    slot.shown_name()
+                )));
+            }
+        };
+        if fits.is_empty() {
+            // A record of its distro that boots the other OS: say exactly that.
+            let other_os = pool.iter().find(|r| {
+                family.as_ref().is_some_and(|f| of_family(r, f)) && check_os(slot, r).is_err()
+            });
+            if let Some(r) = other_os {
+                check_os(slot, r)?;
+            }
+            return Err(Refusal::NoRecordForSlot(Box::new(
+                crate::error::NoRecordFits {
+                    slot: slot.what.clone(),
+                    name: slot.shown_name().to_string(),
+                    runs,
+                    records: format!("{}{}", self.list(&self.records), self.at_target()),
+                },
+            )));
+        }
+        if family.is_none() && families.len() > 1 {
+            return Err(Refusal::SlotChoice(format!(
+                "{} runs {runs}, which does not say which distro it is, and records of several fit it ({}); choose with --image-for {}=BUILD",
+                slot.what,
+                self.list(&fits),
+                slot.shown_name()
+            )));
+        }
+        Ok(Choice::Record(newest(&fits).expect("not empty")))
+    }
+
+    /// Flags that named no slot of this render: the operator's mistake, refused.
+    pub fn check_all_flags_used(&self) -> Result<(), Refusal> {
+        let matched = self.matched.borrow();
+        let unused: Vec<String> = self
+            .keep
+            .iter()
+            .filter(|n| !matched.contains(n))
+            .map(|n| format!("--keep-image {n}"))
+            .chain(
+                self.image_for
+                    .iter()
+                    .filter(|(n, _)| !matched.contains(n))
+                    .map(|(n, w)| format!("--image-for {n}={w}")),
+            )
+            .collect();
+        if unused.is_empty() {
+            return Ok(());
+        }
+        let mut seen = self.seen.borrow().clone();
+        seen.dedup();
+        Err(Refusal::SlotChoice(format!(
+            "{} named no machine slot of this render; the slots are {}",
+            unused.join(", "),
+            if seen.is_empty() {
+                "none".to_string()
+            } else {
+                quoted(&seen)
+            }
+        )))
+    }
+
+    fn at_target(&self) -> String {
+        self.target
+            .as_ref()
+            .map(|t| format!(" for Kubernetes v{} (the newest of the records)", t.bare()))
+            .unwrap_or_default()
+    }
+
+    fn list(&self, records: &[&Record]) -> String {
+        if records.is_empty() {
+            return "none".into();
+        }
+        records
+            .iter()
+            .map(|r| {
+                format!(
+                    "`{}` ({}, {}{})",
+                    r.build,
+                    r.os_type.as_deref().unwrap_or("OS not recorded"),
+                    describe_record(r),
+                    kube(r)
+                        .map(|v| format!(", v{}", v.bare()))
+                        .unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// New templates for the `--from` copies, each with the record its slot gets.
+#[derive(Debug, Default)]
+pub struct Copies {
+    /// The new templates, in the order of the copies.
+    pub templates: Vec<Value>,
+    /// (old name, new name) of each copy.
+    pub replacements: Vec<(String, String)>,
+    /// Templates whose slots keep their image.
+    pub kept: Vec<String>,
+    /// One line per copy.
+    pub plan: Vec<PlanLine>,
+}
+
+/// Who uses a template: the names a flag may give its slot, and what they are.
+#[derive(Debug, Default, Clone)]
+pub struct Users {
+    /// Object, class and topology names.
+    pub names: Vec<String>,
+    /// "MachineDeployment `md-0`", for the plan.
+    pub what: Vec<String>,
+}
+
+/// Copies each current template with the image of the record its slot gets (`users` names
+/// who runs each template, by template name).
+pub fn copy_templates(
+    currents: &[&Value],
+    users: &BTreeMap<String, Users>,
+    selector: &Selector,
+    options: &TemplateOptions,
+) -> Result<Copies, Refusal> {
+    let mut out = Copies::default();
+    for current in currents {
+        let name = str_at(current, &["metadata", "name"])
+            .unwrap_or("(unnamed)")
+            .to_string();
+        let used = users.get(&name).cloned().unwrap_or_default();
+        // The users' names first: the one shown is what the operator knows the machines by.
+        let mut names = used.names.clone();
+        names.push(name.clone());
+        let what = if used.what.is_empty() {
+            format!("template `{name}`")
+        } else {
+            format!("{}, template `{name}`", used.what.join("; "))
+        };
+        if out.replacements.iter().any(|(old, _)| old == &name) || out.kept.contains(&name) {
+            return Err(Refusal::SlotChoice(format!(
+                "template `{name}` is given twice (--from); give each template once"
+            )));
+        }
+        let slot = Slot::of_template(current, what, names)?;
+        let choice = selector.choose(&slot)?;
+        out.plan.push(PlanLine::new(&slot, choice));
+        match choice {
+            Choice::Keep => out.kept.push(name),
+            Choice::Record(record) => {
+                let new = new_template(record, Some(current), options)?;
+                let new_name = str_at(&new, &["metadata", "name"])
+                    .unwrap_or_default()
+                    .to_string();
+                out.replacements.push((name, new_name));
+                out.templates.push(new);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The OS a template boots: `osDisk.osType`, `Linux` when absent (CAPZ's default); anything
+/// but a string is refused rather than guessed.
+pub fn os_type_of(template: &Value) -> Result<String, Refusal> {
+    match get(template, &["spec", "template", "spec", "osDisk", "osType"]) {
+        None => Ok("Linux".into()),
+        Some(Value::String(os)) => Ok(os.clone()),
+        Some(other) => Err(Refusal::Upgrade(format!(
+            "{}: spec.template.spec.osDisk.osType is {}, not `Linux` or `Windows`",
+            crate::yaml::describe(template),
+            serde_json::to_string(other).unwrap_or_else(|_| "not a string".into())
+        ))),
+    }
+}
+
+/// The OS mismatch of a chosen record and the slot's template, if any.
+pub fn check_os(slot: &Slot, record: &Record) -> Result<(), Refusal> {
+    match (slot.os_type.as_deref(), record.os_type.as_deref()) {
+        (Some(theirs), Some(ours)) if !theirs.eq_ignore_ascii_case(ours) => Err(
+            Refusal::OsTypeMismatch(Box::new(crate::error::OsMismatch {
+                build: record.build.clone(),
+                record: ours.to_string(),
+                template_name: slot.template.clone(),
+                template: theirs.to_string(),
+            })),
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn quoted(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn kube(r: &Record) -> Option<KubeVersion> {
+    r.kubernetes_version.as_deref().and_then(KubeVersion::parse)
+}
+
+/// The newest record: highest Kubernetes version, then gallery version, then the later one
+/// in the input.
+fn newest<'r>(records: &[&'r Record]) -> Option<&'r Record> {
+    records.iter().copied().max_by(|a, b| {
+        kube(a)
+            .partial_cmp(&kube(b))
+            .unwrap_or(Ordering::Equal)
+            .then_with(|| version_parts(a).cmp(&version_parts(b)))
+    })
+}
+
+fn version_parts(r: &Record) -> Vec<u64> {
+    r.gallery_image
+        .as_ref()
+        .map(|g| {
+            g.version
+                .split('.')
+                .map(|p| p.parse().unwrap_or(0))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `--image-for SLOT=WHICH`: a build name, an image definition or a distro.
+fn answers_to(r: &Record, which: &str) -> bool {
+    same_build(&r.build, which)
+        || r.gallery_image
+            .as_ref()
+            .is_some_and(|g| g.image_definition.eq_ignore_ascii_case(which))
+        || r.distro().eq_ignore_ascii_case(which)
+}
+
+/// Whether `r` is an image of `family` (an image definition, or a marketplace SKU).
+fn of_family(r: &Record, family: &str) -> bool {
+    let definition = r
+        .gallery_image
+        .as_ref()
+        .map(|g| g.image_definition.as_str());
+    definition.is_some_and(|d| d.eq_ignore_ascii_case(family))
+        || [Some(r.distro().as_str()), definition]
+            .into_iter()
+            .flatten()
+            .any(|name| distro_key(name) == distro_key(family))
+}
+
+/// The definition (or marketplace SKU) an `image:` section names, if it names one.
+pub fn family_of(image: &Value) -> Option<String> {
+    for kind in ["computeGallery", "sharedGallery"] {
+        if let Some(name) = str_at(image, &[kind, "name"]) {
+            return Some(name.to_string());
+        }
+    }
+    if let Some(sku) = str_at(image, &["marketplace", "sku"]) {
+        return Some(sku.to_string());
+    }
+    // A gallery image version id names its definition; a managed image's name says nothing
+    // sigcat can rely on.
+    let id = str_at(image, &["id"])?;
+    let parts: Vec<&str> = id.split('/').collect();
+    let at = parts
+        .iter()
+        .position(|p| p.eq_ignore_ascii_case("galleries"))?;
+    (parts.get(at + 2)?.eq_ignore_ascii_case("images"))
+        .then(|| parts.get(at + 3).map(|d| d.to_string()))
+        .flatten()
+}
+
+/// A definition, SKU or distro reduced to the distro it names, so that image-builder's
+/// `capi-ubuntu-2404` (distro `ubuntu-2404`), CAPZ's community gallery `capi-ubun2-2404` and
+/// `capi-win-2022-containerd` (azure/defaults.go) and the marketplace SKU `ubuntu-2204-gen1`
+/// compare by what they run.
+pub fn distro_key(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    let mut key = lower.strip_prefix("capi-").unwrap_or(&lower);
+    for suffix in ["-gen1", "-gen2"] {
+        key = key.strip_suffix(suffix).unwrap_or(key);
+    }
+    for (short, long) in [("ubun2-", "ubuntu-"), ("win-", "windows-")] {
+        if let Some(rest) = key.strip_prefix(short) {
+            return format!("{long}{rest}");
+        }
+    }
+    key.to_string()
+}
+
+/// An `image:` section in a few words, for the plan (credentials removed).
+pub fn describe_image(image: Option<&Value>) -> String {
+    let Some(image) = image else {
+        return "CAPZ's default image".into();
+    };
+    let field = |path: &[&str]| str_at(image, path).unwrap_or("?").to_string();
+    let text =
+        if get(image, &["computeGallery"]).is_some() || get(image, &["sharedGallery"]).is_some() {
+            let kind = if get(image, &["computeGallery"]).is_some() {
+                "computeGallery"
+            } else {
+                "sharedGallery"
+            };
+            format!(
+                "{} {} version {}",
+                field(&[kind, "gallery"]),
+                field(&[kind, "name"]),
+                field(&[kind, "version"])
+            )
+        } else if get(image, &["marketplace"]).is_some() {
+            format!(
+                "marketplace {}:{}:{} version {}",
+                field(&["marketplace", "publisher"]),
+                field(&["marketplace", "offer"]),
+                field(&["marketplace", "sku"]),
+                field(&["marketplace", "version"])
+            )
+        } else if let Some(id) = str_at(image, &["id"]) {
+            format!("image id {id}")
+        } else {
+            "an image sigcat does not know".into()
+        };
+    redact_secrets(&text).into_owned()
+}
+
+fn describe_record(r: &Record) -> String {
+    match (&r.gallery_image, &r.managed_image) {
+        (Some(g), _) => format!("{} {} version {}", g.gallery, g.image_definition, g.version),
+        (None, Some(m)) => format!("managed image {}", m.name),
+        (None, None) => "no bootable image".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{BuildResult, GalleryImage, InputFormat, Provenance};
+
+    fn record(
+        build: &str,
+        os: Option<&str>,
+        definition: &str,
+        kube: &str,
+        version: &str,
+    ) -> Record {
+        let mut r = Record::new(
+            &format!("azure-arm.{build}"),
+            BuildResult::Succeeded,
+            Provenance {
+                source: "test".into(),
+                format: InputFormat::Manifest,
+                first_line: None,
+                last_line: None,
+                packer_run_uuid: None,
+                manifest: None,
+            },
+        );
+        r.os_type = os.map(str::to_string);
+        r.kubernetes_version = Some(kube.into());
+        r.gallery_image = Some(GalleryImage {
+            id: format!(
+                "/subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/galleries/G/images/{definition}/versions/{version}"
+            ),
+            subscription_id: "s".into(),
+            resource_group: "g".into(),
+            gallery: "G".into(),
+            image_definition: definition.into(),
+            version: version.into(),
+            replicated_regions: Vec::new(),
+        });
+        r
+    }
+
+    fn slot(names: &[&str], os: Option<&str>, image: Option<&str>) -> Slot {
+        Slot {
+            what: format!("slot `{}`", names[0]),
+            names: names.iter().map(|n| n.to_string()).collect(),
+            os_type: os.map(str::to_string),
+            template: "t".into(),
+            image: image.map(|i| serde_norway::from_str(i).unwrap()),
+        }
+    }
+
+    fn gallery(name: &str) -> String {
+        format!("{{computeGallery: {{gallery: G, name: {name}, version: '1.29.7'}}}}")
+    }
+
+    fn records() -> Vec<Record> {
+        vec![
+            record(
+                "sig-ubuntu-2404",
+                Some("Linux"),
+                "capi-ubuntu-2404",
+                "1.30.5",
+                "1.30.5",
+            ),
+            record(
+                "sig-ubuntu-2204",
+                Some("Linux"),
+                "capi-ubuntu-2204",
+                "1.30.5",
+                "1.30.5",
+            ),
+            record(
+                "sig-ubuntu-2204",
+                Some("Linux"),
+                "capi-ubuntu-2204",
+                "1.30.5",
+                "1.30.10",
+            ),
+            record(
+                "sig-ubuntu-2204",
+                Some("Linux"),
+                "capi-ubuntu-2204",
+                "1.29.9",
+                "1.29.9",
+            ),
+            record(
+                "sig-windows-2022-containerd",
+                Some("Windows"),
+                "capi-windows-2022-containerd",
+                "1.30.5",
+                "1.30.5",
+            ),
+            record(
+                "sig-windows-2019-containerd",
+                Some("Windows"),
+                "capi-windows-2019-containerd",
+                "1.29.9",
+                "1.29.9",
+            ),
+        ]
+    }
+
+    fn chosen(selector: &Selector, slot: &Slot) -> String {
+        match selector.choose(slot) {
+            Ok(Choice::Record(r)) => {
+                format!("{} {}", r.build, r.gallery_image.as_ref().unwrap().version)
+            }
+            Ok(Choice::Keep) => "keep".into(),
+            Err(e) => format!("refused: {e}"),
+        }
+    }
+
+    #[test]
+    fn each_slot_gets_the_newest_record_of_its_os_and_definition_at_the_target_version() {
+        let records = records();
+        let s = Selector::new(&records, vec![], vec![], true).unwrap();
+        assert_eq!(s.target().unwrap().bare(), "1.30.5");
+        // Same definition; the newer gallery version of two.
+        assert_eq!(
+            chosen(
+                &s,
+                &slot(&["a"], Some("Linux"), Some(&gallery("capi-ubuntu-2204")))
+            ),
+            "sig-ubuntu-2204 1.30.10"
+        );
+        // CAPZ's community gallery name for the same distro.
+        assert_eq!(
+            chosen(
+                &s,
+                &slot(&["a"], Some("Linux"), Some(&gallery("capi-ubun2-2404")))
+            ),
+            "sig-ubuntu-2404 1.30.5"
+        );
+        // CAPZ's marketplace SKU names the distro too.
+        let sku = "{marketplace: {publisher: cncf-upstream, offer: capi, sku: ubuntu-2204-gen1, version: '129.7.1'}}";
+        assert_eq!(
+            chosen(&s, &slot(&["a"], Some("Linux"), Some(sku))),
+            "sig-ubuntu-2204 1.30.10"
+        );
+        // CAPZ's default Windows image: the one Windows record of the target version.
+        assert_eq!(
+            chosen(&s, &slot(&["w"], Some("Windows"), None)),
+            "sig-windows-2022-containerd 1.30.5"
+        );
+        assert_eq!(
+            chosen(
+                &s,
+                &slot(
+                    &["w"],
+                    Some("Windows"),
+                    Some(&gallery("capi-win-2022-containerd"))
+                )
+            ),
+            "sig-windows-2022-containerd 1.30.5"
+        );
+        // A gallery image version id names its definition.
+        let id = "{id: /subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/galleries/G/images/capi-ubuntu-2404/versions/1}";
+        assert_eq!(
+            chosen(&s, &slot(&["a"], Some("Linux"), Some(id))),
+            "sig-ubuntu-2404 1.30.5"
+        );
+    }
+
+    #[test]
+    fn a_slot_nothing_fits_is_refused_unless_the_operator_chooses() {
+        let records = records();
+        let s = Selector::new(&records, vec![], vec![], true).unwrap();
+        // Only a v1.29 Windows 2019 record: not at the target version.
+        let win2019 = slot(
+            &["md-win"],
+            Some("Windows"),
+            Some(&gallery("capi-windows-2019-containerd")),
+        );
+        let err = chosen(&s, &win2019);
+        assert!(
+            err.contains("refused")
+                && err.contains("--keep-image md-win")
+                && err.contains("v1.30.5"),
+            "{err}"
+        );
+        // A GPU definition nobody built.
+        let gpu = slot(
+            &["md-gpu"],
+            Some("Linux"),
+            Some(&gallery("capi-ubuntu-2204-gpu")),
+        );
+        assert!(chosen(&s, &gpu).contains("--image-for md-gpu=BUILD"));
+        // CAPZ's default Linux image: two Linux distros fit, so it must be said.
+        let err = chosen(&s, &slot(&["cp"], Some("Linux"), None));
+        assert!(
+            err.contains("several") && err.contains("--image-for cp=BUILD"),
+            "{err}"
+        );
+
+        let s = Selector::new(
+            &records,
+            vec![
+                ("md-gpu".into(), "ubuntu-2404".into()),
+                ("cp".into(), "capi-ubuntu-2204".into()),
+            ],
+            vec!["md-win".into()],
+            true,
+        )
+        .unwrap();
+        assert_eq!(chosen(&s, &win2019), "keep");
+        assert_eq!(chosen(&s, &gpu), "sig-ubuntu-2404 1.30.5");
+        assert_eq!(
+            chosen(&s, &slot(&["x", "cp"], Some("Linux"), None)),
+            "sig-ubuntu-2204 1.30.10"
+        );
+        s.check_all_flags_used().unwrap();
+    }
+
+    #[test]
+    fn flags_that_name_nothing_or_conflict_are_refused() {
+        let records = records();
+        let s = Selector::new(
+            &records,
+            vec![("md-1".into(), "nope".into())],
+            vec!["md-2".into()],
+            true,
+        )
+        .unwrap();
+        let err = s.check_all_flags_used().unwrap_err().to_string();
+        assert!(
+            err.contains("--image-for md-1=nope") && err.contains("--keep-image md-2"),
+            "{err}"
+        );
+        assert!(
+            chosen(&s, &slot(&["md-1"], Some("Linux"), None))
+                .contains("no record for Kubernetes v1.30.5")
+        );
+
+        let s = Selector::new(
+            &records,
+            vec![("b".into(), "sig-ubuntu-2404".into())],
+            vec!["a".into()],
+            true,
+        )
+        .unwrap();
+        let err = chosen(&s, &slot(&["a", "b"], Some("Linux"), None));
+        assert!(err.contains("more than one choice"), "{err}");
+    }
+
+    #[test]
+    fn an_upgrade_needs_every_records_kubernetes_version() {
+        let mut records = records();
+        records[1].kubernetes_version = None;
+        assert!(matches!(
+            Selector::new(&records, vec![], vec![], true),
+            Err(Refusal::UnknownKubernetesVersion { .. })
+        ));
+        // Without an upgrade the version does not matter, and every record is a candidate.
+        let s = Selector::new(&records, vec![], vec![], false).unwrap();
+        assert_eq!(
+            chosen(
+                &s,
+                &slot(&["a"], Some("Linux"), Some(&gallery("capi-ubuntu-2204")))
+            ),
+            "sig-ubuntu-2204 1.30.10"
+        );
+    }
+
+    #[test]
+    fn a_record_without_os_type_is_matched_on_its_definition_only() {
+        let records = vec![record(
+            "sig-ubuntu-2404",
+            None,
+            "capi-ubuntu-2404",
+            "1.30.5",
+            "1",
+        )];
+        let s = Selector::new(&records, vec![], vec![], true).unwrap();
+        assert_eq!(
+            chosen(
+                &s,
+                &slot(&["a"], Some("Linux"), Some(&gallery("capi-ubuntu-2404")))
+            ),
+            "sig-ubuntu-2404 1"
+        );
+        assert!(chosen(&s, &slot(&["a"], Some("Linux"), None)).starts_with("refused"));
+    }
+
+    #[test]
+    fn distro_keys() {
+        for (name, key) in [
+            ("capi-ubuntu-2404", "ubuntu-2404"),
+            ("capi-ubun2-2404", "ubuntu-2404"),
+            ("ubuntu-2204-gen1", "ubuntu-2204"),
+            ("capi-win-2022-containerd", "windows-2022-containerd"),
+            ("windows-2022-containerd", "windows-2022-containerd"),
+            ("CAPI-Ubuntu-2204-gpu", "ubuntu-2204-gpu"),
+        ] {
+            assert_eq!(distro_key(name), key, "{name}");
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! Upgrades of mixed clusters with several records in one call: a ClusterClass cluster with
+//! Linux and Windows workers, a KubeadmControlPlane/MachineDeployment cluster with a GPU pool on
+//! its own image definition, and a ClusterClass whose image variable is overridden per
+//! MachineDeployment. The records are one image-builder run for v1.30.5 (Linux, Windows, GPU;
+//! fixtures/console/v1.30.5). Every output is built by the real `kubectl kustomize` (it must
+//! equal `--as objects`) and validated against Cluster API's and CAPZ's CRD schemas; the
+//! expected objects are the inputs edited here by hand.
+
+use crate::render::{
+    Rendered, assert_valid_template, fixture_objects, kinds, put, render_both_ways, s,
+    without_server_fields,
+};
+use crate::util::{assert_exit_says, crd_violations, sigcat};
+use serde_json::{Value as Json, json};
+
+const LINUX: &str = "fixtures/console/v1.30.5-sig-ubuntu-2404.log";
+const WINDOWS: &str = "fixtures/console/v1.30.5-sig-windows-2022-containerd.log";
+const GPU: &str = "fixtures/console/v1.30.5-sig-ubuntu-2204-gpu.log";
+const MIXED: &str = "fixtures/capz/mixed";
+
+fn path(name: &str) -> String {
+    format!("{MIXED}/{name}")
+}
+
+/// The image of one of the v1.30.5 records, as CAPZ's computeGallery reads it.
+fn image(definition: &str) -> Json {
+    json!({"computeGallery": {
+        "subscriptionID": "00000000-1111-2222-3333-444444444444",
+        "resourceGroup": "cluster-api-gallery",
+        "gallery": "ClusterAPI1721036000abcd",
+        "name": definition,
+        "version": "1.30.5"
+    }})
+}
+
+/// The fixture's object of this kind and name as kubectl reads it, without server fields.
+fn input(file: &str, kind: &str, name: &str) -> Json {
+    let found = fixture_objects(&path(file))
+        .into_iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in {file}"));
+    without_server_fields(found)
+}
+
+fn edited(file: &str, kind: &str, name: &str, edits: &[(&str, Json)]) -> Json {
+    let mut obj = input(file, kind, name);
+    for (pointer, value) in edits {
+        put(&mut obj, pointer, value.clone());
+    }
+    obj
+}
+
+/// Renders both ways and checks every object against the CRD schemas; the inputs must be
+/// valid too, so the fixtures are shaped as CAPI and CAPZ define them.
+fn upgrade(records: &[&str], args: &[&str]) -> Rendered {
+    let out = render_both_ways(&[records, args].concat());
+    assert_eq!(crd_violations(&out.objects), Vec::<String>::new());
+    for a in args.iter().filter(|a| a.starts_with(MIXED)) {
+        assert_eq!(
+            crd_violations(&fixture_objects(a)),
+            Vec::<String>::new(),
+            "{a}"
+        );
+    }
+    out
+}
+
+/// A new template: the current one with only its name and image changed, and never an image
+/// of one OS in a template that boots the other.
+fn assert_copy(new: &Json, file: &str, old_name: &str, definition: &str) {
+    assert_valid_template(new);
+    let want = edited(
+        file,
+        "AzureMachineTemplate",
+        old_name,
+        &[("/metadata/name", json!(format!("{old_name}-1-30-5")))],
+    );
+    let mut want = want;
+    want["spec"]["template"]["spec"]["image"] = image(definition);
+    assert_eq!(new, &want);
+    let windows_image = definition.contains("windows");
+    let windows_disk = s(new, "/spec/template/spec/osDisk/osType") == "Windows";
+    assert_eq!(windows_image, windows_disk, "one OS per template: {new}");
+}
+
+/// The plan on stderr: the slot's line and its `now:` / `after:` lines.
+fn plan_of(stderr: &str, slot: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("  ") && !l.starts_with("   ") && l.contains(slot))
+        .unwrap_or_else(|| panic!("no slot {slot} in the plan: {stderr}"));
+    lines[at..(at + 3).min(lines.len())].join("\n")
+}
+
+fn fails(args: &[&str], code: i32, says: &[&str]) -> String {
+    let out = sigcat(&[&["render"], args].concat(), &[], None);
+    let err = crate::util::text(&out.stderr);
+    for s in says {
+        assert_exit_says(&out, code, s);
+    }
+    assert!(out.stdout.is_empty(), "nothing is written when refused");
+    err
+}
+
+#[test]
+fn clusterclass_linux_and_windows_workers_each_get_their_os_image() {
+    let (templates, cluster) = (
+        path("clusterclass-windows-templates.yaml"),
+        path("clusterclass-windows.yaml"),
+    );
+    let args = ["--from", &templates, "--upgrade", &cluster];
+    // Three records; the GPU one fits no slot here and is left out of the plan.
+    let out = upgrade(&[LINUX, WINDOWS, GPU], &args);
+    let d = &out.objects;
+    assert_eq!(
+        kinds(d),
+        [
+            "AzureMachineTemplate",
+            "AzureMachineTemplate",
+            "AzureMachineTemplate",
+            "ClusterClass",
+            "Cluster"
+        ]
+    );
+    let t = "clusterclass-windows-templates.yaml";
+    assert_copy(&d[0], t, "mixed-control-plane", "capi-ubuntu-2404");
+    assert_copy(&d[1], t, "mixed-worker", "capi-ubuntu-2404");
+    assert_copy(&d[2], t, "mixed-worker-win", "capi-windows-2022-containerd");
+    let refs = "/spec/workers/machineDeployments";
+    let c = "clusterclass-windows.yaml";
+    assert_eq!(
+        d[3],
+        edited(
+            c,
+            "ClusterClass",
+            "capz-mixed",
+            &[
+                (
+                    "/spec/controlPlane/machineInfrastructure/ref/name",
+                    json!("mixed-control-plane-1-30-5")
+                ),
+                (
+                    &format!("{refs}/0/template/infrastructure/ref/name"),
+                    json!("mixed-worker-1-30-5")
+                ),
+                (
+                    &format!("{refs}/1/template/infrastructure/ref/name"),
+                    json!("mixed-worker-win-1-30-5")
+                ),
+            ]
+        )
+    );
+    assert_eq!(
+        d[4],
+        edited(
+            c,
+            "Cluster",
+            "mixed",
+            &[("/spec/topology/version", json!("v1.30.5"))]
+        )
+    );
+    let win = plan_of(&out.stderr, "`md-win`");
+    assert!(
+        win.contains("now:   CAPZ's default image (Windows)")
+            && win.contains(
+                "after: ClusterAPI1721036000abcd capi-windows-2022-containerd version 1.30.5"
+            ),
+        "{win}"
+    );
+    assert!(
+        !out.stderr.contains("capi-ubuntu-2204-gpu"),
+        "{}",
+        out.stderr
+    );
+
+    // With the Linux record alone, the Windows workers have no image: refused, named, with
+    // both ways out; nothing is written.
+    fails(
+        &[&[LINUX][..], &args].concat(),
+        6,
+        &[
+            "`md-win`",
+            "Windows",
+            "--keep-image md-win",
+            "--image-for md-win=BUILD",
+        ],
+    );
+    // Kept on purpose: the Windows class keeps its template (its version still moves).
+    let out = upgrade(&[LINUX], &[&args[..], &["--keep-image", "md-win"]].concat());
+    assert_eq!(
+        kinds(&out.objects),
+        [
+            "AzureMachineTemplate",
+            "AzureMachineTemplate",
+            "ClusterClass",
+            "Cluster"
+        ]
+    );
+    let class = &out.objects[2];
+    assert_eq!(
+        s(class, &format!("{refs}/1/template/infrastructure/ref/name")),
+        "mixed-worker-win"
+    );
+    assert!(
+        plan_of(&out.stderr, "`md-win`").contains("keeps its image (--keep-image)"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn kcp_and_machine_deployments_with_a_gpu_pool_on_its_own_definition() {
+    let (templates, cluster) = (path("kcp-md-gpu-templates.yaml"), path("kcp-md-gpu.yaml"));
+    let args = ["--from", &templates, "--upgrade", &cluster];
+    let out = upgrade(&[GPU, WINDOWS, LINUX], &args);
+    let d = &out.objects;
+    assert_eq!(
+        kinds(d),
+        [
+            "AzureMachineTemplate",
+            "AzureMachineTemplate",
+            "AzureMachineTemplate",
+            "KubeadmControlPlane",
+            "MachineDeployment",
+            "MachineDeployment"
+        ]
+    );
+    let t = "kcp-md-gpu-templates.yaml";
+    assert_copy(&d[0], t, "gpu-cluster-control-plane", "capi-ubuntu-2404");
+    assert_copy(&d[1], t, "gpu-cluster-md-0", "capi-ubuntu-2404");
+    assert_copy(&d[2], t, "gpu-cluster-md-gpu", "capi-ubuntu-2204-gpu");
+    let c = "kcp-md-gpu.yaml";
+    let v = ("/spec/version", json!("v1.30.5"));
+    assert_eq!(
+        d[3],
+        edited(
+            c,
+            "KubeadmControlPlane",
+            "gpu-cluster-control-plane",
+            &[
+                v,
+                (
+                    "/spec/machineTemplate/infrastructureRef/name",
+                    json!("gpu-cluster-control-plane-1-30-5")
+                )
+            ]
+        )
+    );
+    for (i, name) in [(4, "gpu-cluster-md-0"), (5, "gpu-cluster-md-gpu")] {
+        assert_eq!(
+            d[i],
+            edited(
+                c,
+                "MachineDeployment",
+                name,
+                &[
+                    ("/spec/template/spec/version", json!("v1.30.5")),
+                    (
+                        "/spec/template/spec/infrastructureRef/name",
+                        json!(format!("{name}-1-30-5"))
+                    )
+                ]
+            )
+        );
+    }
+
+    // Without the GPU record the pool would have moved to the plain Ubuntu image: refused.
+    let err = fails(
+        &[&[LINUX, WINDOWS][..], &args].concat(),
+        6,
+        &[
+            "gpu-cluster-md-gpu",
+            "capi-ubuntu-2204-gpu",
+            "--keep-image gpu-cluster-md-gpu",
+        ],
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    // Kept: the pool moves to v1.30.5 on its current template.
+    let out = upgrade(
+        &[LINUX, WINDOWS],
+        &[&args[..], &["--keep-image", "gpu-cluster-md-gpu"]].concat(),
+    );
+    assert_eq!(
+        kinds(&out.objects)
+            .iter()
+            .filter(|k| **k == "AzureMachineTemplate")
+            .count(),
+        2
+    );
+    let gpu_md = out.objects.last().unwrap();
+    assert_eq!(s(gpu_md, "/metadata/name"), "gpu-cluster-md-gpu");
+    assert_eq!(s(gpu_md, "/spec/template/spec/version"), "v1.30.5");
+    assert_eq!(
+        s(gpu_md, "/spec/template/spec/infrastructureRef/name"),
+        "gpu-cluster-md-gpu"
+    );
+    // A change of distro, said explicitly for that one slot.
+    let out = upgrade(
+        &[LINUX, GPU],
+        &[
+            &args[..],
+            &["--image-for", "gpu-cluster-md-gpu=sig-ubuntu-2404"],
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        out.objects[2]["spec"]["template"]["spec"]["image"],
+        image("capi-ubuntu-2404")
+    );
+    assert!(
+        plan_of(&out.stderr, "gpu-cluster-md-gpu")
+            .contains("now:   ClusterAPI1721036000abcd capi-ubuntu-2204-gpu version 1.29.7"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn clusterclass_variable_overrides_each_get_the_record_of_their_image() {
+    let cluster = path("variable-overrides.yaml");
+    let out = upgrade(&[WINDOWS, GPU, LINUX], &["--upgrade", &cluster]);
+    assert_eq!(kinds(&out.objects), ["Cluster"], "no template changes");
+    let mds = "/spec/topology/workers/machineDeployments";
+    assert_eq!(
+        out.objects[0],
+        edited(
+            "variable-overrides.yaml",
+            "Cluster",
+            "overrides",
+            &[
+                ("/spec/topology/version", json!("v1.30.5")),
+                (
+                    "/spec/topology/variables/0/value",
+                    image("capi-ubuntu-2404")
+                ),
+                (
+                    &format!("{mds}/1/variables/overrides/0/value"),
+                    image("capi-ubuntu-2204-gpu")
+                ),
+                (
+                    &format!("{mds}/2/variables/overrides/0/value"),
+                    image("capi-windows-2022-containerd")
+                ),
+            ]
+        )
+    );
+    for (slot, definition) in [
+        ("the control plane", "capi-ubuntu-2404"),
+        ("`md-0`", "capi-ubuntu-2404"),
+        ("`md-gpu`", "capi-ubuntu-2204-gpu"),
+        ("`md-win`", "capi-windows-2022-containerd"),
+    ] {
+        let line = plan_of(&out.stderr, slot);
+        assert!(
+            line.contains(&format!(
+                "after: ClusterAPI1721036000abcd {definition} version 1.30.5"
+            )),
+            "{line}"
+        );
+    }
+
+    // A pool with its own override keeps its image; one that reads the Cluster's variable, which
+    // the control plane's new image changes, cannot.
+    let out = upgrade(
+        &[WINDOWS, LINUX],
+        &["--upgrade", &cluster, "--keep-image", "md-gpu"],
+    );
+    assert_eq!(
+        out.objects[0]["spec"]["topology"]["workers"]["machineDeployments"][1],
+        input("variable-overrides.yaml", "Cluster", "overrides")["spec"]["topology"]["workers"]["machineDeployments"]
+            [1],
+        "md-gpu's override is untouched"
+    );
+    assert!(plan_of(&out.stderr, "`md-gpu`").contains("keeps its image"));
+    fails(
+        &[
+            LINUX,
+            WINDOWS,
+            GPU,
+            "--upgrade",
+            &cluster,
+            "--keep-image",
+            "md-0",
+        ],
+        6,
+        &[
+            "`md-0`",
+            "keeps its image",
+            "spec.topology.variables",
+            "variables.overrides",
+        ],
+    );
+
+    // The Windows pool without its override would read the Linux image: one OS per machine,
+    // so this is refused naming both, whatever records are given.
+    let shared = crate::util::scratch("render-mixed-no-override").join("cluster.yaml");
+    let text = std::fs::read_to_string(crate::util::repo().join(&cluster)).unwrap();
+    let at = text.find("        - class: windows-worker").unwrap();
+    let end = text
+        .find("- apiVersion: infrastructure.cluster.x-k8s.io/v1beta1")
+        .unwrap();
+    let without = format!(
+        "{}        - class: windows-worker\n          name: md-win\n          replicas: 2\n{}",
+        &text[..at],
+        &text[end..]
+    );
+    std::fs::write(&shared, without).unwrap();
+    fails(
+        &[LINUX, WINDOWS, GPU, "--upgrade", shared.to_str().unwrap()],
+        6,
+        &[
+            "sig-ubuntu-2404",
+            "Linux image",
+            "overrides-windows-worker",
+            "boots Windows",
+        ],
+    );
+}
+
+#[test]
+fn per_slot_flags_that_do_not_fit_are_the_operators_to_fix() {
+    let (templates, cluster) = (path("kcp-md-gpu-templates.yaml"), path("kcp-md-gpu.yaml"));
+    let base = [LINUX, GPU, "--from", &templates, "--upgrade", &cluster];
+    // A slot that is not in this cluster: the message lists the ones there are.
+    fails(
+        &[&base[..], &["--keep-image", "md-gpu"]].concat(),
+        2,
+        &[
+            "--keep-image md-gpu",
+            "named no machine slot",
+            "`gpu-cluster-md-gpu`",
+        ],
+    );
+    // A record that is not among the inputs.
+    fails(
+        &[&base[..], &["--image-for", "gpu-cluster-md-gpu=flatcar"]].concat(),
+        2,
+        &[
+            "--image-for gpu-cluster-md-gpu=flatcar",
+            "sig-ubuntu-2204-gpu",
+        ],
+    );
+    // Two choices for one slot.
+    fails(
+        &[
+            &base[..],
+            &[
+                "--keep-image",
+                "gpu-cluster-md-gpu",
+                "--image-for",
+                "gpu-cluster-md-gpu=sig-ubuntu-2404",
+            ],
+        ]
+        .concat(),
+        2,
+        &["more than one choice"],
+    );
+    // A Windows record chosen for a Linux pool: one OS per template.
+    fails(
+        &[
+            &[LINUX, GPU, WINDOWS][..],
+            &base[2..],
+            &["--image-for", "gpu-cluster-md-gpu=windows-2022-containerd"],
+        ]
+        .concat(),
+        6,
+        &["Windows image", "boots Linux", "gpu-cluster-md-gpu"],
+    );
+    // Not `SLOT=WHICH`, and per-slot flags with nothing to choose for.
+    fails(
+        &[&base[..], &["--image-for", "gpu-cluster-md-gpu"]].concat(),
+        2,
+        &["SLOT=WHICH"],
+    );
+    fails(
+        &[LINUX, "--vm-size", "Standard_D2s_v3", "--keep-image", "x"],
+        2,
+        &["--from", "--upgrade"],
+    );
+}
+
+#[test]
+fn templates_that_cannot_be_read_for_a_slot_are_refused() {
+    let dir = crate::util::scratch("render-mixed-templates");
+    let text = std::fs::read_to_string(crate::util::repo().join(path("kcp-md-gpu-templates.yaml")))
+        .unwrap();
+    // An osType that is not a string is not guessed to be Linux.
+    let odd = dir.join("odd.yaml");
+    std::fs::write(&odd, text.replacen("osType: Linux", "osType: [Linux]", 1)).unwrap();
+    let cluster = path("kcp-md-gpu.yaml");
+    fails(
+        &[
+            LINUX,
+            GPU,
+            "--from",
+            odd.to_str().unwrap(),
+            "--upgrade",
+            &cluster,
+        ],
+        6,
+        &[
+            "gpu-cluster-control-plane",
+            "osDisk.osType",
+            "not `Linux` or `Windows`",
+        ],
+    );
+    // The same template twice would make two copies of one name.
+    let templates = path("kcp-md-gpu-templates.yaml");
+    fails(
+        &[
+            LINUX,
+            GPU,
+            "--from",
+            &templates,
+            "--from",
+            &templates,
+            "--upgrade",
+            &cluster,
+        ],
+        2,
+        &["given twice"],
+    );
+}
