@@ -522,3 +522,305 @@ fn templates_that_cannot_be_read_for_a_slot_are_refused() {
         &["given twice"],
     );
 }
+
+/// A fixture with `edit` applied, in this test's scratch directory.
+fn edited_file(test: &str, file: &str, edit: impl Fn(String) -> String) -> String {
+    let text = std::fs::read_to_string(crate::util::repo().join(path(file))).unwrap();
+    let out = crate::util::scratch(test).join(file);
+    std::fs::write(&out, edit(text)).unwrap();
+    out.to_str().unwrap().to_string()
+}
+
+/// What a review found that a slot could silently get wrong, each now refused.
+#[test]
+fn nothing_is_guessed_about_a_slots_os_or_image() {
+    let cluster = path("kcp-md-gpu.yaml");
+    // A record that does not say its OS (a manifest.json alone) is still a Linux image by
+    // its names: never into a Windows template, even when chosen explicitly.
+    let windows_templates = path("clusterclass-windows-templates.yaml");
+    let windows_cluster = path("clusterclass-windows.yaml");
+    fails(
+        &[
+            "fixtures/manifest/manifest.json",
+            "--from",
+            &windows_templates,
+            "--upgrade",
+            &windows_cluster,
+            "--image-for",
+            "md-win=sig-ubuntu-2404",
+            "--keep-image",
+            "md-0",
+            "--keep-image",
+            "control-plane",
+        ],
+        6,
+        &["Linux image", "boots Windows", "mixed-worker-win"],
+    );
+    // A variable slot whose template is not in the input: its OS is unknown, so no explicit
+    // choice is taken for it.
+    let no_template = edited_file("mixed-no-win-template", "variable-overrides.yaml", |t| {
+        let at = t.find("- apiVersion: infrastructure.cluster.x-k8s.io/v1beta1\n  kind: AzureMachineTemplate\n  metadata:\n    name: overrides-windows-worker").unwrap();
+        t[..at].to_string()
+    });
+    fails(
+        &[
+            LINUX,
+            WINDOWS,
+            GPU,
+            "--upgrade",
+            &no_template,
+            "--image-for",
+            "md-win=sig-ubuntu-2404",
+        ],
+        6,
+        &["`md-win`", "azuremachinetemplate/overrides-windows-worker"],
+    );
+    // A managed image of image-builder's naming names its definition; one of unknown naming
+    // and an empty image say nothing, so the GPU pool is not moved to plain Ubuntu.
+    for (image, says) in [
+        (
+            "{id: /subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/images/capi-ubuntu-2204-gpu-1700000000}",
+            "no record fits",
+        ),
+        (
+            "{id: /subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/images/my-custom-image}",
+            "no record fits",
+        ),
+        ("{}", "does not say which distro"),
+    ] {
+        let file = edited_file("mixed-managed-image", "kcp-md-gpu-templates.yaml", |t| {
+            let at = t.rfind("        image:\n").unwrap();
+            let end = t[at..].find("        osDisk:").unwrap() + at;
+            format!("{}        image: {image}\n{}", &t[..at], &t[end..])
+        });
+        fails(
+            &[LINUX, WINDOWS, "--from", &file, "--upgrade", &cluster],
+            if says == "no record fits" { 6 } else { 2 },
+            &["gpu-cluster-md-gpu", says],
+        );
+    }
+    // `windows` is not CAPZ's `Windows` (CAPZ would boot it as Linux): refused, not guessed.
+    let lower = edited_file(
+        "mixed-lower-os",
+        "clusterclass-windows-templates.yaml",
+        |t| t.replace("osType: Windows", "osType: windows"),
+    );
+    fails(
+        &[
+            LINUX,
+            WINDOWS,
+            "--from",
+            &lower,
+            "--upgrade",
+            &windows_cluster,
+        ],
+        6,
+        &["mixed-worker-win", "`Linux` or `Windows`"],
+    );
+}
+
+/// Names, namespaces and references: a flag or a copy finds exactly the slot it names.
+#[test]
+fn slots_are_found_by_exact_name_namespace_and_kind() {
+    let templates = path("kcp-md-gpu-templates.yaml");
+    let cluster = path("kcp-md-gpu.yaml");
+    // A MachineDeployment named `control-plane`: the name is ambiguous, refused.
+    let named = edited_file("mixed-named-cp", "kcp-md-gpu.yaml", |t| {
+        t.replace(
+            "    name: gpu-cluster-md-0\n    namespace",
+            "    name: control-plane\n    namespace",
+        )
+    });
+    fails(
+        &[
+            LINUX,
+            GPU,
+            "--from",
+            &templates,
+            "--upgrade",
+            &named,
+            "--keep-image",
+            "control-plane",
+        ],
+        2,
+        &["`control-plane` names more than one machine slot"],
+    );
+    // The control plane and md-0 share a template: a choice for md-0 alone would move the
+    // control plane too, so it must name the template.
+    let shared = edited_file("mixed-shared", "kcp-md-gpu.yaml", |t| {
+        t.replace(
+            "          name: gpu-cluster-md-0\n        version",
+            "          name: gpu-cluster-control-plane\n        version",
+        )
+    });
+    let only_cp = edited_file("mixed-shared-templates", "kcp-md-gpu-templates.yaml", |t| {
+        let at = t.find("- apiVersion: infrastructure.cluster.x-k8s.io/v1beta1\n  kind: AzureMachineTemplate\n  metadata:\n    labels:\n      cluster.x-k8s.io/cluster-name: gpu-cluster\n    name: gpu-cluster-md-0").unwrap();
+        let end = t.find("- apiVersion: infrastructure.cluster.x-k8s.io/v1beta1\n  kind: AzureMachineTemplate\n  metadata:\n    labels:\n      cluster.x-k8s.io/cluster-name: gpu-cluster\n    name: gpu-cluster-md-gpu").unwrap();
+        format!("{}{}", &t[..at], &t[end..])
+    });
+    fails(
+        &[
+            LINUX,
+            GPU,
+            "--from",
+            &only_cp,
+            "--upgrade",
+            &shared,
+            "--image-for",
+            "gpu-cluster-md-0=sig-ubuntu-2204-gpu",
+        ],
+        2,
+        &[
+            "share template `gpu-cluster-control-plane`",
+            "name the template",
+        ],
+    );
+    // A copy from another namespace is not the template the MachineDeployments use.
+    let other_ns = edited_file("mixed-other-ns", "kcp-md-gpu-templates.yaml", |t| {
+        t.replace(
+            "    name: gpu-cluster-md-gpu\n    namespace: default",
+            "    name: gpu-cluster-md-gpu\n    namespace: team-b",
+        )
+    });
+    fails(
+        &[LINUX, GPU, "--from", &other_ns, "--upgrade", &cluster],
+        6,
+        &["`gpu-cluster-md-gpu`", "referred to by nothing"],
+    );
+    // Two namespaces with templates of the same name: each MachineDeployment gets the copy of
+    // its own namespace's template.
+    let two_ns_cluster = edited_file("mixed-two-ns", "kcp-md-gpu.yaml", |t| {
+        let md = t
+            .split("- apiVersion: cluster.x-k8s.io/v1beta1\n")
+            .nth(1)
+            .unwrap();
+        format!(
+            "{t}- apiVersion: cluster.x-k8s.io/v1beta1\n{}",
+            md.replace("namespace: default", "namespace: team-b")
+        )
+    });
+    let two_ns_templates = edited_file("mixed-two-ns", "kcp-md-gpu-templates.yaml", |t| {
+        let md0 = t
+            .split("- apiVersion: infrastructure.cluster.x-k8s.io/v1beta1\n")
+            .nth(2)
+            .unwrap();
+        format!(
+            "{t}- apiVersion: infrastructure.cluster.x-k8s.io/v1beta1\n{}",
+            md0.replace("namespace: default", "namespace: team-b")
+                .replace("Standard_D4s_v3", "Standard_D8s_v3")
+        )
+    });
+    let out = upgrade(
+        &[LINUX, GPU],
+        &["--from", &two_ns_templates, "--upgrade", &two_ns_cluster],
+    );
+    let team_b: Vec<&Json> = out
+        .objects
+        .iter()
+        .filter(|o| o["metadata"]["namespace"] == "team-b")
+        .collect();
+    assert_eq!(
+        kinds(&team_b.iter().map(|o| (*o).clone()).collect::<Vec<_>>()),
+        ["AzureMachineTemplate", "MachineDeployment"]
+    );
+    assert_eq!(
+        s(team_b[0], "/spec/template/spec/vmSize"),
+        "Standard_D8s_v3"
+    );
+    assert_eq!(
+        s(team_b[1], "/spec/template/spec/infrastructureRef/name"),
+        s(team_b[0], "/metadata/name")
+    );
+
+    // A MachineDeployment whose reference names another kind of template is not moved.
+    let docker = edited_file("mixed-docker", "kcp-md-gpu.yaml", |t| {
+        t.replace(
+            "          kind: AzureMachineTemplate\n          name: gpu-cluster-md-gpu",
+            "          kind: DockerMachineTemplate\n          name: gpu-cluster-md-gpu",
+        )
+    });
+    fails(
+        &[LINUX, GPU, "--from", &templates, "--upgrade", &docker],
+        6,
+        &["referred to by nothing"],
+    );
+    // The same template, different in the --upgrade input and the --from file.
+    let both = edited_file("mixed-both", "clusterclass-windows.yaml", |t| {
+        let templates = std::fs::read_to_string(
+            crate::util::repo().join(path("clusterclass-windows-templates.yaml")),
+        )
+        .unwrap();
+        let items = templates
+            .split("items:\n")
+            .nth(1)
+            .unwrap()
+            .replace("osType: Windows", "osType: Linux");
+        format!("{t}{items}")
+    });
+    fails(
+        &[
+            LINUX,
+            WINDOWS,
+            "--from",
+            &path("clusterclass-windows-templates.yaml"),
+            "--upgrade",
+            &both,
+        ],
+        6,
+        &["mixed-worker-win", "different specs"],
+    );
+}
+
+#[test]
+fn credentials_in_copied_fields_are_refused_not_copied() {
+    let sas = "https://acct.blob.core.windows.net/c/b?sv=2021-08-06&sr=b&sig=AbCdEfGhIjKlMnOpQrStUvWxYz0123456789%2B%2FAbCd%3D";
+    let file = edited_file("mixed-sas", "kcp-md-gpu-templates.yaml", |t| {
+        t.replacen("        vmSize: Standard_D2s_v3", &format!("        additionalTags:\n          bootstrap: \"{sas}\"\n        vmSize: Standard_D2s_v3"), 1)
+    });
+    let err = fails(
+        &[
+            LINUX,
+            GPU,
+            "--from",
+            &file,
+            "--upgrade",
+            &path("kcp-md-gpu.yaml"),
+        ],
+        6,
+        &[
+            "holds a credential",
+            "spec.template.spec.additionalTags.bootstrap",
+        ],
+    );
+    assert!(!err.contains("AbCdEfGh"), "{err}");
+}
+
+#[test]
+fn input_and_flag_mistakes_get_their_exit_codes() {
+    let dir = crate::util::scratch("mixed-bytes");
+    let bad = dir.join("cluster.yaml");
+    std::fs::write(&bad, b"apiVersion: v1\nkind: List\nitems: []\n\xff\xfe\n").unwrap();
+    fails(
+        &[
+            LINUX,
+            "--from",
+            &path("kcp-md-gpu-templates.yaml"),
+            "--upgrade",
+            bad.to_str().unwrap(),
+        ],
+        4,
+        &["not UTF-8"],
+    );
+    fails(
+        &[
+            LINUX,
+            GPU,
+            "--from",
+            &path("kcp-md-gpu-templates.yaml"),
+            "--keep-image",
+            "gpu-cluster-md-gpu",
+        ],
+        2,
+        &["needs --upgrade"],
+    );
+}

@@ -20,3 +20,44 @@ pub use template::{
 pub use upgrade::{Request as UpgradeRequest, UpgradeOutput, plan_upgrade};
 
 pub use crate::error::{NoRecordFits, OsMismatch, Refusal};
+
+/// Refuses manifests that would carry a credential (a SAS token, an account key, a connection
+/// string) copied from the input: sigcat never writes one, and redacting it would break the
+/// object. The error names the object and the field, never the value.
+pub fn refuse_credentials<'a>(
+    objects: impl IntoIterator<Item = &'a serde_norway::Value>,
+) -> Result<(), Refusal> {
+    fn walk(value: &serde_norway::Value, path: &mut Vec<String>) -> Option<String> {
+        use serde_norway::Value;
+        match value {
+            Value::String(s) if crate::redact::has_secret(s) => Some(path.join(".")),
+            Value::Sequence(items) => items.iter().enumerate().find_map(|(i, v)| {
+                path.push(i.to_string());
+                let found = walk(v, path);
+                path.pop();
+                found
+            }),
+            Value::Mapping(m) => m.iter().find_map(|(k, v)| {
+                let key = k.as_str().map(str::to_string).unwrap_or_default();
+                if crate::redact::has_secret(&key) {
+                    return Some(format!("{} (a key)", path.join(".")));
+                }
+                path.push(key);
+                let found = walk(v, path);
+                path.pop();
+                found
+            }),
+            Value::Tagged(t) => walk(&t.value, path),
+            _ => None,
+        }
+    }
+    for object in objects {
+        if let Some(field) = walk(object, &mut Vec::new()) {
+            return Err(Refusal::Upgrade(format!(
+                "{} holds a credential (a SAS token, account key or connection string) at {field}, copied from the input; sigcat never writes credentials into manifests: keep it in a Secret and refer to it",
+                crate::yaml::describe(object)
+            )));
+        }
+    }
+    Ok(())
+}

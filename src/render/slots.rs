@@ -28,6 +28,12 @@ pub struct Slot {
     pub what: String,
     /// The names `--image-for` and `--keep-image` accept for it; the first is the one shown.
     pub names: Vec<String>,
+    /// Names of only some of the machines a shared template serves: a flag with one of them
+    /// is refused (it would change the others too).
+    pub partial_names: Vec<String>,
+    /// Names that may name several slots at once (a worker class whose MachineDeployments
+    /// each read their own variables).
+    pub shared_names: Vec<String>,
     /// The OS its template boots; `None` when the template is not in the input.
     pub os_type: Option<String>,
     /// The template that says so, for the error when a chosen record boots another OS.
@@ -46,6 +52,8 @@ impl Slot {
         Ok(Slot {
             what,
             names,
+            partial_names: Vec::new(),
+            shared_names: Vec::new(),
             os_type: Some(os_type_of(template)?),
             template: str_at(template, &["metadata", "name"])
                 .unwrap_or("(unnamed)")
@@ -107,9 +115,9 @@ pub struct Selector<'r> {
     target: Option<KubeVersion>,
     image_for: Vec<(String, String)>,
     keep: Vec<String>,
-    /// Slot names a flag matched, and every slot's shown name, to report flags that matched
-    /// nothing.
-    matched: RefCell<Vec<String>>,
+    /// (flag name, the slot it matched, whether through a shared name), to report flags that
+    /// matched nothing or several slots; and every slot's shown name.
+    matched: RefCell<Vec<(String, String, bool)>>,
     seen: RefCell<Vec<String>>,
 }
 
@@ -169,9 +177,24 @@ impl<'r> Selector<'r> {
         let keep: Vec<&String> = self.keep.iter().filter(|n| names(n)).collect();
         let chosen: Vec<&(String, String)> =
             self.image_for.iter().filter(|(n, _)| names(n)).collect();
-        let mut matched = self.matched.borrow_mut();
-        matched.extend(keep.iter().map(|n| n.to_string()));
-        matched.extend(chosen.iter().map(|(n, _)| n.clone()));
+        let used: Vec<&String> = keep
+            .iter()
+            .copied()
+            .chain(chosen.iter().map(|(n, _)| n))
+            .collect();
+        if let Some(part) = used.iter().find(|n| slot.partial_names.contains(n)) {
+            return Err(Refusal::SlotChoice(format!(
+                "`{part}` is one of several machines that share template `{}` ({}): a choice for it would change the others too; name the template `{}` to choose for all of them, or give `{part}` a template of its own",
+                slot.template, slot.what, slot.template
+            )));
+        }
+        self.matched.borrow_mut().extend(used.iter().map(|n| {
+            (
+                n.to_string(),
+                slot.what.clone(),
+                slot.shared_names.contains(n),
+            )
+        }));
         let distinct: Vec<&str> = {
             let mut v: Vec<&str> = chosen.iter().map(|(_, w)| w.as_str()).collect();
             v.sort();
@@ -206,66 +229,82 @@ impl<'r> Selector<'r> {
             return Ok(Choice::Keep);
         }
         let pool = self.pool();
+        let Some(os) = slot.os_type.as_deref() else {
+            // Without its template sigcat cannot tell Linux from Windows: only a record of
+            // the distro it runs now is safe.
+            if explicit.is_some() || !matches!(current_of(slot.image.as_ref()), Current::Names(_)) {
+                return Err(Refusal::Upgrade(format!(
+                    "{} boots an OS sigcat cannot see: its template is not in the input; add `azuremachinetemplate/{}` to the `kubectl get ... -o yaml` that made the input",
+                    slot.what, slot.template
+                )));
+            }
+            return self.matching(slot, &pool, None);
+        };
         if let Some(which) = explicit {
             let fits: Vec<&Record> = pool
                 .iter()
                 .copied()
                 .filter(|r| answers_to(r, which))
                 .collect();
-            return newest(&fits).map(Choice::Record).ok_or_else(|| {
-                Refusal::SlotChoice(format!(
+            if fits.is_empty() {
+                return Err(Refusal::SlotChoice(format!(
                     "--image-for {}={which}: no record{} is that build, image definition or distro; the records are {}",
                     slot.shown_name(),
                     self.at_target(),
                     self.list(&self.records)
-                ))
-            });
+                )));
+            }
+            let record = prefer(&fits, slot)?;
+            check_os(slot, record)?;
+            return Ok(Choice::Record(record));
         }
-        let family = slot.image.as_ref().and_then(family_of);
-        let fits: Vec<&Record> = pool
-            .iter()
-            .copied()
-            .filter(|r| match (&family, &slot.os_type) {
-                // The image names its definition or distro: a record of it, of the same OS
-                // (a record that does not say its OS is taken on its definition).
-                (Some(f), os) => {
-                    of_family(r, f)
-                        && r.os_type
-                            .as_deref()
-                            .zip(os.as_deref())
-                            .is_none_or(|(a, b)| a.eq_ignore_ascii_case(b))
-                }
-                // Only the OS is known (CAPZ's default image): a record that says that OS.
-                (None, Some(os)) => r
-                    .os_type
-                    .as_deref()
-                    .is_some_and(|a| a.eq_ignore_ascii_case(os)),
-                (None, None) => false,
-            })
-            .collect();
-        let mut families: Vec<String> = fits.iter().map(|r| distro_key(&r.distro())).collect();
-        families.sort();
-        families.dedup();
-        let runs = match (&family, &slot.os_type) {
-            (Some(_), None) => describe_image(slot.image.as_ref()),
-            (_, Some(os)) => format!("{} ({os})", describe_image(slot.image.as_ref())),
-            (None, None) => {
-                return Err(Refusal::Upgrade(format!(
-                    "{} runs an image sigcat cannot see: its template is not in the input; add `azuremachinetemplate/{}` to the `kubectl get ... -o yaml` that made the input, or name its record with --image-for {}=BUILD",
+        self.matching(slot, &pool, Some(os))
+    }
+
+    /// The record that fits `slot` by its OS and what its image runs.
+    fn matching(
+        &self,
+        slot: &Slot,
+        pool: &[&'r Record],
+        os: Option<&str>,
+    ) -> Result<Choice<'r>, Refusal> {
+        let same_os = |r: &Record| os.is_none_or(|os| os_of_record(r).eq_ignore_ascii_case(os));
+        let runs = match os {
+            Some(os) => format!("{} ({os})", describe_image(slot.image.as_ref())),
+            None => describe_image(slot.image.as_ref()),
+        };
+        let fits: Vec<&Record> = match current_of(slot.image.as_ref()) {
+            Current::Unknown => {
+                return Err(Refusal::SlotChoice(format!(
+                    "{} runs {runs}, which does not say which distro it is; choose its record with --image-for {}=BUILD, or keep it with --keep-image {}",
                     slot.what,
-                    slot.template,
+                    slot.shown_name(),
                     slot.shown_name()
                 )));
             }
+            Current::Names(family) => {
+                let fits: Vec<&Record> = pool
+                    .iter()
+                    .copied()
+                    .filter(|r| of_family(r, &family) && same_os(r))
+                    .collect();
+                if fits.is_empty() {
+                    // A record of its distro that boots the other OS: say exactly that.
+                    if let Some(r) = pool.iter().find(|r| of_family(r, &family)) {
+                        check_os(slot, r)?;
+                    }
+                }
+                // Its own definition before another of the same distro.
+                let exact: Vec<&Record> = fits
+                    .iter()
+                    .copied()
+                    .filter(|r| definition(r).is_some_and(|d| d.eq_ignore_ascii_case(&family)))
+                    .collect();
+                if exact.is_empty() { fits } else { exact }
+            }
+            Current::Default => pool.iter().copied().filter(|r| same_os(r)).collect(),
         };
         if fits.is_empty() {
-            // A record of its distro that boots the other OS: say exactly that.
-            let other_os = pool.iter().find(|r| {
-                family.as_ref().is_some_and(|f| of_family(r, f)) && check_os(slot, r).is_err()
-            });
-            if let Some(r) = other_os {
-                check_os(slot, r)?;
-            }
             return Err(Refusal::NoRecordForSlot(Box::new(
                 crate::error::NoRecordFits {
                     slot: slot.what.clone(),
@@ -275,20 +314,47 @@ impl<'r> Selector<'r> {
                 },
             )));
         }
-        if family.is_none() && families.len() > 1 {
-            return Err(Refusal::SlotChoice(format!(
-                "{} runs {runs}, which does not say which distro it is, and records of several fit it ({}); choose with --image-for {}=BUILD",
-                slot.what,
-                self.list(&fits),
-                slot.shown_name()
-            )));
+        if matches!(current_of(slot.image.as_ref()), Current::Default) {
+            let mut families: Vec<String> = fits.iter().map(|r| distro_key(&r.distro())).collect();
+            families.sort();
+            families.dedup();
+            if families.len() > 1 {
+                return Err(Refusal::SlotChoice(format!(
+                    "{} runs {runs}, which does not say which distro it is, and records of several fit it ({}); choose with --image-for {}=BUILD",
+                    slot.what,
+                    self.list(&fits),
+                    slot.shown_name()
+                )));
+            }
         }
-        Ok(Choice::Record(newest(&fits).expect("not empty")))
+        Ok(Choice::Record(prefer(&fits, slot)?))
     }
 
     /// Flags that named no slot of this render: the operator's mistake, refused.
     pub fn check_all_flags_used(&self) -> Result<(), Refusal> {
-        let matched = self.matched.borrow();
+        let matched_slots = self.matched.borrow();
+        for (name, _, _) in matched_slots.iter() {
+            let mut slots: Vec<&String> = matched_slots
+                .iter()
+                .filter(|(n, _, shared)| n == name && !shared)
+                .map(|(_, what, _)| what)
+                .collect();
+            slots.sort();
+            slots.dedup();
+            let shared = matched_slots.iter().any(|(n, _, s)| n == name && *s);
+            if slots.len() > 1 || (shared && !slots.is_empty()) {
+                return Err(Refusal::SlotChoice(format!(
+                    "`{name}` names more than one machine slot ({}); name each by its template",
+                    matched_slots
+                        .iter()
+                        .filter(|(n, _, _)| n == name)
+                        .map(|(_, what, _)| what.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )));
+            }
+        }
+        let matched: Vec<&String> = matched_slots.iter().map(|(n, _, _)| n).collect();
         let unused: Vec<String> = self
             .keep
             .iter()
@@ -297,7 +363,7 @@ impl<'r> Selector<'r> {
             .chain(
                 self.image_for
                     .iter()
-                    .filter(|(n, _)| !matched.contains(n))
+                    .filter(|(n, _)| !matched.contains(&n))
                     .map(|(n, w)| format!("--image-for {n}={w}")),
             )
             .collect();
@@ -305,6 +371,7 @@ impl<'r> Selector<'r> {
             return Ok(());
         }
         let mut seen = self.seen.borrow().clone();
+        seen.sort();
         seen.dedup();
         Err(Refusal::SlotChoice(format!(
             "{} named no machine slot of this render; the slots are {}",
@@ -346,15 +413,46 @@ impl<'r> Selector<'r> {
     }
 }
 
+/// A template as references find it: its name, in its namespace (when known).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TemplateKey {
+    /// `metadata.namespace` (references without one mean their object's).
+    pub namespace: Option<String>,
+    /// `metadata.name`.
+    pub name: String,
+}
+
+impl TemplateKey {
+    /// The key of an AzureMachineTemplate object.
+    pub fn of(template: &Value) -> TemplateKey {
+        TemplateKey {
+            namespace: str_at(template, &["metadata", "namespace"]).map(str::to_string),
+            name: str_at(template, &["metadata", "name"])
+                .unwrap_or("(unnamed)")
+                .to_string(),
+        }
+    }
+
+    /// Whether a reference to `name` in `namespace` finds this template (a namespace nobody
+    /// wrote down matches any).
+    pub fn finds(&self, namespace: Option<&str>, name: &str) -> bool {
+        self.name == name
+            && match (self.namespace.as_deref(), namespace) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
+
 /// New templates for the `--from` copies, each with the record its slot gets.
 #[derive(Debug, Default)]
 pub struct Copies {
     /// The new templates, in the order of the copies.
     pub templates: Vec<Value>,
-    /// (old name, new name) of each copy.
-    pub replacements: Vec<(String, String)>,
+    /// (old template, new name) of each copy.
+    pub replacements: Vec<(TemplateKey, String)>,
     /// Templates whose slots keep their image.
-    pub kept: Vec<String>,
+    pub kept: Vec<TemplateKey>,
     /// One line per copy.
     pub plan: Vec<PlanLine>,
 }
@@ -362,50 +460,68 @@ pub struct Copies {
 /// Who uses a template: the names a flag may give its slot, and what they are.
 #[derive(Debug, Default, Clone)]
 pub struct Users {
-    /// Object, class and topology names.
-    pub names: Vec<String>,
+    /// Each machine kind that runs it, by its names (a MachineDeployment's name; a
+    /// KubeadmControlPlane's and `control-plane`).
+    pub machines: Vec<Vec<String>>,
+    /// Worker classes whose template it is (a name for all their machines).
+    pub classes: Vec<String>,
     /// "MachineDeployment `md-0`", for the plan.
     pub what: Vec<String>,
 }
 
-/// Copies each current template with the image of the record its slot gets (`users` names
-/// who runs each template, by template name).
+/// Copies each current template with the image of the record its slot gets. `users` names who
+/// runs each template; `input` is the rest of the input, where a template must not be
+/// another version of one being copied.
 pub fn copy_templates(
     currents: &[&Value],
-    users: &BTreeMap<String, Users>,
+    users: &BTreeMap<TemplateKey, Users>,
+    input: &[Value],
     selector: &Selector,
     options: &TemplateOptions,
 ) -> Result<Copies, Refusal> {
     let mut out = Copies::default();
     for current in currents {
-        let name = str_at(current, &["metadata", "name"])
-            .unwrap_or("(unnamed)")
-            .to_string();
-        let used = users.get(&name).cloned().unwrap_or_default();
+        let key = TemplateKey::of(current);
+        let name = key.name.clone();
+        if out.replacements.iter().any(|(old, _)| old == &key) || out.kept.contains(&key) {
+            return Err(Refusal::SlotChoice(format!(
+                "template `{name}` is given twice (--from); give each template once"
+            )));
+        }
+        if let Some(other) = input.iter().find(|o| {
+            str_at(o, &["kind"]) == Some(super::template::AMT_KIND)
+                && TemplateKey::of(o) == key
+                && get(o, &["spec"]) != get(current, &["spec"])
+        }) {
+            return Err(Refusal::Upgrade(format!(
+                "{} is in the --upgrade input and in a --from file with different specs; give the current one once (the --from file, or the --upgrade input)",
+                crate::yaml::describe(other)
+            )));
+        }
+        let used = users.get(&key).cloned().unwrap_or_default();
         // The users' names first: the one shown is what the operator knows the machines by.
-        let mut names = used.names.clone();
+        let mut names: Vec<String> = used.machines.iter().flatten().cloned().collect();
+        names.extend(used.classes.iter().cloned());
         names.push(name.clone());
         let what = if used.what.is_empty() {
             format!("template `{name}`")
         } else {
             format!("{}, template `{name}`", used.what.join("; "))
         };
-        if out.replacements.iter().any(|(old, _)| old == &name) || out.kept.contains(&name) {
-            return Err(Refusal::SlotChoice(format!(
-                "template `{name}` is given twice (--from); give each template once"
-            )));
+        let mut slot = Slot::of_template(current, what, names)?;
+        if used.machines.len() > 1 {
+            slot.partial_names = used.machines.iter().flatten().cloned().collect();
         }
-        let slot = Slot::of_template(current, what, names)?;
         let choice = selector.choose(&slot)?;
         out.plan.push(PlanLine::new(&slot, choice));
         match choice {
-            Choice::Keep => out.kept.push(name),
+            Choice::Keep => out.kept.push(key),
             Choice::Record(record) => {
                 let new = new_template(record, Some(current), options)?;
                 let new_name = str_at(&new, &["metadata", "name"])
                     .unwrap_or_default()
                     .to_string();
-                out.replacements.push((name, new_name));
+                out.replacements.push((key, new_name));
                 out.templates.push(new);
             }
         }
@@ -413,31 +529,128 @@ pub fn copy_templates(
     Ok(out)
 }
 
-/// The OS a template boots: `osDisk.osType`, `Linux` when absent (CAPZ's default); anything
-/// but a string is refused rather than guessed.
+/// The OS a template boots: `osDisk.osType`, `Linux` when absent (CAPZ's default). CAPZ
+/// treats exactly `Windows` as Windows and anything else as Linux, so any other value (`windows`,
+/// `7`) is refused rather than guessed.
 pub fn os_type_of(template: &Value) -> Result<String, Refusal> {
     match get(template, &["spec", "template", "spec", "osDisk", "osType"]) {
-        None => Ok("Linux".into()),
-        Some(Value::String(os)) => Ok(os.clone()),
+        None | Some(Value::Null) => Ok("Linux".into()),
+        Some(Value::String(os)) if os == "Linux" || os == "Windows" => Ok(os.clone()),
         Some(other) => Err(Refusal::Upgrade(format!(
-            "{}: spec.template.spec.osDisk.osType is {}, not `Linux` or `Windows`",
+            "{}: spec.template.spec.osDisk.osType is {}, not `Linux` or `Windows` (CAPZ reads only `Windows` as Windows)",
             crate::yaml::describe(template),
             serde_json::to_string(other).unwrap_or_else(|_| "not a string".into())
         ))),
     }
 }
 
+/// The OS a record's image boots: its `os_type`, else what its names say (image-builder names
+/// its Windows builds `windows-*`; everything else it builds for Azure is Linux).
+pub fn os_of_record(r: &Record) -> String {
+    if let Some(os) = &r.os_type {
+        return os.clone();
+    }
+    let os_name = r.custom_data.get("os_name").and_then(|v| v.as_str());
+    let windows = [
+        Some(r.distro().as_str()),
+        definition(r),
+        os_name,
+        Some(r.build.as_str()),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|n| n.to_ascii_lowercase().contains("windows"));
+    if windows { "Windows" } else { "Linux" }.to_string()
+}
+
+/// What a slot's current image says about what it runs.
+enum Current {
+    /// CAPZ's default image (no `image:`, or `image: null`).
+    Default,
+    /// An image definition, marketplace SKU or managed image name.
+    Names(String),
+    /// Something sigcat cannot read (`image: {}`, an unknown kind).
+    Unknown,
+}
+
+fn current_of(image: Option<&Value>) -> Current {
+    match image {
+        None | Some(Value::Null) => Current::Default,
+        Some(image) => family_of(image).map_or(Current::Unknown, Current::Names),
+    }
+}
+
+/// The gallery an `image:` section names, if any.
+fn gallery_of(image: &Value) -> Option<String> {
+    for kind in ["computeGallery", "sharedGallery"] {
+        if let Some(g) = str_at(image, &[kind, "gallery"]) {
+            return Some(g.to_string());
+        }
+    }
+    let id = str_at(image, &["id"])?;
+    let parts: Vec<&str> = id.split('/').collect();
+    let at = parts
+        .iter()
+        .position(|p| p.eq_ignore_ascii_case("galleries"))?;
+    parts.get(at + 1).map(|g| g.to_string())
+}
+
+fn definition(r: &Record) -> Option<&str> {
+    r.gallery_image
+        .as_ref()
+        .map(|g| g.image_definition.as_str())
+}
+
+/// The newest of `fits`, from the gallery the slot runs on when some are there; refused when
+/// the same image (Kubernetes and gallery version) is in several galleries and nothing says
+/// which one this cluster uses.
+fn prefer<'r>(fits: &[&'r Record], slot: &Slot) -> Result<&'r Record, Refusal> {
+    let gallery = slot.image.as_ref().and_then(gallery_of);
+    let galleries = |r: &Record| {
+        r.gallery_image
+            .as_ref()
+            .map(|g| g.gallery.to_ascii_lowercase())
+    };
+    let here: Vec<&Record> = fits
+        .iter()
+        .copied()
+        .filter(|r| {
+            gallery
+                .as_ref()
+                .is_some_and(|g| galleries(r) == Some(g.to_ascii_lowercase()))
+        })
+        .collect();
+    let fits = if here.is_empty() { fits } else { &here[..] };
+    let best = newest(fits).expect("fits is not empty");
+    let mut twins: Vec<String> = fits
+        .iter()
+        .filter(|r| kube(r) == kube(best) && version_parts(r) == version_parts(best))
+        .filter_map(|r| r.gallery_image.as_ref().map(|g| g.gallery.clone()))
+        .collect();
+    twins.sort();
+    twins.dedup();
+    if twins.len() > 1 {
+        return Err(Refusal::SlotChoice(format!(
+            "{}: the records hold the same image in several galleries ({}), and its current image is in none of them; give only the record of the gallery this cluster should use",
+            slot.what,
+            twins.join(", ")
+        )));
+    }
+    Ok(best)
+}
+
 /// The OS mismatch of a chosen record and the slot's template, if any.
 pub fn check_os(slot: &Slot, record: &Record) -> Result<(), Refusal> {
-    match (slot.os_type.as_deref(), record.os_type.as_deref()) {
-        (Some(theirs), Some(ours)) if !theirs.eq_ignore_ascii_case(ours) => Err(
-            Refusal::OsTypeMismatch(Box::new(crate::error::OsMismatch {
+    let ours = os_of_record(record);
+    match slot.os_type.as_deref() {
+        Some(theirs) if !theirs.eq_ignore_ascii_case(&ours) => Err(Refusal::OsTypeMismatch(
+            Box::new(crate::error::OsMismatch {
                 build: record.build.clone(),
-                record: ours.to_string(),
+                record: ours,
                 template_name: slot.template.clone(),
                 template: theirs.to_string(),
-            })),
-        ),
+            }),
+        )),
         _ => Ok(()),
     }
 }
@@ -509,16 +722,29 @@ pub fn family_of(image: &Value) -> Option<String> {
     if let Some(sku) = str_at(image, &["marketplace", "sku"]) {
         return Some(sku.to_string());
     }
-    // A gallery image version id names its definition; a managed image's name says nothing
-    // sigcat can rely on.
+    // A gallery image version id names its definition; a managed image is named as
+    // image-builder names them, `<definition>-<timestamp>` (`capi-ubuntu-2404-1721037000`).
     let id = str_at(image, &["id"])?;
     let parts: Vec<&str> = id.split('/').collect();
+    if let Some(at) = parts
+        .iter()
+        .position(|p| p.eq_ignore_ascii_case("galleries"))
+    {
+        return (parts.get(at + 2)?.eq_ignore_ascii_case("images"))
+            .then(|| parts.get(at + 3).map(|d| d.to_string()))
+            .flatten();
+    }
     let at = parts
         .iter()
-        .position(|p| p.eq_ignore_ascii_case("galleries"))?;
-    (parts.get(at + 2)?.eq_ignore_ascii_case("images"))
-        .then(|| parts.get(at + 3).map(|d| d.to_string()))
-        .flatten()
+        .position(|p| p.eq_ignore_ascii_case("images"))?;
+    let name = parts.get(at + 1).filter(|n| !n.is_empty())?;
+    let bare = match name.rsplit_once('-') {
+        Some((base, stamp)) if !base.is_empty() && stamp.bytes().all(|b| b.is_ascii_digit()) => {
+            base
+        }
+        _ => name,
+    };
+    Some(bare.to_string())
 }
 
 /// A definition, SKU or distro reduced to the distro it names, so that image-builder's
@@ -626,6 +852,8 @@ mod tests {
         Slot {
             what: format!("slot `{}`", names[0]),
             names: names.iter().map(|n| n.to_string()).collect(),
+            partial_names: Vec::new(),
+            shared_names: Vec::new(),
             os_type: os.map(str::to_string),
             template: "t".into(),
             image: image.map(|i| serde_norway::from_str(i).unwrap()),
@@ -845,7 +1073,7 @@ mod tests {
     }
 
     #[test]
-    fn a_record_without_os_type_is_matched_on_its_definition_only() {
+    fn a_record_without_os_type_is_matched_as_its_names_say() {
         let records = vec![record(
             "sig-ubuntu-2404",
             None,
@@ -861,7 +1089,141 @@ mod tests {
             ),
             "sig-ubuntu-2404 1"
         );
-        assert!(chosen(&s, &slot(&["a"], Some("Linux"), None)).starts_with("refused"));
+        // Its names say Linux, so CAPZ's default Linux image takes it, the Windows one not.
+        assert_eq!(
+            chosen(&s, &slot(&["a"], Some("Linux"), None)),
+            "sig-ubuntu-2404 1"
+        );
+        assert!(chosen(&s, &slot(&["a"], Some("Windows"), None)).contains("no record fits"));
+    }
+
+    #[test]
+    fn what_a_current_image_says_decides_and_silence_is_refused() {
+        let records = records();
+        let s = Selector::new(&records, vec![], vec![], true).unwrap();
+        // A managed image as image-builder names it: `<definition>-<timestamp>`.
+        let managed = "{id: /subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/images/capi-ubuntu-2204-1700000000}";
+        assert_eq!(
+            chosen(&s, &slot(&["a"], Some("Linux"), Some(managed))),
+            "sig-ubuntu-2204 1.30.10"
+        );
+        // A managed image of no known distro, an empty image: refused, not guessed.
+        let custom =
+            "{id: /subscriptions/s/resourceGroups/g/providers/Microsoft.Compute/images/my-image}";
+        assert!(chosen(&s, &slot(&["a"], Some("Linux"), Some(custom))).contains("no record fits"));
+        let empty = chosen(&s, &slot(&["a"], Some("Linux"), Some("{}")));
+        assert!(empty.contains("does not say which distro"), "{empty}");
+        // `image: null` is no image: CAPZ's default.
+        assert!(
+            chosen(&s, &slot(&["w"], Some("Windows"), Some("null")))
+                .starts_with("sig-windows-2022")
+        );
+    }
+
+    #[test]
+    fn the_same_definition_and_gallery_win_and_twins_are_refused() {
+        let mut ubun2 = record(
+            "sig-ubuntu-2404",
+            Some("Linux"),
+            "capi-ubun2-2404",
+            "1.30.5",
+            "9.0.0",
+        );
+        ubun2.gallery_image.as_mut().unwrap().gallery = "H".into();
+        let mut elsewhere = record(
+            "sig-ubuntu-2404",
+            Some("Linux"),
+            "capi-ubuntu-2404",
+            "1.30.5",
+            "1.30.5",
+        );
+        elsewhere.gallery_image.as_mut().unwrap().gallery = "Other".into();
+        let here = record(
+            "sig-ubuntu-2404",
+            Some("Linux"),
+            "capi-ubuntu-2404",
+            "1.30.5",
+            "1.30.5",
+        );
+        let records = vec![here, ubun2, elsewhere];
+        let s = Selector::new(&records, vec![], vec![], true).unwrap();
+        // Its own definition beats a newer image of the same distro; its own gallery beats a
+        // copy in another.
+        let pick = s
+            .choose(&slot(
+                &["a"],
+                Some("Linux"),
+                Some(&gallery("capi-ubuntu-2404")),
+            ))
+            .unwrap();
+        let Choice::Record(r) = pick else { panic!() };
+        assert_eq!(r.gallery_image.as_ref().unwrap().gallery, "G");
+        // On CAPZ's community image the copies in two galleries are equal: not guessed.
+        let community = "{computeGallery: {gallery: ClusterAPI-f72ceb4f, name: capi-ubuntu-2404, version: '1.29.7'}}";
+        let err = chosen(&s, &slot(&["a"], Some("Linux"), Some(community)));
+        assert!(
+            err.contains("several galleries") && err.contains("G, Other"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_record_without_os_type_is_judged_by_its_names() {
+        let mut windows = record(
+            "sig-windows-2022-containerd",
+            None,
+            "capi-windows-2022-containerd",
+            "1.30.5",
+            "1",
+        );
+        windows.os_type = None;
+        assert_eq!(os_of_record(&windows), "Windows");
+        let linux = record("sig-ubuntu-2404", None, "capi-ubuntu-2404", "1.30.5", "1");
+        assert_eq!(os_of_record(&linux), "Linux");
+        let records = vec![linux];
+        // Chosen explicitly for a Windows template: refused as any Linux record is.
+        let s = Selector::new(
+            &records,
+            vec![("w".into(), "sig-ubuntu-2404".into())],
+            vec![],
+            true,
+        )
+        .unwrap();
+        let err = chosen(&s, &slot(&["w"], Some("Windows"), None));
+        assert!(
+            err.contains("Linux image") && err.contains("boots Windows"),
+            "{err}"
+        );
+        // A slot whose template is not in the input takes no explicit choice.
+        let err = chosen(
+            &s,
+            &slot(&["w"], None, Some(&gallery("capi-windows-2022-containerd"))),
+        );
+        assert!(err.contains("cannot see"), "{err}");
+    }
+
+    #[test]
+    fn a_name_for_part_of_a_slot_or_for_several_slots_is_refused() {
+        let records = records();
+        let s = Selector::new(&records, vec![], vec!["md-0".into()], true).unwrap();
+        let mut shared = slot(
+            &["md-0", "cp", "t"],
+            Some("Linux"),
+            Some(&gallery("capi-ubuntu-2404")),
+        );
+        shared.partial_names = vec!["md-0".into(), "cp".into()];
+        let err = chosen(&s, &shared);
+        assert!(
+            err.contains("share template") && err.contains("name the template"),
+            "{err}"
+        );
+
+        let s = Selector::new(&records, vec![], vec!["control-plane".into()], true).unwrap();
+        for names in [["kcp", "control-plane"], ["control-plane", "t2"]] {
+            assert_eq!(chosen(&s, &slot(&names, Some("Linux"), None)), "keep");
+        }
+        let err = s.check_all_flags_used().unwrap_err().to_string();
+        assert!(err.contains("names more than one machine slot"), "{err}");
     }
 
     #[test]

@@ -333,7 +333,7 @@ pub fn new_template(
             set(
                 &mut t,
                 &["spec", "template", "spec", "osDisk", "osType"],
-                Value::from(record.os_type.as_deref().unwrap_or("Linux")),
+                Value::from(super::slots::os_of_record(record)),
             );
             set(
                 &mut t,

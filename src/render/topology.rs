@@ -16,7 +16,7 @@
 
 use super::Refusal;
 use super::change::Change;
-use super::slots::{Choice, PlanLine, Slot as MachineSlot, check_os, os_type_of};
+use super::slots::{Choice, PlanLine, Slot as MachineSlot, TemplateKey, check_os, os_type_of};
 use super::template::image_section;
 use super::upgrade::{Context, check_step, version_of};
 use crate::record::kubernetes::KubeVersion;
@@ -33,8 +33,8 @@ pub(crate) struct Plan {
     /// ClusterClasses changed in place, then Clusters.
     pub(crate) changes: Vec<Change>,
     pub(crate) notes: Vec<String>,
-    /// New template names the changes refer to.
-    pub(crate) used_templates: Vec<String>,
+    /// (namespace, name) of the new templates the changes refer to.
+    pub(crate) used_templates: Vec<(Option<String>, String)>,
     /// The slots whose image comes from variables, or that keep their image.
     pub(crate) plan: Vec<PlanLine>,
 }
@@ -127,9 +127,11 @@ fn class_of<'a>(objects: &'a [Value], cluster: &Value) -> Option<&'a Value> {
     )
 }
 
-/// (template, the names flags may give its slot, what it is) for every template a
-/// ClusterClass Cluster of the input runs.
-pub(super) fn template_users(objects: &[Value]) -> Vec<(String, Vec<String>, String)> {
+/// (template, the machines that run it by their names, its worker class, what it is) for every
+/// template a ClusterClass Cluster of the input runs.
+pub(super) type TemplateUse = (TemplateKey, Vec<Vec<String>>, Option<String>, String);
+
+pub(super) fn template_users(objects: &[Value]) -> Vec<TemplateUse> {
     let mut out = Vec::new();
     for cluster in objects.iter().filter(|o| is_topology_cluster(o)) {
         let Some(class) = class_of(objects, cluster) else {
@@ -137,13 +139,30 @@ pub(super) fn template_users(objects: &[Value]) -> Vec<(String, Vec<String>, Str
         };
         for slot in slots(cluster, class).unwrap_or_default() {
             out.push((
-                slot.template_name().to_string(),
-                slot_names(&slot, cluster, None),
+                TemplateKey {
+                    namespace: str_at(class, &["metadata", "namespace"]).map(str::to_string),
+                    name: slot.template_name().to_string(),
+                },
+                machine_names(&slot, cluster),
+                slot.md_class.clone(),
                 slot_what(&slot, cluster, None),
             ));
         }
     }
     out
+}
+
+/// Each machine of a slot by its name: `control-plane`, or each MachineDeployment's.
+fn machine_names(slot: &Slot, cluster: &Value) -> Vec<Vec<String>> {
+    match &slot.md_class {
+        None => vec![vec!["control-plane".into()]],
+        Some(_) => slot
+            .md_indexes
+            .iter()
+            .filter_map(|i| md_name(cluster, *i))
+            .map(|n| vec![n.to_string()])
+            .collect(),
+    }
 }
 
 /// The topology name of the cluster's `index`th MachineDeployment.
@@ -264,7 +283,10 @@ fn plan_cluster(
             set(reference, &["name"], Value::from(new_name.as_str()));
             class_change.refs_changed = true;
             any_ref_changed = true;
-            plan.used_templates.push(new_name);
+            plan.used_templates.push((
+                str_at(class, &["metadata", "namespace"]).map(str::to_string),
+                new_name,
+            ));
         } else {
             checks.extend(set_variables(
                 req,
@@ -602,13 +624,17 @@ fn replace_template(
     plan: &mut Plan,
 ) -> Result<Option<String>, Refusal> {
     let old = slot.template_name();
-    if let Some((_, new)) = req.replacements.iter().find(|(from, _)| from == old) {
+    let ns = str_at(class, &["metadata", "namespace"]);
+    if let Some((_, new)) = req
+        .replacements
+        .iter()
+        .find(|(from, _)| from.finds(ns, old))
+    {
         return Ok(Some(new.clone()));
     }
-    if req.kept.iter().any(|k| k == old) {
+    if req.kept.iter().any(|k| k.finds(ns, old)) {
         return Ok(None);
     }
-    let ns = str_at(class, &["metadata", "namespace"]);
     let template = find(req.objects, TEMPLATE_KIND, old, ns);
     let machine = machine_slot(slot, cluster, None, template, old)?;
     if req.selector.keeps(&machine)? {
@@ -633,9 +659,21 @@ fn machine_slot(
     template: Option<&Value>,
     template_name: &str,
 ) -> Result<MachineSlot, Refusal> {
+    let machines = machine_names(slot, cluster);
     Ok(MachineSlot {
         what: slot_what(slot, cluster, only),
         names: slot_names(slot, cluster, only),
+        // One MachineDeployment of several that share the class's template names only part
+        // of it; the class names all of them (and, with variables, each one's own machines).
+        partial_names: if only.is_none() && machines.len() > 1 {
+            machines.into_iter().flatten().collect()
+        } else {
+            Vec::new()
+        },
+        shared_names: match (only, &slot.md_class) {
+            (Some(_), Some(class)) => vec![class.clone()],
+            _ => Vec::new(),
+        },
         os_type: template.map(os_type_of).transpose()?,
         template: template_name.to_string(),
         image: template.and_then(|t| get(t, &["spec", "template", "spec", "image"]).cloned()),

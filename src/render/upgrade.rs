@@ -4,11 +4,12 @@
 
 use super::Refusal;
 use super::change::Change;
-use super::slots::{PlanLine, Selector, Users, copy_templates};
+use super::slots::{PlanLine, Selector, TemplateKey, Users, copy_templates};
+use super::template::AMT_KIND;
 use super::template::TemplateOptions;
 use super::topology;
 use crate::record::kubernetes::KubeVersion;
-use crate::yaml::{describe, set, str_at};
+use crate::yaml::{describe, get, set, str_at};
 use serde_norway::Value;
 use std::collections::BTreeMap;
 
@@ -31,10 +32,10 @@ pub struct Request<'a> {
 /// The request as the planners use it, once the copies are made.
 pub(super) struct Context<'a> {
     pub(super) objects: &'a [Value],
-    /// (old template name, new template name) for every copy.
-    pub(super) replacements: Vec<(String, String)>,
+    /// (old template, new template name) for every copy.
+    pub(super) replacements: Vec<(TemplateKey, String)>,
     /// Templates whose slots keep their image (`--keep-image`).
-    pub(super) kept: Vec<String>,
+    pub(super) kept: Vec<TemplateKey>,
     pub(super) selector: &'a Selector<'a>,
     pub(super) options: &'a TemplateOptions,
     /// The Kubernetes version the cluster moves to.
@@ -86,6 +87,31 @@ fn paths(obj: &Value) -> Option<(bool, &'static [&'static str], &'static [&'stat
     }
 }
 
+/// The AzureMachineTemplate an object's reference at `ref_path` (ending in `name`) finds;
+/// `None` for a reference to another kind.
+pub(super) fn template_ref(obj: &Value, ref_path: &[&str]) -> Option<TemplateKey> {
+    let (_, parent) = ref_path.split_last()?;
+    let reference = get(obj, parent)?;
+    if str_at(reference, &["kind"]) != Some(AMT_KIND) {
+        return None;
+    }
+    Some(TemplateKey {
+        namespace: str_at(reference, &["namespace"])
+            .or(str_at(obj, &["metadata", "namespace"]))
+            .map(str::to_string),
+        name: str_at(reference, &["name"])?.to_string(),
+    })
+}
+
+/// Whether a used (namespace, new name) is the copy `key` → `new`.
+pub(super) fn is_copy(used: &(Option<String>, String), key: &TemplateKey, new: &str) -> bool {
+    used.1 == new
+        && match (&used.0, &key.namespace) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
+}
+
 pub(super) fn version_of(obj: &Value, path: &[&str]) -> Result<KubeVersion, Refusal> {
     let text = str_at(obj, path)
         .ok_or_else(|| Refusal::Upgrade(format!("{} has no {}", describe(obj), path.join("."))))?;
@@ -126,29 +152,32 @@ pub(super) fn check_step(
     Ok(())
 }
 
-/// Who runs each template, by template name: the control planes and MachineDeployments that
-/// refer to it, and the ClusterClass slots (with their Clusters' MachineDeployments).
-fn template_users(objects: &[Value]) -> BTreeMap<String, Users> {
-    let mut users: BTreeMap<String, Users> = BTreeMap::new();
+/// Who runs each template: the control planes and MachineDeployments that refer to it, and the
+/// ClusterClass slots (with their Clusters' MachineDeployments).
+fn template_users(objects: &[Value]) -> BTreeMap<TemplateKey, Users> {
+    let mut users: BTreeMap<TemplateKey, Users> = BTreeMap::new();
     for obj in objects {
         let Some((control_plane, _, ref_path)) = paths(obj) else {
             continue;
         };
-        let (Some(template), Some(name)) =
-            (str_at(obj, ref_path), str_at(obj, &["metadata", "name"]))
-        else {
+        let (Some(key), Some(name)) = (
+            template_ref(obj, ref_path),
+            str_at(obj, &["metadata", "name"]),
+        ) else {
             continue;
         };
-        let entry = users.entry(template.to_string()).or_default();
-        entry.names.push(name.to_string());
+        let entry = users.entry(key).or_default();
+        let mut names = vec![name.to_string()];
         if control_plane {
-            entry.names.push("control-plane".into());
+            names.push("control-plane".into());
         }
+        entry.machines.push(names);
         entry.what.push(describe(obj));
     }
-    for (template, names, what) in topology::template_users(objects) {
-        let entry = users.entry(template).or_default();
-        entry.names.extend(names);
+    for (key, machines, class, what) in topology::template_users(objects) {
+        let entry = users.entry(key).or_default();
+        entry.machines.extend(machines);
+        entry.classes.extend(class);
         entry.what.push(what);
     }
     users
@@ -164,6 +193,7 @@ pub fn plan_upgrade(req: &Request) -> Result<UpgradeOutput, Refusal> {
     let copies = copy_templates(
         req.templates,
         &template_users(req.objects),
+        req.objects,
         req.selector,
         req.options,
     )?;
@@ -180,9 +210,10 @@ pub fn plan_upgrade(req: &Request) -> Result<UpgradeOutput, Refusal> {
     out.plan.splice(0..0, copies.plan);
     // A template nothing refers to would be applied and never used.
     for (old, new) in &ctx.replacements {
-        if !out.used_templates.contains(new) {
+        if !out.used_templates.iter().any(|u| is_copy(u, old, new)) {
             return Err(Refusal::Upgrade(format!(
-                "the copy of `{old}` (`{new}`) would be referred to by nothing in the --upgrade input: no control plane, MachineDeployment or ClusterClass there uses `{old}` (a ClusterClass that sets the image from a variable needs no --from); drop that --from"
+                "the copy of `{}` (`{new}`) would be referred to by nothing in the --upgrade input: no control plane or MachineDeployment there, and no Cluster's ClusterClass slot, runs `{}` (a ClusterClass that sets the image from a variable needs no --from); drop that --from",
+                old.name, old.name
             )));
         }
     }
@@ -197,7 +228,8 @@ pub fn plan_upgrade(req: &Request) -> Result<UpgradeOutput, Refusal> {
 struct Planned {
     output: UpgradeOutput,
     plan: Vec<PlanLine>,
-    used_templates: Vec<String>,
+    /// (namespace, name) of the new templates something now refers to.
+    used_templates: Vec<(Option<String>, String)>,
 }
 
 fn plan(req: &Context) -> Result<Planned, Refusal> {
@@ -215,12 +247,17 @@ fn plan(req: &Context) -> Result<Planned, Refusal> {
         let current = version_of(obj, version_path)?;
         check_step(obj, &current, &req.target, false)?;
         let ref_name = str_at(obj, ref_path).unwrap_or("");
+        let key = template_ref(obj, ref_path);
+        let finds = |k: &TemplateKey| {
+            key.as_ref()
+                .is_some_and(|r| k.finds(r.namespace.as_deref(), &r.name))
+        };
         let new_name = req
             .replacements
             .iter()
-            .find(|(old, _)| old == ref_name)
+            .find(|(old, _)| finds(old))
             .map(|(_, new)| new);
-        let kept = req.kept.iter().any(|k| k == ref_name);
+        let kept = req.kept.iter().any(finds);
         if new_name.is_none() && !kept {
             if control_plane {
                 control_plane_minor_after = control_plane_minor_after.or(Some(current.minor));
@@ -243,7 +280,10 @@ fn plan(req: &Context) -> Result<Planned, Refusal> {
                 ref_path,
                 Value::from(new_name.as_str()),
             );
-            used_templates.push(new_name.clone());
+            used_templates.push((
+                key.as_ref().and_then(|k| k.namespace.clone()),
+                new_name.clone(),
+            ));
         }
         if control_plane {
             control_planes.push(change);

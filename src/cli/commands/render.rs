@@ -171,6 +171,13 @@ impl RenderArgs {
 pub(crate) fn run(mut args: RenderArgs) -> Result<Option<Fault>, Failure> {
     let destination = args.destination()?;
     let rendered = render_all(&args)?;
+    render::refuse_credentials(
+        rendered
+            .new_objects
+            .iter()
+            .chain(rendered.changes.iter().map(|c| &c.changed)),
+    )
+    .map_err(sigcat::Error::from)?;
     match destination {
         Destination::Stream => {
             let mut docs = rendered.new_objects;
@@ -211,7 +218,17 @@ struct Rendered {
 }
 
 fn read(path: &PathBuf) -> Result<String, sigcat::Error> {
-    std::fs::read_to_string(path).map_err(|e| sigcat::Error::io(path.display().to_string(), e))
+    let shown = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        // Bytes that are not UTF-8 are the file's fault, not the disk's.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => Err(sigcat::InputError::new(
+            &shown,
+            None,
+            "it is not UTF-8 text; expected `kubectl get ... -o yaml` output",
+        )
+        .into()),
+        other => other.map_err(|e| sigcat::Error::io(shown, e)),
+    }
 }
 
 fn render_all(args: &RenderArgs) -> Result<Rendered, Failure> {
@@ -279,8 +296,14 @@ fn render_all(args: &RenderArgs) -> Result<Rendered, Failure> {
     let several = records.iter().filter(|r| r.has_image()).count() > 1;
 
     let Some(path) = &args.upgrade else {
-        let copies = render::copy_templates(&templates, &Default::default(), &selector, &options)
-            .map_err(sigcat::Error::from)?;
+        if !args.keep_image.is_empty() {
+            return Err(Failure::Usage(
+                "--keep-image keeps a slot's image while an upgrade moves its version: it needs --upgrade (without it, leave that template out)".into(),
+            ));
+        }
+        let copies =
+            render::copy_templates(&templates, &Default::default(), &[], &selector, &options)
+                .map_err(sigcat::Error::from)?;
         selector
             .check_all_flags_used()
             .map_err(sigcat::Error::from)?;
