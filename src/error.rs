@@ -135,9 +135,10 @@ pub enum Refusal {
         .0.slot, .0.runs, .0.records, .0.name, .0.name
     )]
     NoRecordForSlot(Box<NoRecordFits>),
-    /// `--image-for` / `--keep-image` that name no slot, conflict, or name no record.
+    /// The operator's choices (`--image-for`, `--keep-image`, `--new-class`) do not fit the
+    /// cluster or the records: they name no slot, conflict, name no record or no class.
     #[error("{0}")]
-    SlotChoice(String),
+    Choices(String),
 }
 
 /// A machine slot no record fits.
@@ -249,8 +250,8 @@ impl Classify for Refusal {
         Some(match self {
             // A template from scratch without --vm-size: the command line is incomplete.
             Refusal::VmSizeMissing => Fault::Settings,
-            // The operator's per-slot choices do not fit the cluster or the records.
-            Refusal::SlotChoice(_) => Fault::Settings,
+            // The operator's choices do not fit the cluster or the records.
+            Refusal::Choices(_) => Fault::Settings,
             _ => Fault::Refused,
         })
     }

@@ -366,7 +366,7 @@ fn ambiguous_or_hostile_yaml_is_refused_with_its_line() {
         ),
     );
     assert!(
-        err.contains(":47:") && err.contains("`vmSize` appears twice"),
+        err.contains(":48:") && err.contains("`vmSize` appears twice"),
         "{err}"
     );
     let err = case(

@@ -824,3 +824,131 @@ fn input_and_flag_mistakes_get_their_exit_codes() {
         &["needs --upgrade"],
     );
 }
+
+/// What a second review found: patches switched off, several Clusters, namespaces written
+/// down on one side only, another API group's kind, several Kubernetes versions.
+#[test]
+fn what_the_topology_controller_and_kubectl_would_do_is_what_is_planned() {
+    let patch = "      name: machineImage\n";
+    // A patch switched off leaves each machine on its template's image: the templates hold
+    // none, so nothing would move them, and that is refused rather than planned as a move.
+    let off = edited_file("mixed-enabled-off", "variable-overrides.yaml", |t| {
+        t.replace(patch, &format!("      enabledIf: \"false\"\n{patch}"))
+    });
+    fails(
+        &[LINUX, WINDOWS, GPU, "--upgrade", &off],
+        6,
+        &["no --from copy", "--keep-image"],
+    );
+    // On when its variable says so; not evaluated is refused.
+    let on = edited_file("mixed-enabled-on", "variable-overrides.yaml", |t| {
+        t.replace(patch, &format!("      enabledIf: '{{{{ if .useCustomImage }}}}true{{{{end}}}}'\n{patch}"))
+            .replace("      variables:\n      - name: image\n        value:", "      variables:\n      - name: useCustomImage\n        value: true\n      - name: image\n        value:")
+            .replace("    variables:\n    - name: image\n      required: true", "    variables:\n    - name: useCustomImage\n      required: false\n      schema:\n        openAPIV3Schema:\n          type: boolean\n    - name: image\n      required: true")
+    });
+    let out = upgrade(&[LINUX, WINDOWS, GPU], &["--upgrade", &on]);
+    assert_eq!(
+        out.objects[0]["spec"]["topology"]["variables"][1]["value"],
+        image("capi-ubuntu-2404")
+    );
+    let complex = edited_file("mixed-enabled-complex", "variable-overrides.yaml", |t| {
+        t.replace(
+            patch,
+            &format!("      enabledIf: '{{{{ eq .flavor \"gpu\" }}}}'\n{patch}"),
+        )
+    });
+    fails(
+        &[LINUX, WINDOWS, GPU, "--upgrade", &complex],
+        6,
+        &["enabledIf", "evaluates only"],
+    );
+
+    // Two Clusters of one class: `md-win` names a machine in each; CLUSTER/NAME names one.
+    let two = edited_file("mixed-two-clusters", "variable-overrides.yaml", |t| {
+        let at = t
+            .find("- apiVersion: cluster.x-k8s.io/v1beta1\n  kind: Cluster\n")
+            .unwrap();
+        let end = t
+            .find("- apiVersion: infrastructure.cluster.x-k8s.io/v1beta1")
+            .unwrap();
+        let second = t[at..end].replace("    name: overrides\n", "    name: overrides-2\n");
+        format!("{}{second}{}", &t[..end], &t[end..])
+    });
+    fails(
+        &[
+            LINUX,
+            WINDOWS,
+            GPU,
+            "--upgrade",
+            &two,
+            "--keep-image",
+            "md-win",
+        ],
+        2,
+        &["names more than one machine slot", "CLUSTER/NAME"],
+    );
+    let out = upgrade(
+        &[LINUX, WINDOWS, GPU],
+        &["--upgrade", &two, "--keep-image", "overrides-2/md-win"],
+    );
+    let win_override = |c: &Json| {
+        c["spec"]["topology"]["workers"]["machineDeployments"][2]["variables"]["overrides"][0]["value"].clone()
+    };
+    assert_eq!(
+        win_override(&out.objects[0]),
+        image("capi-windows-2022-containerd")
+    );
+    assert_eq!(
+        win_override(&out.objects[1]),
+        win_override(&input("variable-overrides.yaml", "Cluster", "overrides")),
+        "overrides-2's Windows machines keep their image"
+    );
+
+    // A template without a namespace is not the one objects in `default` refer to.
+    let bare = edited_file("mixed-bare-ns", "kcp-md-gpu-templates.yaml", |t| {
+        t.replace("    namespace: default\n", "")
+    });
+    fails(
+        &[
+            LINUX,
+            GPU,
+            "--from",
+            &bare,
+            "--upgrade",
+            &path("kcp-md-gpu.yaml"),
+        ],
+        6,
+        &["uses a template being replaced", "in its namespace"],
+    );
+    // An AzureMachineTemplate of another API group is not CAPZ's.
+    let foreign = edited_file("mixed-foreign-group", "kcp-md-gpu.yaml", |t| {
+        t.replacen("          apiVersion: infrastructure.cluster.x-k8s.io/v1beta1\n          kind: AzureMachineTemplate\n          name: gpu-cluster-md-gpu", "          apiVersion: infrastructure.example.com/v1beta1\n          kind: AzureMachineTemplate\n          name: gpu-cluster-md-gpu", 1)
+    });
+    fails(
+        &[
+            LINUX,
+            GPU,
+            "--from",
+            &path("kcp-md-gpu-templates.yaml"),
+            "--upgrade",
+            &foreign,
+        ],
+        6,
+        &["referred to by nothing"],
+    );
+
+    // Without --upgrade too, one render serves one Kubernetes version: the Linux templates
+    // have no v1.30.5 record among a v1.30.3 Linux and a v1.30.5 Windows record.
+    fails(
+        &[
+            crate::render::LOG,
+            "--manifest",
+            crate::render::MANIFEST,
+            WINDOWS,
+            "--from",
+            &path("clusterclass-windows-templates.yaml"),
+        ],
+        6,
+        &["mixed-control-plane", "for Kubernetes v1.30.5"],
+    );
+}

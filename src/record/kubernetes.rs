@@ -1,8 +1,9 @@
 //! Kubernetes version strings as they appear in builds: `v1.30.3` in manifests, `1.30.3` as
 //! gallery versions. Records store them without the `v`.
 
-/// A parsed `MAJOR.MINOR.PATCH[-pre][+build]`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+/// A parsed `MAJOR.MINOR.PATCH[-pre][+build]`, ordered as semver orders releases: a
+/// pre-release (`1.30.5-rc.1`) before its release (`1.30.5`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KubeVersion {
     /// Major version.
     pub major: u64,
@@ -12,6 +13,32 @@ pub struct KubeVersion {
     pub patch: u64,
     /// Pre-release and build metadata, kept verbatim (`-rc.1+abc`).
     pub suffix: String,
+}
+
+impl Ord for KubeVersion {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // The pre-release part (after `-`, before `+`); none sorts after any.
+        let pre = |v: &KubeVersion| -> Option<String> {
+            let before_build = v.suffix.split('+').next().unwrap_or("");
+            before_build.strip_prefix('-').map(str::to_string)
+        };
+        (self.major, self.minor, self.patch)
+            .cmp(&(other.major, other.minor, other.patch))
+            .then_with(|| match (pre(self), pre(other)) {
+                (None, None) => std::cmp::Ordering::Equal,
+                (None, Some(_)) => std::cmp::Ordering::Greater,
+                (Some(_), None) => std::cmp::Ordering::Less,
+                (Some(a), Some(b)) => a.cmp(&b),
+            })
+            // Build metadata does not order releases; it only keeps Ord agreeing with Eq.
+            .then_with(|| self.suffix.cmp(&other.suffix))
+    }
+}
+
+impl PartialOrd for KubeVersion {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl KubeVersion {
@@ -82,6 +109,17 @@ mod tests {
         assert_eq!(normalize("latest"), None);
         assert_eq!(normalize("v1.30.3.4"), None);
         assert_eq!(normalize("1.30.3-"), None);
+    }
+
+    #[test]
+    fn a_pre_release_comes_before_its_release() {
+        let v = |t: &str| KubeVersion::parse(t).unwrap();
+        assert!(v("1.30.5-rc.1") < v("1.30.5"));
+        assert!(v("1.30.5-alpha.1") < v("1.30.5-rc.1"));
+        assert!(v("1.30.5") < v("1.30.6-rc.0"));
+        assert!(v("1.30.10") > v("1.30.9"));
+        assert!(v("1.30.5+build.1") > v("1.30.5-rc.1"));
+        assert_ne!(v("1.30.5+a"), v("1.30.5+b"));
     }
 
     #[test]

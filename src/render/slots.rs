@@ -132,7 +132,9 @@ impl<'r> Selector<'r> {
     ) -> Result<Selector<'r>, Refusal> {
         let records: Vec<&Record> = records.iter().filter(|r| r.has_image()).collect();
         let mut target = None;
-        if upgrade {
+        // Without an upgrade the version is not required, but one render still serves one
+        // Kubernetes version: the newest, when every record knows its own.
+        if upgrade || records.iter().all(|r| kube(r).is_some()) {
             for r in &records {
                 let version = r
                     .kubernetes_version
@@ -183,7 +185,7 @@ impl<'r> Selector<'r> {
             .chain(chosen.iter().map(|(n, _)| n))
             .collect();
         if let Some(part) = used.iter().find(|n| slot.partial_names.contains(n)) {
-            return Err(Refusal::SlotChoice(format!(
+            return Err(Refusal::Choices(format!(
                 "`{part}` is one of several machines that share template `{}` ({}): a choice for it would change the others too; name the template `{}` to choose for all of them, or give `{part}` a template of its own",
                 slot.template, slot.what, slot.template
             )));
@@ -202,7 +204,7 @@ impl<'r> Selector<'r> {
             v
         };
         if (!keep.is_empty() && !distinct.is_empty()) || distinct.len() > 1 {
-            return Err(Refusal::SlotChoice(format!(
+            return Err(Refusal::Choices(format!(
                 "{} is named by more than one choice ({}); its names are {}, and it takes one",
                 slot.what,
                 keep.iter()
@@ -247,7 +249,7 @@ impl<'r> Selector<'r> {
                 .filter(|r| answers_to(r, which))
                 .collect();
             if fits.is_empty() {
-                return Err(Refusal::SlotChoice(format!(
+                return Err(Refusal::Choices(format!(
                     "--image-for {}={which}: no record{} is that build, image definition or distro; the records are {}",
                     slot.shown_name(),
                     self.at_target(),
@@ -275,7 +277,7 @@ impl<'r> Selector<'r> {
         };
         let fits: Vec<&Record> = match current_of(slot.image.as_ref()) {
             Current::Unknown => {
-                return Err(Refusal::SlotChoice(format!(
+                return Err(Refusal::Choices(format!(
                     "{} runs {runs}, which does not say which distro it is; choose its record with --image-for {}=BUILD, or keep it with --keep-image {}",
                     slot.what,
                     slot.shown_name(),
@@ -319,7 +321,7 @@ impl<'r> Selector<'r> {
             families.sort();
             families.dedup();
             if families.len() > 1 {
-                return Err(Refusal::SlotChoice(format!(
+                return Err(Refusal::Choices(format!(
                     "{} runs {runs}, which does not say which distro it is, and records of several fit it ({}); choose with --image-for {}=BUILD",
                     slot.what,
                     self.list(&fits),
@@ -343,8 +345,8 @@ impl<'r> Selector<'r> {
             slots.dedup();
             let shared = matched_slots.iter().any(|(n, _, s)| n == name && *s);
             if slots.len() > 1 || (shared && !slots.is_empty()) {
-                return Err(Refusal::SlotChoice(format!(
-                    "`{name}` names more than one machine slot ({}); name each by its template",
+                return Err(Refusal::Choices(format!(
+                    "`{name}` names more than one machine slot ({}); name each by its template, or as CLUSTER/NAME",
                     matched_slots
                         .iter()
                         .filter(|(n, _, _)| n == name)
@@ -373,7 +375,7 @@ impl<'r> Selector<'r> {
         let mut seen = self.seen.borrow().clone();
         seen.sort();
         seen.dedup();
-        Err(Refusal::SlotChoice(format!(
+        Err(Refusal::Choices(format!(
             "{} named no machine slot of this render; the slots are {}",
             unused.join(", "),
             if seen.is_empty() {
@@ -434,13 +436,10 @@ impl TemplateKey {
     }
 
     /// Whether a reference to `name` in `namespace` finds this template (a namespace nobody
-    /// wrote down matches any).
+    /// wrote down only matches a reference without one: applied, they would land in
+    /// different namespaces).
     pub fn finds(&self, namespace: Option<&str>, name: &str) -> bool {
-        self.name == name
-            && match (self.namespace.as_deref(), namespace) {
-                (Some(a), Some(b)) => a == b,
-                _ => true,
-            }
+        self.name == name && self.namespace.as_deref() == namespace
     }
 }
 
@@ -484,7 +483,7 @@ pub fn copy_templates(
         let key = TemplateKey::of(current);
         let name = key.name.clone();
         if out.replacements.iter().any(|(old, _)| old == &key) || out.kept.contains(&key) {
-            return Err(Refusal::SlotChoice(format!(
+            return Err(Refusal::Choices(format!(
                 "template `{name}` is given twice (--from); give each template once"
             )));
         }
@@ -559,7 +558,11 @@ pub fn os_of_record(r: &Record) -> String {
     ]
     .into_iter()
     .flatten()
-    .any(|n| n.to_ascii_lowercase().contains("windows"));
+    .any(|n| {
+        // `capi-win-2022-containerd` (CAPZ's name) is Windows too.
+        distro_key(n.trim_start_matches("sig-")).starts_with("windows")
+            || n.to_ascii_lowercase().contains("windows")
+    });
     if windows { "Windows" } else { "Linux" }.to_string()
 }
 
@@ -630,7 +633,7 @@ fn prefer<'r>(fits: &[&'r Record], slot: &Slot) -> Result<&'r Record, Refusal> {
     twins.sort();
     twins.dedup();
     if twins.len() > 1 {
-        return Err(Refusal::SlotChoice(format!(
+        return Err(Refusal::Choices(format!(
             "{}: the records hold the same image in several galleries ({}), and its current image is in none of them; give only the record of the gallery this cluster should use",
             slot.what,
             twins.join(", ")
@@ -750,17 +753,19 @@ pub fn family_of(image: &Value) -> Option<String> {
 /// A definition, SKU or distro reduced to the distro it names, so that image-builder's
 /// `capi-ubuntu-2404` (distro `ubuntu-2404`), CAPZ's community gallery `capi-ubun2-2404` and
 /// `capi-win-2022-containerd` (azure/defaults.go) and the marketplace SKU `ubuntu-2204-gen1`
-/// compare by what they run.
+/// compare by what they run, Hyper-V generation included.
 pub fn distro_key(name: &str) -> String {
     let lower = name.to_ascii_lowercase();
-    let mut key = lower.strip_prefix("capi-").unwrap_or(&lower);
-    for suffix in ["-gen1", "-gen2"] {
-        key = key.strip_suffix(suffix).unwrap_or(key);
+    let key = lower.strip_prefix("capi-").unwrap_or(&lower);
+    // Generation 1 is what a name without a generation means; generation 2 is part of what
+    // the image is (a Gen1 image does not boot on a Gen2-only VM size, nor the reverse).
+    let key = key.strip_suffix("-gen1").unwrap_or(key);
+    if let Some(rest) = key.strip_prefix("ubun2-") {
+        // CAPZ's community gallery names its Gen2 Ubuntu images `capi-ubun2-*`.
+        return format!("ubuntu-{rest}-gen2");
     }
-    for (short, long) in [("ubun2-", "ubuntu-"), ("win-", "windows-")] {
-        if let Some(rest) = key.strip_prefix(short) {
-            return format!("{long}{rest}");
-        }
+    if let Some(rest) = key.strip_prefix("win-") {
+        return format!("windows-{rest}");
     }
     key.to_string()
 }
@@ -934,11 +939,35 @@ mod tests {
             ),
             "sig-ubuntu-2204 1.30.10"
         );
-        // CAPZ's community gallery name for the same distro.
-        assert_eq!(
+        // CAPZ's community gallery `capi-ubun2-2404` is Ubuntu 24.04 Gen2: not the Gen1
+        // `capi-ubuntu-2404`, but image-builder's `capi-ubuntu-2404-gen2`; and the reverse.
+        assert!(
             chosen(
                 &s,
                 &slot(&["a"], Some("Linux"), Some(&gallery("capi-ubun2-2404")))
+            )
+            .contains("no record fits")
+        );
+        let mut gen2 = records.clone();
+        gen2.push(record(
+            "sig-ubuntu-2404-gen2",
+            Some("Linux"),
+            "capi-ubuntu-2404-gen2",
+            "1.30.5",
+            "1.30.5",
+        ));
+        let s2 = Selector::new(&gen2, vec![], vec![], true).unwrap();
+        assert_eq!(
+            chosen(
+                &s2,
+                &slot(&["a"], Some("Linux"), Some(&gallery("capi-ubun2-2404")))
+            ),
+            "sig-ubuntu-2404-gen2 1.30.5"
+        );
+        assert_eq!(
+            chosen(
+                &s2,
+                &slot(&["a"], Some("Linux"), Some(&gallery("capi-ubuntu-2404")))
             ),
             "sig-ubuntu-2404 1.30.5"
         );
@@ -1180,6 +1209,15 @@ mod tests {
         assert_eq!(os_of_record(&windows), "Windows");
         let linux = record("sig-ubuntu-2404", None, "capi-ubuntu-2404", "1.30.5", "1");
         assert_eq!(os_of_record(&linux), "Linux");
+        // CAPZ's short name for Windows images says Windows too.
+        let win = record(
+            "sig-win-2022-containerd",
+            None,
+            "capi-win-2022-containerd",
+            "1.30.5",
+            "1",
+        );
+        assert_eq!(os_of_record(&win), "Windows");
         let records = vec![linux];
         // Chosen explicitly for a Windows template: refused as any Linux record is.
         let s = Selector::new(
@@ -1230,7 +1268,8 @@ mod tests {
     fn distro_keys() {
         for (name, key) in [
             ("capi-ubuntu-2404", "ubuntu-2404"),
-            ("capi-ubun2-2404", "ubuntu-2404"),
+            ("capi-ubun2-2404", "ubuntu-2404-gen2"),
+            ("capi-ubuntu-2404-gen2", "ubuntu-2404-gen2"),
             ("ubuntu-2204-gen1", "ubuntu-2204"),
             ("capi-win-2022-containerd", "windows-2022-containerd"),
             ("windows-2022-containerd", "windows-2022-containerd"),

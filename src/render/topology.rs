@@ -64,8 +64,9 @@ pub(crate) fn plan(req: &Context) -> Result<Plan, Refusal> {
     match req.new_class {
         Some(name) => {
             let [class] = &edited[..] else {
-                return Err(Refusal::Upgrade(if edited.is_empty() {
-                    "--new-class: no ClusterClass needs a change (the images come from variables), so there is no new revision to make".into()
+                // A flag that does not fit the cluster: the operator's to change.
+                return Err(Refusal::Choices(if edited.is_empty() {
+                    "--new-class: no ClusterClass needs a change (its images come from variables, or every slot keeps its image), so there is no new revision to make; drop --new-class".into()
                 } else {
                     "--new-class names one new ClusterClass, but the input's Clusters use several; upgrade them one class at a time".into()
                 }));
@@ -74,7 +75,7 @@ pub(crate) fn plan(req: &Context) -> Result<Plan, Refusal> {
                 str_at(o, &["kind"]) == Some("ClusterClass")
                     && str_at(o, &["metadata", "name"]) == Some(name)
             }) {
-                return Err(Refusal::Upgrade(format!(
+                return Err(Refusal::Choices(format!(
                     "--new-class `{name}`: a ClusterClass of that name is already in the input; choose a new name"
                 )));
             }
@@ -152,15 +153,18 @@ pub(super) fn template_users(objects: &[Value]) -> Vec<TemplateUse> {
     out
 }
 
-/// Each machine of a slot by its name: `control-plane`, or each MachineDeployment's.
+/// Each machine of a slot by its names: `control-plane` or the MachineDeployment's, alone and
+/// as `CLUSTER/NAME` (for inputs with several Clusters).
 fn machine_names(slot: &Slot, cluster: &Value) -> Vec<Vec<String>> {
+    let cluster_name = str_at(cluster, &["metadata", "name"]).unwrap_or("?");
+    let both = |n: &str| vec![n.to_string(), format!("{cluster_name}/{n}")];
     match &slot.md_class {
-        None => vec![vec!["control-plane".into()]],
+        None => vec![both("control-plane")],
         Some(_) => slot
             .md_indexes
             .iter()
             .filter_map(|i| md_name(cluster, *i))
-            .map(|n| vec![n.to_string()])
+            .map(both)
             .collect(),
     }
 }
@@ -183,16 +187,16 @@ fn md_name(cluster: &Value, index: usize) -> Option<&str> {
 /// The names `--image-for` / `--keep-image` accept for a slot (or one MachineDeployment of it):
 /// `control-plane`, or the MachineDeployments' topology names and their class.
 fn slot_names(slot: &Slot, cluster: &Value, only: Option<usize>) -> Vec<String> {
-    let Some(class) = &slot.md_class else {
-        return vec!["control-plane".into()];
+    let machines = machine_names(slot, cluster);
+    let mut names: Vec<String> = match only {
+        None => machines.into_iter().flatten().collect(),
+        Some(i) => {
+            let at = slot.md_indexes.iter().position(|x| *x == i);
+            at.and_then(|a| machines.into_iter().nth(a))
+                .unwrap_or_default()
+        }
     };
-    let indexes: Vec<usize> = only.map_or_else(|| slot.md_indexes.clone(), |i| vec![i]);
-    let mut names: Vec<String> = indexes
-        .iter()
-        .filter_map(|i| md_name(cluster, *i))
-        .map(str::to_string)
-        .collect();
-    names.push(class.clone());
+    names.extend(slot.md_class.iter().cloned());
     names
 }
 
@@ -272,7 +276,7 @@ fn plan_cluster(
     let mut any_ref_changed = false;
     let mut checks = Vec::new();
     for slot in slots(cluster, class)? {
-        let ops = image_ops(class, &slot, plan);
+        let ops = image_ops(class, cluster, &slot, plan)?;
         if ops.is_empty() {
             let Some(new_name) = replace_template(req, &slot, cluster, class, plan)? else {
                 continue;
@@ -460,12 +464,15 @@ fn slots(cluster: &Value, class: &Value) -> Result<Vec<Slot>, Refusal> {
         });
     }
     for slot in &out {
-        let kind = str_at(&slot.reference, &["kind"]).unwrap_or("?");
-        if kind != TEMPLATE_KIND {
+        if !super::upgrade::is_azure_machine_template(&slot.reference) {
             return Err(Refusal::Upgrade(format!(
-                "{}: {} uses a {kind}, not an AzureMachineTemplate",
+                "{}: {} uses a {} of {}, not CAPZ's AzureMachineTemplate",
                 describe(class),
-                slot.what
+                slot.what,
+                str_at(&slot.reference, &["kind"]).unwrap_or("?"),
+                str_at(&slot.reference, &["apiGroup"])
+                    .or(str_at(&slot.reference, &["apiVersion"]))
+                    .unwrap_or("?")
             )));
         }
     }
@@ -490,7 +497,12 @@ enum Source {
 
 /// The class's inline patches that touch the image of this slot's template, in the order the
 /// topology controller applies them.
-fn image_ops(class: &Value, slot: &Slot, plan: &mut Plan) -> Vec<ImageOp> {
+fn image_ops(
+    class: &Value,
+    cluster: &Value,
+    slot: &Slot,
+    plan: &mut Plan,
+) -> Result<Vec<ImageOp>, Refusal> {
     let mut ops = Vec::new();
     let patches = get(class, &["spec", "patches"])
         .and_then(Value::as_sequence)
@@ -538,12 +550,16 @@ fn image_ops(class: &Value, slot: &Slot, plan: &mut Plan) -> Vec<ImageOp> {
                 } else {
                     Source::Class("sets it to a fixed value")
                 };
-                if get(patch, &["enabledIf"]).is_some() {
-                    plan.notes.push(format!(
-                        "{}: patch `{name}` sets the image of {} only when its enabledIf holds; sigcat assumed it does",
+                // A patch switched off leaves the image to the template: what the topology
+                // controller does, not what the patch says.
+                if !enabled(patch, class, cluster).map_err(|text| {
+                    Refusal::Upgrade(format!(
+                        "{}: patch `{name}` sets the image of {} only when its enabledIf `{text}` holds, and sigcat evaluates only `true`, `false`, `{{{{ .VARIABLE }}}}` and `{{{{ if .VARIABLE }}}}true{{{{ end }}}}`; set the image by hand, or simplify enabledIf",
                         describe(class),
                         slot.what
-                    ));
+                    ))
+                })? {
+                    continue;
                 }
                 ops.push(ImageOp {
                     patch: name.clone(),
@@ -553,7 +569,65 @@ fn image_ops(class: &Value, slot: &Slot, plan: &mut Plan) -> Vec<ImageOp> {
             }
         }
     }
-    ops
+    Ok(ops)
+}
+
+/// Whether a patch applies, by its `enabledIf` as the topology controller renders it (with the
+/// Cluster's variables, else the class's defaults): `Err` with the text when sigcat cannot
+/// evaluate it.
+fn enabled(patch: &Value, class: &Value, cluster: &Value) -> Result<bool, String> {
+    let Some(condition) = get(patch, &["enabledIf"]) else {
+        return Ok(true);
+    };
+    let text = condition.as_str().ok_or_else(|| format!("{condition:?}"))?;
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let value_of = |name: &str| {
+        let list = vec!["spec".to_string(), "topology".into(), "variables".into()];
+        variable_value(cluster, &list, name)
+            .cloned()
+            .or_else(|| class_default(class, name))
+    };
+    let variable = |inner: &str| {
+        inner
+            .strip_prefix('.')
+            .filter(|n| {
+                !n.is_empty()
+                    && !n.starts_with("builtin")
+                    && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            })
+            .map(str::to_string)
+    };
+    let truthy = |v: Option<Value>| match v {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => b,
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Number(n)) => n.as_f64() != Some(0.0),
+        Some(Value::Sequence(s)) => !s.is_empty(),
+        Some(Value::Mapping(m)) => !m.is_empty(),
+        Some(Value::Tagged(_)) => true,
+    };
+    match compact.as_str() {
+        "true" => return Ok(true),
+        "false" | "" => return Ok(false),
+        _ => {}
+    }
+    if let Some(inner) = compact
+        .strip_prefix("{{if")
+        .and_then(|r| r.strip_suffix("}}true{{end}}"))
+        && let Some(name) = variable(inner)
+    {
+        return Ok(truthy(value_of(&name)));
+    }
+    if let Some(inner) = compact
+        .strip_prefix("{{")
+        .and_then(|r| r.strip_suffix("}}"))
+        && let Some(name) = variable(inner)
+    {
+        // Rendered, the value must read `true`.
+        return Ok(matches!(value_of(&name), Some(Value::Bool(true)))
+            || matches!(value_of(&name), Some(Value::String(s)) if s == "true"));
+    }
+    Err(text.to_string())
 }
 
 /// CAPI's selector rules: same apiVersion and kind as the template, and the control plane or
@@ -882,17 +956,25 @@ fn template_image(
 ) -> Result<Value, Refusal> {
     let name = slot.template_name();
     let ns = str_at(class, &["metadata", "namespace"]);
-    find(req.objects, TEMPLATE_KIND, name, ns)
-        .and_then(|t| get(t, &["spec", "template", "spec", "image"]))
+    let Some(template) = find(req.objects, TEMPLATE_KIND, name, ns) else {
+        return Err(Refusal::Upgrade(format!(
+            "{}: patch `{}` sets only image/{} of {}; the rest comes from AzureMachineTemplate `{name}`, which the --upgrade input does not hold, so sigcat cannot check it matches the new image; add `azuremachinetemplate/{name}` to the `kubectl get{} ... -o yaml` that made the input",
+            describe(class),
+            op.patch,
+            op.below.join("/"),
+            slot.what,
+            ns.map(|n| format!(" -n {n}")).unwrap_or_default()
+        )));
+    };
+    get(template, &["spec", "template", "spec", "image"])
         .cloned()
         .ok_or_else(|| {
             Refusal::Upgrade(format!(
-                "{}: patch `{}` sets only image/{} of {}; the rest comes from AzureMachineTemplate `{name}`, which the --upgrade input does not hold, so sigcat cannot check it matches the new image; add `azuremachinetemplate/{name}` to the `kubectl get{} ... -o yaml` that made the input",
+                "{}: patch `{}` sets only image/{} of {}, and AzureMachineTemplate `{name}` has no image for the rest; the patch alone cannot make a whole image: make it set the whole image, or give the template one",
                 describe(class),
                 op.patch,
                 op.below.join("/"),
-                slot.what,
-                ns.map(|n| format!(" -n {n}")).unwrap_or_default()
+                slot.what
             ))
         })
 }

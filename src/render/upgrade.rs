@@ -92,7 +92,7 @@ fn paths(obj: &Value) -> Option<(bool, &'static [&'static str], &'static [&'stat
 pub(super) fn template_ref(obj: &Value, ref_path: &[&str]) -> Option<TemplateKey> {
     let (_, parent) = ref_path.split_last()?;
     let reference = get(obj, parent)?;
-    if str_at(reference, &["kind"]) != Some(AMT_KIND) {
+    if !is_azure_machine_template(reference) {
         return None;
     }
     Some(TemplateKey {
@@ -103,13 +103,18 @@ pub(super) fn template_ref(obj: &Value, ref_path: &[&str]) -> Option<TemplateKey
     })
 }
 
+/// Whether a reference (v1beta1 `apiVersion`, v1beta2 `apiGroup`) is to CAPZ's
+/// AzureMachineTemplate, not a kind of the same name in another API group.
+pub(super) fn is_azure_machine_template(reference: &Value) -> bool {
+    let group = str_at(reference, &["apiGroup"])
+        .or_else(|| str_at(reference, &["apiVersion"]).and_then(|v| v.split('/').next()));
+    str_at(reference, &["kind"]) == Some(AMT_KIND)
+        && group == Some("infrastructure.cluster.x-k8s.io")
+}
+
 /// Whether a used (namespace, new name) is the copy `key` → `new`.
 pub(super) fn is_copy(used: &(Option<String>, String), key: &TemplateKey, new: &str) -> bool {
-    used.1 == new
-        && match (&used.0, &key.namespace) {
-            (Some(a), Some(b)) => a == b,
-            _ => true,
-        }
+    used.1 == new && used.0 == key.namespace
 }
 
 pub(super) fn version_of(obj: &Value, path: &[&str]) -> Result<KubeVersion, Refusal> {
@@ -312,7 +317,7 @@ fn plan(req: &Context) -> Result<Planned, Refusal> {
     let topology = topology::plan(req)?;
     if control_planes.is_empty() && workers.is_empty() && topology.changes.is_empty() {
         return Err(Refusal::Upgrade(
-            "nothing in the --upgrade input uses a template being replaced: expected KubeadmControlPlanes / MachineDeployments referring to a --from template, or a ClusterClass Cluster with its ClusterClass".into(),
+            "nothing in the --upgrade input uses a template being replaced: expected KubeadmControlPlanes / MachineDeployments referring to a --from template (by name, in its namespace), or a ClusterClass Cluster with its ClusterClass".into(),
         ));
     }
     let (classes, clusters): (Vec<Change>, Vec<Change>) = topology
