@@ -20,12 +20,35 @@ const STALE_AFTER: Duration = Duration::from_secs(3600);
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    /// The sorted entries of the last large directory a listing read, so that the pages of
+    /// one listing of `images/` do not each read and sort the whole directory again.
+    listing: std::sync::Arc<std::sync::Mutex<Option<DirListing>>>,
 }
+
+/// A directory's entries as the keys they stand for, sorted, and whether each is a directory.
+type Entries = std::sync::Arc<Vec<(String, bool)>>;
+
+/// A directory's entries as keys, sorted, with the modification time they were read at.
+#[derive(Debug)]
+struct DirListing {
+    dir: PathBuf,
+    modified: std::time::SystemTime,
+    children: Entries,
+}
+
+/// Directories with fewer entries are read afresh: caching them saves nothing.
+const CACHED_FROM: usize = 512;
+/// A directory changed more recently than this is not cached: a change within the same
+/// timestamp tick would leave its modification time as it was.
+const SETTLED: Duration = Duration::from_secs(2);
 
 impl LocalStore {
     /// A store rooted at `root` (created on the first write).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalStore { root: root.into() }
+        LocalStore {
+            root: root.into(),
+            listing: Default::default(),
+        }
     }
 
     fn path(&self, op: Op, key: &str) -> Result<PathBuf, StoreError> {
@@ -149,6 +172,7 @@ fn list_page_blocking(
     prefix: &str,
     after: Option<&str>,
     max: usize,
+    cache: &std::sync::Mutex<Option<DirListing>>,
 ) -> Result<Page, StoreError> {
     let mut keys = Vec::new();
     let limit = max.max(1) + 1;
@@ -164,7 +188,14 @@ fn list_page_blocking(
         }
         _ => String::new(),
     };
-    walk(&root.join(&dir), &dir, prefix, after, limit, &mut keys)?;
+    let mut walk = Walk {
+        prefix,
+        after,
+        limit,
+        cache,
+        out: &mut keys,
+    };
+    walk.dir(&root.join(&dir), &dir)?;
     let next = if keys.len() == limit {
         keys.pop();
         keys.last().cloned()
@@ -174,21 +205,74 @@ fn list_page_blocking(
     Ok(Page { keys, next })
 }
 
-fn walk(
+/// One page's walk through the tree.
+struct Walk<'a> {
+    prefix: &'a str,
+    after: Option<&'a str>,
+    limit: usize,
+    cache: &'a std::sync::Mutex<Option<DirListing>>,
+    out: &'a mut Vec<String>,
+}
+
+impl Walk<'_> {
+    fn dir(&mut self, dir: &Path, rel: &str) -> Result<(), StoreError> {
+        let Some(children) = children(dir, rel, self.cache)? else {
+            return Ok(());
+        };
+        // Everything before `after` that is not a directory holding it is skipped at once:
+        // the entries are sorted, so a page starts where the last one ended.
+        let start = self.after.map_or(0, |a| {
+            children.partition_point(|(key, _)| key.as_str() < a && !a.starts_with(key.as_str()))
+        });
+        for (key, is_dir) in &children[start..] {
+            if self.out.len() >= self.limit {
+                return Ok(());
+            }
+            let name = &key[rel.len()..];
+            if *is_dir {
+                // Every key in it starts with `key`.
+                let relevant =
+                    key.starts_with(self.prefix) || self.prefix.starts_with(key.as_str());
+                let all_before = self
+                    .after
+                    .is_some_and(|a| a > key.as_str() && !a.starts_with(key.as_str()));
+                if relevant && !all_before {
+                    self.dir(&dir.join(name.trim_end_matches('/')), key)?;
+                }
+            } else if key.starts_with(self.prefix) && self.after.is_none_or(|a| key.as_str() > a) {
+                self.out.push(key.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A directory's entries as the keys they stand for (a directory as `name/`), sorted, so that
+/// sorting the entries sorts the keys: `a-b` (a file) comes before `a/x` (in directory `a`).
+/// `None` when the directory does not exist. A large directory that has not changed since the
+/// last listing read it is not read again.
+fn children(
     dir: &Path,
     rel: &str,
-    prefix: &str,
-    after: Option<&str>,
-    limit: usize,
-    out: &mut Vec<String>,
-) -> Result<(), StoreError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+    cache: &std::sync::Mutex<Option<DirListing>>,
+) -> Result<Option<Entries>, StoreError> {
+    let modified = match std::fs::metadata(dir) {
+        Ok(m) => m.modified().ok(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io_error(Op::List, dir, e)),
     };
-    // Each entry as the key it stands for (a directory as `name/`), so that sorting the
-    // entries sorts the keys: `a-b` (a file) comes before `a/x` (in directory `a`).
+    if let (Some(modified), Ok(cached)) = (modified, cache.lock())
+        && let Some(c) = cached.as_ref()
+        && c.dir == dir
+        && c.modified == modified
+    {
+        return Ok(Some(c.children.clone()));
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error(Op::List, dir, e)),
+    };
     let mut children = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| io_error(Op::List, dir, e))?;
@@ -205,25 +289,22 @@ fn walk(
         } else {
             format!("{rel}{name}")
         };
-        children.push((key, is_dir, entry.path()));
+        children.push((key, is_dir));
     }
     children.sort();
-    for (key, is_dir, path) in children {
-        if out.len() >= limit {
-            return Ok(());
-        }
-        if is_dir {
-            // Every key in it starts with `key`.
-            let relevant = key.starts_with(prefix) || prefix.starts_with(&key);
-            let all_before = after.is_some_and(|a| a > key.as_str() && !a.starts_with(&key));
-            if relevant && !all_before {
-                walk(&path, &key, prefix, after, limit, out)?;
-            }
-        } else if key.starts_with(prefix) && after.is_none_or(|a| key.as_str() > a) {
-            out.push(key);
-        }
+    let children = std::sync::Arc::new(children);
+    let settled = modified.filter(|m| m.elapsed().is_ok_and(|age| age >= SETTLED));
+    if children.len() >= CACHED_FROM
+        && let Some(modified) = settled
+        && let Ok(mut cached) = cache.lock()
+    {
+        *cached = Some(DirListing {
+            dir: dir.to_path_buf(),
+            modified,
+            children: children.clone(),
+        });
     }
-    Ok(())
+    Ok(Some(children))
 }
 
 /// This process's umask, read where it can be read without changing it (`umask(2)` would
@@ -274,13 +355,14 @@ impl Store for LocalStore {
         after: Option<&str>,
         max: usize,
     ) -> Result<Page, StoreError> {
-        let (root, owned, after) = (
+        let (root, owned, after, cache) = (
             self.root.clone(),
             prefix.to_string(),
             after.map(str::to_string),
+            self.listing.clone(),
         );
         blocking(Op::List, prefix, move || {
-            list_page_blocking(&root, &owned, after.as_deref(), max)
+            list_page_blocking(&root, &owned, after.as_deref(), max, &cache)
         })
         .await
     }
@@ -332,6 +414,72 @@ impl Store for LocalStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every key, page by page, as a listing reads them.
+    fn all_keys(store: &LocalStore, prefix: &str, max: usize) -> Vec<String> {
+        let mut keys = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page =
+                list_page_blocking(&store.root, prefix, after.as_deref(), max, &store.listing)
+                    .unwrap();
+            keys.extend(page.keys);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return keys,
+            }
+        }
+    }
+
+    /// A large directory is read once per listing, and a change to it is seen at once.
+    #[test]
+    fn pages_of_a_large_directory_are_complete_and_see_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let images = dir.path().join("images");
+        let mut expected = Vec::new();
+        for i in 0..(CACHED_FROM + 100) {
+            let id = format!("img-{i:04}");
+            std::fs::create_dir_all(images.join(&id)).unwrap();
+            for f in ["record.json", "template.yaml"] {
+                std::fs::write(images.join(&id).join(f), "x").unwrap();
+                expected.push(format!("images/{id}/{f}"));
+            }
+        }
+        // A file beside the directories sorts between them as its key does.
+        std::fs::write(images.join("img-0001-note"), "x").unwrap();
+        expected.push("images/img-0001-note".into());
+        expected.sort();
+        // Settled long ago, so the listing may be kept between pages.
+        let old = std::time::SystemTime::now() - 10 * SETTLED;
+        std::fs::File::open(&images)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        for max in [1, 7, 1000] {
+            assert_eq!(all_keys(&store, "images/", max), expected, "pages of {max}");
+        }
+        assert!(
+            store.listing.lock().unwrap().is_some(),
+            "kept for the next page"
+        );
+        let one: Vec<String> = expected
+            .iter()
+            .filter(|k| k.starts_with("images/img-0003/"))
+            .cloned()
+            .collect();
+        assert_eq!(all_keys(&store, "images/img-0003/", 1), one);
+        // A new image changes the directory: the next listing reads it again.
+        std::fs::create_dir_all(images.join("img-0000a")).unwrap();
+        std::fs::write(images.join("img-0000a/record.json"), "x").unwrap();
+        expected.push("images/img-0000a/record.json".into());
+        expected.sort();
+        assert_eq!(all_keys(&store, "images/", 13), expected);
+        // So does a removed one.
+        std::fs::remove_dir_all(images.join("img-0002")).unwrap();
+        expected.retain(|k| !k.starts_with("images/img-0002/"));
+        assert_eq!(all_keys(&store, "images/", 13), expected);
+    }
 
     #[test]
     fn stale_temporary_files_are_removed_by_the_next_write() {
