@@ -127,6 +127,18 @@ const MARKERS: &[Marker] = &[
         ends: SETTING_ENDS,
         token_only: false,
     },
+    // Service Bus, Event Hubs and IoT Hub connection strings.
+    Marker {
+        text: "sharedaccesskey=",
+        ends: SETTING_ENDS,
+        token_only: false,
+    },
+    // SQL connection strings.
+    Marker {
+        text: "pwd=",
+        ends: SETTING_ENDS,
+        token_only: false,
+    },
     Marker {
         text: "bearer ",
         ends: VALUE_ENDS,

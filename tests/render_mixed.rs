@@ -162,7 +162,7 @@ fn clusterclass_linux_and_windows_workers_each_get_their_os_image() {
     );
     let win = plan_of(&out.stderr, "`md-win`");
     assert!(
-        win.contains("now:   CAPZ's default image (Windows)")
+        win.contains("now:   CAPZ's default image (Windows: capi-win-2022-containerd)")
             && win.contains(
                 "after: ClusterAPI1721036000abcd capi-windows-2022-containerd version 1.30.5"
             ),
@@ -951,4 +951,148 @@ fn what_the_topology_controller_and_kubectl_would_do_is_what_is_planned() {
         6,
         &["mixed-control-plane", "for Kubernetes v1.30.5"],
     );
+}
+
+/// What a third review found: names that collide, patches that depend on a MachineDeployment's
+/// own variables or write the OS disk, connection strings of other services.
+#[test]
+fn collisions_overrides_and_os_disk_patches_are_refused() {
+    let templates = path("clusterclass-windows-templates.yaml");
+    let cluster = path("clusterclass-windows.yaml");
+    // --name gives every copy one name: with several templates they would be one object.
+    fails(
+        &[
+            LINUX,
+            WINDOWS,
+            "--from",
+            &templates,
+            "--upgrade",
+            &cluster,
+            "--name",
+            "x",
+        ],
+        2,
+        &["would both be named `x-1-30-5`", "drop --name"],
+    );
+    // A copy's name taken by another template of the input.
+    let taken = edited_file("mixed-taken", "clusterclass-windows.yaml", |t| {
+        let all = std::fs::read_to_string(
+            crate::util::repo().join(path("clusterclass-windows-templates.yaml")),
+        )
+        .unwrap();
+        let win = all
+            .split("- apiVersion: infrastructure.cluster.x-k8s.io/v1beta1\n")
+            .nth(3)
+            .unwrap();
+        format!(
+            "{t}- apiVersion: infrastructure.cluster.x-k8s.io/v1beta1\n{}",
+            win.replace("name: mixed-worker-win\n", "name: mixed-worker-1-30-5\n")
+        )
+    });
+    fails(
+        &[LINUX, WINDOWS, "--from", &templates, "--upgrade", &taken],
+        6,
+        &[
+            "would be named `mixed-worker-1-30-5`",
+            "already exists with another spec",
+        ],
+    );
+
+    let patch = "      name: machineImage\n";
+    let with_flag = |test: &str, condition: &str, md_gpu_override: Option<&str>| {
+        edited_file(test, "variable-overrides.yaml", |t| {
+            let mut t = t
+                .replace(patch, &format!("      enabledIf: '{condition}'\n{patch}"))
+                .replace("    variables:\n    - name: image\n      required: true", "    variables:\n    - name: flag\n      required: false\n      schema:\n        openAPIV3Schema:\n          type: string\n    - name: image\n      required: true")
+                .replace("      variables:\n      - name: image\n        value:", "      variables:\n      - name: flag\n        value: \"yes\"\n      - name: image\n        value:");
+            if let Some(v) = md_gpu_override {
+                t = t.replace(
+                    "          name: md-gpu\n          replicas: 1\n          variables:\n            overrides:\n",
+                    &format!("          name: md-gpu\n          replicas: 1\n          variables:\n            overrides:\n            - name: flag\n              value: \"{v}\"\n"),
+                );
+            }
+            t
+        })
+    };
+    // `yes` renders as YAML's true, as CAPI reads it: the patch is on and the images move.
+    let on = with_flag("mixed-flag-yes", "{{ .flag }}", None);
+    let out = upgrade(&[LINUX, WINDOWS, GPU], &["--upgrade", &on]);
+    assert_eq!(
+        out.objects[0]["spec"]["topology"]["variables"][1]["value"],
+        image("capi-ubuntu-2404")
+    );
+    // md-gpu's own `flag` switches the patch off for it alone, not for md-0 of the same class:
+    // not one answer for the class.
+    let split = with_flag("mixed-flag-split", "{{ .flag }}", Some("no"));
+    fails(
+        &[LINUX, WINDOWS, GPU, "--upgrade", &split],
+        6,
+        &["on for some of these machines and off for others"],
+    );
+
+    // A patch that writes the OS disk makes the template's osType untrustworthy.
+    let os_patch = edited_file("mixed-os-patch", "variable-overrides.yaml", |t| {
+        t.replace(
+            "        - op: add\n          path: /spec/template/spec/image\n",
+            "        - op: replace\n          path: /spec/template/spec/osDisk/osType\n          value: Windows\n        - op: add\n          path: /spec/template/spec/image\n",
+        )
+    });
+    fails(
+        &[LINUX, WINDOWS, GPU, "--upgrade", &os_patch],
+        6,
+        &["writes /spec/template/spec/osDisk/osType"],
+    );
+
+    // A Service Bus connection string in a copied field is a credential too.
+    let key = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=root;SharedAccessKey=AbCdEfGhIjKl0123456789=";
+    let file = edited_file("mixed-sb", "kcp-md-gpu-templates.yaml", |t| {
+        t.replacen(
+            "        vmSize: Standard_D2s_v3",
+            &format!(
+                "        additionalTags:\n          bus: \"{key}\"\n        vmSize: Standard_D2s_v3"
+            ),
+            1,
+        )
+    });
+    let err = fails(
+        &[
+            LINUX,
+            GPU,
+            "--from",
+            &file,
+            "--upgrade",
+            &path("kcp-md-gpu.yaml"),
+        ],
+        6,
+        &["holds a credential"],
+    );
+    assert!(!err.contains("AbCdEfGh"), "{err}");
+
+    // CAPZ names a control plane's template like the control plane: when a MachineDeployment
+    // shares it, the template's name still names them all.
+    let shared = edited_file("mixed-shared-named", "kcp-md-gpu.yaml", |t| {
+        t.replace(
+            "          name: gpu-cluster-md-0\n        version",
+            "          name: gpu-cluster-control-plane\n        version",
+        )
+    });
+    let without_md0 = edited_file("mixed-shared-named", "kcp-md-gpu-templates.yaml", |t| {
+        let items: Vec<&str> = t
+            .split("- apiVersion: infrastructure.cluster.x-k8s.io/v1beta1\n")
+            .collect();
+        let item = "- apiVersion: infrastructure.cluster.x-k8s.io/v1beta1\n";
+        format!("{}{item}{}{item}{}", items[0], items[1], items[3])
+    });
+    let out = upgrade(
+        &[LINUX, GPU],
+        &[
+            "--from",
+            &without_md0,
+            "--upgrade",
+            &shared,
+            "--keep-image",
+            "gpu-cluster-control-plane",
+        ],
+    );
+    assert!(out.stderr.contains("keeps its image"), "{}", out.stderr);
 }

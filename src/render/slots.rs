@@ -92,7 +92,7 @@ impl PlanLine {
     pub fn new(slot: &Slot, choice: Choice) -> PlanLine {
         let old = match (&slot.image, &slot.os_type) {
             // Which default CAPZ picks depends on the OS.
-            (None, Some(os)) => format!("{} ({os})", describe_image(None)),
+            (None, Some(os)) => describe_default(os),
             _ => describe_image(slot.image.as_ref()),
         };
         let new = match choice {
@@ -271,9 +271,10 @@ impl<'r> Selector<'r> {
         os: Option<&str>,
     ) -> Result<Choice<'r>, Refusal> {
         let same_os = |r: &Record| os.is_none_or(|os| os_of_record(r).eq_ignore_ascii_case(os));
-        let runs = match os {
-            Some(os) => format!("{} ({os})", describe_image(slot.image.as_ref())),
-            None => describe_image(slot.image.as_ref()),
+        let runs = match (os, &slot.image) {
+            (Some(os), None) => describe_default(os),
+            (Some(os), Some(_)) => format!("{} ({os})", describe_image(slot.image.as_ref())),
+            (None, _) => describe_image(slot.image.as_ref()),
         };
         let fits: Vec<&Record> = match current_of(slot.image.as_ref()) {
             Current::Unknown => {
@@ -304,7 +305,18 @@ impl<'r> Selector<'r> {
                     .collect();
                 if exact.is_empty() { fits } else { exact }
             }
-            Current::Default => pool.iter().copied().filter(|r| same_os(r)).collect(),
+            // CAPZ's default image is a definition too: a record of its distro and generation.
+            Current::Default => {
+                let family = if os == Some("Windows") {
+                    CAPZ_DEFAULT_WINDOWS
+                } else {
+                    CAPZ_DEFAULT_LINUX
+                };
+                pool.iter()
+                    .copied()
+                    .filter(|r| of_family(r, family) && same_os(r))
+                    .collect()
+            }
         };
         if fits.is_empty() {
             return Err(Refusal::NoRecordForSlot(Box::new(
@@ -315,19 +327,6 @@ impl<'r> Selector<'r> {
                     records: format!("{}{}", self.list(&self.records), self.at_target()),
                 },
             )));
-        }
-        if matches!(current_of(slot.image.as_ref()), Current::Default) {
-            let mut families: Vec<String> = fits.iter().map(|r| distro_key(&r.distro())).collect();
-            families.sort();
-            families.dedup();
-            if families.len() > 1 {
-                return Err(Refusal::Choices(format!(
-                    "{} runs {runs}, which does not say which distro it is, and records of several fit it ({}); choose with --image-for {}=BUILD",
-                    slot.what,
-                    self.list(&fits),
-                    slot.shown_name()
-                )));
-            }
         }
         Ok(Choice::Record(prefer(&fits, slot)?))
     }
@@ -509,7 +508,14 @@ pub fn copy_templates(
         };
         let mut slot = Slot::of_template(current, what, names)?;
         if used.machines.len() > 1 {
-            slot.partial_names = used.machines.iter().flatten().cloned().collect();
+            // The template's own name always names all of them.
+            slot.partial_names = used
+                .machines
+                .iter()
+                .flatten()
+                .filter(|n| **n != name)
+                .cloned()
+                .collect();
         }
         let choice = selector.choose(&slot)?;
         out.plan.push(PlanLine::new(&slot, choice));
@@ -520,6 +526,36 @@ pub fn copy_templates(
                 let new_name = str_at(&new, &["metadata", "name"])
                     .unwrap_or_default()
                     .to_string();
+                let new_key = TemplateKey::of(&new);
+                // Two copies of one name would be one object when applied.
+                if let Some((other, _)) = out
+                    .replacements
+                    .iter()
+                    .find(|(old, n)| *n == new_name && old.namespace == new_key.namespace)
+                {
+                    let message = format!(
+                        "the copies of `{}` and `{name}` would both be named `{new_name}`",
+                        other.name
+                    );
+                    return Err(match options.base_name {
+                        Some(_) => Refusal::Choices(format!(
+                            "{message}: --name gives every copy one name; drop --name when there are several templates"
+                        )),
+                        None => Refusal::Upgrade(format!("{message}; rename one of them first")),
+                    });
+                }
+                // An AzureMachineTemplate's spec cannot change: one of that name with another
+                // spec would be refused by CAPZ, or silently kept by the cluster.
+                if let Some(existing) = input.iter().find(|o| {
+                    str_at(o, &["kind"]) == Some(super::template::AMT_KIND)
+                        && TemplateKey::of(o) == new_key
+                        && get(o, &["spec"]) != get(&new, &["spec"])
+                }) {
+                    return Err(Refusal::Upgrade(format!(
+                        "the copy of `{name}` would be named `{new_name}`, and {} already exists with another spec; give the new template another name (--name) or leave that template out",
+                        crate::yaml::describe(existing)
+                    )));
+                }
                 out.replacements.push((key, new_name));
                 out.templates.push(new);
             }
@@ -583,19 +619,48 @@ fn current_of(image: Option<&Value>) -> Current {
     }
 }
 
-/// The gallery an `image:` section names, if any.
-fn gallery_of(image: &Value) -> Option<String> {
+/// The image definition CAPZ boots when a template names none (azure/defaults.go): its
+/// community gallery's Gen2 Ubuntu 24.04, or Windows Server 2022 with containerd.
+pub const CAPZ_DEFAULT_LINUX: &str = "capi-ubun2-2404";
+/// See [`CAPZ_DEFAULT_LINUX`].
+pub const CAPZ_DEFAULT_WINDOWS: &str = "capi-win-2022-containerd";
+
+/// The gallery an `image:` section names, if any: (name, subscription, resource group), the
+/// last two when it says them.
+fn gallery_of(image: &Value) -> Option<(String, Option<String>, Option<String>)> {
     for kind in ["computeGallery", "sharedGallery"] {
         if let Some(g) = str_at(image, &[kind, "gallery"]) {
-            return Some(g.to_string());
+            let field = |f: &str| str_at(image, &[kind, f]).map(str::to_string);
+            return Some((
+                g.to_string(),
+                field("subscriptionID"),
+                field("resourceGroup"),
+            ));
         }
     }
     let id = str_at(image, &["id"])?;
     let parts: Vec<&str> = id.split('/').collect();
-    let at = parts
-        .iter()
-        .position(|p| p.eq_ignore_ascii_case("galleries"))?;
-    parts.get(at + 1).map(|g| g.to_string())
+    let after = |name: &str| {
+        let at = parts.iter().position(|p| p.eq_ignore_ascii_case(name))?;
+        parts.get(at + 1).map(|g| g.to_string())
+    };
+    Some((
+        after("galleries")?,
+        after("subscriptions"),
+        after("resourceGroups"),
+    ))
+}
+
+/// Whether a record's image is in the gallery a slot names (Azure compares names ignoring
+/// case; a subscription or resource group the slot does not say matches any).
+fn in_gallery(r: &Record, gallery: &(String, Option<String>, Option<String>)) -> bool {
+    let Some(g) = &r.gallery_image else {
+        return false;
+    };
+    let same = |a: &str, b: &Option<String>| b.as_deref().is_none_or(|b| a.eq_ignore_ascii_case(b));
+    g.gallery.eq_ignore_ascii_case(&gallery.0)
+        && same(&g.subscription_id, &gallery.1)
+        && same(&g.resource_group, &gallery.2)
 }
 
 fn definition(r: &Record) -> Option<&str> {
@@ -609,26 +674,21 @@ fn definition(r: &Record) -> Option<&str> {
 /// which one this cluster uses.
 fn prefer<'r>(fits: &[&'r Record], slot: &Slot) -> Result<&'r Record, Refusal> {
     let gallery = slot.image.as_ref().and_then(gallery_of);
-    let galleries = |r: &Record| {
-        r.gallery_image
-            .as_ref()
-            .map(|g| g.gallery.to_ascii_lowercase())
-    };
     let here: Vec<&Record> = fits
         .iter()
         .copied()
-        .filter(|r| {
-            gallery
-                .as_ref()
-                .is_some_and(|g| galleries(r) == Some(g.to_ascii_lowercase()))
-        })
+        .filter(|r| gallery.as_ref().is_some_and(|g| in_gallery(r, g)))
         .collect();
     let fits = if here.is_empty() { fits } else { &here[..] };
     let best = newest(fits).expect("fits is not empty");
     let mut twins: Vec<String> = fits
         .iter()
         .filter(|r| kube(r) == kube(best) && version_parts(r) == version_parts(best))
-        .filter_map(|r| r.gallery_image.as_ref().map(|g| g.gallery.clone()))
+        .filter_map(|r| {
+            r.gallery_image
+                .as_ref()
+                .map(|g| format!("{} ({}/{})", g.gallery, g.subscription_id, g.resource_group))
+        })
         .collect();
     twins.sort();
     twins.dedup();
@@ -702,17 +762,14 @@ fn answers_to(r: &Record, which: &str) -> bool {
         || r.distro().eq_ignore_ascii_case(which)
 }
 
-/// Whether `r` is an image of `family` (an image definition, or a marketplace SKU).
+/// Whether `r` is an image of `family` (an image definition, or a marketplace SKU): by its
+/// gallery image definition when it has one (Azure fixes the generation per definition, and a
+/// build name may say otherwise), else by its distro.
 fn of_family(r: &Record, family: &str) -> bool {
-    let definition = r
-        .gallery_image
-        .as_ref()
-        .map(|g| g.image_definition.as_str());
-    definition.is_some_and(|d| d.eq_ignore_ascii_case(family))
-        || [Some(r.distro().as_str()), definition]
-            .into_iter()
-            .flatten()
-            .any(|name| distro_key(name) == distro_key(family))
+    match definition(r) {
+        Some(d) => d.eq_ignore_ascii_case(family) || distro_key(d) == distro_key(family),
+        None => distro_key(&r.distro()) == distro_key(family),
+    }
 }
 
 /// The definition (or marketplace SKU) an `image:` section names, if it names one.
@@ -768,6 +825,16 @@ pub fn distro_key(name: &str) -> String {
         return format!("windows-{rest}");
     }
     key.to_string()
+}
+
+/// CAPZ's default image for an OS, in a few words.
+fn describe_default(os: &str) -> String {
+    let definition = if os == "Windows" {
+        CAPZ_DEFAULT_WINDOWS
+    } else {
+        CAPZ_DEFAULT_LINUX
+    };
+    format!("CAPZ's default image ({os}: {definition})")
 }
 
 /// An `image:` section in a few words, for the plan (credentials removed).
@@ -1025,10 +1092,10 @@ mod tests {
             Some(&gallery("capi-ubuntu-2204-gpu")),
         );
         assert!(chosen(&s, &gpu).contains("--image-for md-gpu=BUILD"));
-        // CAPZ's default Linux image: two Linux distros fit, so it must be said.
+        // CAPZ's default Linux image is Gen2 Ubuntu 24.04 (capi-ubun2-2404): none of these.
         let err = chosen(&s, &slot(&["cp"], Some("Linux"), None));
         assert!(
-            err.contains("several") && err.contains("--image-for cp=BUILD"),
+            err.contains("capi-ubun2-2404") && err.contains("--image-for cp=BUILD"),
             "{err}"
         );
 
@@ -1118,11 +1185,16 @@ mod tests {
             ),
             "sig-ubuntu-2404 1"
         );
-        // Its names say Linux, so CAPZ's default Linux image takes it, the Windows one not.
+        // Its names say Linux, so a Linux slot on its definition takes it, a Windows one not
+        // (and CAPZ's default Linux image is Gen2, which it is not).
         assert_eq!(
-            chosen(&s, &slot(&["a"], Some("Linux"), None)),
+            chosen(
+                &s,
+                &slot(&["a"], Some("Linux"), Some(&gallery("capi-ubuntu-2404")))
+            ),
             "sig-ubuntu-2404 1"
         );
+        assert!(chosen(&s, &slot(&["a"], Some("Linux"), None)).contains("no record fits"));
         assert!(chosen(&s, &slot(&["a"], Some("Windows"), None)).contains("no record fits"));
     }
 
@@ -1191,7 +1263,7 @@ mod tests {
         let community = "{computeGallery: {gallery: ClusterAPI-f72ceb4f, name: capi-ubuntu-2404, version: '1.29.7'}}";
         let err = chosen(&s, &slot(&["a"], Some("Linux"), Some(community)));
         assert!(
-            err.contains("several galleries") && err.contains("G, Other"),
+            err.contains("several galleries") && err.contains("G (s/g), Other (s/g)"),
             "{err}"
         );
     }
@@ -1262,6 +1334,49 @@ mod tests {
         }
         let err = s.check_all_flags_used().unwrap_err().to_string();
         assert!(err.contains("names more than one machine slot"), "{err}");
+    }
+
+    #[test]
+    fn the_definition_says_the_generation_and_the_gallery_its_subscription() {
+        // Built as `-gen2` but published to the Gen1 definition: the definition decides.
+        let odd = record(
+            "sig-ubuntu-2404-gen2",
+            Some("Linux"),
+            "capi-ubuntu-2404",
+            "1.30.5",
+            "1",
+        );
+        let records = vec![odd];
+        let s = Selector::new(&records, vec![], vec![], true).unwrap();
+        for gen2 in ["capi-ubuntu-2404-gen2", "capi-ubun2-2404"] {
+            assert!(
+                chosen(&s, &slot(&["a"], Some("Linux"), Some(&gallery(gen2))))
+                    .contains("no record fits")
+            );
+        }
+        // The same gallery name in another subscription is another gallery.
+        let mut there = record(
+            "sig-ubuntu-2404",
+            Some("Linux"),
+            "capi-ubuntu-2404",
+            "1.30.5",
+            "1.30.5",
+        );
+        there.gallery_image.as_mut().unwrap().subscription_id = "other".into();
+        let here = record(
+            "sig-ubuntu-2404",
+            Some("Linux"),
+            "capi-ubuntu-2404",
+            "1.30.5",
+            "1.30.5",
+        );
+        let records = vec![here, there];
+        let s = Selector::new(&records, vec![], vec![], true).unwrap();
+        let image = "{computeGallery: {gallery: G, subscriptionID: s, resourceGroup: g, name: capi-ubuntu-2404, version: '1'}}";
+        let Choice::Record(r) = s.choose(&slot(&["a"], Some("Linux"), Some(image))).unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.gallery_image.as_ref().unwrap().subscription_id, "s");
     }
 
     #[test]

@@ -531,6 +531,18 @@ fn image_ops(
                 .flatten()
             {
                 let path = str_at(op, &["path"]).unwrap_or("");
+                // A patch that writes the OS disk decides the machines' OS, which the
+                // template then no longer says; sigcat would match records to the wrong one.
+                let os_disk = "/spec/template/spec/osDisk";
+                if (path == os_disk || path.starts_with(&format!("{os_disk}/")))
+                    && str_at(op, &["op"]) != Some("test")
+                {
+                    return Err(Refusal::Upgrade(format!(
+                        "{}: patch `{name}` writes {path} of {}, so its machines' OS is not the one their template says; sigcat cannot tell which image fits them: upgrade this class by hand",
+                        describe(class),
+                        slot.what
+                    )));
+                }
                 let Some(below) = below_image(path) else {
                     continue;
                 };
@@ -552,7 +564,11 @@ fn image_ops(
                 };
                 // A patch switched off leaves the image to the template: what the topology
                 // controller does, not what the patch says.
-                if !enabled(patch, class, cluster).map_err(|text| {
+                let machines: Vec<Option<usize>> = match &slot.md_class {
+                    None => vec![None],
+                    Some(_) => slot.md_indexes.iter().copied().map(Some).collect(),
+                };
+                if !enabled(patch, class, cluster, &machines).map_err(|text| {
                     Refusal::Upgrade(format!(
                         "{}: patch `{name}` sets the image of {} only when its enabledIf `{text}` holds, and sigcat evaluates only `true`, `false`, `{{{{ .VARIABLE }}}}` and `{{{{ if .VARIABLE }}}}true{{{{ end }}}}`; set the image by hand, or simplify enabledIf",
                         describe(class),
@@ -575,15 +591,24 @@ fn image_ops(
 /// Whether a patch applies, by its `enabledIf` as the topology controller renders it (with the
 /// Cluster's variables, else the class's defaults): `Err` with the text when sigcat cannot
 /// evaluate it.
-fn enabled(patch: &Value, class: &Value, cluster: &Value) -> Result<bool, String> {
+fn enabled(
+    patch: &Value,
+    class: &Value,
+    cluster: &Value,
+    machines: &[Option<usize>],
+) -> Result<bool, String> {
     let Some(condition) = get(patch, &["enabledIf"]) else {
         return Ok(true);
     };
     let text = condition.as_str().ok_or_else(|| format!("{condition:?}"))?;
+    // CAPI: an empty enabledIf is no condition.
+    if text.is_empty() {
+        return Ok(true);
+    }
     let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    let value_of = |name: &str| {
-        let list = vec!["spec".to_string(), "topology".into(), "variables".into()];
-        variable_value(cluster, &list, name)
+    // Each machine reads a variable from its own overrides first (CAPI merges them in).
+    let value_of = |name: &str, machine: Option<usize>| {
+        variable_value(cluster, &variable_list(machine, cluster, name), name)
             .cloned()
             .or_else(|| class_default(class, name))
     };
@@ -606,28 +631,55 @@ fn enabled(patch: &Value, class: &Value, cluster: &Value) -> Result<bool, String
         Some(Value::Mapping(m)) => !m.is_empty(),
         Some(Value::Tagged(_)) => true,
     };
-    match compact.as_str() {
-        "true" => return Ok(true),
-        "false" | "" => return Ok(false),
-        _ => {}
+    // What Go's text/template prints for a value (only `true` can enable a patch).
+    let printed = |v: Option<Value>| match v {
+        Some(Value::Bool(b)) => b.to_string(),
+        Some(Value::String(s)) => s,
+        _ => String::new(),
+    };
+    let rendered = |machine: Option<usize>| -> Result<String, String> {
+        if !text.contains("{{") {
+            return Ok(text.to_string());
+        }
+        if let Some(inner) = compact
+            .strip_prefix("{{if")
+            .and_then(|r| r.strip_suffix("}}true{{end}}"))
+            && let Some(name) = variable(inner)
+        {
+            return Ok(if truthy(value_of(&name, machine)) {
+                "true".into()
+            } else {
+                String::new()
+            });
+        }
+        if let Some(inner) = compact
+            .strip_prefix("{{")
+            .and_then(|r| r.strip_suffix("}}"))
+            && let Some(name) = variable(inner)
+        {
+            return Ok(printed(value_of(&name, machine)));
+        }
+        Err(text.to_string())
+    };
+    // CAPI reads the rendered text as YAML (go-yaml v2: `yes`, `on`, `True` are true too) and
+    // applies the patch when it is `true`.
+    let on = |machine: Option<usize>| -> Result<bool, String> {
+        let text = rendered(machine)?;
+        Ok(matches!(
+            crate::yaml::resolve::resolve(text.trim(), true, None),
+            Ok(crate::yaml::resolve::Scalar::Bool(true))
+        ))
+    };
+    let mut answers = machines.iter().map(|m| on(*m));
+    let first = answers.next().unwrap_or_else(|| on(None))?;
+    for other in answers {
+        if other? != first {
+            return Err(format!(
+                "{text}` is on for some of these machines and off for others (their variables.overrides differ), and sigcat moves a class's machines together: `{text}"
+            ));
+        }
     }
-    if let Some(inner) = compact
-        .strip_prefix("{{if")
-        .and_then(|r| r.strip_suffix("}}true{{end}}"))
-        && let Some(name) = variable(inner)
-    {
-        return Ok(truthy(value_of(&name)));
-    }
-    if let Some(inner) = compact
-        .strip_prefix("{{")
-        .and_then(|r| r.strip_suffix("}}"))
-        && let Some(name) = variable(inner)
-    {
-        // Rendered, the value must read `true`.
-        return Ok(matches!(value_of(&name), Some(Value::Bool(true)))
-            || matches!(value_of(&name), Some(Value::String(s)) if s == "true"));
-    }
-    Err(text.to_string())
+    Ok(first)
 }
 
 /// CAPI's selector rules: same apiVersion and kind as the template, and the control plane or
