@@ -139,6 +139,17 @@ const MARKERS: &[Marker] = &[
         ends: SETTING_ENDS,
         token_only: false,
     },
+    // App Configuration (`Secret=`), SignalR and Web PubSub (`AccessKey=`) connection strings.
+    Marker {
+        text: "secret=",
+        ends: SETTING_ENDS,
+        token_only: false,
+    },
+    Marker {
+        text: "accesskey=",
+        ends: SETTING_ENDS,
+        token_only: false,
+    },
     Marker {
         text: "bearer ",
         ends: VALUE_ENDS,

@@ -771,6 +771,51 @@ fn slots_are_found_by_exact_name_namespace_and_kind() {
     );
 }
 
+/// Connection strings of other Azure services and a service principal's secret, in a copied
+/// field: refused like a SAS token.
+#[test]
+fn other_services_credentials_are_refused_too() {
+    for (name, value) in [
+        (
+            "app-config",
+            "Endpoint=https://x.azconfig.io;Id=abc-l0-s0:xyz;Secret=TOPSECRETaaaa0123456789=",
+        ),
+        (
+            "signalr",
+            "Endpoint=https://x.service.signalr.net;AccessKey=TOPSECRETbbbb0123456789=;Version=1.0;",
+        ),
+        (
+            "azure-json",
+            "{\\\"aadClientId\\\": \\\"id\\\", \\\"aadClientSecret\\\": \\\"TOPSECRETcccc\\\"}",
+        ),
+    ] {
+        let file = edited_file(
+            &format!("mixed-cred-{name}"),
+            "kcp-md-gpu-templates.yaml",
+            |t| {
+                t.replacen(
+                "        vmSize: Standard_D2s_v3",
+                &format!("        additionalTags:\n          cfg: \"{value}\"\n        vmSize: Standard_D2s_v3"),
+                1,
+            )
+            },
+        );
+        let err = fails(
+            &[
+                LINUX,
+                GPU,
+                "--from",
+                &file,
+                "--upgrade",
+                &path("kcp-md-gpu.yaml"),
+            ],
+            6,
+            &["holds a credential", "additionalTags.cfg"],
+        );
+        assert!(!err.contains("TOPSECRET"), "{name}: {err}");
+    }
+}
+
 #[test]
 fn credentials_in_copied_fields_are_refused_not_copied() {
     let sas = "https://acct.blob.core.windows.net/c/b?sv=2021-08-06&sr=b&sig=AbCdEfGhIjKlMnOpQrStUvWxYz0123456789%2B%2FAbCd%3D";

@@ -29,8 +29,27 @@ pub fn refuse_credentials<'a>(
 ) -> Result<(), Refusal> {
     fn walk(value: &serde_norway::Value, path: &mut Vec<String>) -> Option<String> {
         use serde_norway::Value;
+        // A service principal's secret by its usual field names: CAPZ's azure.json
+        // (`aadClientSecret`), as a field or inside a file's content.
+        let client_secret = |s: &str| {
+            let lower = s.to_ascii_lowercase();
+            lower.match_indices("clientsecret\"").any(|(at, m)| {
+                let rest = lower[at + m.len()..].trim_start();
+                rest.strip_prefix(':')
+                    .map(str::trim_start)
+                    .and_then(|r| r.strip_prefix('"'))
+                    .is_some_and(|r| !r.starts_with('"'))
+            })
+        };
+        let named_secret = path.last().is_some_and(|k| {
+            let k = k.to_ascii_lowercase();
+            k == "clientsecret" || k == "aadclientsecret"
+        });
         match value {
-            Value::String(s) if crate::redact::has_secret(s) => Some(path.join(".")),
+            Value::String(s) if !s.is_empty() && named_secret => Some(path.join(".")),
+            Value::String(s) if crate::redact::has_secret(s) || client_secret(s) => {
+                Some(path.join("."))
+            }
             Value::Sequence(items) => items.iter().enumerate().find_map(|(i, v)| {
                 path.push(i.to_string());
                 let found = walk(v, path);
