@@ -5,6 +5,7 @@
 //! so values YAML would misread (`1.30`, `on`, `0123`) stay strings.
 
 mod change;
+pub mod image_names;
 pub mod kustomize;
 pub mod slots;
 pub mod template;

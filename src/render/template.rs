@@ -333,7 +333,7 @@ pub fn new_template(
             set(
                 &mut t,
                 &["spec", "template", "spec", "osDisk", "osType"],
-                Value::from(super::slots::os_of_record(record)),
+                Value::from(super::image_names::os_of_record(record)),
             );
             set(
                 &mut t,

@@ -16,7 +16,8 @@
 
 use super::Refusal;
 use super::change::Change;
-use super::slots::{Choice, PlanLine, Slot as MachineSlot, TemplateKey, check_os, os_type_of};
+use super::image_names::os_type_of;
+use super::slots::{Choice, PlanLine, Slot as MachineSlot, TemplateKey, check_os};
 use super::template::image_section;
 use super::upgrade::{Context, check_step, version_of};
 use crate::record::kubernetes::KubeVersion;
