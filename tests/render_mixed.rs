@@ -842,6 +842,20 @@ fn credentials_in_copied_fields_are_refused_not_copied() {
 
 #[test]
 fn input_and_flag_mistakes_get_their_exit_codes() {
+    // `--as kustomize .` would have to replace the directory sigcat runs in.
+    let dir = crate::util::scratch("mixed-kustomize-here");
+    let out = std::process::Command::new(crate::util::BIN)
+        .arg("render")
+        .args([LINUX, GPU].map(|l| crate::util::repo().join(l)))
+        .arg("--from")
+        .arg(crate::util::repo().join(path("kcp-md-gpu-templates.yaml")))
+        .arg("--upgrade")
+        .arg(crate::util::repo().join(path("kcp-md-gpu.yaml")))
+        .args(["--as", "kustomize", "."])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert_exit_says(&out, 2, "is the current directory");
     let dir = crate::util::scratch("mixed-bytes");
     let bad = dir.join("cluster.yaml");
     std::fs::write(&bad, b"apiVersion: v1\nkind: List\nitems: []\n\xff\xfe\n").unwrap();

@@ -175,6 +175,17 @@ pub(crate) fn write_dir(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => return Err(sigcat::Error::io(shown, e).into()),
     };
+    // The directory is replaced by renaming a new one over it, which cannot be done to the
+    // directory a process (this one) works in, nor to the root.
+    let here = std::env::current_dir().and_then(|d| d.canonicalize()).ok();
+    if exists
+        && let Ok(real) = target.canonicalize()
+        && (Some(&real) == here.as_ref() || real.parent().is_none())
+    {
+        return Err(Failure::Usage(format!(
+            "{shown} is the current directory (or /): --as kustomize replaces its directory whole, so give a subdirectory, e.g. --as kustomize upgrade"
+        )));
+    }
     if exists
         && let Some(why) = not_ours(&target, marker).map_err(|e| sigcat::Error::io(&shown, e))?
     {
