@@ -53,6 +53,27 @@ pub fn render_both_ways(args: &[&str]) -> Rendered {
     objects
 }
 
+/// A fixture (`path` in the repository) with `edit` applied, written under its own file name
+/// in a scratch directory of its own named after `test`; returns where.
+pub fn fixture_variant(test: &str, path: &str, edit: impl Fn(String) -> String) -> String {
+    let text = edit(std::fs::read_to_string(crate::util::repo().join(path)).unwrap());
+    let name = std::path::Path::new(path).file_name().unwrap();
+    let file = crate::util::scratch(test).join(name);
+    std::fs::write(&file, text).unwrap();
+    file.to_str().unwrap().to_string()
+}
+
+/// The plan's lines on stderr for the slot whose first line holds `slot` (its line, `now:`,
+/// `after:`).
+pub fn plan_of(stderr: &str, slot: &str) -> String {
+    let lines: Vec<&str> = stderr.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("  ") && !l.starts_with("   ") && l.contains(slot))
+        .unwrap_or_else(|| panic!("no slot {slot} in the plan: {stderr}"));
+    lines[at..(at + 3).min(lines.len())].join("\n")
+}
+
 /// `render` of the fixture build (log and manifest: an image for Kubernetes v1.30.3).
 pub fn render_build(args: &[&str]) -> Rendered {
     render(&[&[LOG, "--manifest", MANIFEST], args].concat())

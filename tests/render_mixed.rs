@@ -7,7 +7,7 @@
 //! expected objects are the inputs edited here by hand.
 
 use crate::render::{
-    Rendered, assert_valid_template, fixture_objects, kinds, put, render_both_ways, s,
+    Rendered, assert_valid_template, fixture_objects, kinds, plan_of, put, render_both_ways, s,
     without_server_fields,
 };
 use crate::util::{assert_exit_says, crd_violations, sigcat};
@@ -81,16 +81,6 @@ fn assert_copy(new: &Json, file: &str, old_name: &str, definition: &str) {
     let windows_image = definition.contains("windows");
     let windows_disk = s(new, "/spec/template/spec/osDisk/osType") == "Windows";
     assert_eq!(windows_image, windows_disk, "one OS per template: {new}");
-}
-
-/// The plan on stderr: the slot's line and its `now:` / `after:` lines.
-fn plan_of(stderr: &str, slot: &str) -> String {
-    let lines: Vec<&str> = stderr.lines().collect();
-    let at = lines
-        .iter()
-        .position(|l| l.starts_with("  ") && !l.starts_with("   ") && l.contains(slot))
-        .unwrap_or_else(|| panic!("no slot {slot} in the plan: {stderr}"));
-    lines[at..(at + 3).min(lines.len())].join("\n")
 }
 
 fn fails(args: &[&str], code: i32, says: &[&str]) -> String {
@@ -394,20 +384,23 @@ fn clusterclass_variable_overrides_each_get_the_record_of_their_image() {
 
     // The Windows pool without its override would read the Linux image: one OS per machine,
     // so this is refused naming both, whatever records are given.
-    let shared = crate::util::scratch("render-mixed-no-override").join("cluster.yaml");
-    let text = std::fs::read_to_string(crate::util::repo().join(&cluster)).unwrap();
-    let at = text.find("        - class: windows-worker").unwrap();
-    let end = text
-        .find("- apiVersion: infrastructure.cluster.x-k8s.io/v1beta1")
-        .unwrap();
-    let without = format!(
-        "{}        - class: windows-worker\n          name: md-win\n          replicas: 2\n{}",
-        &text[..at],
-        &text[end..]
+    let shared = edited_file(
+        "render-mixed-no-override",
+        "variable-overrides.yaml",
+        |text| {
+            let at = text.find("        - class: windows-worker").unwrap();
+            let end = text
+                .find("- apiVersion: infrastructure.cluster.x-k8s.io/v1beta1")
+                .unwrap();
+            format!(
+                "{}        - class: windows-worker\n          name: md-win\n          replicas: 2\n{}",
+                &text[..at],
+                &text[end..]
+            )
+        },
     );
-    std::fs::write(&shared, without).unwrap();
     fails(
-        &[LINUX, WINDOWS, GPU, "--upgrade", shared.to_str().unwrap()],
+        &[LINUX, WINDOWS, GPU, "--upgrade", &shared],
         6,
         &[
             "sig-ubuntu-2404",
@@ -482,22 +475,15 @@ fn per_slot_flags_that_do_not_fit_are_the_operators_to_fix() {
 
 #[test]
 fn templates_that_cannot_be_read_for_a_slot_are_refused() {
-    let dir = crate::util::scratch("render-mixed-templates");
-    let text = std::fs::read_to_string(crate::util::repo().join(path("kcp-md-gpu-templates.yaml")))
-        .unwrap();
     // An osType that is not a string is not guessed to be Linux.
-    let odd = dir.join("odd.yaml");
-    std::fs::write(&odd, text.replacen("osType: Linux", "osType: [Linux]", 1)).unwrap();
+    let odd = edited_file(
+        "render-mixed-templates",
+        "kcp-md-gpu-templates.yaml",
+        |text| text.replacen("osType: Linux", "osType: [Linux]", 1),
+    );
     let cluster = path("kcp-md-gpu.yaml");
     fails(
-        &[
-            LINUX,
-            GPU,
-            "--from",
-            odd.to_str().unwrap(),
-            "--upgrade",
-            &cluster,
-        ],
+        &[LINUX, GPU, "--from", &odd, "--upgrade", &cluster],
         6,
         &[
             "gpu-cluster-control-plane",
@@ -523,12 +509,9 @@ fn templates_that_cannot_be_read_for_a_slot_are_refused() {
     );
 }
 
-/// A fixture with `edit` applied, in this test's scratch directory.
+/// A fixture of `fixtures/capz/mixed` with `edit` applied, in this test's scratch directory.
 fn edited_file(test: &str, file: &str, edit: impl Fn(String) -> String) -> String {
-    let text = std::fs::read_to_string(crate::util::repo().join(path(file))).unwrap();
-    let out = crate::util::scratch(test).join(file);
-    std::fs::write(&out, edit(text)).unwrap();
-    out.to_str().unwrap().to_string()
+    crate::render::fixture_variant(test, &path(file), edit)
 }
 
 /// What a review found that a slot could silently get wrong, each now refused.

@@ -5,8 +5,8 @@
 //! them, edited here by hand at the fields the upgrade must change.
 
 use crate::render::{
-    LOG, MANIFEST, Rendered, assert_valid_template, fixture_image, fixture_objects, kinds, put,
-    render_both_ways, render_build, render_fails, s, without_server_fields,
+    LOG, MANIFEST, Rendered, assert_valid_template, fixture_image, fixture_objects, kinds, plan_of,
+    put, render_both_ways, render_build, render_fails, s, without_server_fields,
 };
 use crate::util::scratch;
 use serde_json::{Value as Json, json};
@@ -228,12 +228,9 @@ fn clusterclass_image_version_variable_v1beta2_checks_the_template() {
     assert_eq!(out.objects[0], cluster);
 
     // The templates name another definition: only the version would change, which is wrong.
-    let text = std::fs::read_to_string(crate::util::repo().join(path))
-        .unwrap()
-        .replace("name: capi-ubuntu-2404", "name: capi-ubuntu-2204");
-    let file = scratch("render-cc-mismatch").join("current.yaml");
-    std::fs::write(&file, text).unwrap();
-    let file = file.to_str().unwrap();
+    let file = &variant(path, |t| {
+        t.replace("name: capi-ubuntu-2404", "name: capi-ubuntu-2204")
+    });
     let err = render_fails(&["--upgrade", file], 6);
     assert!(
         err.contains("capi-ubuntu-2204") && err.contains("no record fits it"),
@@ -254,28 +251,9 @@ fn clusterclass_image_version_variable_v1beta2_checks_the_template() {
     assert!(err.contains("differs in fields"), "{err}");
 }
 
-/// The plan's lines for the slot whose first line holds `slot` (its line, `now:`, `after:`).
-fn plan_of(stderr: &str, slot: &str) -> String {
-    let lines: Vec<&str> = stderr.lines().collect();
-    let at = lines
-        .iter()
-        .position(|l| l.starts_with("  ") && !l.starts_with("   ") && l.contains(slot))
-        .unwrap_or_else(|| panic!("no slot {slot} in the plan: {stderr}"));
-    lines[at..(at + 3).min(lines.len())].join("\n")
-}
-
 /// Writes a variant of a fixture for one refusal.
 fn variant(path: &str, edit: impl Fn(String) -> String) -> String {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let text = edit(std::fs::read_to_string(crate::util::repo().join(path)).unwrap());
-    let file = scratch(&format!(
-        "render-variant-{}",
-        N.fetch_add(1, Ordering::Relaxed)
-    ))
-    .join("current.yaml");
-    std::fs::write(&file, text).unwrap();
-    file.to_str().unwrap().to_string()
+    crate::render::fixture_variant("render-variant", path, edit)
 }
 
 #[test]

@@ -190,12 +190,16 @@ pub fn distro_key(name: &str) -> String {
 
 /// CAPZ's default image for an OS, in a few words.
 pub(super) fn describe_default(os: &str) -> String {
-    let definition = if os == "Windows" {
+    format!("CAPZ's default image ({os}: {})", capz_default(os))
+}
+
+/// The definition CAPZ boots for `os` when a template names no image.
+pub(super) fn capz_default(os: &str) -> &'static str {
+    if os == "Windows" {
         CAPZ_DEFAULT_WINDOWS
     } else {
         CAPZ_DEFAULT_LINUX
-    };
-    format!("CAPZ's default image ({os}: {definition})")
+    }
 }
 
 /// An `image:` section in a few words, for the plan (credentials removed).

@@ -11,9 +11,8 @@
 
 use super::Refusal;
 use super::image_names::{
-    CAPZ_DEFAULT_LINUX, CAPZ_DEFAULT_WINDOWS, Current, answers_to, current_of, definition,
-    describe_default, describe_image, describe_record, gallery_of, in_gallery, of_family,
-    os_of_record, os_type_of,
+    Current, answers_to, capz_default, current_of, definition, describe_default, describe_image,
+    describe_record, gallery_of, in_gallery, of_family, os_of_record, os_type_of,
 };
 use super::template::{TemplateOptions, new_template};
 use crate::record::Record;
@@ -139,13 +138,9 @@ impl<'r> Selector<'r> {
         // Kubernetes version: the newest, when every record knows its own.
         if upgrade || records.iter().all(|r| kube(r).is_some()) {
             for r in &records {
-                let version = r
-                    .kubernetes_version
-                    .as_deref()
-                    .and_then(KubeVersion::parse)
-                    .ok_or_else(|| Refusal::UnknownKubernetesVersion {
-                        build: r.build.clone(),
-                    })?;
+                let version = kube(r).ok_or_else(|| Refusal::UnknownKubernetesVersion {
+                    build: r.build.clone(),
+                })?;
                 if target.as_ref().is_none_or(|t| &version > t) {
                     target = Some(version);
                 }
@@ -310,11 +305,7 @@ impl<'r> Selector<'r> {
             }
             // CAPZ's default image is a definition too: a record of its distro and generation.
             Current::Default => {
-                let family = if os == Some("Windows") {
-                    CAPZ_DEFAULT_WINDOWS
-                } else {
-                    CAPZ_DEFAULT_LINUX
-                };
+                let family = capz_default(os.unwrap_or("Linux"));
                 pool.iter()
                     .copied()
                     .filter(|r| of_family(r, family) && same_os(r))
@@ -949,13 +940,6 @@ mod tests {
             "1",
         )];
         let s = Selector::new(&records, vec![], vec![], true).unwrap();
-        assert_eq!(
-            chosen(
-                &s,
-                &slot(&["a"], Some("Linux"), Some(&gallery("capi-ubuntu-2404")))
-            ),
-            "sig-ubuntu-2404 1"
-        );
         // Its names say Linux, so a Linux slot on its definition takes it, a Windows one not
         // (and CAPZ's default Linux image is Gen2, which it is not).
         assert_eq!(

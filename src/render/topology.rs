@@ -305,13 +305,7 @@ fn plan_cluster(
     }
     // One variable may feed several slots; once all are set, each must still read its image.
     for check in &checks {
-        let got = variable_value(&change.changed, &check.list, &check.name).and_then(|v| {
-            get(
-                v,
-                &check.inside.iter().map(String::as_str).collect::<Vec<_>>(),
-            )
-        });
-        if got != check.value.as_ref() {
+        if check.read(&change.changed) != check.value.as_ref() {
             let why = if check.kept {
                 "keeps its image (--keep-image)"
             } else {
@@ -394,6 +388,15 @@ impl Slot {
 
     fn template_name(&self) -> &str {
         str_at(&self.reference, &["name"]).unwrap_or("")
+    }
+
+    /// Its machines, as variables and patch conditions see them: the control plane (`None`),
+    /// or each of its MachineDeployments by index.
+    fn machines(&self) -> Vec<Option<usize>> {
+        match &self.md_class {
+            None => vec![None],
+            Some(_) => self.md_indexes.iter().copied().map(Some).collect(),
+        }
     }
 }
 
@@ -565,11 +568,7 @@ fn image_ops(
                 };
                 // A patch switched off leaves the image to the template: what the topology
                 // controller does, not what the patch says.
-                let machines: Vec<Option<usize>> = match &slot.md_class {
-                    None => vec![None],
-                    Some(_) => slot.md_indexes.iter().copied().map(Some).collect(),
-                };
-                if !enabled(patch, class, cluster, &machines).map_err(|text| {
+                if !enabled(patch, class, cluster, &slot.machines()).map_err(|text| {
                     Refusal::Upgrade(format!(
                         "{}: patch `{name}` sets the image of {} only when its enabledIf `{text}` holds, and sigcat evaluates only `true`, `false`, `{{{{ .VARIABLE }}}}` and `{{{{ if .VARIABLE }}}}true{{{{ end }}}}`; set the image by hand, or simplify enabledIf",
                         describe(class),
@@ -820,6 +819,34 @@ struct Check {
     kept: bool,
 }
 
+impl Check {
+    /// What `machine` must read from `variable` (a name, maybe dotted into it): `value`, a new
+    /// image; `None`, whatever it reads now (it keeps its image).
+    fn of(
+        variable: &str,
+        machine: Option<usize>,
+        cluster: &Value,
+        who: &str,
+        value: Option<Value>,
+    ) -> Check {
+        let (name, inside) = split_variable(variable);
+        Check {
+            list: variable_list(machine, cluster, name),
+            name: name.to_string(),
+            inside: inside.iter().map(|s| s.to_string()).collect(),
+            kept: value.is_none(),
+            value,
+            who: who.to_string(),
+        }
+    }
+
+    /// What the machine reads in `cluster`.
+    fn read<'a>(&self, cluster: &'a Value) -> Option<&'a Value> {
+        let inside: Vec<&str> = self.inside.iter().map(String::as_str).collect();
+        variable_value(cluster, &self.list, &self.name).and_then(|v| get(v, &inside))
+    }
+}
+
 /// Sets the variables a slot's image patches read, where each of its machines reads them (an
 /// override of the control plane or of the MachineDeployment, else the Cluster's variables),
 /// to the image of the record that machine gets.
@@ -857,12 +884,8 @@ fn set_variables(
         slot.template_name(),
         str_at(class, &["metadata", "namespace"]),
     );
-    let machines: Vec<Option<usize>> = match &slot.md_class {
-        None => vec![None],
-        Some(_) => slot.md_indexes.iter().copied().map(Some).collect(),
-    };
     let mut checks = Vec::new();
-    for machine in machines {
+    for machine in slot.machines() {
         let mut chooser = machine_slot(slot, cluster, machine, template, slot.template_name())?;
         chooser.image = current_image(ops, &variables, template, (class, cluster), machine);
         let record = match req.selector.choose(&chooser)? {
@@ -870,19 +893,9 @@ fn set_variables(
                 plan.plan.push(PlanLine::new(&chooser, Choice::Keep));
                 // What it reads must stay as it is.
                 for variable in &variables {
-                    let (name, inside) = split_variable(variable);
-                    let list = variable_list(machine, cluster, name);
-                    let value = variable_value(cluster, &list, name)
-                        .and_then(|v| get(v, &inside))
-                        .cloned();
-                    checks.push(Check {
-                        list,
-                        name: name.to_string(),
-                        inside: inside.iter().map(|s| s.to_string()).collect(),
-                        value,
-                        who: chooser.what.clone(),
-                        kept: true,
-                    });
+                    let mut check = Check::of(variable, machine, cluster, &chooser.what, None);
+                    check.value = check.read(cluster).cloned();
+                    checks.push(check);
                 }
                 continue;
             }
@@ -894,16 +907,15 @@ fn set_variables(
             .push(PlanLine::new(&chooser, Choice::Record(record)));
         for (variable, value) in wanted_values(req, slot, ops, &variables, class, &image)? {
             let (name, inside) = split_variable(variable);
-            let list = variable_list(machine, cluster, name);
-            set_variable(changed, &list, name, &inside, value.clone(), class);
-            checks.push(Check {
-                list,
-                name: name.to_string(),
-                inside: inside.iter().map(|s| s.to_string()).collect(),
-                value: Some(value),
-                who: chooser.what.clone(),
-                kept: false,
-            });
+            let check = Check::of(
+                variable,
+                machine,
+                cluster,
+                &chooser.what,
+                Some(value.clone()),
+            );
+            set_variable(changed, &check.list, name, &inside, value, class);
+            checks.push(check);
         }
     }
     Ok(checks)

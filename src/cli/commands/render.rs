@@ -307,7 +307,7 @@ fn render_all(args: &RenderArgs) -> Result<Rendered, Failure> {
         selector
             .check_all_flags_used()
             .map_err(sigcat::Error::from)?;
-        if several || !args.image_for.is_empty() || !args.keep_image.is_empty() {
+        if several || !args.image_for.is_empty() {
             print_plan("the templates", &copies.plan);
         }
         return Ok(Rendered {
@@ -343,11 +343,7 @@ fn render_all(args: &RenderArgs) -> Result<Rendered, Failure> {
 /// The plan a reviewer reads on stderr: each machine slot, its image now and after.
 fn print_plan(what: &str, plan: &[render::PlanLine]) {
     // Names come from the input: a control character in one must not forge a line.
-    let clean = |t: &str| -> String {
-        t.chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect()
-    };
+    let clean = crate::cli::table::cell;
     let mut text = format!("sigcat: {what}, per machine slot:\n");
     for line in plan {
         text.push_str(&format!(
