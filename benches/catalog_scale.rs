@@ -6,7 +6,7 @@
 //! The catalogs are spread the way real ones are: 10 Kubernetes minors, 8 OS variants, up to 20
 //! patches of each minor, and as many gallery versions of each as the size needs. Publishing
 //! 100,000 images one call at a time would take hours, so each catalog is generated through the
-//! library: every image's record, template and revision written as objects (on the local store
+//! library: every image's record, template, revision and anchor written as objects (on the local store
 //! straight to files, without fsync; on Azurite 32 at a time), then one index of them all
 //! (`Catalog::import_index`, the path rebuild-index writes with). What is measured afterwards
 //! goes through sigcat as users run it.
@@ -126,7 +126,17 @@ fn generate(
         objects.push((e.record_ref().key, e.record_bytes.clone()));
         objects.push((e.template_ref().key, e.template_bytes.clone()));
         objects.push((revision.key.clone(), revision_bytes));
-        entries.push(e.index_entry(revision, at.into()));
+        let entry = e.index_entry(revision, at.into());
+        // The anchor every publish writes (which shard the image is in).
+        let anchor = catalog::objects::Anchor {
+            id: e.id.clone(),
+            shard: entry.shard_name(),
+        };
+        objects.push((
+            catalog::objects::anchor_key(&e.id),
+            serde_json::to_vec_pretty(&anchor).unwrap(),
+        ));
+        entries.push(entry);
         if objects.len() >= 3000 {
             flush(&mut objects);
         }

@@ -43,6 +43,13 @@ impl Store for AnyStore {
             AnyStore::Azure(s) => s.list_page(prefix, after, max).await,
         }
     }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            AnyStore::Local(s) => s.delete(key).await,
+            #[cfg(feature = "azure")]
+            AnyStore::Azure(s) => s.delete(key).await,
+        }
+    }
     async fn exists(&self) -> Result<bool, StoreError> {
         match self {
             AnyStore::Local(s) => s.exists().await,

@@ -315,6 +315,15 @@ impl Store for AzureStore {
         }
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let blob = self.container.blob_client(self.key(key));
+        match blob.delete().into_future().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_status(&e, StatusCode::NotFound) => Ok(()),
+            Err(e) => Err(classify(Op::Delete, key, e)),
+        }
+    }
+
     async fn list_page(
         &self,
         prefix: &str,

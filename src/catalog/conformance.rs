@@ -93,6 +93,32 @@ async fn create_only_writes_once<S: Store>(store: &S) {
     assert!(store.exists().await.unwrap(), "a store written to exists");
 }
 
+/// A removed object reads as none, leaves the listing, and can be created again; removing
+/// what is not there is fine (two writers may clean up the same pending change).
+async fn a_deleted_object_is_gone<S: Store>(store: &S) {
+    store
+        .put("pending/gone.json", b"x".to_vec(), PutMode::Create)
+        .await
+        .unwrap();
+    store
+        .put("pending/kept.json", b"y".to_vec(), PutMode::Create)
+        .await
+        .unwrap();
+    store.delete("pending/gone.json").await.unwrap();
+    assert_eq!(store.get("pending/gone.json").await.unwrap(), None);
+    assert_eq!(store.list("pending/").await.unwrap(), ["pending/kept.json"]);
+    store.delete("pending/gone.json").await.unwrap();
+    store.delete("pending/never.json").await.unwrap();
+    store
+        .put("pending/gone.json", b"z".to_vec(), PutMode::Create)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get("pending/gone.json").await.unwrap().unwrap().bytes,
+        b"z"
+    );
+}
+
 async fn if_match_needs_the_current_etag<S: Store>(store: &S) {
     let etag = store
         .put("objects/b.json", b"first".to_vec(), PutMode::Create)
@@ -191,6 +217,7 @@ pub async fn store_conformance<S: Store>(store: &S) {
     if_match_needs_the_current_etag(store).await;
     list_returns_the_keys_under_a_prefix_in_order(store).await;
     a_listing_comes_in_pages_that_resume_where_they_stopped(store).await;
+    a_deleted_object_is_gone(store).await;
 }
 
 // ---- Properties of the catalog on every store ------------------------------------------------
@@ -398,6 +425,15 @@ async fn concurrent_publishers_lose_no_entry<S: Store + 'static>(open: &impl Fn(
         );
     }
     let catalog = Catalog::new(open());
+    assert_eq!(
+        catalog
+            .store()
+            .list(super::pending::PENDING_PREFIX)
+            .await
+            .unwrap(),
+        Vec::<String>::new(),
+        "every pending change is removed by the publisher that wrote it or the writer that committed it"
+    );
     let all = catalog
         .list(&Filter {
             kubernetes: Some("1.31.1".into()),
@@ -488,6 +524,9 @@ impl<S: Store> Store for IndexOutage<S> {
     ) -> Result<Page, StoreError> {
         self.0.list_page(prefix, after, max).await
     }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.delete(key).await
+    }
     async fn exists(&self) -> Result<bool, StoreError> {
         self.0.exists().await
     }
@@ -521,6 +560,147 @@ async fn nothing_is_half_published<S: Store + 'static>(open: &impl Fn() -> S) {
     );
 }
 
+/// What runs just before a root write: another writer getting in first.
+pub(crate) type Rival = Box<dyn FnOnce() -> futures::future::BoxFuture<'static, ()> + Send>;
+
+/// A store on which other writers get in first: before each root write through it, the next
+/// queued rival runs (its own writer, on this store or on a plain client of the same place).
+pub(crate) struct Rivals<S> {
+    pub(crate) inner: S,
+    pub(crate) queue: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<Rival>>>,
+}
+
+impl<S: Store> Store for Rivals<S> {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, bytes: Vec<u8>, mode: PutMode) -> Result<String, StoreError> {
+        if key == INDEX_KEY {
+            let next = self.queue.lock().unwrap().pop_front();
+            if let Some(rival) = next {
+                rival().await;
+            }
+        }
+        self.inner.put(key, bytes, mode).await
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Page, StoreError> {
+        self.inner.list_page(prefix, after, max).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn exists(&self) -> Result<bool, StoreError> {
+        self.inner.exists().await
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// Group commit: a publisher that lost the root leaves its change pending, and the next writer
+/// that commits (itself having lost a round) commits it with its own; the first publisher then
+/// finds it committed, and nothing pending is left behind.
+async fn a_lost_publish_is_committed_by_the_next_writer<S: Store + 'static>(open: &impl Fn() -> S) {
+    let queue = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+    let rivals = |inner: S| Rivals {
+        inner,
+        queue: queue.clone(),
+    };
+    let plain_rival = |store: S, version: &str, kubernetes: &str| -> Rival {
+        let e = entry_for(version, Some(kubernetes));
+        Box::new(move || {
+            Box::pin(async move {
+                Catalog::new(store).publish(&[e]).await.unwrap();
+            })
+        })
+    };
+    // Before A's first root write, Z gets in (A loses and leaves its change pending). Before
+    // A's second, B publishes Y; before B's first, W gets in: B loses too, and commits A's
+    // pending change with its own. What the catalog holds once B is done is kept.
+    let after_b = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let b_store = rivals(open());
+    let b_reader = open();
+    let seen = after_b.clone();
+    let y = entry_for("0.6.2", Some("1.36.2"));
+    let b: Rival = Box::new(move || {
+        Box::pin(async move {
+            let out = Catalog::new(b_store).publish(&[y]).await.unwrap();
+            assert!(
+                matches!(out.as_slice(), [Outcome::Published { .. }]),
+                "{out:?}"
+            );
+            let listed = Catalog::new(b_reader)
+                .list(&Filter::default())
+                .await
+                .unwrap();
+            *seen.lock().unwrap() = listed
+                .into_iter()
+                .filter_map(|e| e.gallery_image_version)
+                .collect::<Vec<_>>();
+        })
+    });
+    queue.lock().unwrap().extend([
+        plain_rival(open(), "0.6.1", "1.36.1"),
+        b,
+        plain_rival(open(), "0.6.3", "1.36.3"),
+    ]);
+    let a = Catalog::new(rivals(open()));
+    let out = a
+        .publish(&[entry_for("0.6.0", Some("1.36.0"))])
+        .await
+        .unwrap();
+    assert!(
+        matches!(out.as_slice(), [Outcome::Published { .. }]),
+        "{out:?}"
+    );
+    assert!(queue.lock().unwrap().is_empty(), "every rival ran");
+    let committed_by_b = after_b.lock().unwrap().clone();
+    for v in ["0.6.0", "0.6.1", "0.6.2", "0.6.3"] {
+        assert!(
+            committed_by_b.iter().any(|x| x == v),
+            "{v} not in the catalog once B was done: {committed_by_b:?}"
+        );
+    }
+    let catalog = Catalog::new(open());
+    let latest = catalog
+        .latest(&Filter {
+            kubernetes: Some("1.36".into()),
+            ..Filter::default()
+        })
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.entry.gallery_image_version.as_deref(), Some("0.6.3"));
+    let pointer: Latest = serde_json::from_slice(
+        &catalog
+            .store()
+            .get(&pointer_key("1.36/ubuntu-2404"))
+            .await
+            .unwrap()
+            .unwrap()
+            .bytes,
+    )
+    .unwrap();
+    assert_eq!(
+        pointer.image.unwrap().gallery_image_version.as_deref(),
+        Some("0.6.3")
+    );
+    assert_eq!(
+        catalog
+            .store()
+            .list(super::pending::PENDING_PREFIX)
+            .await
+            .unwrap(),
+        Vec::<String>::new(),
+        "committed pending changes are removed"
+    );
+}
+
 /// Every property of the catalog, each on a fresh catalog from `open` (clients of one
 /// container: each call returns a new client of the same place).
 pub async fn catalog_conformance<S: Store + 'static>(open: impl Fn() -> S) {
@@ -529,5 +709,6 @@ pub async fn catalog_conformance<S: Store + 'static>(open: impl Fn() -> S) {
     anchors_events_and_catalog_ids(&open).await;
     a_known_field_never_changes_but_unknown_ones_fill_in(&open).await;
     concurrent_publishers_lose_no_entry(&open).await;
+    a_lost_publish_is_committed_by_the_next_writer(&open).await;
     nothing_is_half_published(&open).await;
 }

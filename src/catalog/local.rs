@@ -164,6 +164,33 @@ fn put_blocking(path: &Path, bytes: &[u8], mode: &PutMode) -> Result<String, Sto
     Ok(etag(bytes))
 }
 
+/// Removes an object under its lock, then the lock file (see [`Store::delete`]: nobody writes
+/// the key again, so nobody can be waiting on that lock for a write that matters).
+fn delete_blocking(path: &Path) -> Result<(), StoreError> {
+    let io = |e| io_error(Op::Delete, path, e);
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(());
+    };
+    let lock_path = dir.join(format!(".{}.lock", name.to_string_lossy()));
+    let lock = match std::fs::OpenOptions::new().write(true).open(&lock_path) {
+        Ok(lock) => Some(lock),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(e)),
+    };
+    if let Some(lock) = &lock {
+        lock.lock().map_err(io)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    if lock.is_some() {
+        let _ = std::fs::remove_file(&lock_path);
+    }
+    Ok(())
+}
+
 /// One page of the keys under `prefix` after `after`, in ascending byte order. The walk visits
 /// directories in key order and skips every subtree that holds only keys before `after` or
 /// outside `prefix`, so a page costs what it returns (plus the depth), not the whole tree.
@@ -347,6 +374,11 @@ impl Store for LocalStore {
     async fn put(&self, key: &str, bytes: Vec<u8>, mode: PutMode) -> Result<String, StoreError> {
         let path = self.path(Op::Write, key)?;
         blocking(Op::Write, key, move || put_blocking(&path, &bytes, &mode)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(Op::Delete, key)?;
+        blocking(Op::Delete, key, move || delete_blocking(&path)).await
     }
 
     async fn list_page(

@@ -142,6 +142,11 @@ impl Store for MemoryStore {
         Ok(Page { keys, next })
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.objects.lock().unwrap().remove(key);
+        Ok(())
+    }
+
     async fn exists(&self) -> Result<bool, StoreError> {
         Ok(true)
     }

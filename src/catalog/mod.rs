@@ -31,6 +31,7 @@ pub mod lifecycle;
 pub mod local;
 pub mod memory;
 pub mod objects;
+pub mod pending;
 pub mod pointer;
 pub mod prune;
 pub mod rebuild;

@@ -9,6 +9,7 @@
 use super::entry::{self, Entry};
 use super::index::{IndexEntry, Shard};
 use super::objects::{self, Kind};
+use super::pending::{Pending, Standing};
 use super::revision::{self, Comparison};
 use super::snapshot::Intent;
 use super::store::Store;
@@ -24,6 +25,24 @@ impl<S: Store> Catalog<S> {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
+        // A publish that fails takes back the change it left pending, so that nobody commits
+        // what it reports as not published (one already read may still be: it is what this
+        // publish meant, and publishing again says `unchanged`).
+        let mut left_pending = None;
+        let result = self.publish_rounds(entries, &mut left_pending).await;
+        if result.is_err()
+            && let Some(key) = left_pending
+        {
+            self.forget_pending(&[key]).await;
+        }
+        result
+    }
+
+    async fn publish_rounds(
+        &self,
+        entries: &[Entry],
+        left_pending: &mut Option<String>,
+    ) -> Result<Vec<Outcome>, CatalogError> {
         // Before anything is written: a catalog that lost its root, or is rolled back or
         // untrusted, is refused with nothing of this publish in it. The root read now serves
         // the first round too (if another writer changes it meanwhile, the compare-and-swap
@@ -47,26 +66,79 @@ impl<S: Store> Catalog<S> {
         let mut written_for: Option<u64> = None;
         // Stored records by hash: compared once, whatever the number of rounds.
         let mut known: HashMap<String, serde_json::Value> = HashMap::new();
+        // What earlier rounds of this publish did, by the revision they wrote: a change of a
+        // lost round that another writer committed is found again as it was, not as
+        // `unchanged`.
+        let mut earlier: HashMap<String, Outcome> = HashMap::new();
         let mut contention = self.contention();
+        // This publish's change as other writers can commit it, once it lost a round, and
+        // the outcomes worked out with it.
+        let mut pending: Option<(String, Pending, Vec<Outcome>)> = None;
         loop {
             let snap = match first.take() {
                 Some(snap) => snap,
                 None => self.snapshot_of(Intent::Write, was_empty).await?,
             };
             let mut view = self.view_for_writing(snap).await?;
+            if let Some((key, change, outcomes)) = pending.take() {
+                match view.standing(self, &change).await? {
+                    Standing::Committed => {
+                        self.forget_pending(&[key]).await;
+                        *left_pending = None;
+                        return Ok(outcomes);
+                    }
+                    Standing::Applies => {
+                        // Commit it, and every other pending change that applies with it.
+                        view.apply(self, &change).await?;
+                        let mut done = vec![key.clone()];
+                        for (other, theirs) in self.pending_changes(&view, &key).await? {
+                            if view.apply(self, &theirs).await? {
+                                done.push(other);
+                            }
+                        }
+                        if view.commit(self).await?.is_some() {
+                            self.forget_pending(&done).await;
+                            *left_pending = None;
+                            return Ok(outcomes);
+                        }
+                        pending = Some((key, change, outcomes));
+                        contention.lost(self).await?;
+                        continue;
+                    }
+                    // A shard changed under it: merge again, from what is there now.
+                    Standing::Stale => {
+                        self.forget_pending(&[key]).await;
+                        *left_pending = None;
+                    }
+                }
+            }
             let sequence = *written_for.get_or_insert(view.root.sequence + 1);
             let mut outcomes = Vec::new();
+            let mut wrote = HashMap::new();
             for e in entries {
+                let mine = (&earlier, &mut wrote);
                 outcomes.push(
-                    self.merge_into(&mut view, e, &at, sequence, &mut known)
+                    self.merge_into(&mut view, e, &at, sequence, &mut known, mine)
                         .await?,
                 );
             }
-            if !outcomes.iter().any(Outcome::wrote) && !view.legacy {
+            earlier.extend(wrote);
+            // Nothing to write (or all of it committed already, from a lost round).
+            let bases = view.dirty_bases();
+            if bases.is_empty() && !view.legacy {
                 return Ok(outcomes);
             }
             if view.commit(self).await?.is_some() {
                 return Ok(outcomes);
+            }
+            // Lost to another writer: what this round wrote stays, and whoever commits next
+            // may commit it too (a layout 1 to 3 index is upgraded by one writer alone).
+            if !view.legacy {
+                let change = Pending::of(&view, bases);
+                let key = self.put_pending(&change).await?;
+                *left_pending = Some(key.clone());
+                pending = Some((key, change, outcomes));
+                continue;
             }
             contention.lost(self).await?;
         }
@@ -156,6 +228,7 @@ impl<S: Store> Catalog<S> {
         at: &str,
         sequence: u64,
         known: &mut HashMap<String, serde_json::Value>,
+        (earlier, mine): (&HashMap<String, Outcome>, &mut HashMap<String, Outcome>),
     ) -> Result<Outcome, CatalogError> {
         let id = e.id.clone();
         let offered_ref = e.record_ref();
@@ -176,6 +249,7 @@ impl<S: Store> Catalog<S> {
             );
             self.put_signed(&revision, &bytes).await?;
             self.put_anchor(&id, &offered_shard).await?;
+            mine.insert(revision.key.clone(), Outcome::Published { id: id.clone() });
             let new = e.index_entry(revision, at.to_string());
             self.offer_to_pointer(view, &new).await?;
             view.shard(self, &offered_shard).await?.images.push(new);
@@ -192,6 +266,13 @@ impl<S: Store> Catalog<S> {
             .find(&id)
             .cloned()
             .ok_or_else(|| self.corrupt(&shard_name, format!("image {id} went missing")))?;
+        if let Some(done) = old
+            .objects
+            .get("revision")
+            .and_then(|r| earlier.get(&r.key))
+        {
+            return Ok(done.clone());
+        }
         let stored_ref = old.objects["record"].clone();
         if stored_ref.sha256 == offered_ref.sha256 {
             return Ok(Outcome::Unchanged { id });
@@ -234,6 +315,13 @@ impl<S: Store> Catalog<S> {
                     view.root.catalog_id.as_deref(),
                 );
                 self.put_signed(&revision, &rev_bytes).await?;
+                mine.insert(
+                    revision.key.clone(),
+                    Outcome::Updated {
+                        id: id.clone(),
+                        added: added.clone(),
+                    },
+                );
                 let mut objects = old.objects.clone();
                 objects.insert("record".into(), new_ref);
                 objects.insert("revision".into(), revision);
@@ -258,12 +346,7 @@ impl<S: Store> Catalog<S> {
 
     /// A new or updated image may be the new latest of its minor and OS.
     async fn offer_to_pointer(&self, view: &mut View, e: &IndexEntry) -> Result<(), CatalogError> {
-        if let Some(name) = e.pointer_name() {
-            view.pointer(self, &name)
-                .await?
-                .offer(e, &entry::now_rfc3339());
-        }
-        Ok(())
+        view.offer(self, e).await
     }
 
     /// Re-signs the catalog as it is, with a higher sequence and a new expiry, and its

@@ -75,8 +75,11 @@ impl<S: Store> Catalog<S> {
             // One Kubernetes version's shards (one per OS), read at once; the next version's
             // only when these are handed on.
             let mut group = Vec::new();
-            let shards: Vec<Result<Vec<IndexEntry>, CatalogError>> =
-                futures::stream::iter(group_names.iter().map(|name| {
+            // Collected first: a lazily mapped iterator held across the await would keep
+            // the future from being sent to another task.
+            let reads: Vec<_> = group_names
+                .iter()
+                .map(|name| {
                     let view = &view;
                     async move {
                         if let Some(cached) = view.cached(name) {
@@ -87,7 +90,9 @@ impl<S: Store> Catalog<S> {
                         })?;
                         Ok(self.read_shard(name, r).await?.images)
                     }
-                }))
+                })
+                .collect();
+            let shards: Vec<Result<Vec<IndexEntry>, CatalogError>> = futures::stream::iter(reads)
                 .buffered(self.concurrency)
                 .collect()
                 .await;

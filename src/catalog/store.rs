@@ -40,6 +40,8 @@ pub enum Op {
     Write,
     /// A listing.
     List,
+    /// A removal.
+    Delete,
 }
 
 impl fmt::Display for Op {
@@ -48,6 +50,7 @@ impl fmt::Display for Op {
             Op::Read => "reading",
             Op::Write => "writing",
             Op::List => "listing",
+            Op::Delete => "deleting",
         })
     }
 }
@@ -262,6 +265,10 @@ pub trait Store: Send + Sync {
         after: Option<&str>,
         max: usize,
     ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+    /// Removes the object at `key`; none there is fine. Only for objects nobody writes again
+    /// under the same key (a pending change's key is random): on the local store a removal
+    /// racing a write of the same key may leave either, and the key's lock file goes too.
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Whether the store's root (the directory, the container) exists at all: a catalog that
     /// was never written and a mistyped location look alike otherwise.
     fn exists(&self) -> impl Future<Output = Result<bool, StoreError>> + Send;

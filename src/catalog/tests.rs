@@ -376,6 +376,9 @@ impl Store for Racing {
     ) -> Result<Page, StoreError> {
         self.inner.list_page(prefix, after, max).await
     }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
     async fn exists(&self) -> Result<bool, StoreError> {
         Ok(true)
     }
@@ -464,6 +467,12 @@ impl Store for Flaky {
         }
         // Small pages: a listing of many.
         self.inner.list_page(prefix, after, max.min(50)).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        if !self.lists_only {
+            self.fail(key)?;
+        }
+        self.inner.delete(key).await
     }
     async fn exists(&self) -> Result<bool, StoreError> {
         Ok(true)
@@ -1646,4 +1655,192 @@ fn left_out_for_its_lost_event(rebuilt: &super::rebuild::Rebuilt, id: &str, head
         "{:#?}",
         rebuilt.findings
     );
+}
+
+/// A pending change (group commit) planted by someone who can write the container, naming a
+/// shard they wrote: never committed unless a trusted key signed it in the last two minutes,
+/// and never removed either (it is not the writer's to judge). A trusted, fresh one with the
+/// same shape is committed: what shows the planted ones were refused for their signature.
+// Real time: the rivals run inside a root write, whose tries are cut at 10 s.
+#[tokio::test]
+async fn planted_pending_changes_are_never_committed() {
+    use super::conformance::{Rival, Rivals};
+    use super::pending::{PENDING_SCHEMA, Pending, ShardChange};
+    let s = signed().await;
+    let root: Root = serde_json::from_slice(&s.store.read(INDEX_KEY).unwrap()).unwrap();
+    let template = s.store.entries().remove(0);
+    let (mallory, _) = keypair("mallory");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // A shard of one image (a copy of a real entry, moved to another version), and the
+    // pending change that would put it in the catalog.
+    let plant = |kubernetes: &str, written_at_ms: u64, sign_with: Option<&[u8]>| -> String {
+        let mut e = template.clone();
+        e.kubernetes_version = Some(kubernetes.into());
+        let name = e.shard_name();
+        let shard = index::Shard {
+            images: vec![e.clone()],
+            ..index::Shard::new(&name)
+        };
+        let bytes = serde_json::to_vec_pretty(&shard).unwrap();
+        let sha = objects::sha256(&bytes);
+        let key = format!("shards/{name}-{}.json", &sha[..16]);
+        s.store.overwrite(&key, bytes);
+        let pending = Pending {
+            schema: PENDING_SCHEMA.into(),
+            catalog_id: root.catalog_id.clone(),
+            written_at_ms,
+            shards: vec![ShardChange {
+                name,
+                base: None,
+                new: Some(index::ShardRef {
+                    key,
+                    sha256: sha,
+                    images: 1,
+                    os_types: Default::default(),
+                    definitions: Default::default(),
+                    galleries: Default::default(),
+                    extra: Default::default(),
+                }),
+            }],
+            offers: vec![e],
+        };
+        let bytes = serde_json::to_vec_pretty(&pending).unwrap();
+        let key = format!("pending/{now_ms:013}-{kubernetes}.json");
+        if let Some(pem) = sign_with {
+            let sig = signer(pem).sign(&bytes);
+            s.store.overwrite(&objects::sig_key(&key), sig.into_bytes());
+        }
+        s.store.overwrite(&key, bytes);
+        key
+    };
+    let unsigned = plant("1.29.1", now_ms, None);
+    let forged = plant("1.29.2", now_ms, Some(&mallory));
+    let old = plant("1.29.3", now_ms - 5 * 60 * 1000, Some(&s.key));
+    // A contended publish: the legitimate publisher gets in first, so this one goes the
+    // group-commit way and reads what is pending.
+    let contended = |version: &'static str, rival_version: &'static str| {
+        let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+        let rival = s.publisher();
+        let r: Rival = Box::new(move || {
+            Box::pin(async move {
+                rival
+                    .publish(&[entry(rival_version, Some("1.30.9"))])
+                    .await
+                    .unwrap();
+            })
+        });
+        queue.lock().unwrap().push_back(r);
+        let c = Catalog::new(Rivals {
+            inner: s.store.clone(),
+            queue,
+        })
+        .with_signer(signer(&s.key))
+        .with_trust(s.trust.clone())
+        .with_state(StateDir::new(s.state.path().join("contended")));
+        async move { c.publish(&[entry(version, Some("1.30.3"))]).await.unwrap() }
+    };
+    let out = contended("0.3.3", "0.3.9").await;
+    assert!(
+        matches!(out.as_slice(), [Outcome::Published { .. }]),
+        "{out:?}"
+    );
+    let versions = |store: &MemoryStore| -> Vec<String> {
+        store
+            .entries()
+            .into_iter()
+            .filter_map(|e| e.kubernetes_version)
+            .collect()
+    };
+    let held = versions(&s.store);
+    assert!(held.contains(&"1.30.3".to_string()), "{held:?}");
+    assert!(held.contains(&"1.30.9".to_string()), "{held:?}");
+    assert!(!held.iter().any(|v| v.starts_with("1.29")), "{held:?}");
+    for key in [&unsigned, &forged, &old] {
+        assert!(s.store.read(key).is_some(), "{key} was removed");
+    }
+    assert!(errors(&verify(&s.reader("after")).await).is_empty());
+    // The control: the same shape, signed by the publisher's key now, is committed.
+    let trusted = plant("1.29.4", now_ms, Some(&s.key));
+    contended("0.3.4", "0.3.8").await;
+    let held = versions(&s.store);
+    assert!(held.contains(&"1.29.4".to_string()), "{held:?}");
+    assert!(s.store.read(&trusted).is_none(), "committed, then removed");
+    assert!(
+        !held
+            .iter()
+            .any(|v| ["1.29.1", "1.29.2", "1.29.3"].contains(&v.as_str()))
+    );
+}
+
+/// A publisher whose pending change another writer committed, and whose shard a yank then
+/// changed before it looked, merges again: it finds its own revision there and still says
+/// `published` (not `unchanged`), and the yank stays.
+// Real time: the rivals run inside a root write, whose tries are cut at 10 s.
+#[tokio::test]
+async fn a_change_committed_by_another_writer_keeps_its_outcome() {
+    use super::conformance::{Rival, Rivals};
+    let store = MemoryStore::new();
+    // Not empty: a rival that finds objects and no root waits for the first publish to end.
+    Catalog::new(store.clone())
+        .publish(&[entry("0.6.9", Some("1.36.9"))])
+        .await
+        .unwrap();
+    let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+    let rivals = Rivals {
+        inner: store.clone(),
+        queue: queue.clone(),
+    };
+    let x = entry("0.7.0", Some("1.37.0"));
+    let x_id = x.id.clone();
+    let plain = store.clone();
+    let first: Rival = Box::new(move || {
+        Box::pin(async move {
+            Catalog::new(plain)
+                .publish(&[entry("0.7.1", Some("1.37.1"))])
+                .await
+                .unwrap();
+        })
+    });
+    // Before A's second root write: B loses its own first round, commits A's pending change
+    // with its own, and then X is yanked.
+    let (b_store, plain, id) = (
+        Rivals {
+            inner: store.clone(),
+            queue: queue.clone(),
+        },
+        store.clone(),
+        x_id.clone(),
+    );
+    let second: Rival = Box::new(move || {
+        Box::pin(async move {
+            Catalog::new(b_store)
+                .publish(&[entry("0.7.2", Some("1.37.2"))])
+                .await
+                .unwrap();
+            Catalog::new(plain)
+                .yank(&id, true, Some("CVE-2026-0002"))
+                .await
+                .unwrap();
+        })
+    });
+    let plain = store.clone();
+    let third: Rival = Box::new(move || {
+        Box::pin(async move {
+            Catalog::new(plain)
+                .publish(&[entry("0.7.3", Some("1.37.3"))])
+                .await
+                .unwrap();
+        })
+    });
+    queue.lock().unwrap().extend([first, second, third]);
+    let out = Catalog::new(rivals).publish(&[x]).await.unwrap();
+    assert_eq!(out, [Outcome::Published { id: x_id.clone() }]);
+    let entries = store.entries();
+    let x = entries.iter().find(|e| e.id == x_id).unwrap();
+    assert!(x.is_yanked(), "the yank that came after stays");
+    assert_eq!(entries.len(), 5, "{entries:?}");
+    assert!(queue.lock().unwrap().is_empty());
 }

@@ -37,6 +37,8 @@ pub(crate) struct View {
     dirty: BTreeSet<String>,
     pointers: BTreeMap<String, Latest>,
     changed_pointers: BTreeSet<String>,
+    /// New and updated entries offered to their pointers (what a pending change carries).
+    offered: Vec<IndexEntry>,
 }
 
 impl View {
@@ -52,6 +54,7 @@ impl View {
             dirty: BTreeSet::new(),
             pointers: BTreeMap::new(),
             changed_pointers: BTreeSet::new(),
+            offered: Vec::new(),
         }
     }
 
@@ -270,6 +273,61 @@ impl View {
         self.dirty.insert(name.to_string());
     }
 
+    /// The sha256 of each shard this operation changed, as it read them (none: a new shard).
+    pub(crate) fn dirty_bases(&self) -> Vec<(String, Option<String>)> {
+        self.dirty
+            .iter()
+            .map(|name| {
+                let base = self
+                    .shard_ref(name)
+                    .map(|r| r.sha256.clone())
+                    .filter(|sha| !sha.is_empty());
+                (name.clone(), base)
+            })
+            .collect()
+    }
+
+    /// Offers an entry to its pointer, and remembers it.
+    pub(crate) async fn offer<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        e: &IndexEntry,
+    ) -> Result<(), CatalogError> {
+        if let Some(name) = e.pointer_name() {
+            self.pointer(catalog, &name)
+                .await?
+                .offer(e, &entry::now_rfc3339());
+            self.offered.push(e.clone());
+        }
+        Ok(())
+    }
+
+    /// The entries offered to pointers.
+    pub(crate) fn offered(&self) -> &[IndexEntry] {
+        &self.offered
+    }
+
+    /// Puts shard `name` (already written) into its section, or takes it out: another
+    /// writer's change, committed with this one.
+    pub(crate) async fn replace_shard<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        name: &str,
+        new: Option<ShardRef>,
+    ) -> Result<(), CatalogError> {
+        let section_name = section_of(name);
+        let section = self.section(catalog, &section_name).await?;
+        match new {
+            Some(r) => insert_keeping_extra(&mut section.shards, name.to_string(), r),
+            None => {
+                section.shards.remove(name);
+            }
+        }
+        self.shards.remove(name);
+        self.dirty_sections.insert(section_name);
+        Ok(())
+    }
+
     /// The shard that holds image `id`: one already read, else the one its newest record
     /// says (its Kubernetes version and OS), checked by reading it.
     pub(crate) async fn locate<S: Store>(
@@ -427,7 +485,9 @@ impl View {
         &mut self,
         catalog: &Catalog<S>,
     ) -> Result<Option<u64>, CatalogError> {
-        // The shards, each into its section.
+        // The shards, each into its section (written several at once: a rebuild writes
+        // thousands, and a group commit one per publisher).
+        let mut shards = Vec::new();
         for name in std::mem::take(&mut self.dirty) {
             let section_name = section_of(&name);
             self.section(catalog, &section_name).await?;
@@ -435,15 +495,31 @@ impl View {
             let Some(shard) = self.shards.get_mut(&name) else {
                 continue;
             };
-            let section = self.sections.get_mut(&section_name).expect("read above");
             if shard.images.is_empty() {
+                let section = self.sections.get_mut(&section_name).expect("read above");
                 section.shards.remove(&name);
                 continue;
             }
             shard.layout = LAYOUT_VERSION;
             shard.images.sort_by(|a, b| a.id.cmp(&b.id));
-            let (key, sha) = put_content_named(catalog, "shards", &name, &*shard).await?;
-            insert_keeping_extra(&mut section.shards, name, shard_ref(shard, key, sha));
+            shards.push(name);
+        }
+        let writes: Vec<_> = shards
+            .iter()
+            .map(|name| put_content_named(catalog, "shards", name, &self.shards[name]))
+            .collect();
+        let written: Vec<_> = futures::stream::iter(writes)
+            .buffered(catalog.concurrency)
+            .collect()
+            .await;
+        for (name, written) in shards.into_iter().zip(written) {
+            let (key, sha) = written?;
+            let r = shard_ref(&self.shards[&name], key, sha);
+            let section = self
+                .sections
+                .get_mut(&section_of(&name))
+                .expect("read above");
+            insert_keeping_extra(&mut section.shards, name, r);
         }
         let now = entry::now_rfc3339();
         self.root.layout = LAYOUT_VERSION;
@@ -481,7 +557,8 @@ impl View {
             self.dirty_sections.insert(name.clone());
             pointer_bytes.push((name, bytes));
         }
-        // The sections, each into the root.
+        // The sections, each into the root, several at once.
+        let mut sections = Vec::new();
         for name in std::mem::take(&mut self.dirty_sections) {
             let Some(section) = self.sections.get_mut(&name) else {
                 continue;
@@ -491,21 +568,36 @@ impl View {
                 continue;
             }
             section.layout = LAYOUT_VERSION;
-            let (key, sha) = put_content_named(catalog, "sections", &name, &*section).await?;
-            insert_keeping_extra(
-                &mut self.root.sections,
-                name,
-                section_ref(section, key, sha),
-            );
+            sections.push(name);
+        }
+        let writes: Vec<_> = sections
+            .iter()
+            .map(|name| put_content_named(catalog, "sections", name, &self.sections[name]))
+            .collect();
+        let written: Vec<_> = futures::stream::iter(writes)
+            .buffered(catalog.concurrency)
+            .collect()
+            .await;
+        for (name, written) in sections.into_iter().zip(written) {
+            let (key, sha) = written?;
+            let r = section_ref(&self.sections[&name], key, sha);
+            insert_keeping_extra(&mut self.root.sections, name, r);
         }
         let bytes = serde_json::to_vec_pretty(&self.root).unwrap_or_default();
         if !catalog.put_root(&bytes, &self.mode).await? {
             return Ok(None);
         }
-        for (name, bytes) in pointer_bytes {
-            catalog
-                .put_pointer(&name, &bytes, self.root.sequence)
-                .await?;
+        let sequence = self.root.sequence;
+        let writes: Vec<_> = pointer_bytes
+            .iter()
+            .map(|(name, bytes)| catalog.put_pointer(name, bytes, sequence))
+            .collect();
+        let written: Vec<_> = futures::stream::iter(writes)
+            .buffer_unordered(catalog.concurrency)
+            .collect()
+            .await;
+        for w in written {
+            w?;
         }
         catalog.remember(
             self.root.sequence,

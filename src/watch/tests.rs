@@ -341,6 +341,10 @@ impl Store for Outage {
         self.check(prefix)?;
         self.inner.list_page(prefix, after, max).await
     }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.check(key)?;
+        self.inner.delete(key).await
+    }
     async fn exists(&self) -> Result<bool, StoreError> {
         Ok(true)
     }
