@@ -23,7 +23,7 @@ mod util;
 use futures::StreamExt;
 use sigcat::catalog::entry::{self, Entry};
 use sigcat::catalog::index::{Filter, IndexEntry};
-use sigcat::catalog::store::{PutMode, Store};
+use sigcat::catalog::store::{Page, PutMode, Store, StoreError, Versioned};
 use sigcat::catalog::{self, Catalog};
 use sigcat::record::Record;
 use sigcat::render::TemplateOptions;
@@ -332,9 +332,45 @@ fn measure(rt: &tokio::runtime::Runtime, place: Place, n: usize, base: &Record) 
     }
 }
 
-/// 16 publishers, each publishing `each` images one call at a time into a shard of its own,
-/// on a catalog of `images`; then one publisher doing one publisher's share alone, and all of
-/// it alone, to compare.
+/// A store that waits before every request: the round trip of a real Azure account from a
+/// CI runner (Azurite on loopback answers in about a millisecond).
+struct Slow<S>(S, Duration);
+
+impl<S: Store> Store for Slow<S> {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        tokio::time::sleep(self.1).await;
+        self.0.get(key).await
+    }
+    async fn put(&self, key: &str, bytes: Vec<u8>, mode: PutMode) -> Result<String, StoreError> {
+        tokio::time::sleep(self.1).await;
+        self.0.put(key, bytes, mode).await
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Page, StoreError> {
+        tokio::time::sleep(self.1).await;
+        self.0.list_page(prefix, after, max).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        tokio::time::sleep(self.1).await;
+        self.0.delete(key).await
+    }
+    async fn exists(&self) -> Result<bool, StoreError> {
+        self.0.exists().await
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+}
+
+/// 16 publishers (each its own catalog client, as concurrent tasks), each on a shard of its
+/// own (one Kubernetes minor and OS each), 10 publishes each one after another, into a catalog
+/// of `images`; then one publisher doing one publisher's share alone, and all of it alone, to
+/// compare. With and without group commit, on Azurite as it is and with `latency` added to
+/// every request.
 fn concurrency(
     rt: &tokio::runtime::Runtime,
     azurite: &util::Azurite,
@@ -343,78 +379,94 @@ fn concurrency(
 ) {
     let location = azurite.url(&format!("concurrency-{images}"));
     generate(rt, &location, None, images, base);
+    let latency = Duration::from_millis(
+        std::env::var("SIGCAT_BENCH_LATENCY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(20),
+    );
     let each = 10;
-    let run = |publishers: usize, tag: usize, each: usize| -> (Vec<Duration>, Duration) {
-        rt.block_on(async {
-            let start = Instant::now();
-            let mut tasks = Vec::new();
-            for p in 0..publishers {
-                let location = location.clone();
-                let base = base.clone();
-                tasks.push(tokio::spawn(async move {
-                    let c = Catalog::new(catalog::open_store(&location).unwrap());
-                    let os = OS[p % 8];
-                    let minor = 25 + p / 8;
-                    let mut latencies = Vec::new();
-                    for k in 0..each {
-                        let e = image(
-                            &base,
-                            os,
-                            &format!("1.{minor}.19"),
-                            &format!("0.8.{tag}{p:02}{k:02}"),
-                        );
-                        let t = Instant::now();
-                        match c.publish(&[e]).await {
-                            Ok(_) => latencies.push(t.elapsed()),
-                            Err(err) => eprintln!("publisher {p}, publish {k}: {err}"),
-                        }
+    println!(
+        "\n| catalog | added latency per request | group commit | publishers x publishes | gave up | lost | p50 | p99 | max | wall time | one publisher's 10 alone | all 160, one after another |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut mode = 0;
+    for delay in [Duration::ZERO, latency] {
+        for group in [true, false] {
+            mode += 1;
+            let run = |publishers: usize, tag: usize, each: usize| -> (Vec<Duration>, Duration) {
+                rt.block_on(async {
+                    let start = Instant::now();
+                    let mut tasks = Vec::new();
+                    for p in 0..publishers {
+                        let location = location.clone();
+                        let base = base.clone();
+                        tasks.push(tokio::spawn(async move {
+                            let store = Slow(catalog::open_store(&location).unwrap(), delay);
+                            let c = Catalog::new(store).with_group_commit(group);
+                            let os = OS[p % 8];
+                            let minor = 25 + p / 8;
+                            let mut latencies = Vec::new();
+                            for k in 0..each {
+                                let e = image(
+                                    &base,
+                                    os,
+                                    &format!("1.{minor}.19"),
+                                    &format!("0.8.{tag}{p:03}{k:03}"),
+                                );
+                                let t = Instant::now();
+                                match c.publish(&[e]).await {
+                                    Ok(_) => latencies.push(t.elapsed()),
+                                    Err(err) => eprintln!("publisher {p}, publish {k}: {err}"),
+                                }
+                            }
+                            latencies
+                        }));
                     }
-                    latencies
-                }));
-            }
-            let mut all = Vec::new();
-            for t in tasks {
-                all.extend(t.await.unwrap());
-            }
-            (all, start.elapsed())
-        })
-    };
-    let (mut concurrent, wall) = run(16, 1, each);
-    let (_, one) = run(1, 2, each);
-    // The floor for one root: the same 160 publishes, one after another.
-    let (_, serial) = run(1, 3, 16 * each);
-    // Every one of the 16 x 10 is in the catalog.
-    let catalog = Catalog::new(catalog::open_store(&location).unwrap());
-    let listed = rt
-        .block_on(catalog.list(&Filter {
-            kubernetes: None,
-            ..Filter::default()
-        }))
-        .unwrap();
-    let lost = (0..16)
-        .flat_map(|p| (0..each).map(move |k| format!("0.8.1{p:02}{k:02}")))
-        .filter(|v| {
-            !listed
-                .iter()
-                .any(|e| e.gallery_image_version.as_deref() == Some(v.as_str()))
-        })
-        .count();
-    let gave_up = 16 * each - concurrent.len();
-    concurrent.sort();
-    let pct = |p: f64| concurrent[((concurrent.len() as f64 - 1.0) * p) as usize];
-    println!(
-        "\n| catalog | publishers x publishes | gave up | lost | p50 | p99 | max | wall time | one publisher's 10 alone | all 160, one after another |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    println!(
-        "| {images} on Azurite | 16 x {each} | {gave_up} | {lost} | {} | {} | {} | {} | {} | {} |",
-        ms(pct(0.5)),
-        ms(pct(0.99)),
-        ms(*concurrent.last().unwrap()),
-        ms(wall),
-        ms(one),
-        ms(serial)
-    );
+                    let mut all = Vec::new();
+                    for t in tasks {
+                        all.extend(t.await.unwrap());
+                    }
+                    (all, start.elapsed())
+                })
+            };
+            let tag = mode * 10;
+            let (mut concurrent, wall) = run(16, tag + 1, each);
+            let (_, one) = run(1, tag + 2, each);
+            // The floor for one root: the same 160 publishes, one after another.
+            let (_, serial) = run(1, tag + 3, 16 * each);
+            // Every one of the 16 x 10 is in the catalog.
+            let catalog = Catalog::new(catalog::open_store(&location).unwrap());
+            let listed = rt
+                .block_on(catalog.list(&Filter {
+                    kubernetes: None,
+                    ..Filter::default()
+                }))
+                .unwrap();
+            let lost = (0..16)
+                .flat_map(|p| (0..each).map(move |k| format!("0.8.{}{p:03}{k:03}", tag + 1)))
+                .filter(|v| {
+                    !listed
+                        .iter()
+                        .any(|e| e.gallery_image_version.as_deref() == Some(v.as_str()))
+                })
+                .count();
+            let gave_up = 16 * each - concurrent.len();
+            concurrent.sort();
+            let pct = |p: f64| concurrent[((concurrent.len() as f64 - 1.0) * p) as usize];
+            println!(
+                "| {images} on Azurite | {} | {} | 16 x {each} | {gave_up} | {lost} | {} | {} | {} | {} | {} | {} |",
+                ms(delay),
+                if group { "on" } else { "off" },
+                ms(pct(0.5)),
+                ms(pct(0.99)),
+                ms(*concurrent.last().unwrap()),
+                ms(wall),
+                ms(one),
+                ms(serial)
+            );
+        }
+    }
 }
 
 fn main() {

@@ -1185,7 +1185,7 @@ fn attack_5_trust_that_cannot_be_used_is_a_settings_error_never_off() {
     let index = dir.join("catalog/index.json");
     let text_index = std::fs::read_to_string(&index)
         .unwrap()
-        .replace("\"sequence\": 1", "\"sequence\": 7");
+        .replace("\"sequence\": 2", "\"sequence\": 7");
     std::fs::write(&index, text_index).unwrap();
     let empty = dir.join("empty");
     std::fs::write(&empty, "# nobody\n\n").unwrap();

@@ -232,15 +232,22 @@ impl Azurite {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.location.join("azurite.log")).unwrap();
+        // For benchmarks that separate Azurite's own persistence pauses from sigcat's time.
+        let in_memory = std::env::var_os("SIGCAT_AZURITE_IN_MEMORY").is_some();
         let child = Command::new(azurite_bin())
             .args([
                 "--blobHost",
                 "127.0.0.1",
                 "--blobPort",
                 &self.port.to_string(),
-                "--location",
             ])
-            .arg(&self.location)
+            .args(match in_memory {
+                true => vec![std::ffi::OsStr::new("--inMemoryPersistence")],
+                false => vec![
+                    std::ffi::OsStr::new("--location"),
+                    self.location.as_os_str(),
+                ],
+            })
             .args(["--skipApiVersionCheck", "--loose", "--disableTelemetry"])
             .stdout(log.try_clone().unwrap())
             .stderr(log)

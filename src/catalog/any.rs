@@ -43,6 +43,13 @@ impl Store for AnyStore {
             AnyStore::Azure(s) => s.list_page(prefix, after, max).await,
         }
     }
+    async fn get_at_most(&self, key: &str, max: usize) -> Result<Option<Versioned>, StoreError> {
+        match self {
+            AnyStore::Local(s) => s.get_at_most(key, max).await,
+            #[cfg(feature = "azure")]
+            AnyStore::Azure(s) => s.get_at_most(key, max).await,
+        }
+    }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match self {
             AnyStore::Local(s) => s.delete(key).await,

@@ -246,6 +246,10 @@ fn is_status(e: &azure_core::Error, want: StatusCode) -> bool {
 
 impl Store for AzureStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        self.get_at_most(key, usize::MAX).await
+    }
+
+    async fn get_at_most(&self, key: &str, max: usize) -> Result<Option<Versioned>, StoreError> {
         let blob = self.container.blob_client(self.key(key));
         let mut stream = blob.get().into_stream();
         let mut bytes = Vec::new();
@@ -271,6 +275,10 @@ impl Store for AzureStore {
                 .await
                 .map_err(|e| classify(Op::Read, key, e))?;
             bytes.extend(data);
+            // Stopped at the first chunk past the limit, not after the whole blob.
+            if bytes.len() > max {
+                return Err(StoreError::too_large(key, max));
+            }
         }
         Ok(Some(Versioned {
             bytes,

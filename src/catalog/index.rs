@@ -74,10 +74,18 @@ pub struct Root {
     /// Kubernetes version is not known).
     #[serde(default)]
     pub sections: BTreeMap<String, SectionRef>,
+    /// The pending changes (group commit) the latest roots committed, newest last, at most
+    /// [`PENDING_COMMITTED_KEPT`]: how their publishers, and the writers that look for pending
+    /// changes, know them committed without reading them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending_committed: Vec<String>,
     /// Fields of a newer sigcat, kept unchanged.
     #[serde(flatten)]
     pub extra: Extra,
 }
+
+/// How many committed pending changes a root names.
+pub const PENDING_COMMITTED_KEPT: usize = 64;
 
 /// A section (as the root names it) or a shard (as its section names it), with what queries
 /// need to skip it without reading it.
@@ -342,8 +350,19 @@ impl Root {
             expires: expires.to_string(),
             written_at: now.to_string(),
             sections: BTreeMap::new(),
+            pending_committed: Vec::new(),
             extra: Extra::new(),
         }
+    }
+
+    /// Names pending changes as committed by this root (the oldest names go).
+    pub fn note_committed(&mut self, keys: &[String]) {
+        self.pending_committed.extend(keys.iter().cloned());
+        let over = self
+            .pending_committed
+            .len()
+            .saturating_sub(PENDING_COMMITTED_KEPT);
+        self.pending_committed.drain(..over);
     }
 
     /// How many images the catalog holds.

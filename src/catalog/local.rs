@@ -84,13 +84,60 @@ fn io_error(op: Op, path: &Path, e: std::io::Error) -> StoreError {
 }
 
 fn read(path: &Path) -> Result<Option<Versioned>, StoreError> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(Versioned {
-            etag: etag(&bytes),
-            bytes,
-        })),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_error(Op::Read, path, e)),
+    read_at_most(path, None)
+}
+
+/// Reads an object's file, never one that is not a regular file: sigcat writes nothing else,
+/// and a FIFO, device or symlink planted under the catalog (which could block the reader for
+/// ever, or feed it `/dev/zero`) is refused without being read.
+fn read_at_most(path: &Path, max: Option<usize>) -> Result<Option<Versioned>, StoreError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |e| io_error(Op::Read, path, e);
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(not_regular(path, "a symbolic link"));
+        }
+        Err(e) => return Err(io(e)),
+    };
+    let meta = file.metadata().map_err(io)?;
+    if !meta.is_file() {
+        return Err(not_regular(path, "not a regular file"));
+    }
+    if let Some(max) = max
+        && meta.len() > max as u64
+    {
+        return Err(StoreError::too_large(&path.display().to_string(), max));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max.map_or(u64::MAX, |m| m as u64 + 1))
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if let Some(max) = max
+        && bytes.len() > max
+    {
+        return Err(StoreError::too_large(&path.display().to_string(), max));
+    }
+    Ok(Some(Versioned {
+        etag: etag(&bytes),
+        bytes,
+    }))
+}
+
+fn not_regular(path: &Path, what: &str) -> StoreError {
+    StoreError::Local {
+        op: Op::Read,
+        key: path.display().to_string(),
+        source: format!(
+            "{what}: sigcat writes only regular files here (something else was put there)"
+        )
+        .into(),
     }
 }
 
@@ -376,6 +423,11 @@ impl Store for LocalStore {
         blocking(Op::Write, key, move || put_blocking(&path, &bytes, &mode)).await
     }
 
+    async fn get_at_most(&self, key: &str, max: usize) -> Result<Option<Versioned>, StoreError> {
+        let path = self.path(Op::Read, key)?;
+        blocking(Op::Read, key, move || read_at_most(&path, Some(max))).await
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path(Op::Delete, key)?;
         blocking(Op::Delete, key, move || delete_blocking(&path)).await
@@ -461,6 +513,51 @@ mod tests {
                 None => return keys,
             }
         }
+    }
+
+    /// What someone who can write the directory plants where sigcat reads (a FIFO, a symlink
+    /// to `/dev/zero` or to a secret, a directory, a huge sparse file) is refused without
+    /// blocking or reading it; a regular file is read, and the size limit holds.
+    #[tokio::test]
+    async fn only_regular_files_are_read_and_never_past_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::new(dir.path());
+        let pending = dir.path().join("pending");
+        std::fs::create_dir_all(pending.join("dir.json")).unwrap();
+        let fifo = std::ffi::CString::new(pending.join("fifo.json").to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::os::unix::fs::symlink("/dev/zero", pending.join("zero.json")).unwrap();
+        std::fs::write(dir.path().join("secret"), b"PLANTED-SECRET-7").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret"), pending.join("secret.json")).unwrap();
+        let huge = std::fs::File::create(pending.join("huge.json")).unwrap();
+        huge.set_len(1 << 30).unwrap();
+        std::fs::write(pending.join("ok.json"), b"{}").unwrap();
+        for key in ["fifo.json", "zero.json", "secret.json", "dir.json"] {
+            let key = format!("pending/{key}");
+            let got = tokio::time::timeout(Duration::from_secs(5), store.get(&key))
+                .await
+                .expect("never blocks");
+            let err = got.unwrap_err().to_string();
+            assert!(!err.contains("PLANTED-SECRET-7"), "{err}");
+        }
+        assert!(matches!(
+            store.get_at_most("pending/huge.json", 1 << 20).await,
+            Err(StoreError::Failed { .. })
+        ));
+        assert_eq!(
+            store
+                .get_at_most("pending/ok.json", 2)
+                .await
+                .unwrap()
+                .unwrap()
+                .bytes,
+            b"{}"
+        );
+        assert!(store.get_at_most("pending/ok.json", 1).await.is_err());
+        assert_eq!(
+            store.get_at_most("pending/none.json", 1).await.unwrap(),
+            None
+        );
     }
 
     /// A large directory is read once per listing, and a change to it is seen at once.

@@ -14,7 +14,7 @@
 //! can plant files here, never get one committed.
 
 use super::index::{IndexEntry, ShardRef, section_of};
-use super::objects::{sha256, sig_key};
+use super::objects::{self, sha256, sig_key};
 use super::snapshot::valid_hash;
 use super::view::View;
 use super::{Catalog, CatalogError, Store};
@@ -32,12 +32,18 @@ pub const PENDING_SCHEMA: &str = "sigcat.pending/v1";
 /// keeps losing gives up after two minutes, and says so.
 const FRESH: Duration = Duration::from_secs(120);
 
-/// How old one must be before any writer removes it (its publisher crashed, or gave up).
-const ABANDONED: Duration = Duration::from_secs(600);
+/// How old one must be before a writer removes it: committed (the root names it), stale, or
+/// abandoned (its publisher crashed, or gave up), it is never read again once two minutes old.
+const ABANDONED: Duration = Duration::from_secs(180);
 
 /// How many pending changes a writer reads in one round: a flood of planted files costs a
 /// bounded amount of work.
 const MAX_READ: usize = 64;
+
+/// The largest pending change (or signature) a writer reads: a change of a few thousand
+/// images. A larger one is not read (a planted 1 GiB file costs nothing); its own publisher
+/// commits it.
+const MAX_BYTES: usize = 4 << 20;
 
 /// One publisher's change, as another writer can commit it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,8 +56,32 @@ pub struct Pending {
     pub written_at_ms: u64,
     /// The shards it replaces.
     pub shards: Vec<ShardChange>,
+    /// The shards its publisher looked at and did not change (where an image could have
+    /// been), each with the sha256 it had: a change to any of them makes this one stale.
+    pub reads: Vec<ShardRead>,
+    /// The anchors its publisher claimed for the images it placed, with the ETag each got:
+    /// another claim since (a publisher placing the same image elsewhere) makes it stale.
+    pub anchors: Vec<AnchorClaim>,
     /// The new and updated entries, for their `latest/` pointers.
     pub offers: Vec<IndexEntry>,
+}
+
+/// Shard `name` had sha256 `base` (none: there was none).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardRead {
+    /// The shard.
+    pub name: String,
+    /// Its sha256 then.
+    pub base: Option<String>,
+}
+
+/// Image `id`'s anchor, as its publisher wrote it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnchorClaim {
+    /// The image.
+    pub id: String,
+    /// The ETag of the anchor it wrote.
+    pub etag: String,
 }
 
 /// Shard `name` goes from `base` to `new`.
@@ -93,22 +123,55 @@ fn pending_key(at_ms: u64) -> String {
 
 /// The age a key says (a hint to skip old ones unread; the signed content decides).
 fn age_of_key(key: &str, now: u64) -> Option<Duration> {
-    let ms: u64 = key
-        .strip_prefix(PENDING_PREFIX)?
+    Some(Duration::from_millis(
+        now.saturating_sub(written_at_of_key(key)?),
+    ))
+}
+
+fn written_at_of_key(key: &str) -> Option<u64> {
+    key.strip_prefix(PENDING_PREFIX)?
         .split_once('-')?
         .0
         .parse()
-        .ok()?;
-    Some(Duration::from_millis(now.saturating_sub(ms)))
+        .ok()
+}
+
+/// Whether the publisher of pending change `mine` commits the others (`others`, oldest first,
+/// as listed): no other was written before it, within `window` before it. Older ones are
+/// committed already (the root names only the latest), stale, or their publishers are past
+/// their own patience and commit themselves; waiting for them would wait for nobody.
+pub(crate) fn leads(mine: &str, others: &[String], window: Duration) -> bool {
+    let Some(at) = written_at_of_key(mine) else {
+        return true;
+    };
+    let since = at.saturating_sub(window.as_millis() as u64);
+    !others
+        .iter()
+        .any(|k| k.as_str() < mine && written_at_of_key(k).is_some_and(|t| t >= since))
 }
 
 impl Pending {
     /// What `view` changed in the shards `bases` names (read before its commit was tried).
     pub(crate) fn of(view: &View, bases: Vec<(String, Option<String>)>) -> Pending {
+        let reads = view
+            .read_bases()
+            .into_iter()
+            .filter(|(name, _)| !bases.iter().any(|(b, _)| b == name))
+            .map(|(name, base)| ShardRead { name, base })
+            .collect();
         Pending {
             schema: PENDING_SCHEMA.into(),
             catalog_id: view.root.catalog_id.clone(),
             written_at_ms: now_ms(),
+            reads,
+            anchors: view
+                .claims()
+                .iter()
+                .map(|(id, etag)| AnchorClaim {
+                    id: id.clone(),
+                    etag: etag.clone(),
+                })
+                .collect(),
             shards: bases
                 .into_iter()
                 .map(|(name, base)| ShardChange {
@@ -123,15 +186,18 @@ impl Pending {
 
     /// Whether `key` is where a shard of this name is written, with this sha256.
     fn names_its_shards_plainly(&self) -> bool {
-        self.shards.iter().all(|c| {
-            !c.name.contains("..")
-                && c.name.split('/').count() == 2
-                && c.base.as_deref().is_none_or(valid_hash)
-                && c.new.as_ref().is_none_or(|r| {
-                    valid_hash(&r.sha256)
-                        && r.key == format!("shards/{}-{}.json", c.name, &r.sha256[..16])
-                })
-        })
+        let plain = |name: &str, base: Option<&str>| {
+            !name.contains("..") && name.split('/').count() == 2 && base.is_none_or(valid_hash)
+        };
+        self.reads.iter().all(|r| plain(&r.name, r.base.as_deref()))
+            && self.anchors.iter().all(|a| objects::valid_id(&a.id))
+            && self.shards.iter().all(|c| {
+                plain(&c.name, c.base.as_deref())
+                    && c.new.as_ref().is_none_or(|r| {
+                        valid_hash(&r.sha256)
+                            && r.key == format!("shards/{}-{}.json", c.name, &r.sha256[..16])
+                    })
+            })
     }
 }
 
@@ -148,108 +214,170 @@ impl<S: Store> Catalog<S> {
         Ok(key)
     }
 
-    /// Other writers' pending changes that this writer may commit (oldest first): signed by a
-    /// trusted key (when the catalog is signed), for this catalog, fresh, and well formed.
-    /// Anything else is skipped and said; ones abandoned long ago are removed.
-    pub(crate) async fn pending_changes(
+    /// The keys of other writers' pending changes worth reading, oldest first: fresh by their
+    /// names and, in a signed catalog, with a signature beside them (what has none is said).
+    /// Ones abandoned long ago are removed.
+    pub(crate) async fn pending_keys(
         &self,
         view: &View,
         mine: &str,
-    ) -> Result<Vec<(String, Pending)>, CatalogError> {
+    ) -> Result<Vec<String>, CatalogError> {
         let now = now_ms();
         let keys = self.list_keys(PENDING_PREFIX).await?;
         let mut abandoned = Vec::new();
         let mut fresh = Vec::new();
+        // In a signed catalog, only changes with a signature beside them are worth reading:
+        // unsigned junk cannot crowd out the real ones.
+        let signed = view.signed_by.is_some() || self.trusted_keys().is_some();
+        let signatures: std::collections::HashSet<&str> = keys
+            .iter()
+            .filter(|k| k.ends_with(".sig"))
+            .map(String::as_str)
+            .collect();
+        let mut unsigned = Vec::new();
         for key in keys
-            .into_iter()
-            .filter(|k| k.ends_with(".json") && k != mine)
+            .iter()
+            .filter(|k| k.ends_with(".json") && *k != mine)
+            .filter(|k| !view.root.pending_committed.contains(k))
+            .cloned()
         {
-            match age_of_key(&key, now) {
+            let age = age_of_key(&key, now);
+            if signed
+                && age.is_some_and(|a| a <= FRESH)
+                && !signatures.contains(sig_key(&key).as_str())
+            {
+                unsigned.push(key);
+                continue;
+            }
+            match age {
                 Some(age) if age <= FRESH => fresh.push(key),
                 Some(age) if age > ABANDONED => abandoned.push(key),
                 Some(_) => {}
                 None => tracing::debug!("{key}: not a pending change's name: skipped"),
             }
         }
+        for key in unsigned {
+            self.say_once(&key, "it has no signature beside it");
+        }
         abandoned.truncate(MAX_READ);
         self.forget_pending(&abandoned).await;
         fresh.truncate(MAX_READ);
+        Ok(fresh)
+    }
+
+    /// The pending changes at `keys` that this writer may commit (in order): signed by a
+    /// trusted key (when the catalog is signed), for this catalog, fresh, and well formed.
+    /// Anything else is skipped and said.
+    pub(crate) async fn read_pendings(
+        &self,
+        view: &View,
+        fresh: Vec<String>,
+    ) -> Vec<(String, Pending)> {
+        let now = now_ms();
         let trust = self.trusted_keys();
         let reads: Vec<_> = fresh
             .into_iter()
             .map(|key| self.read_pending(key, trust.as_ref(), view, now))
             .collect();
-        let read: Vec<Result<Option<(String, Pending)>, CatalogError>> =
-            futures::stream::iter(reads)
-                .buffered(self.concurrency)
-                .collect()
-                .await;
-        let mut out = Vec::new();
-        for r in read {
-            out.extend(r?);
-        }
-        Ok(out)
+        let read: Vec<Option<(String, Pending)>> = futures::stream::iter(reads)
+            .buffered(self.concurrency)
+            .collect()
+            .await;
+        read.into_iter().flatten().collect()
     }
 
-    /// One pending change, if this writer may commit it; why not is said (never an error: one
-    /// publisher's problem is not another's).
+    /// One pending change, if this writer may commit it. Why not is said once per process
+    /// (never an error: one publisher's problem, or a planted file, is not this publish's).
     async fn read_pending(
         &self,
         key: String,
         trust: Option<&super::signing::Trust>,
         view: &View,
         now: u64,
-    ) -> Result<Option<(String, Pending)>, CatalogError> {
-        let Some(v) = self.get(&key).await? else {
+    ) -> Option<(String, Pending)> {
+        let why = match self.check_pending(&key, trust, view, now).await {
+            Ok(Some(p)) => return Some((key, p)),
+            Ok(None) => return None,
+            Err(why) => why,
+        };
+        // Committed and removed while it was read: nothing to say.
+        if let Ok(None) = self.store.get_at_most(&key, MAX_BYTES).await {
+            return None;
+        }
+        self.say_once(&key, &why);
+        None
+    }
+
+    fn say_once(&self, key: &str, why: &str) {
+        if self
+            .pending_said
+            .lock()
+            .is_ok_and(|mut said| said.insert(key.to_string()))
+        {
+            tracing::warn!(
+                "{}: pending change {key} skipped: {why}. Nothing of it is committed; if no publisher of this catalog wrote it, someone who can write the container did (remove it; it is never read once two minutes old)",
+                self.describe()
+            );
+        }
+    }
+
+    async fn check_pending(
+        &self,
+        key: &str,
+        trust: Option<&super::signing::Trust>,
+        view: &View,
+        now: u64,
+    ) -> Result<Option<Pending>, String> {
+        let read = |key: String| async move {
+            self.retry
+                .run_until(self.stop.as_ref(), || {
+                    self.store.get_at_most(&key, MAX_BYTES)
+                })
+                .await
+                .map_err(|e| format!("it cannot be read ({e})"))
+        };
+        let Some(v) = read(key.to_string()).await? else {
             return Ok(None); // committed and removed meanwhile
         };
-        let problem = match trust {
+        match trust {
             Some(trust) => {
-                let sig = self.get(&sig_key(&key)).await?.map(|s| s.bytes);
-                trust
-                    .verify(&v.bytes, sig.as_deref())
-                    .err()
-                    .map(|p| format!("not signed by a trusted key ({p})"))
+                let sig = read(sig_key(key)).await?.map(|s| s.bytes);
+                if let Err(p) = trust.verify(&v.bytes, sig.as_deref()) {
+                    return Err(format!("not signed by a trusted key ({p})"));
+                }
             }
             None if view.signed_by.is_some() => {
-                Some("the catalog is signed, and there is no key to check it with".into())
+                return Err(
+                    "the catalog is signed, and this writer has no key to check it with".into(),
+                );
             }
-            None => None,
-        };
-        let parsed = match problem {
-            Some(p) => Err(p),
-            None => serde_json::from_slice::<Pending>(&v.bytes)
-                .map_err(|e| format!("not a pending change ({e})")),
-        };
-        let checked = parsed.and_then(|p| {
-            let age = Duration::from_millis(now.saturating_sub(p.written_at_ms));
-            if p.schema != PENDING_SCHEMA {
-                Err(format!("schema {}", p.schema))
-            } else if p.catalog_id != view.root.catalog_id {
-                Err("written for another catalog".into())
-            } else if age > FRESH || p.written_at_ms > now + FRESH.as_millis() as u64 {
-                Err("not written in the last two minutes".into())
-            } else if !p.names_its_shards_plainly() {
-                Err("it names shards where sigcat does not write them".into())
-            } else if let Some(e) = p
-                .offers
-                .iter()
-                .find_map(|e| self.check_entry(e, None).err())
-            {
-                Err(crate::error::chain(&e))
-            } else {
-                Ok(p)
-            }
-        });
-        match checked {
-            Ok(p) => Ok(Some((key, p))),
-            // Committed and removed while it was read.
-            Err(_) if self.get(&key).await?.is_none() => Ok(None),
-            Err(why) => {
-                tracing::warn!("{}: pending change {key} skipped: {why}", self.describe());
-                Ok(None)
-            }
+            None => {}
         }
+        let p = serde_json::from_slice::<Pending>(&v.bytes)
+            .map_err(|e| format!("not a pending change ({e})"))?;
+        if p.schema != PENDING_SCHEMA {
+            return Err(format!("schema {}, not {PENDING_SCHEMA}", p.schema));
+        }
+        if p.catalog_id != view.root.catalog_id {
+            return Err("written for another catalog (its catalog id)".into());
+        }
+        if p.written_at_ms > now + FRESH.as_millis() as u64 {
+            return Err("its signed time is in the future".into());
+        }
+        if now.saturating_sub(p.written_at_ms) > FRESH.as_millis() as u64 {
+            return Err("its signed time is more than two minutes ago".into());
+        }
+        if !p.names_its_shards_plainly() {
+            return Err("it names shards or images where sigcat does not write them".into());
+        }
+        if let Some(e) = p
+            .offers
+            .iter()
+            .find_map(|e| self.check_entry(e, None).err())
+        {
+            return Err(crate::error::chain(&e));
+        }
+        Ok(Some(p))
     }
 
     /// Removes pending changes (and their signatures) that are committed or abandoned. Best
@@ -279,28 +407,54 @@ impl<S: Store> Catalog<S> {
 }
 
 impl View {
-    /// Where `pending` stands against this view's root (its sections are read to tell).
+    /// Where `pending` stands against this view's root (its sections are read to tell, and
+    /// its anchors).
     pub(crate) async fn standing<S: Store>(
         &mut self,
         catalog: &Catalog<S>,
         pending: &Pending,
     ) -> Result<Standing, CatalogError> {
-        let (mut committed, mut applies) = (true, true);
+        let (mut committed, mut applies) = (true, pending.catalog_id == self.root.catalog_id);
         for change in &pending.shards {
-            if self.root.sections.contains_key(&section_of(&change.name)) {
-                self.section(catalog, &section_of(&change.name)).await?;
-            }
-            let now = self.shard_ref(&change.name).map(|r| r.sha256.clone());
+            let now = self.current_sha(catalog, &change.name).await?;
             committed &= now == change.new.as_ref().map(|r| r.sha256.clone());
             applies &= now == change.base;
         }
-        Ok(if committed {
-            Standing::Committed
-        } else if applies && pending.catalog_id == self.root.catalog_id {
+        if committed {
+            return Ok(Standing::Committed);
+        }
+        for read in &pending.reads {
+            applies = applies && self.current_sha(catalog, &read.name).await? == read.base;
+        }
+        for claim in &pending.anchors {
+            if !applies {
+                break;
+            }
+            applies = match self.prefetched_anchor(&claim.id) {
+                Some(etag) => etag == Some(claim.etag.as_str()),
+                None => catalog
+                    .get(&objects::anchor_key(&claim.id))
+                    .await?
+                    .is_some_and(|v| v.etag == claim.etag),
+            };
+        }
+        Ok(if applies {
             Standing::Applies
         } else {
             Standing::Stale
         })
+    }
+
+    /// The sha256 shard `name` has in this view's root (none: there is none).
+    async fn current_sha<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        name: &str,
+    ) -> Result<Option<String>, CatalogError> {
+        if self.root.sections.contains_key(&section_of(name)) {
+            self.section(catalog, &section_of(name)).await?;
+        }
+        Ok(self.shard_ref(name).map(|r| r.sha256.clone()))
     }
 
     /// Takes in `pending` if it applies to this view as it is now: its shards in their
@@ -313,6 +467,16 @@ impl View {
         if self.standing(catalog, pending).await? != Standing::Applies {
             return Ok(false);
         }
+        self.take_in(catalog, pending).await?;
+        Ok(true)
+    }
+
+    /// Takes in `pending`, known to apply.
+    pub(crate) async fn take_in<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        pending: &Pending,
+    ) -> Result<(), CatalogError> {
         for change in &pending.shards {
             self.replace_shard(catalog, &change.name, change.new.clone())
                 .await?;
@@ -323,13 +487,26 @@ impl View {
                 self.pointer(catalog, &name).await?.offer(e, &now);
             }
         }
-        Ok(true)
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_oldest_recent_change_leads() {
+        let window = Duration::from_millis(1500);
+        let k = |ms: u64, r: &str| format!("{PENDING_PREFIX}{ms:013}-{r}.json");
+        let mine = k(10_000, "b");
+        assert!(leads(&mine, &[], window));
+        assert!(leads(&mine, &[k(10_000, "c"), k(10_500, "a")], window));
+        assert!(!leads(&mine, &[k(10_000, "a")], window));
+        assert!(!leads(&mine, &[k(9_000, "z")], window));
+        // Older than the window: committed, stale, or its publisher commits by itself.
+        assert!(leads(&mine, &[k(8_000, "z")], window));
+    }
 
     #[test]
     fn keys_say_their_age_and_never_repeat() {
@@ -361,6 +538,8 @@ mod tests {
                     extra: Default::default(),
                 }),
             }],
+            reads: Vec::new(),
+            anchors: Vec::new(),
             offers: Vec::new(),
         };
         let good = format!("shards/1.30.5/ubuntu-2404-{}.json", &sha[..16]);

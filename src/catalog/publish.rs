@@ -18,6 +18,10 @@ use super::{Catalog, CatalogError, Conflict, Outcome};
 use crate::record::Record;
 use std::collections::HashMap;
 
+/// How long a publisher whose pending change is not the oldest waits for the oldest one's
+/// publisher to commit them all, before it commits them itself (that one may have crashed).
+const LEADER_PATIENCE: std::time::Duration = std::time::Duration::from_millis(1500);
+
 impl<S: Store> Catalog<S> {
     /// Publishes prepared entries: their objects first, then one root update for all of them.
     /// Returns one outcome per entry, in order; an entry's conflict does not stop the others.
@@ -52,6 +56,16 @@ impl<S: Store> Catalog<S> {
         let first = self.snapshot(Intent::Write).await?;
         let was_empty = matches!(first.read, super::snapshot::Read::Empty);
         let mut first = Some(first);
+        if was_empty {
+            // A new catalog gets its root (and so its id) before anything names it: publishers
+            // that create one together would otherwise each write revisions for an id of
+            // their own, and all but one would be another catalog's for ever. Whoever loses
+            // this reads the winner's.
+            let mut root = self
+                .view_for_writing(first.take().expect("set above"))
+                .await?;
+            root.commit(self).await?;
+        }
         for e in entries {
             self.put_object(&e.record_ref(), &e.record_bytes).await?;
             self.put_object(&e.template_ref(), &e.template_bytes)
@@ -74,6 +88,11 @@ impl<S: Store> Catalog<S> {
         // This publish's change as other writers can commit it, once it lost a round, and
         // the outcomes worked out with it.
         let mut pending: Option<(String, Pending, Vec<Outcome>)> = None;
+        // Since when this publisher's pending change has been waiting for another to commit
+        // it, whether it was found to be the oldest (its publisher leads), and whether that
+        // was looked at.
+        let mut helping_since: Option<tokio::time::Instant> = None;
+        let (mut leads, mut leads_checked) = (false, false);
         loop {
             let snap = match first.take() {
                 Some(snap) => snap,
@@ -81,28 +100,64 @@ impl<S: Store> Catalog<S> {
             };
             let mut view = self.view_for_writing(snap).await?;
             if let Some((key, change, outcomes)) = pending.take() {
-                match view.standing(self, &change).await? {
+                let standing = if view.root.pending_committed.contains(&key) {
+                    Standing::Committed
+                } else {
+                    view.standing(self, &change).await?
+                };
+                match standing {
+                    // Its file stays a while (removed by a later writer's sweep): removals
+                    // on the way of every commit stalled Azurite for seconds.
                     Standing::Committed => {
-                        self.forget_pending(&[key]).await;
                         *left_pending = None;
                         return Ok(outcomes);
                     }
                     Standing::Applies => {
+                        // The oldest pending change's publisher commits them all; the others
+                        // wait for it (a while: it may be gone), so that one does the work.
+                        // Who leads is read once (a listing); a follower then only reads the
+                        // root until its change is committed, or its patience ends.
+                        let waited = *helping_since.get_or_insert_with(tokio::time::Instant::now);
+                        let patient = !leads && waited.elapsed() < LEADER_PATIENCE;
+                        if patient && leads_checked {
+                            pending = Some((key, change, outcomes));
+                            contention.let_others_commit(self).await?;
+                            continue;
+                        }
+                        let others = self.pending_keys(&view, &key).await?;
+                        if patient {
+                            leads_checked = true;
+                            leads = super::pending::leads(&key, &others, LEADER_PATIENCE);
+                            if !leads {
+                                pending = Some((key, change, outcomes));
+                                contention.let_others_commit(self).await?;
+                                continue;
+                            }
+                        }
                         // Commit it, and every other pending change that applies with it.
-                        view.apply(self, &change).await?;
+                        view.take_in(self, &change).await?;
                         let mut done = vec![key.clone()];
-                        for (other, theirs) in self.pending_changes(&view, &key).await? {
+                        let theirs = self.read_pendings(&view, others).await;
+                        view.prefetch(self, &theirs.iter().map(|(_, p)| p).collect::<Vec<_>>())
+                            .await?;
+                        for (other, theirs) in theirs {
                             if view.apply(self, &theirs).await? {
                                 done.push(other);
                             }
                         }
+                        view.root.note_committed(&done);
                         if view.commit(self).await?.is_some() {
-                            self.forget_pending(&done).await;
                             *left_pending = None;
                             return Ok(outcomes);
                         }
+                        // Lost to another writer: the leader tries again almost at once.
                         pending = Some((key, change, outcomes));
-                        contention.lost(self).await?;
+                        contention
+                            .wait(
+                                self,
+                                std::time::Duration::from_millis(fastrand::u64(0..=10)),
+                            )
+                            .await?;
                         continue;
                     }
                     // A shard changed under it: merge again, from what is there now.
@@ -133,11 +188,13 @@ impl<S: Store> Catalog<S> {
             }
             // Lost to another writer: what this round wrote stays, and whoever commits next
             // may commit it too (a layout 1 to 3 index is upgraded by one writer alone).
-            if !view.legacy {
+            if self.group_commit && !view.legacy {
                 let change = Pending::of(&view, bases);
                 let key = self.put_pending(&change).await?;
                 *left_pending = Some(key.clone());
                 pending = Some((key, change, outcomes));
+                (helping_since, leads, leads_checked) = (None, false, false);
+                contention.let_others_commit(self).await?;
                 continue;
             }
             contention.lost(self).await?;
@@ -234,10 +291,13 @@ impl<S: Store> Catalog<S> {
         let offered_ref = e.record_ref();
         let offered_shard =
             entry::describe(&id, &e.record, Default::default(), String::new()).shard_name();
-        let here = match view.shard(self, &offered_shard).await?.find(&id) {
+        let mut here = match view.shard(self, &offered_shard).await?.find(&id) {
             Some(_) => Some(offered_shard.clone()),
             None => view.locate_for_publish(self, &id, &offered_shard).await?,
         };
+        if here.is_none() {
+            here = self.claim_anchor(view, &id, &offered_shard, None).await?;
+        }
         let Some(shard_name) = here else {
             let (revision, bytes) = entry::revision(
                 &id,
@@ -248,7 +308,6 @@ impl<S: Store> Catalog<S> {
                 view.root.catalog_id.as_deref(),
             );
             self.put_signed(&revision, &bytes).await?;
-            self.put_anchor(&id, &offered_shard).await?;
             mine.insert(revision.key.clone(), Outcome::Published { id: id.clone() });
             let new = e.index_entry(revision, at.to_string());
             self.offer_to_pointer(view, &new).await?;
@@ -332,7 +391,8 @@ impl<S: Store> Catalog<S> {
                 // A Kubernetes version filled in moves the image to the shard of that version.
                 let new_shard = updated.shard_name();
                 if new_shard != shard_name {
-                    self.put_anchor(&id, &new_shard).await?;
+                    self.claim_anchor(view, &id, &new_shard, Some(&shard_name))
+                        .await?;
                 }
                 remove(view.shard(self, &shard_name).await?, &id);
                 view.mark(&shard_name);

@@ -89,6 +89,26 @@ impl<S: Store> Catalog<S> {
         intent: Intent,
         was_empty: bool,
     ) -> Result<Snapshot, CatalogError> {
+        // Processes that share a state directory (writers on one host) remember each
+        // other's roots: one may remember a root newer than the one another just read, which
+        // looks like a rollback for a moment. A real rollback is still there when read again.
+        for wait_ms in [50, 200] {
+            match self.snapshot_once(intent, was_empty).await {
+                Err(CatalogError::Untrusted {
+                    problem: Distrust::Rollback { .. },
+                    ..
+                }) => tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await,
+                other => return other,
+            }
+        }
+        self.snapshot_once(intent, was_empty).await
+    }
+
+    async fn snapshot_once(
+        &self,
+        intent: Intent,
+        was_empty: bool,
+    ) -> Result<Snapshot, CatalogError> {
         if matches!(intent, Intent::Write | Intent::Refresh { .. }) {
             self.check_writer()?;
         }

@@ -152,6 +152,15 @@ impl StoreError {
         }
     }
 
+    /// An object larger than a reader takes.
+    pub fn too_large(key: &str, max: usize) -> Self {
+        StoreError::Failed {
+            op: Op::Read,
+            key: key.to_string(),
+            source: format!("it is larger than {max} bytes").into(),
+        }
+    }
+
     /// The operator must fix credentials or permissions.
     pub fn is_denied(&self) -> bool {
         match self {
@@ -265,6 +274,21 @@ pub trait Store: Send + Sync {
         after: Option<&str>,
         max: usize,
     ) -> impl Future<Output = Result<Page, StoreError>> + Send;
+    /// The object, or `None`; one larger than `max` bytes is refused (`Failed`), where the
+    /// backend can without reading it all: for objects that anyone who can write the store
+    /// could plant where a writer reads them (pending changes).
+    fn get_at_most(
+        &self,
+        key: &str,
+        max: usize,
+    ) -> impl Future<Output = Result<Option<Versioned>, StoreError>> + Send {
+        async move {
+            match self.get(key).await? {
+                Some(v) if v.bytes.len() > max => Err(StoreError::too_large(key, max)),
+                v => Ok(v),
+            }
+        }
+    }
     /// Removes the object at `key`; none there is fine. Only for objects nobody writes again
     /// under the same key (a pending change's key is random): on the local store a removal
     /// racing a write of the same key may leave either, and the key's lock file goes too.

@@ -1705,6 +1705,8 @@ async fn planted_pending_changes_are_never_committed() {
                     extra: Default::default(),
                 }),
             }],
+            reads: Vec::new(),
+            anchors: Vec::new(),
             offers: vec![e],
         };
         let bytes = serde_json::to_vec_pretty(&pending).unwrap();
@@ -1737,6 +1739,7 @@ async fn planted_pending_changes_are_never_committed() {
             inner: s.store.clone(),
             queue,
         })
+        .with_group_commit(true)
         .with_signer(signer(&s.key))
         .with_trust(s.trust.clone())
         .with_state(StateDir::new(s.state.path().join("contended")));
@@ -1767,7 +1770,11 @@ async fn planted_pending_changes_are_never_committed() {
     contended("0.3.4", "0.3.8").await;
     let held = versions(&s.store);
     assert!(held.contains(&"1.29.4".to_string()), "{held:?}");
-    assert!(s.store.read(&trusted).is_none(), "committed, then removed");
+    let root: Root = serde_json::from_slice(&s.store.read(INDEX_KEY).unwrap()).unwrap();
+    assert!(root.pending_committed.contains(&trusted), "named committed");
+    for key in [&unsigned, &forged, &old] {
+        assert!(!root.pending_committed.contains(key), "{key}");
+    }
     assert!(
         !held
             .iter()
@@ -1817,6 +1824,7 @@ async fn a_change_committed_by_another_writer_keeps_its_outcome() {
     let second: Rival = Box::new(move || {
         Box::pin(async move {
             Catalog::new(b_store)
+                .with_group_commit(true)
                 .publish(&[entry("0.7.2", Some("1.37.2"))])
                 .await
                 .unwrap();
@@ -1836,11 +1844,267 @@ async fn a_change_committed_by_another_writer_keeps_its_outcome() {
         })
     });
     queue.lock().unwrap().extend([first, second, third]);
-    let out = Catalog::new(rivals).publish(&[x]).await.unwrap();
+    let out = Catalog::new(rivals)
+        .with_group_commit(true)
+        .publish(&[x])
+        .await
+        .unwrap();
     assert_eq!(out, [Outcome::Published { id: x_id.clone() }]);
     let entries = store.entries();
     let x = entries.iter().find(|e| e.id == x_id).unwrap();
     assert!(x.is_yanked(), "the yank that came after stays");
     assert_eq!(entries.len(), 5, "{entries:?}");
     assert!(queue.lock().unwrap().is_empty());
+}
+
+/// Two publishers of one image with different Kubernetes versions (two shards), both losing a
+/// round: the second to claim the image's anchor has looked at the first one's shard, and the
+/// first one's claim is no longer current, so neither pending change is committed blindly.
+/// One image lands once; the other publish is a conflict, as it is one after the other.
+#[tokio::test]
+async fn one_image_in_two_pending_changes_lands_once() {
+    use super::conformance::{Rival, Rivals};
+    let store = MemoryStore::new();
+    Catalog::new(store.clone())
+        .publish(&[entry("0.6.9", Some("1.36.9"))])
+        .await
+        .unwrap();
+    let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+    let plain_rival = |version: &'static str, kubernetes: &'static str| -> Rival {
+        let plain = store.clone();
+        Box::new(move || {
+            Box::pin(async move {
+                Catalog::new(plain)
+                    .publish(&[entry(version, Some(kubernetes))])
+                    .await
+                    .unwrap();
+            })
+        })
+    };
+    let b_out = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (b_store, seen) = (
+        Rivals {
+            inner: store.clone(),
+            queue: queue.clone(),
+        },
+        b_out.clone(),
+    );
+    let b: Rival = Box::new(move || {
+        Box::pin(async move {
+            let out = Catalog::new(b_store)
+                .with_group_commit(true)
+                .publish(&[entry("0.8.0", Some("1.38.2"))])
+                .await
+                .unwrap();
+            *seen.lock().unwrap() = out;
+        })
+    });
+    queue.lock().unwrap().extend([
+        plain_rival("0.8.1", "1.38.5"),
+        b,
+        plain_rival("0.8.2", "1.38.6"),
+    ]);
+    let a = Catalog::new(Rivals {
+        inner: store.clone(),
+        queue: queue.clone(),
+    })
+    .with_group_commit(true);
+    let a_out = a.publish(&[entry("0.8.0", Some("1.38.1"))]).await.unwrap();
+    assert!(queue.lock().unwrap().is_empty(), "every rival ran");
+    let b_out = b_out.lock().unwrap().clone();
+    let outcomes = [a_out.as_slice(), b_out.as_slice()].concat();
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Published { .. }))
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, Outcome::Conflict(_)))
+            .count(),
+        1,
+        "{outcomes:?}"
+    );
+    let copies = store
+        .entries()
+        .into_iter()
+        .filter(|e| e.gallery_image_version.as_deref() == Some("0.8.0"))
+        .count();
+    assert_eq!(copies, 1);
+    assert!(errors(&verify(&Catalog::new(store.clone())).await).is_empty());
+}
+
+/// Junk planted in `pending/` of a local catalog (a FIFO, a symlink to `/dev/zero`, a 1 GiB
+/// sparse file, a directory, 200 files of `{}`) neither blocks nor fails a contended publish,
+/// and is left where it is.
+#[tokio::test]
+async fn junk_in_pending_neither_blocks_nor_fails_a_publish() {
+    use super::conformance::{Rival, Rivals};
+    use super::local::LocalStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path());
+    Catalog::new(LocalStore::new(dir.path()))
+        .publish(&[entry("0.9.0", Some("1.39.0"))])
+        .await
+        .unwrap();
+    let pending = dir.path().join("pending");
+    std::fs::create_dir_all(&pending).unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let name = |what: &str| pending.join(format!("{now_ms:013}-{what}.json"));
+    let fifo = std::ffi::CString::new(name("fifo").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    std::os::unix::fs::symlink("/dev/zero", name("zero")).unwrap();
+    std::fs::File::create(name("huge"))
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    std::fs::create_dir_all(name("dir")).unwrap();
+    for i in 0..200 {
+        std::fs::write(name(&format!("junk{i:03}")), b"{}").unwrap();
+    }
+    let planted: Vec<_> = std::fs::read_dir(&pending)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::new()));
+    let root = dir.path().to_path_buf();
+    let rival: Rival = Box::new(move || {
+        Box::pin(async move {
+            Catalog::new(LocalStore::new(root))
+                .publish(&[entry("0.9.1", Some("1.39.1"))])
+                .await
+                .unwrap();
+        })
+    });
+    queue.lock().unwrap().push_back(rival);
+    let contended = Catalog::new(Rivals {
+        inner: store,
+        queue,
+    })
+    .with_group_commit(true);
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        contended.publish(&[entry("0.9.2", Some("1.39.2"))]),
+    )
+    .await
+    .expect("a planted FIFO or /dev/zero never blocks a publish")
+    .unwrap();
+    assert!(
+        matches!(out.as_slice(), [Outcome::Published { .. }]),
+        "{out:?}"
+    );
+    for path in &planted {
+        assert!(
+            std::fs::symlink_metadata(path).is_ok(),
+            "{} was removed",
+            path.display()
+        );
+    }
+}
+
+/// Sixteen publishers creating one catalog together: it gets one id before anything names one,
+/// so no revision is written for an id that lost (which `verify` would report for ever).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn publishers_creating_a_catalog_together_agree_on_its_id() {
+    // On disk: every request yields, so the publishers really interleave.
+    let dir = tempfile::tempdir().unwrap();
+    let store = super::local::LocalStore::new(dir.path());
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let store = super::local::LocalStore::new(dir.path());
+        tasks.push(tokio::spawn(async move {
+            Catalog::new(store)
+                .publish(&[entry(&format!("0.5.{i}"), Some("1.35.1"))])
+                .await
+        }));
+    }
+    for t in tasks {
+        let out = t.await.unwrap().unwrap();
+        assert!(
+            matches!(out.as_slice(), [Outcome::Published { .. }]),
+            "{out:?}"
+        );
+    }
+    let catalog = Catalog::new(store);
+    let report = verify(&catalog).await;
+    assert!(errors(&report).is_empty(), "{:?}", report.findings);
+    assert_eq!(catalog.list(&all()).await.unwrap().len(), 16);
+}
+
+/// Serves an older copy of the root on the first read only: what a writer sharing a state
+/// directory with a faster one sees for a moment.
+#[derive(Clone)]
+struct StaleOnce {
+    inner: MemoryStore,
+    old_root: Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+}
+
+impl Store for StaleOnce {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        if key == INDEX_KEY
+            && let Some(bytes) = self.old_root.lock().unwrap().take()
+        {
+            return Ok(Some(Versioned {
+                bytes,
+                etag: "\"stale\"".into(),
+            }));
+        }
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, bytes: Vec<u8>, mode: PutMode) -> Result<String, StoreError> {
+        self.inner.put(key, bytes, mode).await
+    }
+    async fn list_page(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Page, StoreError> {
+        self.inner.list_page(prefix, after, max).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn exists(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+}
+
+/// Two writers on one host share a state directory; the second reads a root just before the
+/// first replaces it and remembers the new one. That is not a rollback: read again, it is
+/// gone. (A root that stays older is refused: `attack_1_...`.)
+#[tokio::test]
+async fn a_root_another_local_writer_just_replaced_is_not_a_rollback() {
+    let s = signed().await;
+    let old = s.store.read(INDEX_KEY).unwrap();
+    s.publisher()
+        .publish(&[entry("0.3.3", Some("1.30.3"))])
+        .await
+        .unwrap();
+    let store = StaleOnce {
+        inner: s.store.clone(),
+        old_root: Arc::new(std::sync::Mutex::new(Some(old))),
+    };
+    let second = Catalog::new(store)
+        .with_signer(signer(&s.key))
+        .with_trust(s.trust.clone())
+        .with_state(StateDir::new(s.state.path().join("publisher")));
+    let out = second
+        .publish(&[entry("0.3.4", Some("1.30.4"))])
+        .await
+        .unwrap();
+    assert!(
+        matches!(out.as_slice(), [Outcome::Published { .. }]),
+        "{out:?}"
+    );
 }

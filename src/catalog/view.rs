@@ -39,6 +39,12 @@ pub(crate) struct View {
     changed_pointers: BTreeSet<String>,
     /// New and updated entries offered to their pointers (what a pending change carries).
     offered: Vec<IndexEntry>,
+    /// Every shard this operation looked at, with the sha256 it had (none: there was none).
+    looked_at: BTreeMap<String, Option<String>>,
+    /// The anchors this operation claimed, with the ETag each got.
+    claims: BTreeMap<String, String>,
+    /// Anchors' ETags read ahead for a group commit (none: no anchor).
+    anchor_etags: HashMap<String, Option<String>>,
 }
 
 impl View {
@@ -55,6 +61,9 @@ impl View {
             pointers: BTreeMap::new(),
             changed_pointers: BTreeSet::new(),
             offered: Vec::new(),
+            looked_at: BTreeMap::new(),
+            claims: BTreeMap::new(),
+            anchor_etags: HashMap::new(),
         }
     }
 
@@ -157,6 +166,80 @@ impl View {
         Ok(self.sections.get_mut(name).expect("inserted above"))
     }
 
+    /// Reads what committing `pendings` will look at, several requests at once: their
+    /// sections, the pointers their entries are offered to, and their anchors' ETags (kept
+    /// for [`View::standing`]). One after another, under load, this was most of a group
+    /// commit's time.
+    pub(crate) async fn prefetch<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        pendings: &[&super::pending::Pending],
+    ) -> Result<(), CatalogError> {
+        let sections: BTreeSet<String> = pendings
+            .iter()
+            .flat_map(|p| {
+                p.shards
+                    .iter()
+                    .map(|c| &c.name)
+                    .chain(p.reads.iter().map(|r| &r.name))
+            })
+            .map(|name| section_of(name))
+            .chain(
+                pendings
+                    .iter()
+                    .flat_map(|p| p.offers.iter().filter_map(IndexEntry::pointer_name)),
+            )
+            .collect();
+        self.load_sections(catalog, |name, _| sections.contains(name))
+            .await?;
+        let pointers: Vec<(String, ObjectRef)> = sections
+            .iter()
+            .filter(|name| !self.pointers.contains_key(*name))
+            .filter_map(|name| Some((name.clone(), self.sections.get(name)?.latest.clone()?)))
+            .collect();
+        let reads: Vec<_> = pointers
+            .into_iter()
+            .map(|(name, r)| async move { (name, catalog.read_object(&r).await) })
+            .collect();
+        let read: Vec<_> = futures::stream::iter(reads)
+            .buffer_unordered(catalog.concurrency)
+            .collect()
+            .await;
+        for (name, bytes) in read {
+            // Anything wrong with one is met again, and handled, when it is used.
+            if let Ok(latest) = bytes.and_then(|b| {
+                serde_json::from_slice::<Latest>(&b)
+                    .map_err(|e| catalog.corrupt(&name, e.to_string()))
+            }) {
+                self.pointers.insert(name, latest);
+            }
+        }
+        let ids: BTreeSet<String> = pendings
+            .iter()
+            .flat_map(|p| p.anchors.iter().map(|a| a.id.clone()))
+            .collect();
+        let gets: Vec<_> = ids
+            .into_iter()
+            .map(|id| async move {
+                let got = catalog.get(&objects::anchor_key(&id)).await;
+                (id, got)
+            })
+            .collect();
+        let got: Vec<_> = futures::stream::iter(gets)
+            .buffer_unordered(catalog.concurrency)
+            .collect()
+            .await;
+        for (id, v) in got {
+            self.anchor_etags.insert(id, v?.map(|v| v.etag));
+        }
+        Ok(())
+    }
+
+    /// An anchor's ETag as prefetched, if it was.
+    pub(crate) fn prefetched_anchor(&self, id: &str) -> Option<Option<&str>> {
+        self.anchor_etags.get(id).map(Option::as_deref)
+    }
+
     /// Reads the sections `keep` accepts (judged from the root), several at once.
     async fn load_sections<S: Store>(
         &mut self,
@@ -229,7 +312,11 @@ impl View {
     ) -> Result<&mut Shard, CatalogError> {
         if !self.shards.contains_key(name) {
             let section = self.section(catalog, &section_of(name)).await?;
-            let shard = match section.shards.get(name).cloned() {
+            let found = section.shards.get(name).cloned();
+            self.looked_at
+                .entry(name.to_string())
+                .or_insert_with(|| found.as_ref().map(|r| r.sha256.clone()));
+            let shard = match found {
                 Some(r) => catalog.read_shard(name, &r).await?,
                 None => Shard::new(name),
             };
@@ -245,14 +332,46 @@ impl View {
         name: &str,
     ) -> Result<bool, CatalogError> {
         let section = section_of(name);
-        if !self.root.sections.contains_key(&section) {
-            return Ok(false);
+        let found = self.root.sections.contains_key(&section)
+            && self
+                .section(catalog, &section)
+                .await?
+                .shards
+                .contains_key(name);
+        if !found {
+            self.looked_at.entry(name.to_string()).or_insert(None);
         }
-        Ok(self
-            .section(catalog, &section)
-            .await?
-            .shards
-            .contains_key(name))
+        Ok(found)
+    }
+
+    /// Whether shard `name` holds image `id` (read to be sure): for the anchor a publish
+    /// claims, whose shard joins what it looked at.
+    pub(crate) async fn holds_image<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        name: &str,
+        id: &str,
+    ) -> Result<bool, CatalogError> {
+        self.holds(catalog, name, id).await
+    }
+
+    /// The shards this operation looked at and did not change, with the sha256 each had.
+    pub(crate) fn read_bases(&self) -> Vec<(String, Option<String>)> {
+        self.looked_at
+            .iter()
+            .filter(|(name, _)| !self.dirty.contains(*name))
+            .map(|(name, base)| (name.clone(), base.clone()))
+            .collect()
+    }
+
+    /// Remembers an anchor this operation claimed.
+    pub(crate) fn claimed(&mut self, id: &str, etag: String) {
+        self.claims.insert(id.to_string(), etag);
+    }
+
+    /// The anchors this operation claimed, with their ETags.
+    pub(crate) fn claims(&self) -> &BTreeMap<String, String> {
+        &self.claims
     }
 
     /// The view without the shards it read and did not change (a listing that moves on to the
@@ -949,6 +1068,61 @@ impl<S: Store> Catalog<S> {
             .ok()
             .filter(|a| a.id == id && !a.shard.contains(".."))
             .map(|a| a.shard))
+    }
+
+    /// Claims image `id` for `shard` before a publish places it there: its anchor is replaced
+    /// only if it is still the one just read (compare-and-swap, tried again if another writer
+    /// got in between), and the shard the replaced anchor named joins what `view` looked at.
+    /// So of two publishers placing one new image in two shards, the later one has looked at
+    /// the earlier one's shard, and the earlier one's claim is no longer current: a pending
+    /// change that was based on either is committed only while that still holds (see
+    /// `pending`). `Some(shard)`: the anchor names another shard that holds the image in
+    /// `view` (it is not new after all).
+    pub(crate) async fn claim_anchor(
+        &self,
+        view: &mut View,
+        id: &str,
+        shard: &str,
+        moving_from: Option<&str>,
+    ) -> Result<Option<String>, CatalogError> {
+        let key = objects::anchor_key(id);
+        let bytes = serde_json::to_vec_pretty(&objects::Anchor {
+            id: id.to_string(),
+            shard: shard.to_string(),
+        })
+        .unwrap_or_default();
+        for _ in 0..8 {
+            let current = self.get(&key).await?;
+            let named = current.as_ref().and_then(|v| {
+                serde_json::from_slice::<objects::Anchor>(&v.bytes)
+                    .ok()
+                    .filter(|a| a.id == id && !a.shard.contains("..") && a.shard != shard)
+                    .map(|a| a.shard)
+            });
+            if let Some(other) = named
+                && Some(other.as_str()) != moving_from
+                && view.holds_image(self, &other, id).await?
+            {
+                return Ok(Some(other));
+            }
+            let mode = match &current {
+                Some(v) => PutMode::IfMatch(v.etag.clone()),
+                None => PutMode::Create,
+            };
+            match self.put(&key, &bytes, &mode).await {
+                Ok(etag) => {
+                    view.claimed(id, etag);
+                    return Ok(None);
+                }
+                Err(StoreError::Precondition { .. }) => continue,
+                Err(e) => return Err(self.storage(e)),
+            }
+        }
+        Err(self.storage(StoreError::Unavailable {
+            op: super::store::Op::Write,
+            key,
+            source: "other writers kept replacing it".into(),
+        }))
     }
 
     /// Says which shard image `id` is in (a hint for the next publish and lookup).

@@ -1050,7 +1050,7 @@ fn step_names(steps: &[(String, Output)]) -> Vec<&str> {
 fn assert_resigned(steps: &[(String, Output)], step: &str) {
     let said = text(&step_output(steps, step).stderr);
     assert!(
-        said.contains("re-signed") && said.contains("sequence 2,"),
+        said.contains("re-signed") && said.contains("sequence 3,"),
         "{said}"
     );
 }
