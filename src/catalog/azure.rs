@@ -246,7 +246,9 @@ fn is_status(e: &azure_core::Error, want: StatusCode) -> bool {
 
 impl Store for AzureStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
-        self.get_at_most(key, usize::MAX).await
+        // Far above anything sigcat writes (a layout 3 index of 100,000 images is ~150 MB): a
+        // planted blob of gigabytes is refused, not read into memory.
+        self.get_at_most(key, 512 << 20).await
     }
 
     async fn get_at_most(&self, key: &str, max: usize) -> Result<Option<Versioned>, StoreError> {

@@ -64,9 +64,27 @@ impl LocalStore {
                 source: "not a valid object key".into(),
             });
         }
+        // No directory on the way may be a symlink: `O_NOFOLLOW` covers only the last part,
+        // and a planted `latest/1.30 -> /elsewhere` would have writes land outside the catalog
+        // and reads come from there.
+        let mut dir = self.root.clone();
+        for part in key.split('/').take(key.split('/').count() - 1) {
+            dir.push(part);
+            match std::fs::symlink_metadata(&dir) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(not_regular(&dir, "a symbolic link to a directory"));
+                }
+                Ok(_) => {}
+                Err(_) => break, // not there (yet): nothing to follow
+            }
+        }
         Ok(self.root.join(key))
     }
 }
+
+/// The largest object sigcat reads: far above any it writes (a layout 3 index of 100,000
+/// images is about 150 MB), so that a planted sparse file of gigabytes is refused, not read.
+const MAX_OBJECT: usize = 512 << 20;
 
 /// The local ETag: a hash of the content, so it changes whenever the content does.
 fn etag(bytes: &[u8]) -> String {
@@ -84,7 +102,7 @@ fn io_error(op: Op, path: &Path, e: std::io::Error) -> StoreError {
 }
 
 fn read(path: &Path) -> Result<Option<Versioned>, StoreError> {
-    read_at_most(path, None)
+    read_at_most(path, Some(MAX_OBJECT))
 }
 
 /// Reads an object's file, never one that is not a regular file: sigcat writes nothing else,
@@ -135,7 +153,7 @@ fn not_regular(path: &Path, what: &str) -> StoreError {
         op: Op::Read,
         key: path.display().to_string(),
         source: format!(
-            "{what}: sigcat writes only regular files here (something else was put there)"
+            "{what}: sigcat writes only directories and regular files here (something else was put there)"
         )
         .into(),
     }
@@ -425,7 +443,10 @@ impl Store for LocalStore {
 
     async fn get_at_most(&self, key: &str, max: usize) -> Result<Option<Versioned>, StoreError> {
         let path = self.path(Op::Read, key)?;
-        blocking(Op::Read, key, move || read_at_most(&path, Some(max))).await
+        blocking(Op::Read, key, move || {
+            read_at_most(&path, Some(max.min(MAX_OBJECT)))
+        })
+        .await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -558,6 +579,44 @@ mod tests {
             store.get_at_most("pending/none.json", 1).await.unwrap(),
             None
         );
+        // Any object: a sparse file of gigabytes is refused, not read into memory.
+        std::fs::File::create(dir.path().join("index.json"))
+            .unwrap()
+            .set_len(4 << 30)
+            .unwrap();
+        assert!(matches!(
+            store.get("index.json").await,
+            Err(StoreError::Failed { .. })
+        ));
+    }
+
+    /// A directory on the way that is a symlink (`latest/1.30 -> /elsewhere`) is refused for
+    /// reads and writes: nothing lands outside the catalog, nothing is read from there.
+    #[tokio::test]
+    async fn a_symlinked_directory_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("ubuntu-2404.json"), b"PLANTED-OUTSIDE").unwrap();
+        std::fs::create_dir_all(dir.path().join("latest")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("latest/1.30")).unwrap();
+        let store = LocalStore::new(dir.path());
+        let read = store.get("latest/1.30/ubuntu-2404.json").await;
+        assert!(read.is_err(), "{read:?}");
+        assert!(
+            store
+                .put(
+                    "latest/1.30/ubuntu-2404.json",
+                    b"x".to_vec(),
+                    PutMode::Overwrite
+                )
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            std::fs::read(outside.path().join("ubuntu-2404.json")).unwrap(),
+            b"PLANTED-OUTSIDE"
+        );
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
     }
 
     /// A large directory is read once per listing, and a change to it is seen at once.

@@ -126,6 +126,9 @@ impl<S: Store> Catalog<S> {
             match self.get(INDEX_KEY).await? {
                 Some(raw) => break raw,
                 None => match self.no_root(intent, was_empty).await {
+                    // Another writer created the root meanwhile (a new catalog): read it.
+                    Err(CatalogError::Corrupt { .. })
+                        if started.elapsed() < grace && self.get(INDEX_KEY).await?.is_some() => {}
                     Err(e @ CatalogError::Corrupt { .. })
                         if started.elapsed() < grace && !self.committed_before().await? =>
                     {
