@@ -69,6 +69,22 @@ impl<S: Store> Catalog<S> {
                 problem: "this command trusts only signed catalogs (--trusted-keys) but has no signing key: what it wrote would be refused by every reader that trusts the catalog; give --signing-key (or SIGCAT_SIGNING_KEY)".into(),
             });
         }
+        // The same for a key the trust file does not list: its readers would refuse all of it.
+        if let (Some(signer), Some(trust)) = (&self.signer, &self.trust) {
+            let probe = b"sigcat: is the signing key in the trust file?";
+            if trust
+                .verify(probe, Some(signer.sign(probe).as_bytes()))
+                .is_err()
+            {
+                return Err(CatalogError::Settings {
+                    catalog: self.describe(),
+                    problem: format!(
+                        "the signing key ({}) is not in --trusted-keys: every reader that trusts that file would refuse what this writes; add its public key to the file (a key rotation lists both keys)",
+                        signer.fingerprint()
+                    ),
+                });
+            }
+        }
         Ok(())
     }
 

@@ -2121,3 +2121,26 @@ async fn a_root_another_local_writer_just_replaced_is_not_a_rollback() {
         "{out:?}"
     );
 }
+
+/// A writer whose signing key its own trust file does not list would write what every reader
+/// of that file refuses: it is a settings error before anything is written (trust that cannot
+/// work fails closed).
+#[tokio::test]
+async fn a_signing_key_the_trust_file_does_not_list_is_refused_before_writing() {
+    let (_, trust) = keypair("ci");
+    let (other, _) = keypair("other");
+    let store = MemoryStore::new();
+    let err = Catalog::new(store.clone())
+        .with_signer(signer(&other))
+        .with_trust(trust)
+        .publish(&[entry("0.3.1", Some("1.30.1"))])
+        .await
+        .unwrap_err();
+    match err {
+        CatalogError::Settings { problem, .. } => {
+            assert!(problem.contains("not in --trusted-keys"), "{problem}")
+        }
+        other => panic!("not a settings error: {other:?}"),
+    }
+    assert!(store.keys().is_empty(), "{:?}", store.keys());
+}
