@@ -407,13 +407,19 @@ impl<S: Store> Catalog<S> {
 }
 
 impl View {
-    /// Where `pending` stands against this view's root (its sections are read to tell, and
-    /// its anchors).
+    /// Where `pending` (written at `key`, if known) stands against this view's root: committed
+    /// if the root names it so, else as its sections (read to tell) and anchors say.
     pub(crate) async fn standing<S: Store>(
         &mut self,
         catalog: &Catalog<S>,
+        key: Option<&str>,
         pending: &Pending,
     ) -> Result<Standing, CatalogError> {
+        if let Some(key) = key
+            && self.root.pending_committed.iter().any(|k| k == key)
+        {
+            return Ok(Standing::Committed);
+        }
         let (mut committed, mut applies) = (true, pending.catalog_id == self.root.catalog_id);
         for change in &pending.shards {
             let now = self.current_sha(catalog, &change.name).await?;
@@ -464,7 +470,7 @@ impl View {
         catalog: &Catalog<S>,
         pending: &Pending,
     ) -> Result<bool, CatalogError> {
-        if self.standing(catalog, pending).await? != Standing::Applies {
+        if self.standing(catalog, None, pending).await? != Standing::Applies {
             return Ok(false);
         }
         self.take_in(catalog, pending).await?;

@@ -100,12 +100,7 @@ impl<S: Store> Catalog<S> {
             };
             let mut view = self.view_for_writing(snap).await?;
             if let Some((key, change, outcomes)) = pending.take() {
-                let standing = if view.root.pending_committed.contains(&key) {
-                    Standing::Committed
-                } else {
-                    view.standing(self, &change).await?
-                };
-                match standing {
+                match view.standing(self, Some(&key), &change).await? {
                     // Its file stays a while (removed by a later writer's sweep): removals
                     // on the way of every commit stalled Azurite for seconds.
                     Standing::Committed => {

@@ -344,17 +344,6 @@ impl View {
         Ok(found)
     }
 
-    /// Whether shard `name` holds image `id` (read to be sure): for the anchor a publish
-    /// claims, whose shard joins what it looked at.
-    pub(crate) async fn holds_image<S: Store>(
-        &mut self,
-        catalog: &Catalog<S>,
-        name: &str,
-        id: &str,
-    ) -> Result<bool, CatalogError> {
-        self.holds(catalog, name, id).await
-    }
-
     /// The shards this operation looked at and did not change, with the sha256 each had.
     pub(crate) fn read_bases(&self) -> Vec<(String, Option<String>)> {
         self.looked_at
@@ -477,8 +466,9 @@ impl View {
             .map(|(name, _)| name.clone())
     }
 
-    /// Whether shard `name` exists and holds image `id` (read to be sure).
-    async fn holds<S: Store>(
+    /// Whether shard `name` exists and holds image `id` (read to be sure); the shard joins
+    /// what this operation looked at.
+    pub(crate) async fn holds<S: Store>(
         &mut self,
         catalog: &Catalog<S>,
         name: &str,
@@ -1101,7 +1091,7 @@ impl<S: Store> Catalog<S> {
             });
             if let Some(other) = named
                 && Some(other.as_str()) != moving_from
-                && view.holds_image(self, &other, id).await?
+                && view.holds(self, &other, id).await?
             {
                 return Ok(Some(other));
             }
