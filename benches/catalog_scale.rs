@@ -336,12 +336,30 @@ fn measure(rt: &tokio::runtime::Runtime, place: Place, n: usize, base: &Record) 
 /// CI runner (Azurite on loopback answers in about a millisecond).
 struct Slow<S>(S, Duration);
 
+/// Requests the publishers sent, by kind: the root's reads and writes, other reads and
+/// writes, listings and deletes.
+static REQUESTS: [std::sync::atomic::AtomicUsize; 6] =
+    [const { std::sync::atomic::AtomicUsize::new(0) }; 6];
+
+fn count(kind: usize, key: &str) {
+    if std::env::var_os("SIGCAT_BENCH_TRACE").is_some() {
+        eprintln!("request {kind} {key}");
+    }
+    REQUESTS[kind].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn take_counts() -> [usize; 6] {
+    std::array::from_fn(|i| REQUESTS[i].swap(0, std::sync::atomic::Ordering::Relaxed))
+}
+
 impl<S: Store> Store for Slow<S> {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        count(if key == "index.json" { 0 } else { 2 }, key);
         tokio::time::sleep(self.1).await;
         self.0.get(key).await
     }
     async fn put(&self, key: &str, bytes: Vec<u8>, mode: PutMode) -> Result<String, StoreError> {
+        count(if key == "index.json" { 1 } else { 3 }, key);
         tokio::time::sleep(self.1).await;
         self.0.put(key, bytes, mode).await
     }
@@ -351,10 +369,12 @@ impl<S: Store> Store for Slow<S> {
         after: Option<&str>,
         max: usize,
     ) -> Result<Page, StoreError> {
+        count(4, prefix);
         tokio::time::sleep(self.1).await;
         self.0.list_page(prefix, after, max).await
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        count(5, key);
         tokio::time::sleep(self.1).await;
         self.0.delete(key).await
     }
@@ -385,15 +405,52 @@ fn concurrency(
             .and_then(|v| v.parse().ok())
             .unwrap_or(20),
     );
+    // Azurite's own pace, the floor under any protocol: 16 concurrent readers of the root.
+    let (reads, took) = rt.block_on(async {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let store = catalog::open_store(&location).unwrap();
+                tokio::spawn(async move {
+                    for _ in 0..200 {
+                        store.get("index.json").await.unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        (16 * 200, start.elapsed())
+    });
+    println!(
+        "\nAzurite served {:.0} reads of the root a second to 16 concurrent readers",
+        reads as f64 / took.as_secs_f64()
+    );
     let each = 10;
     println!(
         "\n| catalog | added latency per request | group commit | publishers x publishes | gave up | lost | p50 | p99 | max | wall time | one publisher's 10 alone | all 160, one after another |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let mut mode = 0;
-    for delay in [Duration::ZERO, latency] {
-        for group in [true, false] {
-            mode += 1;
+    // SIGCAT_BENCH_MODES picks some of them: `0:off,20:on` (added latency in ms : group commit).
+    let modes: Vec<(Duration, bool)> = match std::env::var("SIGCAT_BENCH_MODES") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|m| {
+                let (ms, group) = m.trim().split_once(':')?;
+                Some((Duration::from_millis(ms.parse().ok()?), group == "on"))
+            })
+            .collect(),
+        Err(_) => vec![
+            (Duration::ZERO, true),
+            (Duration::ZERO, false),
+            (latency, true),
+            (latency, false),
+        ],
+    };
+    for (mode, (delay, group)) in modes.into_iter().enumerate() {
+        let mode = mode + 1;
+        {
             let run = |publishers: usize, tag: usize, each: usize| -> (Vec<Duration>, Duration) {
                 rt.block_on(async {
                     let start = Instant::now();
@@ -431,8 +488,11 @@ fn concurrency(
                 })
             };
             let tag = mode * 10;
+            take_counts();
             let (mut concurrent, wall) = run(16, tag + 1, each);
+            let requests = take_counts();
             let (_, one) = run(1, tag + 2, each);
+            let alone = take_counts();
             // The floor for one root: the same 160 publishes, one after another.
             let (_, serial) = run(1, tag + 3, 16 * each);
             // Every one of the 16 x 10 is in the catalog.
@@ -465,6 +525,21 @@ fn concurrency(
                 ms(one),
                 ms(serial)
             );
+            for (who, counts, n) in [
+                ("16 publishers", requests, 16 * each),
+                ("one alone", alone, each),
+            ] {
+                let per = |i: usize| counts[i] as f64 / n as f64;
+                eprintln!(
+                    "requests per publish, {who}: root get {:.1}, root put {:.1}, other get {:.1}, other put {:.1}, list {:.1}, delete {:.1}",
+                    per(0),
+                    per(1),
+                    per(2),
+                    per(3),
+                    per(4),
+                    per(5)
+                );
+            }
         }
     }
 }
@@ -564,6 +639,10 @@ fn main() {
         }
     }
     if parts.contains("concurrency") {
-        concurrency(&rt, &azurite, 10_000, &base);
+        let images = std::env::var("SIGCAT_BENCH_CONCURRENCY_IMAGES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000);
+        concurrency(&rt, &azurite, images, &base);
     }
 }

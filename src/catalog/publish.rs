@@ -16,7 +16,15 @@ use super::store::Store;
 use super::view::View;
 use super::{Catalog, CatalogError, Conflict, Outcome};
 use crate::record::Record;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+
+/// What earlier rounds of one publish did, for the next: the outcomes by the revision each
+/// wrote, this round's to add to them, and the anchors claimed (by image, with their ETags).
+type Rounds<'a> = (
+    &'a HashMap<String, Outcome>,
+    &'a mut HashMap<String, Outcome>,
+    &'a BTreeMap<String, String>,
+);
 
 /// How long a publisher whose pending change is not the oldest waits for the oldest one's
 /// publisher to commit them all, before it commits them itself (that one may have crashed).
@@ -84,6 +92,8 @@ impl<S: Store> Catalog<S> {
         // lost round that another writer committed is found again as it was, not as
         // `unchanged`.
         let mut earlier: HashMap<String, Outcome> = HashMap::new();
+        // The anchors earlier rounds claimed, by image, with their ETags.
+        let mut claimed: BTreeMap<String, String> = BTreeMap::new();
         let mut contention = self.contention();
         // This publish's change as other writers can commit it, once it lost a round, and
         // the outcomes worked out with it.
@@ -166,13 +176,14 @@ impl<S: Store> Catalog<S> {
             let mut outcomes = Vec::new();
             let mut wrote = HashMap::new();
             for e in entries {
-                let mine = (&earlier, &mut wrote);
+                let mine = (&earlier, &mut wrote, &claimed);
                 outcomes.push(
                     self.merge_into(&mut view, e, &at, sequence, &mut known, mine)
                         .await?,
                 );
             }
             earlier.extend(wrote);
+            claimed.extend(view.claims().clone());
             // Nothing to write (or all of it committed already, from a lost round).
             let bases = view.dirty_bases();
             if bases.is_empty() && !view.legacy {
@@ -180,6 +191,10 @@ impl<S: Store> Catalog<S> {
             }
             if view.commit(self).await?.is_some() {
                 return Ok(outcomes);
+            }
+            // A claim another writer took: that image is looked for again, from its anchor.
+            for id in view.lost_claims() {
+                claimed.remove(id);
             }
             // Lost to another writer: what this round wrote stays, and whoever commits next
             // may commit it too (a layout 1 to 3 index is upgraded by one writer alone).
@@ -280,7 +295,7 @@ impl<S: Store> Catalog<S> {
         at: &str,
         sequence: u64,
         known: &mut HashMap<String, serde_json::Value>,
-        (earlier, mine): (&HashMap<String, Outcome>, &mut HashMap<String, Outcome>),
+        (earlier, mine, claimed): Rounds<'_>,
     ) -> Result<Outcome, CatalogError> {
         let id = e.id.clone();
         let offered_ref = e.record_ref();
@@ -288,9 +303,17 @@ impl<S: Store> Catalog<S> {
             entry::describe(&id, &e.record, Default::default(), String::new()).shard_name();
         let mut here = match view.shard(self, &offered_shard).await?.find(&id) {
             Some(_) => Some(offered_shard.clone()),
-            None => view.locate_for_publish(self, &id, &offered_shard).await?,
+            // Claimed in a round this publish lost (to a writer on another shard, most
+            // likely): still new while the claim holds, which the commit checks.
+            None => match claimed.get(&id) {
+                Some(etag) => {
+                    view.hold_claim(&id, etag);
+                    None
+                }
+                None => view.locate_for_publish(self, &id, &offered_shard).await?,
+            },
         };
-        if here.is_none() {
+        if here.is_none() && !claimed.contains_key(&id) {
             here = self.claim_anchor(view, &id, &offered_shard, None).await?;
         }
         let Some(shard_name) = here else {

@@ -345,11 +345,27 @@ async fn unknown_fields_and_layout_1_entries_survive_the_upgrade_to_layout_5() {
 }
 
 /// A store where another publisher writes the root just before each of our first `n` root
-/// writes: our conditional write loses, and the catalog must re-read and merge.
+/// writes (publishing what `rival` makes of the races left): our conditional write loses, and
+/// the catalog must re-read and merge. Counts our listings and anchor writes.
 #[derive(Clone)]
 struct Racing {
     inner: MemoryStore,
     races: Arc<AtomicU32>,
+    rival: fn(u32) -> Entry,
+    listings: Arc<AtomicU32>,
+    anchor_writes: Arc<AtomicU32>,
+}
+
+impl Racing {
+    fn new(rival: fn(u32) -> Entry) -> Racing {
+        Racing {
+            inner: MemoryStore::new(),
+            races: Arc::new(AtomicU32::new(0)),
+            rival,
+            listings: Arc::new(AtomicU32::new(0)),
+            anchor_writes: Arc::new(AtomicU32::new(0)),
+        }
+    }
 }
 
 impl Store for Racing {
@@ -361,10 +377,10 @@ impl Store for Racing {
             self.races.fetch_sub(1, Ordering::SeqCst);
             let rival = Catalog::new(self.inner.clone());
             let n = self.races.load(Ordering::SeqCst);
-            rival
-                .publish(&[entry(&format!("9.9.{n}"), None)])
-                .await
-                .unwrap();
+            rival.publish(&[(self.rival)(n)]).await.unwrap();
+        }
+        if key.ends_with("/image.json") {
+            self.anchor_writes.fetch_add(1, Ordering::SeqCst);
         }
         self.inner.put(key, bytes, mode).await
     }
@@ -374,6 +390,7 @@ impl Store for Racing {
         after: Option<&str>,
         max: usize,
     ) -> Result<Page, StoreError> {
+        self.listings.fetch_add(1, Ordering::SeqCst);
         self.inner.list_page(prefix, after, max).await
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -387,17 +404,25 @@ impl Store for Racing {
     }
 }
 
+/// Rivals that publish new images of their own.
+fn other_image(n: u32) -> Entry {
+    entry(&format!("9.9.{n}"), None)
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_lost_race_is_retried_and_no_entry_is_lost() {
-    let store = Racing {
-        inner: MemoryStore::new(),
-        races: Arc::new(AtomicU32::new(0)),
-    };
+    let store = Racing::new(other_image);
     let catalog = Catalog::new(store.clone());
     catalog.publish(&[entry("0.1.0", None)]).await.unwrap();
     store.races.store(3, Ordering::SeqCst);
+    store.listings.store(0, Ordering::SeqCst);
+    store.anchor_writes.store(0, Ordering::SeqCst);
     let out = catalog.publish(&[entry("0.3.1", None)]).await.unwrap();
     assert!(matches!(out.as_slice(), [Outcome::Published { .. }]));
+    // The rounds it lost cost no listing of its image's objects, and its anchor was claimed
+    // once (the rivals' three claims are written past the counting wrapper).
+    assert_eq!(store.listings.load(Ordering::SeqCst), 0);
+    assert_eq!(store.anchor_writes.load(Ordering::SeqCst), 1);
     let versions: Vec<String> = catalog
         .list(&all())
         .await
@@ -407,6 +432,33 @@ async fn a_lost_race_is_retried_and_no_entry_is_lost() {
         .collect();
     assert_eq!(versions.len(), 5, "{versions:?}");
     assert!(versions.contains(&"0.3.1".to_string()));
+}
+
+/// The rival publishes the same image as ours, with its Kubernetes version: it claims the
+/// image for that version's shard after our first round claimed it for `unknown`.
+fn same_image_known_version(_: u32) -> Entry {
+    entry("0.3.1", Some("1.30.3"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_claim_taken_by_another_writer_between_rounds_is_not_committed_again() {
+    let store = Racing::new(same_image_known_version);
+    let catalog = Catalog::new(store.clone());
+    catalog.publish(&[entry("0.1.0", None)]).await.unwrap();
+    store.races.store(1, Ordering::SeqCst);
+    let out = catalog.publish(&[entry("0.3.1", None)]).await.unwrap();
+    // The rival's record says more (the version): ours adds nothing to it.
+    assert!(
+        matches!(out.as_slice(), [Outcome::Unchanged { .. }]),
+        "{out:?}"
+    );
+    let listed = catalog.list(&all()).await.unwrap();
+    let ours: Vec<_> = listed
+        .iter()
+        .filter(|e| e.gallery_image_version.as_deref() == Some("0.3.1"))
+        .collect();
+    assert_eq!(ours.len(), 1, "in one shard only: {listed:?}");
+    assert_eq!(ours[0].kubernetes_version.as_deref(), Some("1.30.3"));
 }
 
 /// A store that fails the first `n` requests (then works), transiently or for good.
