@@ -29,7 +29,7 @@ Exit codes (the same in every subcommand):
   2  usage or settings: a bad flag, catalog location, credential variable, trust
      or signing setting, or credentials the storage refuses
   3  nothing found: no artifact in the input (truncated log, wrong file), or no
-     catalog image matches
+     catalog image matches (latest, show; a list that matches nothing exits 0)
   4  invalid input: the message names the file, the line and what was expected
   5  a local file or directory could not be read or written
   6  refused: sigcat will not produce or publish this (no gallery or managed
