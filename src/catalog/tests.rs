@@ -1711,7 +1711,8 @@ fn left_out_for_its_lost_event(rebuilt: &super::rebuild::Rebuilt, id: &str, head
 
 /// A pending change (group commit) planted by someone who can write the container, naming a
 /// shard they wrote: never committed unless a trusted key signed it in the last two minutes,
-/// and never removed either (it is not the writer's to judge). A trusted, fresh one with the
+/// and never removed either (it is not the writer's to judge). Another writer commits only
+/// the changes of the last 10 s; older ones are left to their own publishers. A trusted, fresh one with the
 /// same shape is committed: what shows the planted ones were refused for their signature.
 // Real time: the rivals run inside a root write, whose tries are cut at 10 s.
 #[tokio::test]
@@ -1728,7 +1729,11 @@ async fn planted_pending_changes_are_never_committed() {
         .as_millis() as u64;
     // A shard of one image (a copy of a real entry, moved to another version), and the
     // pending change that would put it in the catalog.
-    let plant = |kubernetes: &str, written_at_ms: u64, sign_with: Option<&[u8]>| -> String {
+    let plant_named = |kubernetes: &str,
+                       written_at_ms: u64,
+                       named_at_ms: u64,
+                       sign_with: Option<&[u8]>|
+     -> String {
         let mut e = template.clone();
         e.kubernetes_version = Some(kubernetes.into());
         let name = e.shard_name();
@@ -1762,13 +1767,16 @@ async fn planted_pending_changes_are_never_committed() {
             offers: vec![e],
         };
         let bytes = serde_json::to_vec_pretty(&pending).unwrap();
-        let key = format!("pending/{now_ms:013}-{kubernetes}.json");
+        let key = format!("pending/{named_at_ms:013}-{kubernetes}.json");
         if let Some(pem) = sign_with {
             let sig = signer(pem).sign(&bytes);
             s.store.overwrite(&objects::sig_key(&key), sig.into_bytes());
         }
         s.store.overwrite(&key, bytes);
         key
+    };
+    let plant = |kubernetes: &str, written_at_ms: u64, sign_with: Option<&[u8]>| -> String {
+        plant_named(kubernetes, written_at_ms, now_ms, sign_with)
     };
     let unsigned = plant("1.29.1", now_ms, None);
     let forged = plant("1.29.2", now_ms, Some(&mallory));
@@ -1817,11 +1825,15 @@ async fn planted_pending_changes_are_never_committed() {
         assert!(s.store.read(key).is_some(), "{key} was removed");
     }
     assert!(errors(&verify(&s.reader("after")).await).is_empty());
-    // The control: the same shape, signed by the publisher's key now, is committed.
+    // The control: the same shape, signed by the publisher's key now, is committed; signed
+    // 30 s ago, it is left to its own publisher (and left where it is).
     let trusted = plant("1.29.4", now_ms, Some(&s.key));
+    let earlier = plant_named("1.29.5", now_ms - 30_000, now_ms - 30_000, Some(&s.key));
     contended("0.3.4", "0.3.8").await;
     let held = versions(&s.store);
     assert!(held.contains(&"1.29.4".to_string()), "{held:?}");
+    assert!(!held.contains(&"1.29.5".to_string()), "{held:?}");
+    assert!(s.store.read(&earlier).is_some(), "{earlier} was removed");
     let root: Root = serde_json::from_slice(&s.store.read(INDEX_KEY).unwrap()).unwrap();
     assert!(root.pending_committed.contains(&trusted), "named committed");
     for key in [&unsigned, &forged, &old] {
