@@ -14,8 +14,11 @@
 //! Measured, not asserted: prints Markdown tables for the README. Environment:
 //! SIGCAT_BENCH_SIZES (default 1000,10000,100000), SIGCAT_BENCH_VERIFY_MAX_AZURITE (the largest
 //! Azurite catalog verify and rebuild-index run on, default 50000), SIGCAT_BENCH_PARTS
-//! (default scale,concurrency), SIGCAT_BENCH_STORES (default local,azurite; the local store
-//! is always measured).
+//! (default scale,concurrency; also listing: Azurite's listing of `images/` alone, at each
+//! size), SIGCAT_BENCH_STORES (default local,azurite; the local store is always measured);
+//! for the 16 publishers: SIGCAT_BENCH_MODES (`0:off,20:on`: added latency in ms and group
+//! commit; default all four), SIGCAT_BENCH_LATENCY_MS (default 20),
+//! SIGCAT_BENCH_CONCURRENCY_IMAGES (default 10000), SIGCAT_BENCH_TRACE (every request on stderr).
 
 #[path = "../tests/util.rs"]
 mod util;
@@ -544,6 +547,43 @@ fn concurrency(
     }
 }
 
+/// Azurite's listing on its own, as the container grows: the whole listing of `images/`, a
+/// page (5000 keys, Azure's maximum) at a time, as `verify` and `rebuild-index` read it.
+fn listing(rt: &tokio::runtime::Runtime, azurite: &util::Azurite, sizes: &[usize], base: &Record) {
+    println!("\n| images | keys under images/ | pages | whole listing | slowest page |");
+    println!("|---|---|---|---|---|");
+    for &n in sizes {
+        let location = azurite.url(&format!("listing-{n}"));
+        generate(rt, &location, None, n, base);
+        let store = catalog::open_store(&location).unwrap();
+        let (keys, pages, slowest, took) = rt.block_on(async {
+            let start = Instant::now();
+            let (mut keys, mut pages, mut slowest) = (0, 0, Duration::ZERO);
+            let mut after: Option<String> = None;
+            loop {
+                let t = Instant::now();
+                let page = store
+                    .list_page("images/", after.as_deref(), 5000)
+                    .await
+                    .unwrap();
+                slowest = slowest.max(t.elapsed());
+                keys += page.keys.len();
+                pages += 1;
+                match page.next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            (keys, pages, slowest, start.elapsed())
+        });
+        println!(
+            "| {n} | {keys} | {pages} | {} | {} |",
+            ms(took),
+            ms(slowest)
+        );
+    }
+}
+
 fn main() {
     let sizes: Vec<usize> = std::env::var("SIGCAT_BENCH_SIZES")
         .ok()
@@ -637,6 +677,9 @@ fn main() {
                 r.generated.as_secs_f64()
             );
         }
+    }
+    if parts.contains("listing") {
+        listing(&rt, &azurite, &sizes, &base);
     }
     if parts.contains("concurrency") {
         let images = std::env::var("SIGCAT_BENCH_CONCURRENCY_IMAGES")

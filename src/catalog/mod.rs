@@ -229,16 +229,14 @@ impl<S: Store> Catalog<S> {
     }
 }
 
-/// The waits between rounds of a writer that lost the root to another: short, because a
-/// round after a loss is cheap (the root, its signature, and the claims and sections this
-/// publish holds: four requests one after another) and the root sits idle while writers
-/// sleep; a storage outage's backoff (up to 15 s) would waste it. Measured with 16 writers x
-/// 10 on Azurite, with 20 ms added to every request: a 250 ms cap and a 1 s one took about the
-/// same wall time (16–17 s), and the 250 ms cap cut the slowest publish from 10 s to 7 s; a
-/// 100 ms cap sent a third more requests for about the same wall time.
+/// The waits between rounds of a writer that lost the root to another: short, because the
+/// root is small and another round takes tens of milliseconds; a storage outage's backoff
+/// (up to 15 s) here would leave the root idle while writers sleep. Not shorter: measured with
+/// 16 writers on Azurite, a 200 ms cap took twice as long in all as this 1 s one (the rounds
+/// that lose anyway load the storage the winner waits on).
 const CONTENTION_BACKOFF: crate::retry::BackoffConfig = crate::retry::BackoffConfig {
-    init: Duration::from_millis(10),
-    max: Duration::from_millis(250),
+    init: Duration::from_millis(20),
+    max: Duration::from_secs(1),
     base: 2.0,
 };
 

@@ -16,15 +16,8 @@ use super::store::Store;
 use super::view::View;
 use super::{Catalog, CatalogError, Conflict, Outcome};
 use crate::record::Record;
-use std::collections::{BTreeMap, HashMap};
-
-/// What earlier rounds of one publish did, for the next: the outcomes by the revision each
-/// wrote, this round's to add to them, and the anchors claimed (by image, with their ETags).
-type Rounds<'a> = (
-    &'a HashMap<String, Outcome>,
-    &'a mut HashMap<String, Outcome>,
-    &'a BTreeMap<String, String>,
-);
+use futures::StreamExt;
+use std::collections::HashMap;
 
 /// How long a publisher whose pending change is not the oldest waits for the oldest one's
 /// publisher to commit them all, before it commits them itself (that one may have crashed).
@@ -92,8 +85,6 @@ impl<S: Store> Catalog<S> {
         // lost round that another writer committed is found again as it was, not as
         // `unchanged`.
         let mut earlier: HashMap<String, Outcome> = HashMap::new();
-        // The anchors earlier rounds claimed, by image, with their ETags.
-        let mut claimed: BTreeMap<String, String> = BTreeMap::new();
         let mut contention = self.contention();
         // This publish's change as other writers can commit it, once it lost a round, and
         // the outcomes worked out with it.
@@ -176,14 +167,13 @@ impl<S: Store> Catalog<S> {
             let mut outcomes = Vec::new();
             let mut wrote = HashMap::new();
             for e in entries {
-                let mine = (&earlier, &mut wrote, &claimed);
+                let mine = (&earlier, &mut wrote);
                 outcomes.push(
                     self.merge_into(&mut view, e, &at, sequence, &mut known, mine)
                         .await?,
                 );
             }
             earlier.extend(wrote);
-            claimed.extend(view.claims().clone());
             // Nothing to write (or all of it committed already, from a lost round).
             let bases = view.dirty_bases();
             if bases.is_empty() && !view.legacy {
@@ -191,10 +181,6 @@ impl<S: Store> Catalog<S> {
             }
             if view.commit(self).await?.is_some() {
                 return Ok(outcomes);
-            }
-            // A claim another writer took: that image is looked for again, from its anchor.
-            for id in view.lost_claims() {
-                claimed.remove(id);
             }
             // Lost to another writer: what this round wrote stays, and whoever commits next
             // may commit it too (a layout 1 to 3 index is upgraded by one writer alone).
@@ -243,8 +229,12 @@ impl<S: Store> Catalog<S> {
         let names = view.all_shard_names(self).await?;
         let catalog_id = view.root.catalog_id.clone();
         let (mut revisions, mut events) = (0, 0);
+        // Every image gets its anchor: without one, a publish of it with other content (another
+        // Kubernetes version) would take it for a new image and add it a second time.
+        let mut anchors = Vec::new();
         for name in names {
             let shard = view.shard(self, &name).await?;
+            anchors.extend(shard.images.iter().map(|e| (e.id.clone(), name.clone())));
             for e in &mut shard.images {
                 if !e.objects.contains_key("revision") {
                     let (record, template) =
@@ -274,6 +264,15 @@ impl<S: Store> Catalog<S> {
             }
             view.mark(&name);
         }
+        let writes: Vec<_> = anchors
+            .iter()
+            .map(|(id, shard)| self.put_anchor(id, shard))
+            .collect();
+        let written: Vec<_> = futures::stream::iter(writes)
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        written.into_iter().collect::<Result<Vec<()>, _>>()?;
         tracing::warn!(
             "upgrading {} to layout 5 (sharded, with a sequence and an expiry){}",
             self.describe(),
@@ -295,7 +294,7 @@ impl<S: Store> Catalog<S> {
         at: &str,
         sequence: u64,
         known: &mut HashMap<String, serde_json::Value>,
-        (earlier, mine, claimed): Rounds<'_>,
+        (earlier, mine): (&HashMap<String, Outcome>, &mut HashMap<String, Outcome>),
     ) -> Result<Outcome, CatalogError> {
         let id = e.id.clone();
         let offered_ref = e.record_ref();
@@ -303,17 +302,9 @@ impl<S: Store> Catalog<S> {
             entry::describe(&id, &e.record, Default::default(), String::new()).shard_name();
         let mut here = match view.shard(self, &offered_shard).await?.find(&id) {
             Some(_) => Some(offered_shard.clone()),
-            // Claimed in a round this publish lost (to a writer on another shard, most
-            // likely): still new while the claim holds, which the commit checks.
-            None => match claimed.get(&id) {
-                Some(etag) => {
-                    view.hold_claim(&id, etag);
-                    None
-                }
-                None => view.locate_for_publish(self, &id, &offered_shard).await?,
-            },
+            None => view.locate_for_publish(self, &id, &offered_shard).await?,
         };
-        if here.is_none() && !claimed.contains_key(&id) {
+        if here.is_none() {
             here = self.claim_anchor(view, &id, &offered_shard, None).await?;
         }
         let Some(shard_name) = here else {

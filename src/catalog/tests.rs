@@ -341,19 +341,52 @@ async fn unknown_fields_and_layout_1_entries_survive_the_upgrade_to_layout_5() {
             .latest
             .is_some()
     );
-    assert!(errors(&verify(&catalog).await).is_empty());
+    let report = verify(&catalog).await;
+    assert!(report.findings.is_empty(), "{:#?}", report.findings);
+    // The upgrade gave the old image its anchor (layout 3 had none), so publishing it again
+    // as another Kubernetes version is a conflict, not a second copy of it.
+    let anchor: objects::Anchor =
+        serde_json::from_slice(&store.read(&objects::anchor_key(&a.id)).unwrap()).unwrap();
+    assert_eq!(anchor.shard, "1.30.1/ubuntu-2404");
+    let out = catalog
+        .publish(&[entry("0.3.1", Some("1.31.1"))])
+        .await
+        .unwrap();
+    assert!(matches!(out.as_slice(), [Outcome::Conflict(_)]), "{out:?}");
+    assert_eq!(catalog.list(&all()).await.unwrap().len(), 2);
 }
 
-/// A store where another publisher writes the root just before each of our first `n` root
-/// writes (publishing what `rival` makes of the races left): our conditional write loses, and
-/// the catalog must re-read and merge. Counts our listings and anchor writes.
+/// An image without its anchor (deleted, or a catalog from before anchors) is a warning that
+/// says what it costs and what writes it; rebuild-index writes it.
+#[tokio::test(start_paused = true)]
+async fn verify_warns_of_an_image_without_its_anchor_and_rebuild_index_writes_it() {
+    let store = MemoryStore::new();
+    let catalog = Catalog::new(store.clone());
+    let e = entry("0.3.1", Some("1.30.1"));
+    catalog.publish(std::slice::from_ref(&e)).await.unwrap();
+    assert!(verify(&catalog).await.findings.is_empty());
+    store.remove(&objects::anchor_key(&e.id));
+    let report = verify(&catalog).await;
+    assert!(has(&report, K::Data, S::Warning, &e.id), "{report:#?}");
+    assert!(
+        report.findings[0].problem.contains("rebuild-index"),
+        "{report:#?}"
+    );
+    assert!(errors(&report).is_empty());
+    rebuild(&catalog).await;
+    assert!(store.read(&objects::anchor_key(&e.id)).is_some());
+    assert!(verify(&catalog).await.findings.is_empty());
+}
+
+/// A store where another publisher publishes (what `rival` makes of the races left) just
+/// before each of our first `n` writes of a key ending in `before` (the root, or an anchor):
+/// our conditional write loses, and the catalog must re-read and merge.
 #[derive(Clone)]
 struct Racing {
     inner: MemoryStore,
     races: Arc<AtomicU32>,
     rival: fn(u32) -> Entry,
-    listings: Arc<AtomicU32>,
-    anchor_writes: Arc<AtomicU32>,
+    before: &'static str,
 }
 
 impl Racing {
@@ -362,8 +395,7 @@ impl Racing {
             inner: MemoryStore::new(),
             races: Arc::new(AtomicU32::new(0)),
             rival,
-            listings: Arc::new(AtomicU32::new(0)),
-            anchor_writes: Arc::new(AtomicU32::new(0)),
+            before: INDEX_KEY,
         }
     }
 }
@@ -373,14 +405,11 @@ impl Store for Racing {
         self.inner.get(key).await
     }
     async fn put(&self, key: &str, bytes: Vec<u8>, mode: PutMode) -> Result<String, StoreError> {
-        if key == INDEX_KEY && self.races.load(Ordering::SeqCst) > 0 {
+        if key.ends_with(self.before) && self.races.load(Ordering::SeqCst) > 0 {
             self.races.fetch_sub(1, Ordering::SeqCst);
             let rival = Catalog::new(self.inner.clone());
             let n = self.races.load(Ordering::SeqCst);
             rival.publish(&[(self.rival)(n)]).await.unwrap();
-        }
-        if key.ends_with("/image.json") {
-            self.anchor_writes.fetch_add(1, Ordering::SeqCst);
         }
         self.inner.put(key, bytes, mode).await
     }
@@ -390,7 +419,6 @@ impl Store for Racing {
         after: Option<&str>,
         max: usize,
     ) -> Result<Page, StoreError> {
-        self.listings.fetch_add(1, Ordering::SeqCst);
         self.inner.list_page(prefix, after, max).await
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
@@ -415,14 +443,8 @@ async fn a_lost_race_is_retried_and_no_entry_is_lost() {
     let catalog = Catalog::new(store.clone());
     catalog.publish(&[entry("0.1.0", None)]).await.unwrap();
     store.races.store(3, Ordering::SeqCst);
-    store.listings.store(0, Ordering::SeqCst);
-    store.anchor_writes.store(0, Ordering::SeqCst);
     let out = catalog.publish(&[entry("0.3.1", None)]).await.unwrap();
     assert!(matches!(out.as_slice(), [Outcome::Published { .. }]));
-    // The rounds it lost cost no listing of its image's objects, and its anchor was claimed
-    // once (the rivals' three claims are written past the counting wrapper).
-    assert_eq!(store.listings.load(Ordering::SeqCst), 0);
-    assert_eq!(store.anchor_writes.load(Ordering::SeqCst), 1);
     let versions: Vec<String> = catalog
         .list(&all())
         .await
@@ -438,6 +460,41 @@ async fn a_lost_race_is_retried_and_no_entry_is_lost() {
 /// image for that version's shard after our first round claimed it for `unknown`.
 fn same_image_known_version(_: u32) -> Entry {
     entry("0.3.1", Some("1.30.3"))
+}
+
+/// The rival publishes the same image as ours, from its log alone (no Kubernetes version).
+fn same_image_unknown_version(_: u32) -> Entry {
+    entry("0.3.1", None)
+}
+
+/// Found by an attack on a cheaper retry: the same image published at once from its log
+/// alone and with its manifest (another shard). The rival claims the image first and commits
+/// after our claim replaced its own; our root write loses, and the next round must find the
+/// rival's entry (and update it) rather than trust the claim it still holds.
+#[tokio::test(start_paused = true)]
+async fn a_rival_that_claimed_first_and_committed_later_is_found_in_the_next_round() {
+    let store = Racing {
+        before: "/image.json",
+        ..Racing::new(same_image_unknown_version)
+    };
+    let catalog = Catalog::new(store.clone());
+    catalog.publish(&[entry("0.1.0", None)]).await.unwrap();
+    store.races.store(1, Ordering::SeqCst);
+    let out = catalog
+        .publish(&[entry("0.3.1", Some("1.30.3"))])
+        .await
+        .unwrap();
+    assert!(
+        matches!(out.as_slice(), [Outcome::Updated { .. }]),
+        "{out:?}"
+    );
+    let listed = catalog.list(&all()).await.unwrap();
+    let ours: Vec<_> = listed
+        .iter()
+        .filter(|e| e.gallery_image_version.as_deref() == Some("0.3.1"))
+        .collect();
+    assert_eq!(ours.len(), 1, "in one shard only: {listed:?}");
+    assert_eq!(ours[0].kubernetes_version.as_deref(), Some("1.30.3"));
 }
 
 #[tokio::test(start_paused = true)]

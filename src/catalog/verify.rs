@@ -556,6 +556,17 @@ async fn check_entry<S: Store>(
         ));
         return Ok(out);
     };
+    if !listed
+        .keys
+        .iter()
+        .any(|(_, kind)| matches!(kind, Kind::Anchor))
+    {
+        out.push(warning(
+            FindingKind::Data,
+            &e.id,
+            "has no anchor (image.json): a publish of it with other content, such as another Kubernetes version, would take it for a new image and add it again instead of saying `conflict`; `sigcat catalog rebuild-index` writes it",
+        ));
+    }
     // Every revision and event of the image: signed by a trusted key, and not written under a
     // later sequence than the index (which would mean the index was rolled back).
     let mut links = Vec::new();

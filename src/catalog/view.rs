@@ -43,11 +43,6 @@ pub(crate) struct View {
     looked_at: BTreeMap<String, Option<String>>,
     /// The anchors this operation claimed, with the ETag each got.
     claims: BTreeMap<String, String>,
-    /// Claims from a round this operation lost, taken as still its own and checked at commit
-    /// (beside the writes before the root, so a retry waits one request less).
-    held: BTreeMap<String, String>,
-    /// The held claims that commit found taken by another writer.
-    lost_claims: Vec<String>,
     /// Anchors' ETags read ahead for a group commit (none: no anchor).
     anchor_etags: HashMap<String, Option<String>>,
 }
@@ -68,8 +63,6 @@ impl View {
             offered: Vec::new(),
             looked_at: BTreeMap::new(),
             claims: BTreeMap::new(),
-            held: BTreeMap::new(),
-            lost_claims: Vec::new(),
             anchor_etags: HashMap::new(),
         }
     }
@@ -368,18 +361,6 @@ impl View {
     /// The anchors this operation claimed, with their ETags.
     pub(crate) fn claims(&self) -> &BTreeMap<String, String> {
         &self.claims
-    }
-
-    /// Takes an anchor claimed in a round this operation lost as still its own: `commit`
-    /// checks that it is (its ETag unchanged) before it writes the root.
-    pub(crate) fn hold_claim(&mut self, id: &str, etag: &str) {
-        self.claims.insert(id.to_string(), etag.to_string());
-        self.held.insert(id.to_string(), etag.to_string());
-    }
-
-    /// The held claims the last `commit` found taken by another writer (it wrote no root).
-    pub(crate) fn lost_claims(&self) -> &[String] {
-        &self.lost_claims
     }
 
     /// The view without the shards it read and did not change (a listing that moves on to the
@@ -702,16 +683,10 @@ impl View {
             .iter()
             .map(|name| put_content_named(catalog, "sections", name, &self.sections[name]))
             .collect();
-        let (written, lost): (Vec<_>, _) = futures::join!(
-            futures::stream::iter(writes)
-                .buffered(catalog.concurrency)
-                .collect(),
-            taken_claims(catalog, &self.held)
-        );
-        self.lost_claims = lost?;
-        if !self.lost_claims.is_empty() {
-            return Ok(None);
-        }
+        let written: Vec<_> = futures::stream::iter(writes)
+            .buffered(catalog.concurrency)
+            .collect()
+            .await;
         for (name, written) in sections.into_iter().zip(written) {
             let (key, sha) = written?;
             let r = section_ref(&self.sections[&name], key, sha);
@@ -741,28 +716,6 @@ impl View {
         )?;
         Ok(Some(self.root.sequence))
     }
-}
-
-/// The images of `held` whose anchor is no longer at the ETag this operation's claim got.
-async fn taken_claims<S: Store>(
-    catalog: &Catalog<S>,
-    held: &BTreeMap<String, String>,
-) -> Result<Vec<String>, CatalogError> {
-    let reads: Vec<_> = held
-        .iter()
-        .map(|(id, etag)| async move {
-            let now = catalog.get(&objects::anchor_key(id)).await?;
-            Ok::<_, CatalogError>(match now {
-                Some(v) if v.etag == *etag => None,
-                _ => Some(id.clone()),
-            })
-        })
-        .collect();
-    let read: Vec<_> = futures::stream::iter(reads)
-        .buffer_unordered(catalog.concurrency)
-        .collect()
-        .await;
-    read.into_iter().filter_map(Result::transpose).collect()
 }
 
 /// Writes `value` as `DIR/NAME-<16 hex of its sha256>.json` (create-only): its key and sha256.
