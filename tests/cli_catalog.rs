@@ -704,6 +704,27 @@ fn the_catalog_says_what_is_there_and_whose_fault_a_problem_is() {
     assert!(!err.contains("AZURE_STORAGE"), "{err}");
 }
 
+/// Something planted in a catalog directory where sigcat reads an object (a FIFO at an
+/// image's anchor, a directory at its `latest/` pointer) is the catalog's data (exit 9), with a
+/// hint to remove it: not a permissions problem (5), and never read.
+#[test]
+fn a_planted_file_is_the_catalogs_data_not_a_permissions_problem() {
+    let dir = scratch("cli-planted-file");
+    let cat = dir.join("catalog");
+    let cat_s = cat.display().to_string();
+    ok_publish(&cat_s);
+    let id = first_id(&cat_s);
+    let anchor = cat.join("images").join(&id).join("image.json");
+    std::fs::remove_file(&anchor).unwrap();
+    crate::util::mkfifo(&anchor);
+    let out = sigcat(&["catalog", "show", &id, "--catalog", &cat_s], &[], None);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(9), "{err}");
+    assert!(err.contains("someone put it there"), "{err}");
+    assert!(err.contains("remove what was put at that key"), "{err}");
+    assert!(!err.contains("writable by this user"), "{err}");
+}
+
 fn ok_publish(cat: &str) {
     let out = sigcat(
         &[

@@ -262,10 +262,10 @@ impl Store for AzureStore {
                 Err(e) if is_status(&e, StatusCode::NotFound) => return Ok(None),
                 // sigcat never writes empty objects; an empty one reads as 416 (see the notes).
                 Err(e) if is_status(&e, StatusCode::RequestedRangeNotSatisfiable) => {
-                    return Err(StoreError::Failed {
+                    return Err(StoreError::Planted {
                         op: Op::Read,
                         key: key.to_string(),
-                        source: "the object is empty".into(),
+                        what: "an empty object".into(),
                     });
                 }
                 Err(e) => return Err(classify(Op::Read, key, e)),

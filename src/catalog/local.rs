@@ -72,7 +72,11 @@ impl LocalStore {
             dir.push(part);
             match std::fs::symlink_metadata(&dir) {
                 Ok(m) if m.file_type().is_symlink() => {
-                    return Err(not_regular(&dir, "a symbolic link to a directory"));
+                    return Err(StoreError::Planted {
+                        op,
+                        key: dir.display().to_string(),
+                        what: "a symbolic link to a directory".into(),
+                    });
                 }
                 Ok(_) => {}
                 Err(_) => break, // not there (yet): nothing to follow
@@ -126,7 +130,10 @@ fn read_at_most(path: &Path, max: Option<usize>) -> Result<Option<Versioned>, St
     };
     let meta = file.metadata().map_err(io)?;
     if !meta.is_file() {
-        return Err(not_regular(path, "not a regular file"));
+        return Err(not_regular(
+            path,
+            "something other than a regular file (a directory, FIFO or device)",
+        ));
     }
     if let Some(max) = max
         && meta.len() > max as u64
@@ -149,13 +156,10 @@ fn read_at_most(path: &Path, max: Option<usize>) -> Result<Option<Versioned>, St
 }
 
 fn not_regular(path: &Path, what: &str) -> StoreError {
-    StoreError::Local {
+    StoreError::Planted {
         op: Op::Read,
         key: path.display().to_string(),
-        source: format!(
-            "{what}: sigcat writes only directories and regular files here (something else was put there)"
-        )
-        .into(),
+        what: what.to_string(),
     }
 }
 
@@ -563,7 +567,7 @@ mod tests {
         }
         assert!(matches!(
             store.get_at_most("pending/huge.json", 1 << 20).await,
-            Err(StoreError::Failed { .. })
+            Err(StoreError::Planted { .. })
         ));
         assert_eq!(
             store
@@ -586,7 +590,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             store.get("index.json").await,
-            Err(StoreError::Failed { .. })
+            Err(StoreError::Planted { .. })
         ));
     }
 

@@ -103,6 +103,17 @@ pub enum StoreError {
         /// The cause.
         source: BoxError,
     },
+    /// Something at the key that sigcat never writes there: a FIFO, device, symlink or
+    /// directory, an empty object, or one larger than sigcat ever writes. Someone who can write
+    /// the store put it there: the catalog's own data, not the storage or the filesystem.
+    Planted {
+        /// What the request was doing.
+        op: Op,
+        /// The object (or path).
+        key: String,
+        /// What is there.
+        what: String,
+    },
     /// Transient failures went on past the retry budget.
     GaveUp {
         /// How many tries were made.
@@ -154,10 +165,10 @@ impl StoreError {
 
     /// An object larger than a reader takes.
     pub fn too_large(key: &str, max: usize) -> Self {
-        StoreError::Failed {
+        StoreError::Planted {
             op: Op::Read,
             key: key.to_string(),
-            source: format!("it is larger than {max} bytes").into(),
+            what: format!("an object larger than {max} bytes"),
         }
     }
 
@@ -183,6 +194,10 @@ impl fmt::Display for StoreError {
             }
             StoreError::Local { op, key, .. } => write!(f, "{op} {key}"),
             StoreError::Failed { op, key, .. } => write!(f, "{op} {key} failed"),
+            StoreError::Planted { op, key, what } => write!(
+                f,
+                "{op} {key}: {what} is there, which sigcat never writes (someone put it there)"
+            ),
             StoreError::GaveUp {
                 attempts,
                 elapsed,
@@ -199,7 +214,7 @@ impl fmt::Display for StoreError {
 impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            StoreError::Precondition { .. } => None,
+            StoreError::Precondition { .. } | StoreError::Planted { .. } => None,
             StoreError::Unavailable { source, .. }
             | StoreError::Denied { source, .. }
             | StoreError::Local { source, .. }
@@ -214,6 +229,7 @@ impl Classify for StoreError {
         Some(match self {
             StoreError::Denied { .. } => Fault::Settings,
             StoreError::Local { .. } => Fault::LocalFile,
+            StoreError::Planted { .. } => Fault::CatalogData,
             StoreError::GaveUp { last, .. } => return last.fault(),
             StoreError::Precondition { .. }
             | StoreError::Unavailable { .. }

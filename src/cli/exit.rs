@@ -37,7 +37,8 @@ Exit codes (the same in every subcommand):
   7  conflict: the catalog holds the same image with different content
   8  storage failure: unreachable or failing after bounded retries; nothing is
      half-published, so running again later completes the job
-  9  the catalog's own data is wrong (index, object hash, yank state)
+  9  the catalog's own data is wrong (index, object hash, yank state, a file
+     planted where an object should be)
  10  untrusted: the catalog is unsigned, altered, signed by a key the trust file
      does not list, rolled back, expired, another catalog's, or gone after it
      was seen

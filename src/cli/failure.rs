@@ -108,6 +108,9 @@ pub(crate) fn catalog_hint(e: &CatalogError) -> Option<String> {
         (CatalogError::Storage { .. }, Some(Fault::Settings)) => Some(
             "check AZURE_STORAGE_CONNECTION_STRING / AZURE_STORAGE_KEY / AZURE_STORAGE_SAS_TOKEN, or the identity's role on the container (Storage Blob Data Contributor)".into(),
         ),
+        (CatalogError::Storage { .. }, Some(Fault::CatalogData)) => Some(
+            "remove what was put at that key (sigcat writes only regular, non-empty files of bounded size there); if it was one of the catalog's objects, `sigcat catalog rebuild-index` rebuilds the index from the others".into(),
+        ),
         (CatalogError::Storage { catalog, .. }, Some(Fault::LocalFile)) => Some(format!(
             "the catalog directory {catalog} must exist (or be creatable) and be writable by this user; check its permissions and whether its filesystem is mounted read-only"
         )),
