@@ -456,6 +456,17 @@ async fn a_lost_race_is_retried_and_no_entry_is_lost() {
     assert!(versions.contains(&"0.3.1".to_string()));
 }
 
+/// The one entry of gallery version `version`: an image listed in two shards fails.
+async fn only_entry(catalog: &Catalog<impl Store>, version: &str) -> IndexEntry {
+    let listed = catalog.list(&all()).await.unwrap();
+    let ours: Vec<_> = listed
+        .iter()
+        .filter(|e| e.gallery_image_version.as_deref() == Some(version))
+        .collect();
+    assert_eq!(ours.len(), 1, "in one shard only: {listed:?}");
+    ours[0].clone()
+}
+
 /// The rival publishes the same image as ours, with its Kubernetes version: it claims the
 /// image for that version's shard after our first round claimed it for `unknown`.
 fn same_image_known_version(_: u32) -> Entry {
@@ -488,17 +499,12 @@ async fn a_rival_that_claimed_first_and_committed_later_is_found_in_the_next_rou
         matches!(out.as_slice(), [Outcome::Updated { .. }]),
         "{out:?}"
     );
-    let listed = catalog.list(&all()).await.unwrap();
-    let ours: Vec<_> = listed
-        .iter()
-        .filter(|e| e.gallery_image_version.as_deref() == Some("0.3.1"))
-        .collect();
-    assert_eq!(ours.len(), 1, "in one shard only: {listed:?}");
-    assert_eq!(ours[0].kubernetes_version.as_deref(), Some("1.30.3"));
+    let ours = only_entry(&catalog, "0.3.1").await;
+    assert_eq!(ours.kubernetes_version.as_deref(), Some("1.30.3"));
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_claim_taken_by_another_writer_between_rounds_is_not_committed_again() {
+async fn a_rival_that_claimed_after_us_and_committed_first_is_found_in_the_next_round() {
     let store = Racing::new(same_image_known_version);
     let catalog = Catalog::new(store.clone());
     catalog.publish(&[entry("0.1.0", None)]).await.unwrap();
@@ -509,13 +515,8 @@ async fn a_claim_taken_by_another_writer_between_rounds_is_not_committed_again()
         matches!(out.as_slice(), [Outcome::Unchanged { .. }]),
         "{out:?}"
     );
-    let listed = catalog.list(&all()).await.unwrap();
-    let ours: Vec<_> = listed
-        .iter()
-        .filter(|e| e.gallery_image_version.as_deref() == Some("0.3.1"))
-        .collect();
-    assert_eq!(ours.len(), 1, "in one shard only: {listed:?}");
-    assert_eq!(ours[0].kubernetes_version.as_deref(), Some("1.30.3"));
+    let ours = only_entry(&catalog, "0.3.1").await;
+    assert_eq!(ours.kubernetes_version.as_deref(), Some("1.30.3"));
 }
 
 /// A store that fails the first `n` requests (then works), transiently or for good.
