@@ -254,8 +254,17 @@ impl Contention {
         &mut self,
         catalog: &Catalog<S>,
     ) -> Result<(), CatalogError> {
+        self.lost_on(catalog, INDEX_KEY).await
+    }
+
+    /// Another writer won a compare-and-swap of `key`: wait, or give up past the deadline.
+    pub(crate) async fn lost_on<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        key: &str,
+    ) -> Result<(), CatalogError> {
         let delay = self.backoff.next_delay();
-        self.wait(catalog, delay).await
+        self.wait_on(catalog, delay, key).await
     }
 
     /// A writer that left its change pending gives the others a moment: the first whose
@@ -275,11 +284,20 @@ impl Contention {
         catalog: &Catalog<S>,
         delay: Duration,
     ) -> Result<(), CatalogError> {
+        self.wait_on(catalog, delay, INDEX_KEY).await
+    }
+
+    async fn wait_on<S: Store>(
+        &mut self,
+        catalog: &Catalog<S>,
+        delay: Duration,
+        key: &str,
+    ) -> Result<(), CatalogError> {
         let stopped = catalog.stop.as_ref().is_some_and(Stop::is_stopped);
         if stopped || tokio::time::Instant::now() + delay > self.deadline {
             return Err(catalog.storage(StoreError::Unavailable {
                 op: Op::Write,
-                key: INDEX_KEY.into(),
+                key: key.into(),
                 source: format!("other writers kept changing it for {:?}", self.timeout).into(),
             }));
         }

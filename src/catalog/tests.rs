@@ -356,6 +356,82 @@ async fn unknown_fields_and_layout_1_entries_survive_the_upgrade_to_layout_5() {
     assert_eq!(catalog.list(&all()).await.unwrap().len(), 2);
 }
 
+/// An anchor that is there but says nothing usable (not JSON, another image's, a shard with
+/// `..`) is not taken for "no anchor": the image is looked for by listing, and publishing it
+/// again as another Kubernetes version is a conflict, not a second copy.
+#[tokio::test(start_paused = true)]
+async fn an_anchor_that_says_nothing_usable_costs_a_listing_not_a_duplicate() {
+    for (n, junk) in [
+        b"xx".to_vec(),
+        b"null".to_vec(),
+        br#"{"id": "capi-other-0-1-2-12345678", "shard": "1.32.2/ubuntu-2404"}"#.to_vec(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let store = MemoryStore::new();
+        let catalog = Catalog::new(store.clone());
+        let e = entry("0.3.1", Some("1.30.1"));
+        catalog.publish(std::slice::from_ref(&e)).await.unwrap();
+        store.overwrite(&objects::anchor_key(&e.id), junk);
+        let out = catalog
+            .publish(&[entry("0.3.1", Some("1.31.1"))])
+            .await
+            .unwrap();
+        assert!(
+            matches!(out.as_slice(), [Outcome::Conflict(_)]),
+            "{n}: {out:?}"
+        );
+        let ours = only_entry(&catalog, "0.3.1").await;
+        assert_eq!(ours.kubernetes_version.as_deref(), Some("1.30.1"), "{n}");
+    }
+}
+
+/// Publishers of one image at once take turns on its anchor as on the root: a claim that
+/// loses 20 compare-and-swaps in a row still lands (it used to give up after 8 quick tries,
+/// exit 8, blaming the storage).
+#[tokio::test(start_paused = true)]
+async fn a_claim_that_keeps_losing_waits_as_a_root_write_does() {
+    let store = Racing {
+        before: "/image.json",
+        only_lose: true,
+        ..Racing::new(other_image)
+    };
+    let catalog = Catalog::new(store.clone());
+    catalog.publish(&[entry("0.1.0", None)]).await.unwrap();
+    store.races.store(20, Ordering::SeqCst);
+    let out = catalog.publish(&[entry("0.3.1", None)]).await.unwrap();
+    assert!(
+        matches!(out.as_slice(), [Outcome::Published { .. }]),
+        "{out:?}"
+    );
+    assert_eq!(store.races.load(Ordering::SeqCst), 0);
+}
+
+/// 16 publishers of one image at once, half with its Kubernetes version: none fails, and it
+/// is listed once, with the version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn publishers_of_one_image_at_once_take_turns_on_its_anchor() {
+    let store = MemoryStore::new();
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let kubernetes = if i % 2 == 0 { None } else { Some("1.30.1") };
+                Catalog::new(store)
+                    .publish(&[entry("0.3.1", kubernetes)])
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let out = t.await.unwrap();
+        assert!(out.is_ok(), "{out:?}");
+    }
+    let ours = only_entry(&Catalog::new(store), "0.3.1").await;
+    assert_eq!(ours.kubernetes_version.as_deref(), Some("1.30.1"));
+}
+
 /// An image without its anchor (deleted, or a catalog from before anchors) is a warning that
 /// says what it costs and what writes it; rebuild-index writes it.
 #[tokio::test(start_paused = true)]
@@ -387,6 +463,8 @@ struct Racing {
     races: Arc<AtomicU32>,
     rival: fn(u32) -> Entry,
     before: &'static str,
+    /// The rival's write is only seen: ours fails as if another writer had just written.
+    only_lose: bool,
 }
 
 impl Racing {
@@ -396,6 +474,7 @@ impl Racing {
             races: Arc::new(AtomicU32::new(0)),
             rival,
             before: INDEX_KEY,
+            only_lose: false,
         }
     }
 }
@@ -407,6 +486,9 @@ impl Store for Racing {
     async fn put(&self, key: &str, bytes: Vec<u8>, mode: PutMode) -> Result<String, StoreError> {
         if key.ends_with(self.before) && self.races.load(Ordering::SeqCst) > 0 {
             self.races.fetch_sub(1, Ordering::SeqCst);
+            if self.only_lose && mode != PutMode::Overwrite {
+                return Err(StoreError::Precondition { key: key.into() });
+            }
             let rival = Catalog::new(self.inner.clone());
             let n = self.races.load(Ordering::SeqCst);
             rival.publish(&[(self.rival)(n)]).await.unwrap();

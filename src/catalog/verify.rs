@@ -926,7 +926,13 @@ async fn check_pointers<S: Store>(
             Err(CatalogError::Corrupt { key, problem, .. }) => {
                 findings.push(match pointer_ahead(catalog, &key, view).await? {
                     Some(ahead) => ahead,
-                    None => error(FindingKind::Data, &key, problem),
+                    None => error(
+                        FindingKind::Data,
+                        &key,
+                        format!(
+                            "{problem} (pointers are written just after the root: a writer stopped between the two leaves this; `sigcat catalog refresh` rewrites every pointer)"
+                        ),
+                    ),
                 });
                 continue;
             }

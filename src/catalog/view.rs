@@ -450,7 +450,7 @@ impl View {
             return Ok(Some(name));
         }
         // Its anchor says where; it is only a hint, so the shard is read to be sure.
-        if let Some(name) = catalog.anchor(id).await?
+        if let Anchored::In(name) = catalog.anchor(id).await?
             && self.holds(catalog, &name, id).await?
         {
             return Ok(Some(name));
@@ -511,11 +511,13 @@ impl View {
         if unknown != natural && self.holds(catalog, &unknown, id).await? {
             return Ok(Some(unknown));
         }
-        let Some(anchored) = catalog.anchor(id).await? else {
-            return Ok(None);
-        };
-        if self.holds(catalog, &anchored, id).await? {
-            return Ok(Some(anchored));
+        match catalog.anchor(id).await? {
+            Anchored::Nothing => return Ok(None),
+            Anchored::In(anchored) if self.holds(catalog, &anchored, id).await? => {
+                return Ok(Some(anchored));
+            }
+            // Wrong, or not an anchor at all (planted, or damaged): only a listing can say.
+            Anchored::In(_) | Anchored::Unusable => {}
         }
         self.listed_shard_holding(catalog, id).await
     }
@@ -1048,16 +1050,25 @@ impl<S: Store> Catalog<S> {
     }
 }
 
+/// What an image's anchor says: nothing (there is none: a new image), a shard, or something
+/// that is not an anchor of this image (unreadable JSON, another image's, a shard name with
+/// `..`), which says nothing about where the image is.
+pub(crate) enum Anchored {
+    Nothing,
+    In(String),
+    Unusable,
+}
+
 impl<S: Store> Catalog<S> {
-    /// The shard image `id`'s anchor names, if it has one that reads.
-    pub(crate) async fn anchor(&self, id: &str) -> Result<Option<String>, CatalogError> {
+    /// What image `id`'s anchor says.
+    pub(crate) async fn anchor(&self, id: &str) -> Result<Anchored, CatalogError> {
         let Some(v) = self.get(&objects::anchor_key(id)).await? else {
-            return Ok(None);
+            return Ok(Anchored::Nothing);
         };
         Ok(serde_json::from_slice::<objects::Anchor>(&v.bytes)
             .ok()
             .filter(|a| a.id == id && !a.shard.contains(".."))
-            .map(|a| a.shard))
+            .map_or(Anchored::Unusable, |a| Anchored::In(a.shard)))
     }
 
     /// Claims image `id` for `shard` before a publish places it there: its anchor is replaced
@@ -1081,7 +1092,11 @@ impl<S: Store> Catalog<S> {
             shard: shard.to_string(),
         })
         .unwrap_or_default();
-        for _ in 0..8 {
+        // Publishers of one image at once take turns here as they do on the root: a lost
+        // compare-and-swap waits a moment and reads again, for as long as a publisher is
+        // patient with the root (it used to give up after 8 quick tries, exit 8).
+        let mut contention = self.contention();
+        loop {
             let current = self.get(&key).await?;
             let named = current.as_ref().and_then(|v| {
                 serde_json::from_slice::<objects::Anchor>(&v.bytes)
@@ -1104,15 +1119,10 @@ impl<S: Store> Catalog<S> {
                     view.claimed(id, etag);
                     return Ok(None);
                 }
-                Err(StoreError::Precondition { .. }) => continue,
+                Err(StoreError::Precondition { .. }) => contention.lost_on(self, &key).await?,
                 Err(e) => return Err(self.storage(e)),
             }
         }
-        Err(self.storage(StoreError::Unavailable {
-            op: super::store::Op::Write,
-            key,
-            source: "other writers kept replacing it".into(),
-        }))
     }
 
     /// Says which shard image `id` is in (a hint for the next publish and lookup).
