@@ -432,6 +432,35 @@ async fn publishers_of_one_image_at_once_take_turns_on_its_anchor() {
     assert_eq!(ours.kubernetes_version.as_deref(), Some("1.30.1"));
 }
 
+/// What a publish killed before its revision leaves (record, template, anchor) is a warning
+/// that says so, not "the catalog's data is wrong": nothing reads it, and publishing the image
+/// again completes it.
+#[tokio::test(start_paused = true)]
+async fn a_publish_killed_before_its_revision_leaves_a_warning_not_an_error() {
+    let store = MemoryStore::new();
+    let catalog = Catalog::new(store.clone());
+    catalog.publish(&[entry("0.3.1", None)]).await.unwrap();
+    let killed = entry("0.3.2", Some("1.30.2"));
+    store.overwrite(&killed.record_ref().key, killed.record_bytes.clone());
+    store.overwrite(&killed.template_ref().key, killed.template_bytes.clone());
+    let anchor = serde_json::json!({"id": killed.id, "shard": "1.30.2/ubuntu-2404"});
+    store.overwrite(
+        &objects::anchor_key(&killed.id),
+        serde_json::to_vec(&anchor).unwrap(),
+    );
+    let report = verify(&catalog).await;
+    assert!(errors(&report).is_empty(), "{report:#?}");
+    assert!(
+        has(&report, K::Orphan, S::Warning, "no revision"),
+        "{report:#?}"
+    );
+    catalog
+        .publish(std::slice::from_ref(&killed))
+        .await
+        .unwrap();
+    assert!(verify(&catalog).await.findings.is_empty());
+}
+
 /// An image without its anchor (deleted, or a catalog from before anchors) is a warning that
 /// says what it costs and what writes it; rebuild-index writes it.
 #[tokio::test(start_paused = true)]
@@ -1006,7 +1035,7 @@ async fn verify_finds_altered_objects_a_lying_index_bad_yanks_stale_pointers_and
     let mut pointer: Latest = serde_json::from_slice(&store.read(&pointer_key).unwrap()).unwrap();
     pointer.image.as_mut().unwrap().id = "forged".into();
     store.overwrite(&pointer_key, serde_json::to_vec(&pointer).unwrap());
-    // An image whose publish never reached the index.
+    // An image whose publish never reached its revision (a warning: nothing reads it).
     let orphan = entry("0.3.3", None);
     store.overwrite(&orphan.record_ref().key, orphan.record_bytes.clone());
     let report = verify(&catalog).await;
@@ -1015,7 +1044,7 @@ async fn verify_finds_altered_objects_a_lying_index_bad_yanks_stale_pointers_and
         (K::Data, S::Error, "regions"),
         (K::Data, S::Error, "newest event"),
         (K::Data, S::Error, "latest/1.30/ubuntu-2404.json"),
-        (K::Data, S::Error, &orphan.id),
+        (K::Orphan, S::Warning, &orphan.id),
     ] {
         assert!(
             has(&report, kind, severity, needle),

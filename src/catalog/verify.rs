@@ -331,6 +331,18 @@ pub async fn verify<S: Store>(
                 id,
                 format!("{} objects of a complete image the index does not list (a publish that never finished?); `sigcat catalog rebuild-index` would add it", listed.keys.len()),
             )),
+            // What a publish killed before its revision leaves (its record, template and
+            // anchor): nothing reads it, and publishing the image again completes it. Not the
+            // catalog's data being wrong.
+            None if listed.of(Kind::Revision).next().is_none()
+                && listed.of(Kind::Event).next().is_none() =>
+            {
+                findings.push(warning(
+                    FindingKind::Orphan,
+                    id,
+                    format!("{} objects of an image the index does not list, with no revision: what a publish that stopped before it wrote one leaves (publishing the image again completes it), or objects planted; nothing reads them", listed.keys.len()),
+                ));
+            }
             None => {
                 let why: Vec<String> = d.findings.iter().filter(|f| f.severity == Severity::Error).map(|f| format!("{}: {}", f.subject, f.problem)).collect();
                 findings.push(error(
