@@ -290,7 +290,7 @@ pub trait Store: Send + Sync {
         after: Option<&str>,
         max: usize,
     ) -> impl Future<Output = Result<Page, StoreError>> + Send;
-    /// The object, or `None`; one larger than `max` bytes is refused (`Failed`), where the
+    /// The object, or `None`; one larger than `max` bytes is refused (`Planted`), where the
     /// backend can without reading it all: for objects that anyone who can write the store
     /// could plant where a writer reads them (pending changes).
     fn get_at_most(

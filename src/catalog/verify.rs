@@ -568,11 +568,7 @@ async fn check_entry<S: Store>(
         ));
         return Ok(out);
     };
-    if !listed
-        .keys
-        .iter()
-        .any(|(_, kind)| matches!(kind, Kind::Anchor))
-    {
+    if listed.of(Kind::Anchor).next().is_none() {
         out.push(warning(
             FindingKind::Data,
             &e.id,

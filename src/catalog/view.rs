@@ -1059,16 +1059,22 @@ pub(crate) enum Anchored {
     Unusable,
 }
 
+/// The shard an anchor's `bytes` name, if they are an anchor of image `id` whose shard name
+/// stays inside the catalog.
+fn anchored_shard(bytes: &[u8], id: &str) -> Option<String> {
+    serde_json::from_slice::<objects::Anchor>(bytes)
+        .ok()
+        .filter(|a| a.id == id && !a.shard.contains(".."))
+        .map(|a| a.shard)
+}
+
 impl<S: Store> Catalog<S> {
     /// What image `id`'s anchor says.
     pub(crate) async fn anchor(&self, id: &str) -> Result<Anchored, CatalogError> {
         let Some(v) = self.get(&objects::anchor_key(id)).await? else {
             return Ok(Anchored::Nothing);
         };
-        Ok(serde_json::from_slice::<objects::Anchor>(&v.bytes)
-            .ok()
-            .filter(|a| a.id == id && !a.shard.contains(".."))
-            .map_or(Anchored::Unusable, |a| Anchored::In(a.shard)))
+        Ok(anchored_shard(&v.bytes, id).map_or(Anchored::Unusable, Anchored::In))
     }
 
     /// Claims image `id` for `shard` before a publish places it there: its anchor is replaced
@@ -1095,15 +1101,13 @@ impl<S: Store> Catalog<S> {
         // Publishers of one image at once take turns here as they do on the root: a lost
         // compare-and-swap waits a moment and reads again, for as long as a publisher is
         // patient with the root (it used to give up after 8 quick tries, exit 8).
-        let mut contention = self.contention();
+        let mut contention = self.contention_on(&key);
         loop {
             let current = self.get(&key).await?;
-            let named = current.as_ref().and_then(|v| {
-                serde_json::from_slice::<objects::Anchor>(&v.bytes)
-                    .ok()
-                    .filter(|a| a.id == id && !a.shard.contains("..") && a.shard != shard)
-                    .map(|a| a.shard)
-            });
+            let named = current
+                .as_ref()
+                .and_then(|v| anchored_shard(&v.bytes, id))
+                .filter(|named| named != shard);
             if let Some(other) = named
                 && Some(other.as_str()) != moving_from
                 && view.holds(self, &other, id).await?
@@ -1119,7 +1123,7 @@ impl<S: Store> Catalog<S> {
                     view.claimed(id, etag);
                     return Ok(None);
                 }
-                Err(StoreError::Precondition { .. }) => contention.lost_on(self, &key).await?,
+                Err(StoreError::Precondition { .. }) => contention.lost(self).await?,
                 Err(e) => return Err(self.storage(e)),
             }
         }
