@@ -219,6 +219,21 @@ impl<S: Store> Catalog<S> {
         }
     }
 
+    /// Runs every one of `work` (writes, mostly), at most `concurrency` at a time and in any
+    /// order; then says the first error, if any. Each runs to its end whatever the others do:
+    /// a pointer that could be written after its root still is.
+    pub(crate) async fn all_bounded<T>(
+        &self,
+        work: impl IntoIterator<Item = impl std::future::Future<Output = Result<T, CatalogError>>>,
+    ) -> Result<Vec<T>, CatalogError> {
+        use futures::StreamExt;
+        let done: Vec<_> = futures::stream::iter(work)
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        done.into_iter().collect()
+    }
+
     /// How long, and how patiently, a writer keeps trying when other writers keep winning
     /// the root.
     pub(crate) fn contention(&self) -> Contention {

@@ -16,7 +16,6 @@ use super::store::Store;
 use super::view::View;
 use super::{Catalog, CatalogError, Conflict, Outcome};
 use crate::record::Record;
-use futures::StreamExt;
 use std::collections::HashMap;
 
 /// How long a publisher whose pending change is not the oldest waits for the oldest one's
@@ -268,11 +267,7 @@ impl<S: Store> Catalog<S> {
             .iter()
             .map(|(id, shard)| self.put_anchor(id, shard))
             .collect();
-        let written: Vec<_> = futures::stream::iter(writes)
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
-        written.into_iter().collect::<Result<Vec<()>, _>>()?;
+        self.all_bounded(writes).await?;
         tracing::warn!(
             "upgrading {} to layout 5 (sharded, with a sequence and an expiry){}",
             self.describe(),

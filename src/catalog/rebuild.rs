@@ -963,11 +963,7 @@ impl<S: Store> Catalog<S> {
                     .chain(anchors.iter().map(|(id, shard)| {
                         futures::future::Either::Right(self.put_anchor(id, shard))
                     }));
-            let mut writes = futures::stream::iter(writes).buffer_unordered(self.concurrency);
-            while let Some(written) = writes.next().await {
-                written?;
-            }
-            drop(writes);
+            self.all_bounded(writes).await?;
             let mut root = Root::empty(&now, &now);
             root.sequence = base;
             root.extra = extra;

@@ -699,17 +699,12 @@ impl View {
             return Ok(None);
         }
         let sequence = self.root.sequence;
+        // Collected first: a lazy map here makes the publish future not `Send`.
         let writes: Vec<_> = pointer_bytes
             .iter()
             .map(|(name, bytes)| catalog.put_pointer(name, bytes, sequence))
             .collect();
-        let written: Vec<_> = futures::stream::iter(writes)
-            .buffer_unordered(catalog.concurrency)
-            .collect()
-            .await;
-        for w in written {
-            w?;
-        }
+        catalog.all_bounded(writes).await?;
         catalog.remember(
             self.root.sequence,
             &sha256(&bytes),
